@@ -1,0 +1,536 @@
+//! One endpoint's view of a vchan: stream and packet I/O over the two rings.
+
+use core::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+use crate::error::Error;
+use crate::layout::*;
+use crate::mem::{RingMem, SharedPage};
+use crate::order::Orders;
+use crate::Role;
+
+impl Role {
+    /// Offsets of (cons, prod) of the ring this role reads.
+    const fn read_indices(self) -> (usize, usize) {
+        match self {
+            Role::Server => (LEFT_CONS, LEFT_PROD),
+            Role::Client => (RIGHT_CONS, RIGHT_PROD),
+        }
+    }
+    /// Offsets of (cons, prod) of the ring this role writes.
+    const fn write_indices(self) -> (usize, usize) {
+        match self {
+            Role::Server => (RIGHT_CONS, RIGHT_PROD),
+            Role::Client => (LEFT_CONS, LEFT_PROD),
+        }
+    }
+    /// Offset of this role's own live byte.
+    pub const fn live_offset(self) -> usize {
+        match self {
+            Role::Server => SRV_LIVE,
+            Role::Client => CLI_LIVE,
+        }
+    }
+    /// Offset of the notify byte holding the bits this role acts on.
+    pub const fn notify_offset(self) -> usize {
+        match self {
+            Role::Server => SRV_NOTIFY,
+            Role::Client => CLI_NOTIFY,
+        }
+    }
+    /// The other role.
+    pub const fn peer(self) -> Role {
+        match self {
+            Role::Server => Role::Client,
+            Role::Client => Role::Server,
+        }
+    }
+}
+
+/// The state of an endpoint as announced by its live byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiveState {
+    /// 0: closed, or died (the unmap-notify cleared the byte).
+    Exited,
+    /// 1: connected.
+    Connected,
+    /// 2: not connected yet.
+    Waiting,
+}
+
+impl LiveState {
+    /// Decode a live byte; other values are a protocol violation.
+    pub const fn from_byte(b: u8) -> Result<LiveState, Error> {
+        match b {
+            LIVE_EXITED => Ok(LiveState::Exited),
+            LIVE_CONNECTED => Ok(LiveState::Connected),
+            LIVE_WAITING => Ok(LiveState::Waiting),
+            other => Err(Error::BadLiveState(other)),
+        }
+    }
+    /// The byte encoding this state.
+    pub const fn to_byte(self) -> u8 {
+        match self {
+            LiveState::Exited => LIVE_EXITED,
+            LiveState::Connected => LIVE_CONNECTED,
+            LiveState::Waiting => LIVE_WAITING,
+        }
+    }
+}
+
+/// The outcome of a successful ring operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "when `notify` is set the peer must be signalled on the event channel"]
+pub struct Transfer {
+    /// Bytes moved (0 when nothing could be moved).
+    pub bytes: usize,
+    /// The peer asked to be told about this progress: signal the event
+    /// channel.
+    pub notify: bool,
+}
+
+impl Transfer {
+    const NOTHING: Transfer = Transfer {
+        bytes: 0,
+        notify: false,
+    };
+}
+
+/// A contiguous run of readable bytes in the read ring (see
+/// [`Channel::peek`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Byte offset in the read ring.
+    pub offset: usize,
+    /// Number of readable bytes starting there (never past the ring's end).
+    pub len: usize,
+}
+
+/// Read the ring orders from a shared page, once, and validate them, as a
+/// client does right after mapping the page.
+pub fn read_orders<P: SharedPage>(page: &P) -> Result<Orders, Error> {
+    let left = page.load_u16(LEFT_ORDER, Acquire);
+    let right = page.load_u16(RIGHT_ORDER, Acquire);
+    Orders::validate(left, right)
+}
+
+/// Read grant ref number `index` from the page's `grants[]`.
+pub fn read_grant<P: SharedPage>(page: &P, index: usize) -> Result<u32, Error> {
+    if index >= MAX_GRANTS {
+        return Err(Error::GrantIndex(index));
+    }
+    Ok(page.load_u32(GRANTS + 4 * index, Relaxed))
+}
+
+/// Write grant ref number `index` into the page's `grants[]` (server side,
+/// during set-up).
+pub fn write_grant<P: SharedPage>(page: &P, index: usize, gref: u32) -> Result<(), Error> {
+    if index >= MAX_GRANTS {
+        return Err(Error::GrantIndex(index));
+    }
+    page.store_u32(GRANTS + 4 * index, gref, Relaxed);
+    Ok(())
+}
+
+/// Initialise a freshly shared page as a server does: zero it, write the
+/// orders, `cli_live = 2` (waiting), `srv_live = 1`, and ask the client to
+/// notify after it writes.
+pub fn init_server_page<P: SharedPage>(page: &P, orders: Orders) {
+    for offset in (0..PAGE_SIZE).step_by(4) {
+        page.store_u32(offset, 0, Relaxed);
+    }
+    page.store_u16(LEFT_ORDER, u16::from(orders.left()), Relaxed);
+    page.store_u16(RIGHT_ORDER, u16::from(orders.right()), Relaxed);
+    page.store_u8(CLI_LIVE, LIVE_WAITING, Relaxed);
+    page.store_u8(CLI_NOTIFY, NOTIFY_WRITE, Relaxed);
+    page.store_u8(SRV_LIVE, LIVE_CONNECTED, Release);
+}
+
+/// One endpoint of a vchan over a shared page `P` and rings `R`.
+///
+/// Our own indices (`cons` of the ring we read, `prod` of the ring we write)
+/// are kept privately and only ever *written* to the page; the peer's
+/// indices are read once per operation and validated. The ring orders are
+/// fixed at construction. A hostile peer can therefore make an operation
+/// fail with a protocol error, but never make it touch memory outside the
+/// rings, panic, or loop.
+///
+/// Operations never block and never signal: when [`Transfer::notify`] is set,
+/// the caller must signal the event channel.
+#[derive(Debug)]
+pub struct Channel<P, R> {
+    page: P,
+    rd: R,
+    wr: R,
+    role: Role,
+    orders: Orders,
+    rd_mask: u32,
+    wr_mask: u32,
+    /// Private copy of our consumer index on the read ring.
+    rd_cons: u32,
+    /// Private copy of our producer index on the write ring.
+    wr_prod: u32,
+    rd_cons_off: usize,
+    rd_prod_off: usize,
+    wr_cons_off: usize,
+    wr_prod_off: usize,
+}
+
+impl<P: SharedPage, R: RingMem> Channel<P, R> {
+    /// Build the server's endpoint on a page already set up by
+    /// [`init_server_page`], with its read (left) and write (right) rings.
+    pub fn server(page: P, orders: Orders, read: R, write: R) -> Result<Self, Error> {
+        Self::new(page, Role::Server, orders, read, write, 0, 0)
+    }
+
+    /// Build the client's endpoint on a mapped page whose orders were
+    /// validated by [`read_orders`], and announce it: `cli_live = 1`,
+    /// `srv_notify = WRITE`. The caller then signals the event channel.
+    pub fn client(page: P, orders: Orders, read: R, write: R) -> Result<Self, Error> {
+        // Our own indices are read once, now; afterwards we trust only our
+        // private copies.
+        let rd_cons = page.load_u32(RIGHT_CONS, Relaxed);
+        let wr_prod = page.load_u32(LEFT_PROD, Relaxed);
+        let ch = Self::new(page, Role::Client, orders, read, write, rd_cons, wr_prod)?;
+        ch.page.store_u8(SRV_NOTIFY, NOTIFY_WRITE, Relaxed);
+        ch.page.store_u8(CLI_LIVE, LIVE_CONNECTED, Release);
+        ch.page.full_fence();
+        Ok(ch)
+    }
+
+    fn new(
+        page: P,
+        role: Role,
+        orders: Orders,
+        rd: R,
+        wr: R,
+        rd_cons: u32,
+        wr_prod: u32,
+    ) -> Result<Self, Error> {
+        let rd_size = 1usize << orders.read(role);
+        let wr_size = 1usize << orders.write(role);
+        for (expected, actual) in [(rd_size, rd.len()), (wr_size, wr.len())] {
+            if expected != actual {
+                return Err(Error::RingMemSize { expected, actual });
+            }
+        }
+        let (rd_cons_off, rd_prod_off) = role.read_indices();
+        let (wr_cons_off, wr_prod_off) = role.write_indices();
+        Ok(Channel {
+            page,
+            rd,
+            wr,
+            role,
+            orders,
+            rd_mask: (rd_size - 1) as u32,
+            wr_mask: (wr_size - 1) as u32,
+            rd_cons,
+            wr_prod,
+            rd_cons_off,
+            rd_prod_off,
+            wr_cons_off,
+            wr_prod_off,
+        })
+    }
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The ring orders fixed at set-up.
+    pub fn orders(&self) -> Orders {
+        self.orders
+    }
+
+    /// The shared page.
+    pub fn page(&self) -> &P {
+        &self.page
+    }
+
+    /// The ring we read from.
+    pub fn read_ring(&self) -> &R {
+        &self.rd
+    }
+
+    /// The ring we write to.
+    pub fn write_ring(&self) -> &R {
+        &self.wr
+    }
+
+    /// Size of the ring we read from.
+    pub fn read_size(&self) -> usize {
+        self.rd_mask as usize + 1
+    }
+
+    /// Size of the ring we write to.
+    pub fn write_size(&self) -> usize {
+        self.wr_mask as usize + 1
+    }
+
+    /// Bytes readable now. Reads the peer's `prod` once (acquire: the data
+    /// it covers is visible after this).
+    #[inline]
+    pub fn data_ready(&self) -> Result<usize, Error> {
+        let prod = self.page.load_u32(self.rd_prod_off, Acquire);
+        let ready = prod.wrapping_sub(self.rd_cons);
+        if ready > self.rd_mask + 1 {
+            return Err(Error::ReadIndices {
+                prod,
+                cons: self.rd_cons,
+                size: self.rd_mask + 1,
+            });
+        }
+        Ok(ready as usize)
+    }
+
+    /// Bytes writable now. Reads the peer's `cons` once (acquire: the
+    /// peer's reads of the space it frees are done).
+    #[inline]
+    pub fn buffer_space(&self) -> Result<usize, Error> {
+        let cons = self.page.load_u32(self.wr_cons_off, Acquire);
+        let used = self.wr_prod.wrapping_sub(cons);
+        let size = self.wr_mask + 1;
+        if used > size {
+            return Err(Error::WriteIndices {
+                prod: self.wr_prod,
+                cons,
+                size,
+            });
+        }
+        Ok((size - used) as usize)
+    }
+
+    /// Ask the peer to signal us after it writes (sets WRITE in the peer's
+    /// notify byte, then a full barrier). Re-check [`data_ready`] afterwards:
+    /// the peer may have written in between.
+    ///
+    /// [`data_ready`]: Channel::data_ready
+    #[inline]
+    pub fn request_write_notify(&self) {
+        self.request(NOTIFY_WRITE);
+    }
+
+    /// Ask the peer to signal us after it reads (sets READ in the peer's
+    /// notify byte, then a full barrier). Re-check [`buffer_space`]
+    /// afterwards.
+    ///
+    /// [`buffer_space`]: Channel::buffer_space
+    #[inline]
+    pub fn request_read_notify(&self) {
+        self.request(NOTIFY_READ);
+    }
+
+    #[inline]
+    fn request(&self, bit: u8) {
+        self.page
+            .fetch_or_u8(self.role.peer().notify_offset(), bit, SeqCst);
+        self.page.full_fence();
+    }
+
+    /// [`data_ready`](Channel::data_ready), and when fewer than `want` bytes
+    /// are ready, request a write notification and look again (Xen's
+    /// `fast_get_data_ready`). A caller that sees fewer than `want` bytes
+    /// may then sleep on the event channel without losing a wake-up.
+    #[inline]
+    pub fn data_ready_or_arm(&self, want: usize) -> Result<usize, Error> {
+        let ready = self.data_ready()?;
+        if ready >= want {
+            return Ok(ready);
+        }
+        self.request_write_notify();
+        self.data_ready()
+    }
+
+    /// [`buffer_space`](Channel::buffer_space), and when fewer than `want`
+    /// bytes are free, request a read notification and look again.
+    #[inline]
+    pub fn buffer_space_or_arm(&self, want: usize) -> Result<usize, Error> {
+        let space = self.buffer_space()?;
+        if space >= want {
+            return Ok(space);
+        }
+        self.request_read_notify();
+        self.buffer_space()
+    }
+
+    /// Acknowledge progress: after a full barrier, clear `bit` in our own
+    /// notify byte and report whether it was set (the peer wants a signal).
+    #[inline]
+    fn take_notify(&self, bit: u8) -> bool {
+        self.page.full_fence();
+        let off = self.role.notify_offset();
+        // Cheap check first: a plain load after the fence sees a request
+        // posted before our index update (the requester fences too).
+        if self.page.load_u8(off, Relaxed) & bit == 0 {
+            return false;
+        }
+        self.page.fetch_and_u8(off, !bit, SeqCst) & bit != 0
+    }
+
+    /// Stream write: copy as much of `buf` as fits (possibly 0 bytes).
+    #[inline]
+    pub fn write(&mut self, buf: &[u8]) -> Result<Transfer, Error> {
+        let space = self.buffer_space()?;
+        let n = space.min(buf.len());
+        if n == 0 {
+            return Ok(Transfer::NOTHING);
+        }
+        self.copy_in(&buf[..n]);
+        Ok(self.publish_prod(n))
+    }
+
+    /// Packet send: copy all of `buf` or nothing. A packet larger than the
+    /// ring is an error; a packet that does not fit now moves 0 bytes.
+    #[inline]
+    pub fn send(&mut self, buf: &[u8]) -> Result<Transfer, Error> {
+        let ring = self.write_size();
+        if buf.len() > ring {
+            return Err(Error::PacketTooLarge {
+                len: buf.len(),
+                ring,
+            });
+        }
+        if self.buffer_space()? < buf.len() || buf.is_empty() {
+            return Ok(Transfer::NOTHING);
+        }
+        self.copy_in(buf);
+        Ok(self.publish_prod(buf.len()))
+    }
+
+    /// Stream read: copy up to `buf.len()` readable bytes (possibly 0).
+    #[inline]
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<Transfer, Error> {
+        let ready = self.data_ready()?;
+        let n = ready.min(buf.len());
+        if n == 0 {
+            return Ok(Transfer::NOTHING);
+        }
+        self.copy_out(&mut buf[..n]);
+        Ok(self.publish_cons(n))
+    }
+
+    /// Packet receive: fill all of `buf` or read nothing. A packet larger
+    /// than the ring is an error.
+    #[inline]
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<Transfer, Error> {
+        let ring = self.read_size();
+        if buf.len() > ring {
+            return Err(Error::PacketTooLarge {
+                len: buf.len(),
+                ring,
+            });
+        }
+        if self.data_ready()? < buf.len() || buf.is_empty() {
+            return Ok(Transfer::NOTHING);
+        }
+        self.copy_out(buf);
+        Ok(self.publish_cons(buf.len()))
+    }
+
+    /// Zero-copy read, first half: the contiguous readable bytes starting at
+    /// our consumer index (up to the ring's end). They stay valid until
+    /// [`consume`](Channel::consume) releases them.
+    #[inline]
+    pub fn peek(&self) -> Result<Span, Error> {
+        let ready = self.data_ready()?;
+        let offset = (self.rd_cons & self.rd_mask) as usize;
+        let contiguous = self.read_size() - offset;
+        Ok(Span {
+            offset,
+            len: ready.min(contiguous),
+        })
+    }
+
+    /// Zero-copy read, second half: release `n` bytes previously seen with
+    /// [`peek`](Channel::peek).
+    #[inline]
+    pub fn consume(&mut self, n: usize) -> Result<Transfer, Error> {
+        let available = self.data_ready()?;
+        if n > available {
+            return Err(Error::ConsumeTooMuch {
+                requested: n,
+                available,
+            });
+        }
+        if n == 0 {
+            return Ok(Transfer::NOTHING);
+        }
+        Ok(self.publish_cons(n))
+    }
+
+    /// Copy `src` (length <= buffer space) at our producer index: at most
+    /// two copies, the second when the data wraps around the ring's end.
+    #[inline(always)]
+    fn copy_in(&self, src: &[u8]) {
+        let pos = (self.wr_prod & self.wr_mask) as usize;
+        let first = src.len().min(self.write_size() - pos);
+        let (a, b) = src.split_at(first);
+        self.wr.write_at(pos, a);
+        if !b.is_empty() {
+            self.wr.write_at(0, b);
+        }
+    }
+
+    /// Copy `dst.len()` (<= data ready) bytes from our consumer index.
+    #[inline(always)]
+    fn copy_out(&self, dst: &mut [u8]) {
+        let pos = (self.rd_cons & self.rd_mask) as usize;
+        let first = dst.len().min(self.read_size() - pos);
+        let (a, b) = dst.split_at_mut(first);
+        self.rd.read_at(pos, a);
+        if !b.is_empty() {
+            self.rd.read_at(0, b);
+        }
+    }
+
+    /// Publish `n` more produced bytes (release: the data is visible first)
+    /// and acknowledge a pending write-notify request.
+    #[inline(always)]
+    fn publish_prod(&mut self, n: usize) -> Transfer {
+        self.wr_prod = self.wr_prod.wrapping_add(n as u32);
+        self.page.store_u32(self.wr_prod_off, self.wr_prod, Release);
+        Transfer {
+            bytes: n,
+            notify: self.take_notify(NOTIFY_WRITE),
+        }
+    }
+
+    /// Publish `n` more consumed bytes (after a full barrier: our reads of
+    /// the data are done before the peer may overwrite it) and acknowledge a
+    /// pending read-notify request.
+    #[inline(always)]
+    fn publish_cons(&mut self, n: usize) -> Transfer {
+        self.page.full_fence();
+        self.rd_cons = self.rd_cons.wrapping_add(n as u32);
+        self.page.store_u32(self.rd_cons_off, self.rd_cons, Release);
+        Transfer {
+            bytes: n,
+            notify: self.take_notify(NOTIFY_READ),
+        }
+    }
+
+    /// The peer's state, from its live byte (read once).
+    #[inline]
+    pub fn peer_state(&self) -> Result<LiveState, Error> {
+        LiveState::from_byte(self.page.load_u8(self.role.peer().live_offset(), Acquire))
+    }
+
+    /// Announce our own state in our live byte.
+    pub fn set_state(&self, state: LiveState) {
+        self.page
+            .store_u8(self.role.live_offset(), state.to_byte(), Release);
+        self.page.full_fence();
+    }
+
+    /// Mark this endpoint closed (live byte 0). The caller then signals the
+    /// event channel so a sleeping peer notices. Data already written stays
+    /// readable by the peer.
+    pub fn close(&self) {
+        self.set_state(LiveState::Exited);
+    }
+
+    /// Give back the page and the rings.
+    pub fn into_parts(self) -> (P, R, R) {
+        (self.page, self.rd, self.wr)
+    }
+}

@@ -1,0 +1,46 @@
+//! The ring core of the Xen vchan protocol (`libxenvchan`), byte-compatible
+//! with Xen's C library and with mirage/ocaml-vchan.
+//!
+//! `#![no_std]`, no `alloc`, no libc: this crate only knows the shared
+//! page's layout ([`layout`]), the ring orders ([`Orders`]), and how one
+//! endpoint moves bytes through the rings ([`Channel`]). Mapping memory,
+//! event channels and the rendezvous store are the business of the
+//! `vchan` crate's backends.
+//!
+//! # Trust
+//! The peer can change any byte of the shared page at any time. The core
+//! reads every peer-controlled value once per operation, validates it, and
+//! reports impossible values as [`Error`]s marked
+//! [`is_protocol_violation`](Error::is_protocol_violation). Its own indices
+//! and the ring orders are private copies, never re-read from the page.
+//!
+//! # Memory ordering
+//! As in Xen's `io.c`: the reader loads `prod` with acquire before copying
+//! data out; the writer publishes `prod` with release after copying data in;
+//! a full barrier separates reading data from publishing `cons`, requesting
+//! a notification from re-reading indices, and publishing an index from
+//! checking the notify bits.
+#![no_std]
+#![warn(missing_docs)]
+
+pub mod channel;
+pub mod error;
+pub mod layout;
+pub mod mem;
+pub mod order;
+
+pub use channel::{
+    init_server_page, read_grant, read_orders, write_grant, Channel, LiveState, Span, Transfer,
+};
+pub use error::Error;
+pub use mem::{RawPage, RawRing, RingMem, SharedPage};
+pub use order::Orders;
+
+/// Which end of a vchan: the server shares the memory, the client maps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Allocates and shares the page and rings; reads the left ring.
+    Server,
+    /// Maps what the server shared; reads the right ring.
+    Client,
+}

@@ -1,0 +1,235 @@
+//! How the core touches shared memory.
+//!
+//! The core never holds a Rust reference (`&T`/`&mut T`) to memory the peer
+//! can change: the control page is reached through [`SharedPage`], whose
+//! implementation for real memory ([`RawPage`]) uses atomic operations on raw
+//! pointers, and ring bytes through [`RingMem`], which copies between raw
+//! pointers and the caller's buffers. Test models (e.g. loom) implement the
+//! same traits, so the model checks the very code that runs.
+
+use core::ptr::NonNull;
+use core::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU8, Ordering};
+
+use crate::layout::PAGE_SIZE;
+
+/// Atomic access to the 4096-byte shared control page.
+///
+/// Offsets passed by the core are always in bounds and naturally aligned
+/// for the access width. Values are native-endian on this side of the trait;
+/// implementations convert to the page's little-endian encoding.
+///
+/// # Safety
+/// Implementations must behave like atomic memory accesses to one page that
+/// may be concurrently modified by another party: no access may be
+/// out of bounds, and `full_fence` must be a sequentially consistent fence.
+pub unsafe trait SharedPage {
+    /// Atomic 32-bit load.
+    fn load_u32(&self, offset: usize, order: Ordering) -> u32;
+    /// Atomic 32-bit store.
+    fn store_u32(&self, offset: usize, value: u32, order: Ordering);
+    /// Atomic 16-bit load.
+    fn load_u16(&self, offset: usize, order: Ordering) -> u16;
+    /// Atomic 16-bit store.
+    fn store_u16(&self, offset: usize, value: u16, order: Ordering);
+    /// Atomic 8-bit load.
+    fn load_u8(&self, offset: usize, order: Ordering) -> u8;
+    /// Atomic 8-bit store.
+    fn store_u8(&self, offset: usize, value: u8, order: Ordering);
+    /// Atomic OR on a byte; returns the previous value.
+    fn fetch_or_u8(&self, offset: usize, bits: u8, order: Ordering) -> u8;
+    /// Atomic AND on a byte; returns the previous value.
+    fn fetch_and_u8(&self, offset: usize, bits: u8, order: Ordering) -> u8;
+    /// A full (sequentially consistent) memory barrier.
+    fn full_fence(&self) {
+        fence(Ordering::SeqCst);
+    }
+}
+
+/// The bytes of one data ring.
+///
+/// # Safety
+/// `len` must be the number of bytes really backing the ring; `read_at` and
+/// `write_at` must copy exactly the requested range (the core guarantees
+/// `offset + buf.len() <= len()`).
+pub unsafe trait RingMem {
+    /// Size of the ring memory in bytes.
+    fn len(&self) -> usize;
+    /// True for a zero-length ring (never the case for a valid vchan).
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Copy `dst.len()` bytes starting at ring offset `offset` into `dst`.
+    fn read_at(&self, offset: usize, dst: &mut [u8]);
+    /// Copy `src` into the ring starting at ring offset `offset`.
+    fn write_at(&self, offset: usize, src: &[u8]);
+}
+
+/// A shared control page in real memory (a mapping of a granted page, a
+/// shared-memory file, or a plain buffer in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct RawPage {
+    base: NonNull<u8>,
+}
+
+// SAFETY: a RawPage is a pointer to memory that is designed to be shared
+// between parties; every access through it is atomic.
+unsafe impl Send for RawPage {}
+// SAFETY: as above; `&RawPage` only allows atomic accesses.
+unsafe impl Sync for RawPage {}
+
+impl RawPage {
+    /// Wrap a pointer to a shared page.
+    ///
+    /// Returns `None` when `base` is null or not 4-byte aligned.
+    ///
+    /// # Safety
+    /// `base` must point to [`PAGE_SIZE`] bytes that stay mapped, readable
+    /// and writable for as long as the returned value (or any channel built
+    /// on it) is used.
+    pub unsafe fn new(base: *mut u8) -> Option<RawPage> {
+        if base as usize % 4 != 0 {
+            return None;
+        }
+        NonNull::new(base).map(|base| RawPage { base })
+    }
+
+    /// The page's base address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+
+    #[inline(always)]
+    fn at(&self, offset: usize, width: usize) -> *mut u8 {
+        debug_assert!(offset % width == 0 && offset + width <= PAGE_SIZE);
+        // SAFETY: offset + width <= PAGE_SIZE (the core only passes layout
+        // constants and bounds-checked grant offsets), so the result stays
+        // within the page promised by `RawPage::new`'s caller.
+        unsafe { self.base.as_ptr().add(offset) }
+    }
+
+    #[inline(always)]
+    fn a32(&self, offset: usize) -> &AtomicU32 {
+        // SAFETY: the pointer is in bounds and 4-aligned (page base is
+        // 4-aligned, offsets are multiples of 4); the memory is only ever
+        // accessed atomically by us, and the returned reference does not
+        // outlive `self`.
+        unsafe { AtomicU32::from_ptr(self.at(offset, 4).cast()) }
+    }
+
+    #[inline(always)]
+    fn a16(&self, offset: usize) -> &AtomicU16 {
+        // SAFETY: as `a32`, with 2-byte alignment.
+        unsafe { AtomicU16::from_ptr(self.at(offset, 2).cast()) }
+    }
+
+    #[inline(always)]
+    fn a8(&self, offset: usize) -> &AtomicU8 {
+        // SAFETY: as `a32`; bytes need no alignment.
+        unsafe { AtomicU8::from_ptr(self.at(offset, 1)) }
+    }
+}
+
+// SAFETY: every access is an atomic operation within the page (see `at`).
+unsafe impl SharedPage for RawPage {
+    #[inline(always)]
+    fn load_u32(&self, offset: usize, order: Ordering) -> u32 {
+        u32::from_le(self.a32(offset).load(order))
+    }
+    #[inline(always)]
+    fn store_u32(&self, offset: usize, value: u32, order: Ordering) {
+        self.a32(offset).store(value.to_le(), order)
+    }
+    #[inline(always)]
+    fn load_u16(&self, offset: usize, order: Ordering) -> u16 {
+        u16::from_le(self.a16(offset).load(order))
+    }
+    #[inline(always)]
+    fn store_u16(&self, offset: usize, value: u16, order: Ordering) {
+        self.a16(offset).store(value.to_le(), order)
+    }
+    #[inline(always)]
+    fn load_u8(&self, offset: usize, order: Ordering) -> u8 {
+        self.a8(offset).load(order)
+    }
+    #[inline(always)]
+    fn store_u8(&self, offset: usize, value: u8, order: Ordering) {
+        self.a8(offset).store(value, order)
+    }
+    #[inline(always)]
+    fn fetch_or_u8(&self, offset: usize, bits: u8, order: Ordering) -> u8 {
+        self.a8(offset).fetch_or(bits, order)
+    }
+    #[inline(always)]
+    fn fetch_and_u8(&self, offset: usize, bits: u8, order: Ordering) -> u8 {
+        self.a8(offset).fetch_and(bits, order)
+    }
+}
+
+/// A data ring in real memory: `len` contiguous bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRing {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the ring is shared memory by design; copies in and out are
+// ordered by the atomics of the control page.
+unsafe impl Send for RawRing {}
+// SAFETY: as above.
+unsafe impl Sync for RawRing {}
+
+impl RawRing {
+    /// Wrap `len` bytes at `base`.
+    ///
+    /// # Safety
+    /// `base` must point to `len` bytes that stay mapped for as long as the
+    /// returned value (or any channel built on it) is used; they must be
+    /// writable if the ring is written to.
+    pub unsafe fn new(base: *mut u8, len: usize) -> Option<RawRing> {
+        NonNull::new(base).map(|base| RawRing { base, len })
+    }
+
+    /// The ring's base address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.base.as_ptr()
+    }
+}
+
+// SAFETY: copies stay within `offset + buf.len() <= len` (asserted).
+unsafe impl RingMem for RawRing {
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    fn read_at(&self, offset: usize, dst: &mut [u8]) {
+        debug_assert!(offset <= self.len && dst.len() <= self.len - offset);
+        // SAFETY: the range [offset, offset + dst.len()) lies within the
+        // ring (the core computes offsets from its private, validated order
+        // and masked indices); `dst` is a distinct, caller-owned buffer. The
+        // peer may concurrently scribble on these bytes only by breaking the
+        // protocol, and then only corrupts the data it sends us.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                self.base.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn write_at(&self, offset: usize, src: &[u8]) {
+        debug_assert!(offset <= self.len && src.len() <= self.len - offset);
+        // SAFETY: as `read_at`, copying the other way into ring memory the
+        // caller promised is writable.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.base.as_ptr().add(offset),
+                src.len(),
+            )
+        }
+    }
+}
