@@ -1,0 +1,105 @@
+//! What an endpoint needs from its environment: memory shared between the
+//! two sides by grant references, an event channel, and a store for the
+//! rendezvous. Two implementations: [`unix`] (no hypervisor) and [`xen`].
+
+use std::io;
+use std::os::fd::RawFd;
+
+use crate::error::Result;
+use crate::port::DomId;
+
+pub mod unix;
+
+/// A run of pages shared by us (server) or mapped from the peer (client).
+/// Dropping it unshares or unmaps the pages.
+pub trait Region: Send {
+    /// First byte of the mapping.
+    fn as_ptr(&self) -> *mut u8;
+    /// Length of the mapping in bytes (a multiple of 4096).
+    fn len(&self) -> usize;
+    /// True for an empty mapping.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The grant references of the pages (for shared regions; empty for
+    /// mapped ones).
+    fn refs(&self) -> &[u32];
+}
+
+/// What [`EventChannel::drain`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Events {
+    /// At least one notification arrived.
+    pub fired: bool,
+    /// The peer is gone (its process died or closed the channel). The
+    /// endpoint then treats the peer's live byte as 0, as Xen's
+    /// unmap-notify would have made it.
+    pub peer_gone: bool,
+}
+
+/// One end of an event channel.
+pub trait EventChannel: Send {
+    /// Our local port number.
+    fn port(&self) -> u32;
+    /// Signal the peer.
+    fn notify(&mut self) -> io::Result<()>;
+    /// A file descriptor that polls readable when an event is pending.
+    fn fd(&self) -> RawFd;
+    /// Consume every pending event without blocking.
+    fn drain(&mut self) -> io::Result<Events>;
+    /// Ask that, should this process die or unmap without closing, the byte
+    /// at `offset` of page `gref` (shared or mapped by this process from
+    /// domain `owner`) be cleared and the peer signalled. The Xen backend
+    /// does this through the grant devices instead, and ignores the call.
+    fn set_unmap_notify(&mut self, owner: DomId, gref: u32, offset: u32) -> io::Result<()>;
+}
+
+/// The rendezvous a server publishes: its page's grant ref and its event
+/// channel port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rendezvous {
+    /// Grant reference of the shared control page.
+    pub ring_ref: u32,
+    /// The server's event channel port.
+    pub event_channel: u32,
+}
+
+/// An environment in which vchans live.
+pub trait Backend: Send + Sync {
+    /// Short name ("unix", "xen").
+    fn name(&self) -> &'static str;
+    /// The domain this process runs in.
+    fn own_domid(&self) -> Result<DomId>;
+    /// Allocate an event channel port that `remote` may bind to.
+    fn bind_unbound(&self, remote: DomId) -> Result<Box<dyn EventChannel>>;
+    /// Bind to `remote_port` of domain `remote`.
+    fn bind_interdomain(&self, remote: DomId, remote_port: u32) -> Result<Box<dyn EventChannel>>;
+    /// Share `pages` fresh zeroed pages with `remote`, writable by it. With
+    /// `notify`, the byte at that offset of the first page is cleared and
+    /// the event signalled should this process die.
+    fn share(
+        &self,
+        remote: DomId,
+        pages: usize,
+        notify: Option<(u32, &mut dyn EventChannel)>,
+    ) -> Result<Box<dyn Region>>;
+    /// Map pages `refs` granted by `remote`, contiguously.
+    fn map(
+        &self,
+        remote: DomId,
+        refs: &[u32],
+        writable: bool,
+        notify: Option<(u32, &mut dyn EventChannel)>,
+    ) -> Result<Box<dyn Region>>;
+    /// Publish a server's rendezvous at `path` (one transaction), readable
+    /// by `client`. Fails with [`crate::Error::AddrInUse`] if a live server
+    /// already published there; a stale entry is replaced.
+    fn publish(&self, path: &str, client: DomId, rv: Rendezvous) -> Result<()>;
+    /// Read a rendezvous; `None` while no (live) server published it.
+    fn lookup(&self, path: &str) -> Result<Option<Rendezvous>>;
+    /// Remove a rendezvous.
+    fn unpublish(&self, path: &str) -> Result<()>;
+    /// Clean up what dead processes left behind (no-op where the system
+    /// does it, as under Xen).
+    fn sweep(&self) {}
+}

@@ -1,0 +1,423 @@
+//! Event channels as Unix sequenced-packet sockets.
+//!
+//! Port `p` of domain `d` is the lock file `evtchn/<d>/<p>`, owned by the
+//! process that bound it. A server's unbound port also listens on
+//! `evtchn/<d>/<p>.sock` until its one client connects; the client holds
+//! the slot `evtchn/<d>/<p>.peer` while connected, so a second client is
+//! refused. Messages: `N` (notify) and `U` + owner, grant ref, offset (the
+//! sender's unmap-notify: what the survivor should clear if the sender
+//! dies). End-of-file on the socket means the peer closed or died.
+//!
+//! The descriptor users poll is an epoll instance holding the listening
+//! socket, then the connection; it stops polling readable once the peer is
+//! gone and that was reported.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use super::fsobj::{self, Owned};
+use crate::backend::{EventChannel, Events};
+use crate::port::DomId;
+
+const MSG_NOTIFY: u8 = b'N';
+const MSG_UNMAP: u8 = b'U';
+const UNMAP_LEN: usize = 13;
+
+/// A peer's unmap-notify request, as received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnmapNotify {
+    /// Domain that shared the page.
+    pub owner: u32,
+    /// Grant reference of the page.
+    pub gref: u32,
+    /// Byte to clear.
+    pub offset: u32,
+}
+
+/// Directory of domain `domid`'s ports.
+pub(crate) fn dom_dir(root: &Path, domid: u32) -> PathBuf {
+    root.join("evtchn").join(domid.to_string())
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "socket path {} too long: choose a shorter VCHAN_UNIX_DIR",
+                path.display()
+            ),
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    Ok((addr, len as libc::socklen_t))
+}
+
+fn seqpacket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked and owned.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: fd is a fresh descriptor we exclusively own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn epoll_with(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: plain epoll_create1(2); the result is checked and owned.
+    let ep = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    // SAFETY: ep is a fresh descriptor we exclusively own.
+    let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+    epoll_ctl(&ep, libc::EPOLL_CTL_ADD, fd)?;
+    Ok(ep)
+}
+
+fn epoll_ctl(ep: &OwnedFd, op: libc::c_int, fd: RawFd) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: both descriptors are valid; `ev` lives across the call.
+    cvt(unsafe { libc::epoll_ctl(ep.as_raw_fd(), op, fd, &mut ev) })?;
+    Ok(())
+}
+
+/// Send one message without blocking. A full queue is fine for notifies
+/// (the peer has events pending anyway); a dead peer is found by `drain`.
+fn send(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
+    // SAFETY: msg is a valid buffer for the duration of the call.
+    let rc = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EAGAIN) | Some(libc::EPIPE) | Some(libc::ECONNRESET)
+            | Some(libc::ENOTCONN) => Ok(()),
+            _ => Err(e),
+        }
+    } else {
+        Ok(())
+    }
+}
+
+/// Allocate a port number in `dir`: a locked file `<port>`.
+fn alloc_port(dir: &Path) -> io::Result<(u32, Owned)> {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    // Ports 1..=65535; start at a random place to avoid collisions.
+    let start = (h.finish() % 65535) as u32;
+    for i in 0..65535u32 {
+        let port = (start + i) % 65535 + 1;
+        if let Some(lock) = fsobj::create(dir, &port.to_string(), 0)? {
+            return Ok((port, lock));
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free event channel port"))
+}
+
+/// One end of a unix-backend event channel.
+#[derive(Debug)]
+pub struct UnixEvent {
+    port: u32,
+    epoll: OwnedFd,
+    listener: Option<(OwnedFd, PathBuf)>,
+    conn: Option<OwnedFd>,
+    gone: bool,
+    gone_reported: bool,
+    my_unmap: Option<[u8; UNMAP_LEN]>,
+    peer_unmap: Option<UnmapNotify>,
+    // Dropped last: the port stays ours until the sockets are closed.
+    _slot: Option<Owned>,
+    _lock: Owned,
+}
+
+impl UnixEvent {
+    /// Allocate a port of domain `own` for a peer to bind to.
+    pub(crate) fn bind_unbound(root: &Path, own: u32) -> io::Result<UnixEvent> {
+        let dir = dom_dir(root, own);
+        let (port, lock) = alloc_port(&dir)?;
+        let sock_path = dir.join(format!("{port}.sock"));
+        let _ = std::fs::remove_file(&sock_path);
+        let fd = seqpacket()?;
+        let (addr, len) = sockaddr(&sock_path)?;
+        // SAFETY: addr/len describe a valid sockaddr_un.
+        cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+        // SAFETY: fd is a bound socket.
+        cvt(unsafe { libc::listen(fd.as_raw_fd(), 4) })?;
+        let epoll = epoll_with(fd.as_raw_fd())?;
+        Ok(UnixEvent {
+            port,
+            epoll,
+            listener: Some((fd, sock_path)),
+            conn: None,
+            gone: false,
+            gone_reported: false,
+            my_unmap: None,
+            peer_unmap: None,
+            _slot: None,
+            _lock: lock,
+        })
+    }
+
+    /// Bind to port `remote_port` of domain `remote`, from domain `own`.
+    /// Fails with `ResourceBusy` if another client holds the port, and
+    /// `ConnectionRefused` if no live server listens on it.
+    pub(crate) fn bind_interdomain(
+        root: &Path,
+        own: u32,
+        remote: u32,
+        remote_port: u32,
+    ) -> io::Result<UnixEvent> {
+        let rdir = dom_dir(root, remote);
+        if !fsobj::is_live(&rdir.join(remote_port.to_string()))? {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("no live event channel {remote_port} in domain {remote}"),
+            ));
+        }
+        let slot_name = format!("{remote_port}.peer");
+        let slot = match fsobj::create(&rdir, &slot_name, 0)? {
+            Some(s) => s,
+            None => {
+                if !fsobj::reap(&rdir.join(&slot_name))? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ResourceBusy,
+                        format!("event channel {remote_port} of domain {remote} is already bound"),
+                    ));
+                }
+                fsobj::create(&rdir, &slot_name, 0)?.ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::ResourceBusy, "event channel already bound")
+                })?
+            }
+        };
+        let fd = seqpacket()?;
+        let (addr, len) = sockaddr(&rdir.join(format!("{remote_port}.sock")))?;
+        // SAFETY: addr/len describe a valid sockaddr_un.
+        let rc = unsafe {
+            libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len)
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("event channel {remote_port} of domain {remote}: {e}"),
+            ));
+        }
+        let (port, lock) = alloc_port(&dom_dir(root, own))?;
+        let epoll = epoll_with(fd.as_raw_fd())?;
+        Ok(UnixEvent {
+            port,
+            epoll,
+            listener: None,
+            conn: Some(fd),
+            gone: false,
+            gone_reported: false,
+            my_unmap: None,
+            peer_unmap: None,
+            _slot: Some(slot),
+            _lock: lock,
+        })
+    }
+
+    /// The peer's unmap-notify request, if it sent one.
+    pub fn peer_unmap(&self) -> Option<UnmapNotify> {
+        self.peer_unmap
+    }
+
+    /// Is the peer connected (and not gone)?
+    pub fn connected(&self) -> bool {
+        self.conn.is_some() && !self.gone
+    }
+
+    /// Accept a pending connection, if any (server side).
+    fn try_accept(&mut self) -> io::Result<()> {
+        let Some((listener, path)) = &self.listener else {
+            return Ok(());
+        };
+        // SAFETY: accept4 on our listening socket; null address is allowed.
+        let rc = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::ECONNABORTED) => Ok(()),
+                _ => Err(e),
+            };
+        }
+        // SAFETY: rc is a fresh descriptor we exclusively own.
+        let conn = unsafe { OwnedFd::from_raw_fd(rc) };
+        // One client per port: stop listening.
+        epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, listener.as_raw_fd())?;
+        let _ = std::fs::remove_file(path);
+        self.listener = None;
+        epoll_ctl(&self.epoll, libc::EPOLL_CTL_ADD, conn.as_raw_fd())?;
+        if let Some(msg) = self.my_unmap {
+            send(&conn, &msg)?;
+        }
+        self.conn = Some(conn);
+        Ok(())
+    }
+}
+
+impl EventChannel for UnixEvent {
+    fn port(&self) -> u32 {
+        self.port
+    }
+
+    fn notify(&mut self) -> io::Result<()> {
+        if self.listener.is_some() {
+            self.try_accept()?;
+        }
+        match &self.conn {
+            Some(c) if !self.gone => send(c, &[MSG_NOTIFY]),
+            _ => Ok(()),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    fn drain(&mut self) -> io::Result<Events> {
+        let mut ev = Events::default();
+        if self.listener.is_some() {
+            self.try_accept()?;
+        }
+        if let Some(conn) = &self.conn {
+            let mut buf = [0u8; 64];
+            loop {
+                // SAFETY: buf is valid for writes of its length.
+                let n = unsafe {
+                    libc::recv(
+                        conn.as_raw_fd(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EAGAIN) => break,
+                        Some(libc::EINTR) => continue,
+                        Some(libc::ECONNRESET) => {
+                            self.gone = true;
+                            break;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                if n == 0 {
+                    self.gone = true;
+                    break;
+                }
+                let msg = &buf[..n as usize];
+                match msg[0] {
+                    MSG_NOTIFY => ev.fired = true,
+                    MSG_UNMAP if msg.len() == UNMAP_LEN => {
+                        let w = |i: usize| {
+                            u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]])
+                        };
+                        self.peer_unmap = Some(UnmapNotify {
+                            owner: w(1),
+                            gref: w(5),
+                            offset: w(9),
+                        });
+                    }
+                    // Unknown messages are ignored (forward compatibility).
+                    _ => {}
+                }
+            }
+        }
+        if self.gone {
+            if let Some(conn) = self.conn.take() {
+                epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, conn.as_raw_fd())?;
+            }
+            if !self.gone_reported {
+                self.gone_reported = true;
+                ev.fired = true;
+            }
+            ev.peer_gone = true;
+        }
+        Ok(ev)
+    }
+
+    fn set_unmap_notify(&mut self, owner: DomId, gref: u32, offset: u32) -> io::Result<()> {
+        let mut msg = [0u8; UNMAP_LEN];
+        msg[0] = MSG_UNMAP;
+        msg[1..5].copy_from_slice(&owner.get().to_le_bytes());
+        msg[5..9].copy_from_slice(&gref.to_le_bytes());
+        msg[9..13].copy_from_slice(&offset.to_le_bytes());
+        self.my_unmap = Some(msg);
+        if let Some(c) = &self.conn {
+            send(c, &msg)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for UnixEvent {
+    fn drop(&mut self) {
+        if let Some((_, path)) = &self.listener {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Remove the stale ports, sockets and client slots of `dir`.
+pub(crate) fn sweep_dir(dir: &Path) -> io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let path = entry.path();
+        if let Some(port) = name.strip_suffix(".sock") {
+            if !fsobj::is_live(&dir.join(port))? {
+                let _ = std::fs::remove_file(&path);
+            }
+        } else {
+            // Port locks, client slots and temporary files.
+            fsobj::reap(&path)?;
+        }
+    }
+    fsobj::prune(dir);
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! A xenstore stand-in: a directory tree under `store/` with xenstore's
+//! paths. A node's value is a file; a node with children is a directory.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::fsobj;
+
+/// Where xenstore path `xs_path` (absolute, `/`-separated) lives on disk.
+/// Rejects empty, `.` and `..` components and characters xenstore does not
+/// allow.
+pub fn node_path(root: &Path, xs_path: &str) -> io::Result<PathBuf> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid xenstore path {xs_path:?}"),
+        )
+    };
+    let rel = xs_path.strip_prefix('/').ok_or_else(bad)?;
+    let mut p = root.join("store");
+    for comp in rel.split('/') {
+        let ok = !comp.is_empty()
+            && comp != "."
+            && comp != ".."
+            && !comp.starts_with(fsobj::TMP_PREFIX)
+            && comp
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-/_@.".contains(&b));
+        if !ok {
+            return Err(bad());
+        }
+        p.push(comp);
+    }
+    Ok(p)
+}
+
+/// Create a new file (mode 0600) holding `value`.
+fn write_new(path: &Path, value: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    io::Write::write_all(&mut f, value)
+}
+
+/// Write `value` at `xs_path`, atomically (temporary file, then rename).
+pub fn write(root: &Path, xs_path: &str, value: &[u8]) -> io::Result<()> {
+    let path = node_path(root, xs_path)?;
+    let dir = path.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    for attempt in 0.. {
+        fsobj::mkdir_p(dir)?;
+        let tmp = fsobj::tmp_name(dir);
+        let res = write_new(&tmp, value).and_then(|()| fs::rename(&tmp, &path));
+        match res {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 8 => continue,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+        }
+    }
+    unreachable!()
+}
+
+/// Read the value at `xs_path`; `None` if there is no such node.
+pub fn read(root: &Path, xs_path: &str) -> io::Result<Option<Vec<u8>>> {
+    match fs::read(node_path(root, xs_path)?) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        // A node with children but no value reads as empty, as in xenstore.
+        Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(Some(Vec::new())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The children of `xs_path`; `None` if there is no such node.
+pub fn directory(root: &Path, xs_path: &str) -> io::Result<Option<Vec<String>>> {
+    let rd = match fs::read_dir(node_path(root, xs_path)?) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Ok(Some(Vec::new())),
+        Err(e) => return Err(e),
+    };
+    let mut names: Vec<String> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with(fsobj::TMP_PREFIX))
+        .collect();
+    names.sort();
+    Ok(Some(names))
+}
+
+/// Remove `xs_path` and everything below it, then prune empty parents.
+pub fn rm(root: &Path, xs_path: &str) -> io::Result<()> {
+    let path = node_path(root, xs_path)?;
+    let res = match fs::symlink_metadata(&path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
+        Ok(_) => fs::remove_file(&path),
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    prune_up(root, &path);
+    Ok(())
+}
+
+/// Remove empty directories from `path`'s parent up to the store's root.
+pub(crate) fn prune_up(root: &Path, path: &Path) {
+    let top = root.join("store");
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if !d.starts_with(&top) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Create directory node `xs_path` holding the given leaves, atomically:
+/// built under a temporary name, then renamed into place. Fails with
+/// `AlreadyExists` if the node exists.
+pub fn create_dir_with(root: &Path, xs_path: &str, leaves: &[(&str, &[u8])]) -> io::Result<()> {
+    let path = node_path(root, xs_path)?;
+    let parent = path.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    for attempt in 0.. {
+        fsobj::mkdir_p(parent)?;
+        let tmp = fsobj::tmp_name(parent);
+        let res = (|| {
+            fsobj::mkdir_p(&tmp)?;
+            for (name, value) in leaves {
+                write_new(&tmp.join(name), value)?;
+            }
+            // rename(2) onto an existing non-empty directory fails.
+            if path.exists() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(&tmp, &path).map_err(|e| {
+                if e.raw_os_error() == Some(libc::ENOTEMPTY) {
+                    io::Error::from(io::ErrorKind::AlreadyExists)
+                } else {
+                    e
+                }
+            })
+        })();
+        if res.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        match res {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && attempt < 8 => continue,
+            other => return other,
+        }
+    }
+    unreachable!()
+}

@@ -1,0 +1,609 @@
+//! Endpoints: a server that shares the memory and a client that maps it.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use vchan_core::layout::{Placement, CLI_LIVE, LIVE_EXITED, SRV_LIVE};
+use vchan_core::{
+    init_server_page, read_grant, read_orders, write_grant, Channel, LiveState, Orders, RawPage,
+    RawRing, Role, SharedPage, Span, Transfer,
+};
+
+use crate::backend::{Backend, EventChannel, Region, Rendezvous};
+use crate::error::{Error, Result};
+use crate::port::{rendezvous_path, DomId, Port};
+use crate::spin::Spin;
+
+/// The state of the channel, as ocaml-vchan's `state` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// The peer has not connected yet (server before its client).
+    Waiting,
+    /// Both sides are connected.
+    Connected,
+    /// The peer closed or died (data it wrote before may still be readable).
+    Exited,
+}
+
+/// Everything that must be released on close, in field order.
+struct Live {
+    ch: Channel<RawPage, RawRing>,
+    event: Box<dyn EventChannel>,
+    // Ring regions are dropped (unmapped/unshared) before the page.
+    _rings: Vec<Box<dyn Region>>,
+    _page: Box<dyn Region>,
+}
+
+/// One end of a vchan.
+///
+/// Blocking by default; [`set_nonblocking`](Endpoint::set_nonblocking)
+/// turns operations that would wait into `WouldBlock` errors, to be retried
+/// when [`AsRawFd::as_raw_fd`] polls readable. The hot path (data moving,
+/// the peer not asleep) takes no lock, makes no system call and allocates
+/// nothing; before sleeping, a side spins briefly on the peer's index, for a
+/// time that adapts to how often spinning paid off.
+pub struct Endpoint {
+    live: Option<Live>,
+    backend: Arc<dyn Backend>,
+    role: Role,
+    peer: DomId,
+    /// Where a server published its rendezvous.
+    path: Option<String>,
+    nonblocking: bool,
+    spin: Spin,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("backend", &self.backend.name())
+            .field("role", &self.role)
+            .field("peer", &self.peer)
+            .field("path", &self.path)
+            .field("open", &self.live.is_some())
+            .finish()
+    }
+}
+
+fn ring_in(page: &dyn Region, order: u8, regions: &mut Vec<Box<dyn Region>>, region: Option<Box<dyn Region>>) -> Result<RawRing> {
+    let len = 1usize << order;
+    let base = match (Placement::of_order(order), region) {
+        (Some(Placement::InPage { offset }), _) => {
+            // SAFETY: offset + len <= 4096 for in-page orders (1024 + 1024,
+            // 2048 + 2048), within the page region.
+            unsafe { page.as_ptr().add(offset) }
+        }
+        (Some(Placement::Pages { .. }), Some(r)) => {
+            if r.len() != len {
+                return Err(Error::Core(vchan_core::Error::RingMemSize {
+                    expected: len,
+                    actual: r.len(),
+                }));
+            }
+            let p = r.as_ptr();
+            regions.push(r);
+            p
+        }
+        _ => {
+            return Err(Error::Core(vchan_core::Error::RingMemSize {
+                expected: len,
+                actual: 0,
+            }))
+        }
+    };
+    // SAFETY: `base` points to `len` bytes of a region kept alive in
+    // `Live` for as long as the channel.
+    unsafe { RawRing::new(base, len) }.ok_or_else(|| Error::Io(io::Error::other("null ring")))
+}
+
+fn raw_page(page: &dyn Region) -> Result<RawPage> {
+    // SAFETY: the region is at least one page and outlives the channel
+    // (both live in `Live`, the region dropped after the channel).
+    unsafe { RawPage::new(page.as_ptr()) }
+        .ok_or_else(|| Error::Io(io::Error::other("misaligned shared page")))
+}
+
+impl Endpoint {
+    /// Serve client domain `client` on `port` with the default backend
+    /// ([`crate::default_backend`]). Returns at once; the client may
+    /// connect later ([`accept`](Endpoint::accept) waits for it).
+    pub fn listen(client: DomId, port: &Port, read_min: usize, write_min: usize) -> Result<Endpoint> {
+        let backend = crate::default_backend()?;
+        let path = rendezvous_path(backend.own_domid()?, client, port);
+        Endpoint::listen_at(backend, client, &path, read_min, write_min)
+    }
+
+    /// Serve client domain `client` with the rendezvous at xenstore
+    /// directory `path` (as Xen's `libxenvchan_server_init` does).
+    pub fn listen_at(
+        backend: Arc<dyn Backend>,
+        client: DomId,
+        path: &str,
+        read_min: usize,
+        write_min: usize,
+    ) -> Result<Endpoint> {
+        let orders = Orders::for_server(read_min, write_min)?;
+        let mut event = backend.bind_unbound(client)?;
+        let page = backend.share(client, 1, Some((SRV_LIVE as u32, &mut *event)))?;
+        let raw = raw_page(&*page)?;
+        init_server_page(&raw, orders);
+        let mut rings = Vec::new();
+        let share_ring = |order: u8, first_grant: usize| -> Result<Option<Box<dyn Region>>> {
+            match Placement::of_order(order) {
+                Some(Placement::Pages { count }) => {
+                    let r = backend.share(client, count, None)?;
+                    for (i, gref) in r.refs().iter().enumerate() {
+                        write_grant(&raw, first_grant + i, *gref)?;
+                    }
+                    Ok(Some(r))
+                }
+                _ => Ok(None),
+            }
+        };
+        let left = share_ring(orders.left(), orders.grant_range_left().start)?;
+        let right = share_ring(orders.right(), orders.grant_range_right().start)?;
+        let read = ring_in(&*page, orders.left(), &mut rings, left)?;
+        let write = ring_in(&*page, orders.right(), &mut rings, right)?;
+        let ch = Channel::server(raw, orders, read, write)?;
+        let rv = Rendezvous {
+            ring_ref: page.refs().first().copied().unwrap_or(0),
+            event_channel: event.port(),
+        };
+        backend.publish(path, client, rv)?;
+        Ok(Endpoint {
+            live: Some(Live {
+                ch,
+                event,
+                _rings: rings,
+                _page: page,
+            }),
+            backend,
+            role: Role::Server,
+            peer: client,
+            path: Some(path.to_owned()),
+            nonblocking: false,
+            spin: Spin::new(),
+        })
+    }
+
+    /// Connect to the server in domain `server` on `port` with the default
+    /// backend, waiting for the server to appear for up to `timeout`
+    /// (forever with `None`).
+    pub fn connect(server: DomId, port: &Port, timeout: Option<Duration>) -> Result<Endpoint> {
+        let backend = crate::default_backend()?;
+        let path = rendezvous_path(server, backend.own_domid()?, port);
+        Endpoint::connect_at(backend, server, &path, timeout)
+    }
+
+    /// Connect to the server in domain `server` whose rendezvous is at
+    /// `path` (as Xen's `libxenvchan_client_init`), waiting for it for up
+    /// to `timeout`.
+    pub fn connect_at(
+        backend: Arc<dyn Backend>,
+        server: DomId,
+        path: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Endpoint> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            if let Some(rv) = backend.lookup(path)? {
+                match Endpoint::attach(backend.clone(), server, rv) {
+                    Ok(ep) => return Ok(ep),
+                    // The server vanished between lookup and attach: wait
+                    // for a new one.
+                    Err(Error::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout);
+            }
+            let nap = deadline.map_or(pause, |d| pause.min(d - now));
+            std::thread::sleep(nap);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    fn attach(backend: Arc<dyn Backend>, server: DomId, rv: Rendezvous) -> Result<Endpoint> {
+        let mut event = backend.bind_interdomain(server, rv.event_channel)?;
+        let page = backend.map(server, &[rv.ring_ref], true, Some((CLI_LIVE as u32, &mut *event)))?;
+        let raw = raw_page(&*page)?;
+        // Orders and grant refs are read once, here, and validated.
+        let orders = read_orders(&raw)?;
+        let map_ring = |order: u8, grants: std::ops::Range<usize>, writable: bool| -> Result<Option<Box<dyn Region>>> {
+            match Placement::of_order(order) {
+                Some(Placement::Pages { .. }) => {
+                    let refs = grants.map(|i| read_grant(&raw, i)).collect::<core::result::Result<Vec<u32>, _>>()?;
+                    Ok(Some(backend.map(server, &refs, writable, None)?))
+                }
+                _ => Ok(None),
+            }
+        };
+        let left = map_ring(orders.left(), orders.grant_range_left(), true)?;
+        let right = map_ring(orders.right(), orders.grant_range_right(), false)?;
+        let mut rings = Vec::new();
+        let write = ring_in(&*page, orders.left(), &mut rings, left)?;
+        let read = ring_in(&*page, orders.right(), &mut rings, right)?;
+        let ch = Channel::client(raw, orders, read, write)?;
+        event.notify()?;
+        Ok(Endpoint {
+            live: Some(Live {
+                ch,
+                event,
+                _rings: rings,
+                _page: page,
+            }),
+            backend,
+            role: Role::Client,
+            peer: server,
+            path: None,
+            nonblocking: false,
+            spin: Spin::new(),
+        })
+    }
+
+    /// Server or client.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The peer's domain.
+    pub fn peer(&self) -> DomId {
+        self.peer
+    }
+
+    /// The backend this endpoint lives in.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Where a server published its rendezvous (`None` for a client).
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// Switch between blocking and non-blocking operation.
+    pub fn set_nonblocking(&mut self, nonblocking: bool) {
+        self.nonblocking = nonblocking;
+    }
+
+    /// Is the endpoint in non-blocking mode?
+    pub fn is_nonblocking(&self) -> bool {
+        self.nonblocking
+    }
+
+    fn live(&self) -> Result<&Live> {
+        self.live.as_ref().ok_or(Error::Closed)
+    }
+
+    fn live_mut(&mut self) -> Result<&mut Live> {
+        self.live.as_mut().ok_or(Error::Closed)
+    }
+
+    /// Size of the ring we read from.
+    pub fn read_ring_size(&self) -> Result<usize> {
+        Ok(self.live()?.ch.read_size())
+    }
+
+    /// Size of the ring we write to.
+    pub fn write_ring_size(&self) -> Result<usize> {
+        Ok(self.live()?.ch.write_size())
+    }
+
+    /// Bytes readable without waiting.
+    pub fn data_ready(&self) -> Result<usize> {
+        Ok(self.live()?.ch.data_ready()?)
+    }
+
+    /// Bytes writable without waiting.
+    pub fn buffer_space(&self) -> Result<usize> {
+        Ok(self.live()?.ch.buffer_space()?)
+    }
+
+    /// The peer's state. Consumes pending events first, so a dead peer is
+    /// reported as [`State::Exited`].
+    pub fn state(&mut self) -> Result<State> {
+        self.drain()?;
+        self.peer_state()
+    }
+
+    fn peer_state(&self) -> Result<State> {
+        Ok(match self.live()?.ch.peer_state()? {
+            LiveState::Waiting => State::Waiting,
+            LiveState::Connected => State::Connected,
+            LiveState::Exited => State::Exited,
+        })
+    }
+
+    /// Consume pending events without blocking; a vanished peer is marked
+    /// exited in the page (what Xen's unmap-notify does).
+    fn drain(&mut self) -> Result<()> {
+        let role = self.role;
+        let live = self.live_mut()?;
+        let ev = live.event.drain()?;
+        if ev.peer_gone {
+            live.ch
+                .page()
+                .store_u8(role.peer().live_offset(), LIVE_EXITED, core::sync::atomic::Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Block until the event channel fires (or `timeout` passes), then
+    /// consume its events. Returns false on timeout.
+    pub fn wait_timeout(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let fd = self.live()?.event.fd();
+        let fired = poll_fd(fd, timeout)?;
+        self.drain()?;
+        Ok(fired)
+    }
+
+    /// Block until the event channel fires, then consume its events
+    /// (`libxenvchan_wait`).
+    pub fn wait(&mut self) -> Result<()> {
+        self.wait_timeout(None).map(|_| ())
+    }
+
+    /// Server: wait until the client connected (or, if the client came and
+    /// went, closed), for up to `timeout`. Returns the state reached.
+    pub fn accept(&mut self, timeout: Option<Duration>) -> Result<State> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let st = self.state()?;
+            if st != State::Waiting {
+                return Ok(st);
+            }
+            if self.nonblocking {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                return Err(Error::Timeout);
+            }
+            self.wait_timeout(left)?;
+        }
+    }
+
+    fn signal(&mut self, t: Transfer) -> Result<usize> {
+        if t.notify {
+            self.live_mut()?.event.notify()?;
+        }
+        Ok(t.bytes)
+    }
+
+    /// Wait until `ready()` holds, or the peer exits. Spins first, then arms
+    /// a notification with `arm()` (which re-checks) and sleeps.
+    fn wait_until(
+        &mut self,
+        ready: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
+        arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
+    ) -> Result<()> {
+        if !self.nonblocking {
+            let ch = &self.live.as_ref().ok_or(Error::Closed)?.ch;
+            let exited = || matches!(ch.peer_state(), Ok(LiveState::Exited) | Err(_));
+            if self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
+                return Ok(());
+            }
+        }
+        if self.nonblocking {
+            self.drain()?;
+        }
+        let ch = &self.live()?.ch;
+        if arm(ch)? || matches!(ch.peer_state()?, LiveState::Exited) {
+            return Ok(());
+        }
+        if self.nonblocking {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
+        }
+        self.wait()
+    }
+
+    /// Stream read: up to `buf.len()` bytes; `Ok(0)` is end-of-stream (the
+    /// peer closed and everything it wrote has been read).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        if buf.is_empty() {
+            self.live()?;
+            return Ok(0);
+        }
+        loop {
+            let t = self.live_mut()?.ch.read(buf)?;
+            if t.bytes > 0 {
+                return self.signal(t);
+            }
+            if self.peer_state()? == State::Exited {
+                // Everything written before the close is visible now.
+                let t = self.live_mut()?.ch.read(buf)?;
+                return self.signal(t);
+            }
+            self.wait_until(|c| Ok(c.data_ready()? > 0), |c| Ok(c.data_ready_or_arm(1)? > 0))?;
+        }
+    }
+
+    /// Stream write: at least one byte of `buf` (blocking mode waits for
+    /// space), at most all of it. Fails with [`Error::Closed`] once the peer
+    /// is gone.
+    pub fn write(&mut self, buf: &[u8]) -> Result<usize> {
+        loop {
+            if self.peer_state()? == State::Exited {
+                return Err(Error::Closed);
+            }
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let t = self.live_mut()?.ch.write(buf)?;
+            if t.bytes > 0 {
+                return self.signal(t);
+            }
+            self.wait_until(|c| Ok(c.buffer_space()? > 0), |c| Ok(c.buffer_space_or_arm(1)? > 0))?;
+        }
+    }
+
+    /// Write all of `buf`.
+    pub fn write_all(&mut self, mut buf: &[u8]) -> Result<()> {
+        while !buf.is_empty() {
+            let n = self.write(buf)?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Packet send: all of `buf` or nothing. Blocking mode waits for room;
+    /// a packet larger than the ring is refused.
+    pub fn send(&mut self, buf: &[u8]) -> Result<usize> {
+        let want = buf.len();
+        loop {
+            if self.peer_state()? == State::Exited {
+                return Err(Error::Closed);
+            }
+            let t = self.live_mut()?.ch.send(buf)?;
+            if t.bytes > 0 || want == 0 {
+                return self.signal(t);
+            }
+            self.wait_until(
+                |c| Ok(c.buffer_space()? >= want),
+                |c| Ok(c.buffer_space_or_arm(want)? >= want),
+            )?;
+        }
+    }
+
+    /// Packet receive: exactly `buf.len()` bytes or nothing. `Ok(0)` for a
+    /// non-empty buffer means end-of-stream.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {
+        let want = buf.len();
+        loop {
+            let t = self.live_mut()?.ch.recv(buf)?;
+            if t.bytes > 0 || want == 0 {
+                return self.signal(t);
+            }
+            if self.peer_state()? == State::Exited {
+                let t = self.live_mut()?.ch.recv(buf)?;
+                if t.bytes > 0 {
+                    return self.signal(t);
+                }
+                return match self.data_ready()? {
+                    0 => Ok(0),
+                    _ => Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peer closed in the middle of a packet",
+                    )
+                    .into()),
+                };
+            }
+            self.wait_until(
+                |c| Ok(c.data_ready()? >= want),
+                |c| Ok(c.data_ready_or_arm(want)? >= want),
+            )?;
+        }
+    }
+
+    /// Zero-copy read, first half: wait (in blocking mode) for readable
+    /// bytes and return the contiguous run of them in the read ring. An
+    /// empty span means end-of-stream. Release them with
+    /// [`consume`](Endpoint::consume).
+    pub fn peek(&mut self) -> Result<Span> {
+        loop {
+            let span = self.live()?.ch.peek()?;
+            if span.len > 0 {
+                return Ok(span);
+            }
+            if self.peer_state()? == State::Exited {
+                return Ok(self.live()?.ch.peek()?);
+            }
+            self.wait_until(|c| Ok(c.data_ready()? > 0), |c| Ok(c.data_ready_or_arm(1)? > 0))?;
+        }
+    }
+
+    /// Zero-copy read, second half: release `n` bytes seen with `peek`.
+    pub fn consume(&mut self, n: usize) -> Result<()> {
+        let t = self.live_mut()?.ch.consume(n)?;
+        self.signal(t).map(|_| ())
+    }
+
+    /// Base address of the ring we read from (for zero-copy views built on
+    /// [`peek`](Endpoint::peek)'s offsets), and its size.
+    pub fn read_ring(&self) -> Result<(*const u8, usize)> {
+        let ch = &self.live()?.ch;
+        Ok((ch.read_ring().as_ptr(), ch.read_size()))
+    }
+
+    /// Close: mark ourselves exited, wake the peer, release the memory,
+    /// and (server) remove the rendezvous. The peer can still read what we
+    /// wrote. Idempotent.
+    pub fn close(&mut self) -> Result<()> {
+        let Some(mut live) = self.live.take() else {
+            return Ok(());
+        };
+        live.ch.close();
+        let notified = live.event.notify();
+        drop(live);
+        let unpublished = match self.path.take() {
+            Some(p) => self.backend.unpublish(&p),
+            None => Ok(()),
+        };
+        self.backend.sweep();
+        notified?;
+        unpublished
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl AsRawFd for Endpoint {
+    /// The event channel's descriptor: readable when something changed
+    /// (data, space, or the peer's state). -1 once closed.
+    fn as_raw_fd(&self) -> RawFd {
+        self.live.as_ref().map_or(-1, |l| l.event.fd())
+    }
+}
+
+impl io::Read for Endpoint {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Endpoint::read(self, buf).map_err(Into::into)
+    }
+}
+
+impl io::Write for Endpoint {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Endpoint::write(self, buf).map_err(Into::into)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// poll(2) one descriptor for readability; false on timeout.
+pub(crate) fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().min(i32::MAX as u128) as i32 + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+            }
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(rc > 0);
+    }
+}

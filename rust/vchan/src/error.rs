@@ -1,0 +1,92 @@
+//! Errors of vchan endpoints.
+
+use std::fmt;
+use std::io;
+
+/// What can go wrong with a vchan endpoint.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A port name that is not `[a-zA-Z0-9_-]+`.
+    InvalidPort(String),
+    /// A domain id outside `0..=32751` (Xen's `DOMID_FIRST_RESERVED`).
+    InvalidDomid(u32),
+    /// The ring core refused (bad ring size, packet too large, or the peer
+    /// broke the protocol).
+    Core(vchan_core::Error),
+    /// Another client is already connected to this server.
+    Busy,
+    /// A live server already serves this domain and port.
+    AddrInUse,
+    /// No server appeared before the timeout.
+    Timeout,
+    /// The channel is closed (by us, or by the peer for writes).
+    Closed,
+    /// The Xen libraries could not be loaded or a function is missing.
+    BackendUnavailable(String),
+    /// A system call failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidPort(p) => write!(
+                f,
+                "invalid vchan port {p:?}: expected one or more of [a-zA-Z0-9_-]"
+            ),
+            Error::InvalidDomid(d) => write!(f, "invalid domain id {d}: expected 0..=32751"),
+            Error::Core(e) => e.fmt(f),
+            Error::Busy => f.write_str("vchan port busy: another client is already connected"),
+            Error::AddrInUse => {
+                f.write_str("vchan port already served by a live server for this client domain")
+            }
+            Error::Timeout => f.write_str("timed out waiting for the vchan server"),
+            Error::Closed => f.write_str("vchan closed"),
+            Error::BackendUnavailable(why) => write!(f, "vchan backend unavailable: {why}"),
+            Error::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Core(e) => Some(e),
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<vchan_core::Error> for Error {
+    fn from(e: vchan_core::Error) -> Self {
+        Error::Core(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> io::Error {
+        let kind = match &e {
+            Error::Io(inner) => return io::Error::new(inner.kind(), e),
+            Error::InvalidPort(_) | Error::InvalidDomid(_) => io::ErrorKind::InvalidInput,
+            Error::Core(c) if c.is_protocol_violation() => io::ErrorKind::InvalidData,
+            Error::Core(_) => io::ErrorKind::InvalidInput,
+            Error::Busy => io::ErrorKind::ResourceBusy,
+            Error::AddrInUse => io::ErrorKind::AddrInUse,
+            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::Closed => io::ErrorKind::BrokenPipe,
+            Error::BackendUnavailable(_) => io::ErrorKind::Unsupported,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,113 @@
+//! Port names, domain ids and the rendezvous path convention of
+//! mirage/ocaml-vchan.
+
+use crate::error::{Error, Result};
+use std::fmt;
+use std::str::FromStr;
+
+/// First domain id Xen reserves (`DOMID_FIRST_RESERVED`); valid ids are below.
+pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
+
+/// A Xen domain id, range-checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DomId(u16);
+
+impl DomId {
+    /// Check a domain id.
+    pub fn new(id: u32) -> Result<DomId> {
+        if id < DOMID_FIRST_RESERVED {
+            Ok(DomId(id as u16))
+        } else {
+            Err(Error::InvalidDomid(id))
+        }
+    }
+
+    /// The numeric id.
+    pub fn get(self) -> u32 {
+        u32::from(self.0)
+    }
+}
+
+impl fmt::Display for DomId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for DomId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<DomId> {
+        s.parse::<u32>()
+            .map_err(|_| Error::InvalidDomid(u32::MAX))
+            .and_then(DomId::new)
+    }
+}
+
+/// A vchan port name: one or more of `[a-zA-Z0-9_-]`, as ocaml-vchan's
+/// `Port.of_string` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Port(String);
+
+impl Port {
+    /// Validate a port name.
+    pub fn new(name: &str) -> Result<Port> {
+        let ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Port(name.to_owned()))
+        } else {
+            Err(Error::InvalidPort(name.to_owned()))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Port {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Port> {
+        Port::new(s)
+    }
+}
+
+/// The xenstore directory where a server in domain `server` publishes a
+/// vchan for client domain `client` on `port`:
+/// `/local/domain/<server>/data/vchan/<client>/<port>`.
+pub fn rendezvous_path(server: DomId, client: DomId, port: &Port) -> String {
+    format!("/local/domain/{server}/data/vchan/{client}/{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        for ok in ["a", "foo", "A-b_9", "0"] {
+            assert_eq!(Port::new(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "a/b", "a b", "é", "..", "a.b"] {
+            assert!(matches!(Port::new(bad), Err(Error::InvalidPort(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn domids_and_path() {
+        assert!(DomId::new(0x7fef).is_ok());
+        assert!(DomId::new(0x7ff0).is_err());
+        assert!("x".parse::<DomId>().is_err());
+        let p = rendezvous_path(DomId::new(0).unwrap(), DomId::new(7).unwrap(), &Port::new("p").unwrap());
+        assert_eq!(p, "/local/domain/0/data/vchan/7/p");
+    }
+}

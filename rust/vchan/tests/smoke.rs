@@ -1,0 +1,75 @@
+//! In-process smoke test: a server and a client thread over the unix backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+use vchan::{Backend, DomId, Endpoint, State, UnixBackend};
+
+fn backends(dir: &std::path::Path) -> (Arc<dyn Backend>, Arc<dyn Backend>) {
+    let s = UnixBackend::new(dir.to_path_buf(), DomId::new(0).unwrap()).unwrap();
+    let c = UnixBackend::new(dir.to_path_buf(), DomId::new(1).unwrap()).unwrap();
+    (Arc::new(s), Arc::new(c))
+}
+
+#[test]
+fn hello_both_ways_and_clean_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, cb) = backends(dir.path());
+    let path = "/local/domain/0/data/vchan/1/smoke";
+    for (rmin, wmin) in [(1024, 2048), (2048, 1024), (4096, 4096), (65536, 1 << 20)] {
+        let mut server = Endpoint::listen_at(sb.clone(), DomId::new(1).unwrap(), path, rmin, wmin).unwrap();
+        let cb2 = cb.clone();
+        let t = std::thread::spawn(move || {
+            let mut c = Endpoint::connect_at(cb2, DomId::new(0).unwrap(), path, Some(Duration::from_secs(5))).unwrap();
+            let mut total = 0u64;
+            let mut buf = vec![0u8; 10000];
+            loop {
+                let n = c.read(&mut buf).unwrap();
+                if n == 0 { break; }
+                total += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
+                c.write_all(&buf[..n]).unwrap();
+            }
+            total
+        });
+        assert_eq!(server.accept(Some(Duration::from_secs(5))).unwrap(), State::Connected);
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let expect: u64 = data.iter().map(|&b| b as u64).sum();
+        let mut back = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        let mut off = 0;
+        while back.len() < data.len() {
+            if off < data.len() {
+                server.set_nonblocking(true);
+                match server.write(&data[off..]) {
+                    Ok(n) => off += n,
+                    Err(vchan::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+                match server.read(&mut buf) {
+                    Ok(n) => back.extend_from_slice(&buf[..n]),
+                    Err(vchan::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+            } else {
+                server.set_nonblocking(false);
+                let n = server.read(&mut buf).unwrap();
+                back.extend_from_slice(&buf[..n]);
+            }
+        }
+        assert_eq!(back, data);
+        server.close().unwrap();
+        assert_eq!(t.join().unwrap(), expect);
+    }
+    let left: Vec<_> = walk(dir.path());
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).unwrap().flatten() {
+        out.push(e.path());
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        }
+    }
+    out
+}
