@@ -208,6 +208,24 @@ impl Endpoint {
         }
     }
 
+    /// One attempt at [`connect_at`](Endpoint::connect_at) that never
+    /// waits: `Ok(None)` while no live server has published at `path`.
+    /// For event loops that must not block (retry after a pause).
+    pub fn try_connect_at(
+        backend: Arc<dyn Backend>,
+        server: DomId,
+        path: &str,
+    ) -> Result<Option<Endpoint>> {
+        match backend.lookup(path)? {
+            None => Ok(None),
+            Some(rv) => match Endpoint::attach(backend, server, rv) {
+                Ok(ep) => Ok(Some(ep)),
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::ConnectionRefused => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     fn attach(backend: Arc<dyn Backend>, server: DomId, rv: Rendezvous) -> Result<Endpoint> {
         let mut event = backend.bind_interdomain(server, rv.event_channel)?;
         let page = backend.map(server, &[rv.ring_ref], true, Some((CLI_LIVE as u32, &mut *event)))?;
