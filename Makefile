@@ -1,0 +1,52 @@
+# vchan-rs — see README.md.
+#   make        build everything (Rust workspace, OCaml library, vchan-cat)
+#   make test   set up the machine if needed, then run every test
+#   make demo   set up, build, and move a file over vchan
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export CARGO_TERM_COLOR := never
+
+CARGO_FLAGS := --release --locked --workspace
+# The OCaml part builds once ocaml/ has a dune file.
+HAVE_OCAML := $(wildcard ocaml/dune)
+
+.PHONY: all build setup test test-rust test-ocaml clippy demo fmt-check clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build:
+	cargo build $(CARGO_FLAGS)
+ifneq ($(HAVE_OCAML),)
+	dune build
+endif
+
+test: setup
+	$(MAKE) test-rust clippy test-ocaml
+
+test-rust:
+	cargo test $(CARGO_FLAGS)
+
+clippy:
+	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+
+test-ocaml:
+ifneq ($(HAVE_OCAML),)
+	dune build
+	dune test --force
+else
+	@echo "test-ocaml: no OCaml library yet"
+endif
+
+demo: setup build
+	bash scripts/demo.sh
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clean:
+	cargo clean
+ifneq ($(HAVE_OCAML),)
+	dune clean
+endif
