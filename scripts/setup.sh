@@ -28,7 +28,7 @@ fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo >/dev/null; then
-  echo "setup: cargo not found: install Rust stable (>= 1.81) with rustup" >&2
+  echo "setup: cargo not found: install Rust stable (>= 1.83) with rustup" >&2
   exit 1
 fi
 echo "setup: ok (${#missing[@]} package(s) installed; $(cargo --version))"
