@@ -1,0 +1,191 @@
+//! Test support: child processes (the test binary re-executing one of its
+//! own ignored tests), backends rooted in a temporary directory, and a
+//! single-threaded full-duplex pump.
+#![allow(dead_code)]
+
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::{Rng, RngCore, SeedableRng};
+use sha2::{Digest, Sha256};
+use vchan::{Backend, DomId, Endpoint, Error, Port, UnixBackend};
+
+pub const ROLE: &str = "VCHAN_TEST_ROLE";
+
+/// Start the ignored test `entry` of this test binary as a child process
+/// with `role`, in domain `domid`, rooted at `dir`.
+pub fn spawn(entry: &str, role: &str, domid: u32, dir: &Path, extra: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", entry, "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .env(ROLE, role)
+        .env("VCHAN_DOMID", domid.to_string())
+        .env("VCHAN_UNIX_DIR", dir)
+        .env("VCHAN_BACKEND", "unix")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// The role this process was started with, if it is a child.
+pub fn role() -> Option<String> {
+    std::env::var(ROLE).ok()
+}
+
+/// Wait for a child that must succeed; the `key=value` lines it printed.
+pub fn child_values(child: Child) -> std::collections::HashMap<String, String> {
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "child failed: {:?}", out.status);
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+pub fn backend(dir: &Path, domid: u32) -> Arc<dyn Backend> {
+    Arc::new(UnixBackend::new(dir.to_path_buf(), DomId::new(domid).unwrap()).unwrap())
+}
+
+pub fn dom(d: u32) -> DomId {
+    DomId::new(d).unwrap()
+}
+
+pub fn port(name: &str) -> Port {
+    Port::new(name).unwrap()
+}
+
+pub fn path(server: u32, client: u32, p: &str) -> String {
+    vchan::rendezvous_path(dom(server), dom(client), &port(p))
+}
+
+/// Every file and directory below `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            out.push(e.path());
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+pub fn would_block(e: &Error) -> bool {
+    matches!(e, Error::Io(io) if io.kind() == ErrorKind::WouldBlock)
+}
+
+/// A deterministic byte stream with random chunk sizes.
+pub struct Source {
+    rng: rand::rngs::StdRng,
+    left: u64,
+    pub hash: Sha256,
+}
+
+impl Source {
+    pub fn new(seed: u64, total: u64) -> Source {
+        Source { rng: rand::rngs::StdRng::seed_from_u64(seed), left: total, hash: Sha256::new() }
+    }
+    /// The next chunk (empty at the end).
+    pub fn next_chunk(&mut self, max: usize) -> Vec<u8> {
+        let n = (self.rng.gen_range(1..=max) as u64).min(self.left) as usize;
+        let mut v = vec![0u8; n];
+        self.rng.fill_bytes(&mut v);
+        self.hash.update(&v);
+        self.left -= n as u64;
+        v
+    }
+}
+
+/// Non-blocking pump of one endpoint: send `total` bytes from `seed` and
+/// receive until end-of-stream or `expect` bytes. Returns the hex SHA-256
+/// of (sent, received).
+pub fn pump(ep: &mut Endpoint, seed: u64, total: u64, expect: u64) -> (String, String) {
+    ep.set_nonblocking(true);
+    let mut src = Source::new(seed, total);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0xdead);
+    let mut chunk: Vec<u8> = Vec::new();
+    let mut off = 0;
+    let mut got = 0u64;
+    let mut rhash = Sha256::new();
+    let mut buf = vec![0u8; 300_000];
+    let mut sent_all = total == 0;
+    loop {
+        let mut progress = false;
+        if !sent_all {
+            if off == chunk.len() {
+                chunk = src.next_chunk(200_000);
+                off = 0;
+            }
+            match ep.write(&chunk[off..]) {
+                Ok(n) => {
+                    off += n;
+                    progress = true;
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => panic!("write: {e}"),
+            }
+            sent_all = off == chunk.len() && src.left == 0;
+        }
+        if got < expect {
+            let want = rng.gen_range(1..=buf.len());
+            match ep.read(&mut buf[..want]) {
+                Ok(0) => panic!("early end-of-stream after {got} of {expect} bytes"),
+                Ok(n) => {
+                    rhash.update(&buf[..n]);
+                    got += n as u64;
+                    progress = true;
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+        if sent_all && got >= expect {
+            break;
+        }
+        if !progress {
+            // Spin a little on the rings before sleeping on the event fd.
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_micros(50) {
+                if ep.data_ready().unwrap() > 0 || (!sent_all && ep.buffer_space().unwrap() > 0) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            if ep.data_ready().unwrap() == 0 && (sent_all || ep.buffer_space().unwrap() == 0) {
+                poll_in(&[ep.as_raw_fd()], 1000);
+            }
+        }
+    }
+    (hex(src.hash.finalize()), hex(rhash.finalize()))
+}
+
+pub fn hex(d: impl AsRef<[u8]>) -> String {
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// poll(2) for readability; returns the indices that are readable.
+pub fn poll_in(fds: &[i32], timeout_ms: i32) -> Vec<usize> {
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: p is a valid array of pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
+    assert!(rc >= 0, "poll: {}", std::io::Error::last_os_error());
+    p.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect()
+}
+
+pub fn sigkill(child: &mut Child) {
+    // SAFETY: sending SIGKILL to our own child process.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+    }
+    let _ = child.wait();
+}
