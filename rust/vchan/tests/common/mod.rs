@@ -94,6 +94,10 @@ impl Source {
     pub fn new(seed: u64, total: u64) -> Source {
         Source { rng: rand::rngs::StdRng::seed_from_u64(seed), left: total, hash: Sha256::new() }
     }
+    /// Bytes still to come.
+    pub fn left_bytes(&self) -> u64 {
+        self.left
+    }
     /// The next chunk (empty at the end).
     pub fn next_chunk(&mut self, max: usize) -> Vec<u8> {
         let n = (self.rng.gen_range(1..=max) as u64).min(self.left) as usize;
