@@ -23,7 +23,7 @@ ifneq ($(HAVE_OCAML),)
 endif
 
 test: setup
-	$(MAKE) test-rust clippy test-ocaml
+	$(MAKE) fmt-check test-rust clippy test-ocaml
 
 test-rust:
 	cargo test $(CARGO_FLAGS)

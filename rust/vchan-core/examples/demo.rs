@@ -28,7 +28,8 @@ fn main() {
     };
     init_server_page(&page, orders);
     let mut server = Channel::server(page, orders, left, right).expect("server");
-    let mut client = Channel::client(page, read_orders(&page).expect("orders"), right, left).expect("client");
+    let mut client =
+        Channel::client(page, read_orders(&page).expect("orders"), right, left).expect("client");
 
     let start = Instant::now();
     let reader = std::thread::spawn(move || {
@@ -37,7 +38,12 @@ fn main() {
         while got < TOTAL {
             let n = client.read(&mut buf).expect("read").bytes;
             for (i, b) in buf[..n].iter().enumerate() {
-                assert_eq!(*b, byte(got + i as u64), "corrupt byte at {}", got + i as u64);
+                assert_eq!(
+                    *b,
+                    byte(got + i as u64),
+                    "corrupt byte at {}",
+                    got + i as u64
+                );
             }
             got += n as u64;
             if n == 0 {

@@ -225,11 +225,7 @@ unsafe impl RingMem for RawRing {
         // SAFETY: as `read_at`, copying the other way into ring memory the
         // caller promised is writable.
         unsafe {
-            core::ptr::copy_nonoverlapping(
-                src.as_ptr(),
-                self.base.as_ptr().add(offset),
-                src.len(),
-            )
+            core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len())
         }
     }
 }

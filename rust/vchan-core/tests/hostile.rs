@@ -25,8 +25,18 @@ enum Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    let idx = prop_oneof![Just(LEFT_CONS), Just(LEFT_PROD), Just(RIGHT_CONS), Just(RIGHT_PROD)];
-    let val = prop_oneof![any::<u32>(), 0u32..5000, Just(u32::MAX), (0u32..3).prop_map(|d| u32::MAX - d)];
+    let idx = prop_oneof![
+        Just(LEFT_CONS),
+        Just(LEFT_PROD),
+        Just(RIGHT_CONS),
+        Just(RIGHT_PROD)
+    ];
+    let val = prop_oneof![
+        any::<u32>(),
+        0u32..5000,
+        Just(u32::MAX),
+        (0u32..3).prop_map(|d| u32::MAX - d)
+    ];
     prop_oneof![
         (0usize..GRANTS + 16, any::<u8>()).prop_map(|(o, v)| Step::Poke(o, v)),
         (idx, val).prop_map(|(o, v)| Step::PokeIndex(o, v)),
@@ -44,7 +54,11 @@ fn check(r: Result<usize, Error>, bound: usize) -> Result<(), TestCaseError> {
     match r {
         Ok(n) => prop_assert!(n <= bound, "{} > {}", n, bound),
         Err(e) => prop_assert!(
-            e.is_protocol_violation() || matches!(e, Error::PacketTooLarge { .. } | Error::ConsumeTooMuch { .. }),
+            e.is_protocol_violation()
+                || matches!(
+                    e,
+                    Error::PacketTooLarge { .. } | Error::ConsumeTooMuch { .. }
+                ),
             "unexpected error {:?}",
             e
         ),
@@ -120,7 +134,14 @@ fn impossible_indices_are_protocol_errors() {
         mem.poke_u8(LEFT_PROD + i, b);
     }
     let e = server.data_ready().unwrap_err();
-    assert_eq!(e, Error::ReadIndices { prod: size + 1, cons: 0, size });
+    assert_eq!(
+        e,
+        Error::ReadIndices {
+            prod: size + 1,
+            cons: 0,
+            size
+        }
+    );
     assert!(e.is_protocol_violation());
     assert_eq!(server.read(&mut [0; 8]).unwrap_err(), e);
     // Exactly a ring ahead is fine: a full ring.
@@ -133,7 +154,14 @@ fn impossible_indices_are_protocol_errors() {
         mem.poke_u8(RIGHT_CONS + i, b);
     }
     let e = server.buffer_space().unwrap_err();
-    assert_eq!(e, Error::WriteIndices { prod: 0, cons: 1, size });
+    assert_eq!(
+        e,
+        Error::WriteIndices {
+            prod: 0,
+            cons: 1,
+            size
+        }
+    );
     assert!(server.write(b"x").is_err());
     // A peer rewriting *our* index does not fool us: we keep our own copy.
     for (i, b) in 0u32.to_le_bytes().into_iter().enumerate() {
@@ -157,13 +185,23 @@ fn bad_live_bytes_and_orders() {
     mem.poke_u8(CLI_LIVE, 0);
     assert_eq!(server.peer_state(), Ok(LiveState::Exited));
     assert_eq!(client.peer_state(), Ok(LiveState::Connected));
-    for (l, r) in [(9u16, 11u16), (21, 12), (10, 10), (11, 11), (0, 0), (300, 12)] {
+    for (l, r) in [
+        (9u16, 11u16),
+        (21, 12),
+        (10, 10),
+        (11, 11),
+        (0, 0),
+        (300, 12),
+    ] {
         mem.poke_u8(LEFT_ORDER, l as u8);
         mem.poke_u8(LEFT_ORDER + 1, (l >> 8) as u8);
         mem.poke_u8(RIGHT_ORDER, r as u8);
         mem.poke_u8(RIGHT_ORDER + 1, (r >> 8) as u8);
         // SAFETY: the page is live, 4096 bytes and aligned.
         let page = unsafe { vchan_core::RawPage::new(mem.page_ptr()) }.unwrap();
-        assert_eq!(read_orders(&page), Err(Error::BadOrders { left: l, right: r }));
+        assert_eq!(
+            read_orders(&page),
+            Err(Error::BadOrders { left: l, right: r })
+        );
     }
 }

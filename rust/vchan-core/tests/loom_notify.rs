@@ -25,7 +25,11 @@ struct Page(Arc<Header>);
 // offsets outside the header (grants, zeroed at init) are not modelled.
 unsafe impl SharedPage for Page {
     fn load_u32(&self, off: usize, o: Ordering) -> u32 {
-        if off < 16 { self.0.idx[off / 4].load(o) } else { 0 }
+        if off < 16 {
+            self.0.idx[off / 4].load(o)
+        } else {
+            0
+        }
     }
     fn store_u32(&self, off: usize, v: u32, o: Ordering) {
         if off < 16 {
@@ -75,11 +79,13 @@ unsafe impl RingMem for Ring {
     }
     fn read_at(&self, off: usize, dst: &mut [u8]) {
         // SAFETY: loom checks that no write to the cell races this read.
-        self.0.with(|v| dst.copy_from_slice(unsafe { &(&*v)[off..off + dst.len()] }))
+        self.0
+            .with(|v| dst.copy_from_slice(unsafe { &(&*v)[off..off + dst.len()] }))
     }
     fn write_at(&self, off: usize, src: &[u8]) {
         // SAFETY: loom checks that no access to the cell races this write.
-        self.0.with_mut(|v| unsafe { (&mut *v)[off..off + src.len()].copy_from_slice(src) })
+        self.0
+            .with_mut(|v| unsafe { (&mut *v)[off..off + src.len()].copy_from_slice(src) })
     }
 }
 
@@ -90,9 +96,19 @@ type Ch = Channel<Page, Ring>;
 /// exchange.
 fn pair() -> (Ch, Ch) {
     let page = Page(Arc::new(Header {
-        idx: [AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0), AtomicU32::new(0)],
+        idx: [
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+            AtomicU32::new(0),
+        ],
         orders: [AtomicU16::new(0), AtomicU16::new(0)],
-        bytes: [AtomicU8::new(0), AtomicU8::new(0), AtomicU8::new(0), AtomicU8::new(0)],
+        bytes: [
+            AtomicU8::new(0),
+            AtomicU8::new(0),
+            AtomicU8::new(0),
+            AtomicU8::new(0),
+        ],
     }));
     let orders = Orders::validate(10, 11).unwrap();
     let left = Ring(Arc::new(UnsafeCell::new(vec![0; 1024])), 1024);
@@ -109,16 +125,27 @@ fn pair() -> (Ch, Ch) {
 fn write_direction(server_writes: bool, arm: bool) {
     loom::model(move || {
         let (server, client) = pair();
-        let (mut writer, mut reader) = if server_writes { (server, client) } else { (client, server) };
+        let (mut writer, mut reader) = if server_writes {
+            (server, client)
+        } else {
+            (client, server)
+        };
         let w = loom::thread::spawn(move || writer.write(&[42]).unwrap().notify);
-        let ready = if arm { reader.data_ready_or_arm(1).unwrap() } else { reader.data_ready().unwrap() };
+        let ready = if arm {
+            reader.data_ready_or_arm(1).unwrap()
+        } else {
+            reader.data_ready().unwrap()
+        };
         if ready > 0 {
             let mut b = [0u8];
             assert_eq!(reader.read(&mut b).unwrap().bytes, 1);
             assert_eq!(b[0], 42);
         }
         let notified = w.join().unwrap();
-        assert!(ready > 0 || notified, "lost wake-up: reader sleeps, writer did not signal");
+        assert!(
+            ready > 0 || notified,
+            "lost wake-up: reader sleeps, writer did not signal"
+        );
     });
 }
 
@@ -126,16 +153,27 @@ fn write_direction(server_writes: bool, arm: bool) {
 fn read_direction(server_writes: bool, arm: bool) {
     loom::model(move || {
         let (server, client) = pair();
-        let (mut writer, mut reader) = if server_writes { (server, client) } else { (client, server) };
+        let (mut writer, mut reader) = if server_writes {
+            (server, client)
+        } else {
+            (client, server)
+        };
         let size = writer.write_size();
         assert_eq!(writer.write(&vec![1; size]).unwrap().bytes, size);
         let r = loom::thread::spawn(move || {
             let mut b = [0u8];
             reader.read(&mut b).unwrap().notify
         });
-        let space = if arm { writer.buffer_space_or_arm(1).unwrap() } else { writer.buffer_space().unwrap() };
+        let space = if arm {
+            writer.buffer_space_or_arm(1).unwrap()
+        } else {
+            writer.buffer_space().unwrap()
+        };
         let notified = r.join().unwrap();
-        assert!(space > 0 || notified, "lost wake-up: writer sleeps, reader did not signal");
+        assert!(
+            space > 0 || notified,
+            "lost wake-up: writer sleeps, reader did not signal"
+        );
     });
 }
 

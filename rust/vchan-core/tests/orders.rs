@@ -6,7 +6,20 @@ use vchan_core::layout::Placement;
 use vchan_core::{Error, Orders};
 
 const GRID: [usize; 14] = [
-    0, 1, 1023, 1024, 1025, 2047, 2048, 2049, 4095, 4096, 4097, 65536, 1 << 20, (1 << 20) + 1,
+    0,
+    1,
+    1023,
+    1024,
+    1025,
+    2047,
+    2048,
+    2049,
+    4095,
+    4096,
+    4097,
+    65536,
+    1 << 20,
+    (1 << 20) + 1,
 ];
 
 /// The rule of Xen 4.17's libxenvchan_server_init, in C.
@@ -46,7 +59,10 @@ fn server_orders_match_c_rule() {
         let (l, r): (usize, usize) = (f[0].parse().unwrap(), f[1].parse().unwrap());
         let got = Orders::for_server(l, r);
         if f[2] == "fail" {
-            assert!(matches!(got, Err(Error::RingTooLarge { .. })), "{l} {r}: {got:?}");
+            assert!(
+                matches!(got, Err(Error::RingTooLarge { .. })),
+                "{l} {r}: {got:?}"
+            );
         } else {
             let o = got.unwrap_or_else(|e| panic!("{l} {r}: {e}"));
             let want: (u8, u8) = (f[2].parse().unwrap(), f[3].parse().unwrap());

@@ -53,9 +53,17 @@ fn run(orders: Orders, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut dirs = [Dir::default(), Dir::default()]; // 0: server->client
     for op in ops {
         let (s, n) = match *op {
-            Op::Write(s, n) | Op::Read(s, n) | Op::Send(s, n) | Op::Recv(s, n) | Op::PeekConsume(s, n) => (s, n),
+            Op::Write(s, n)
+            | Op::Read(s, n)
+            | Op::Send(s, n)
+            | Op::Recv(s, n)
+            | Op::PeekConsume(s, n) => (s, n),
         };
-        let (me, peer): (&mut Ch, &mut Ch) = if s { (&mut server, &mut client) } else { (&mut client, &mut server) };
+        let (me, peer): (&mut Ch, &mut Ch) = if s {
+            (&mut server, &mut client)
+        } else {
+            (&mut client, &mut server)
+        };
         let out = if s { 0 } else { 1 };
         match *op {
             Op::Write(..) | Op::Send(..) => {
@@ -125,7 +133,12 @@ fn run(orders: Orders, ops: &[Op]) -> Result<(), TestCaseError> {
                     prop_assert_eq!(got, n.min(ready));
                 }
                 for (i, b) in buf[..got].iter().enumerate() {
-                    prop_assert_eq!(*b, byte(d.got + i as u64), "byte {} of the stream", d.got + i as u64);
+                    prop_assert_eq!(
+                        *b,
+                        byte(d.got + i as u64),
+                        "byte {} of the stream",
+                        d.got + i as u64
+                    );
                 }
                 d.got += got as u64;
             }
@@ -167,7 +180,15 @@ proptest! {
 fn every_valid_order_pair_roundtrips() {
     let all: Vec<u16> = (10..=20).collect();
     let ops: Vec<Op> = (0..40)
-        .flat_map(|i| [Op::Write(i % 2 == 0, 37 + i), Op::Send(i % 3 == 0, 11), Op::Read(i % 2 == 0, 50), Op::Read(i % 2 == 1, 64), Op::Recv(i % 3 == 0, 11)])
+        .flat_map(|i| {
+            [
+                Op::Write(i % 2 == 0, 37 + i),
+                Op::Send(i % 3 == 0, 11),
+                Op::Read(i % 2 == 0, 50),
+                Op::Read(i % 2 == 1, 64),
+                Op::Recv(i % 3 == 0, 11),
+            ]
+        })
         .collect();
     let pairs = valid_pairs(&all);
     assert_eq!(pairs.len(), 11 * 11 - 2);

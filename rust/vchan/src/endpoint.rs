@@ -67,7 +67,12 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-fn ring_in(page: &dyn Region, order: u8, regions: &mut Vec<Box<dyn Region>>, region: Option<Box<dyn Region>>) -> Result<RawRing> {
+fn ring_in(
+    page: &dyn Region,
+    order: u8,
+    regions: &mut Vec<Box<dyn Region>>,
+    region: Option<Box<dyn Region>>,
+) -> Result<RawRing> {
     let len = 1usize << order;
     let base = match (Placement::of_order(order), region) {
         (Some(Placement::InPage { offset }), _) => {
@@ -109,7 +114,12 @@ impl Endpoint {
     /// Serve client domain `client` on `port` with the default backend
     /// ([`crate::default_backend`]). Returns at once; the client may
     /// connect later ([`accept`](Endpoint::accept) waits for it).
-    pub fn listen(client: DomId, port: &Port, read_min: usize, write_min: usize) -> Result<Endpoint> {
+    pub fn listen(
+        client: DomId,
+        port: &Port,
+        read_min: usize,
+        write_min: usize,
+    ) -> Result<Endpoint> {
         let backend = crate::default_backend()?;
         let path = rendezvous_path(backend.own_domid()?, client, port);
         Endpoint::listen_at(backend, client, &path, read_min, write_min)
@@ -152,20 +162,18 @@ impl Endpoint {
             event_channel: event.port(),
         };
         backend.publish(path, client, rv)?;
-        Ok(Endpoint {
-            live: Some(Live {
-                ch,
-                event,
-                _rings: rings,
-                _page: page,
-            }),
+        let live = Live {
+            ch,
+            event,
+            _rings: rings,
+            _page: page,
+        };
+        Ok(Endpoint::assemble(
+            live,
             backend,
-            role: Role::Server,
-            peer: client,
-            path: Some(path.to_owned()),
-            nonblocking: false,
-            spin: Spin::new(),
-        })
+            client,
+            Some(path.to_owned()),
+        ))
     }
 
     /// Connect to the server in domain `server` on `port` with the default
@@ -228,14 +236,24 @@ impl Endpoint {
 
     fn attach(backend: Arc<dyn Backend>, server: DomId, rv: Rendezvous) -> Result<Endpoint> {
         let mut event = backend.bind_interdomain(server, rv.event_channel)?;
-        let page = backend.map(server, &[rv.ring_ref], true, Some((CLI_LIVE as u32, &mut *event)))?;
+        let page = backend.map(
+            server,
+            &[rv.ring_ref],
+            true,
+            Some((CLI_LIVE as u32, &mut *event)),
+        )?;
         let raw = raw_page(&*page)?;
         // Orders and grant refs are read once, here, and validated.
         let orders = read_orders(&raw)?;
-        let map_ring = |order: u8, grants: std::ops::Range<usize>, writable: bool| -> Result<Option<Box<dyn Region>>> {
+        let map_ring = |order: u8,
+                        grants: std::ops::Range<usize>,
+                        writable: bool|
+         -> Result<Option<Box<dyn Region>>> {
             match Placement::of_order(order) {
                 Some(Placement::Pages { .. }) => {
-                    let refs = grants.map(|i| read_grant(&raw, i)).collect::<core::result::Result<Vec<u32>, _>>()?;
+                    let refs = grants
+                        .map(|i| read_grant(&raw, i))
+                        .collect::<core::result::Result<Vec<u32>, _>>()?;
                     Ok(Some(backend.map(server, &refs, writable, None)?))
                 }
                 _ => Ok(None),
@@ -248,20 +266,30 @@ impl Endpoint {
         let read = ring_in(&*page, orders.right(), &mut rings, right)?;
         let ch = Channel::client(raw, orders, read, write)?;
         event.notify()?;
-        Ok(Endpoint {
-            live: Some(Live {
-                ch,
-                event,
-                _rings: rings,
-                _page: page,
-            }),
+        let live = Live {
+            ch,
+            event,
+            _rings: rings,
+            _page: page,
+        };
+        Ok(Endpoint::assemble(live, backend, server, None))
+    }
+
+    fn assemble(
+        live: Live,
+        backend: Arc<dyn Backend>,
+        peer: DomId,
+        path: Option<String>,
+    ) -> Endpoint {
+        Endpoint {
+            role: live.ch.role(),
+            live: Some(live),
             backend,
-            role: Role::Client,
-            peer: server,
-            path: None,
+            peer,
+            path,
             nonblocking: false,
             spin: Spin::new(),
-        })
+        }
     }
 
     /// Server or client.
@@ -344,9 +372,11 @@ impl Endpoint {
         let live = self.live_mut()?;
         let ev = live.event.drain()?;
         if ev.peer_gone {
-            live.ch
-                .page()
-                .store_u8(role.peer().live_offset(), LIVE_EXITED, core::sync::atomic::Ordering::Release);
+            live.ch.page().store_u8(
+                role.peer().live_offset(),
+                LIVE_EXITED,
+                core::sync::atomic::Ordering::Release,
+            );
         }
         Ok(())
     }
@@ -437,7 +467,10 @@ impl Endpoint {
                 let t = self.live_mut()?.ch.read(buf)?;
                 return self.signal(t);
             }
-            self.wait_until(|c| Ok(c.data_ready()? > 0), |c| Ok(c.data_ready_or_arm(1)? > 0))?;
+            self.wait_until(
+                |c| Ok(c.data_ready()? > 0),
+                |c| Ok(c.data_ready_or_arm(1)? > 0),
+            )?;
         }
     }
 
@@ -456,7 +489,10 @@ impl Endpoint {
             if t.bytes > 0 {
                 return self.signal(t);
             }
-            self.wait_until(|c| Ok(c.buffer_space()? > 0), |c| Ok(c.buffer_space_or_arm(1)? > 0))?;
+            self.wait_until(
+                |c| Ok(c.buffer_space()? > 0),
+                |c| Ok(c.buffer_space_or_arm(1)? > 0),
+            )?;
         }
     }
 
@@ -531,7 +567,10 @@ impl Endpoint {
             if self.peer_state()? == State::Exited {
                 return Ok(self.live()?.ch.peek()?);
             }
-            self.wait_until(|c| Ok(c.data_ready()? > 0), |c| Ok(c.data_ready_or_arm(1)? > 0))?;
+            self.wait_until(
+                |c| Ok(c.data_ready()? > 0),
+                |c| Ok(c.data_ready_or_arm(1)? > 0),
+            )?;
         }
     }
 
@@ -605,7 +644,8 @@ pub(crate) fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> 
             None => -1,
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
-                left.as_millis().min(i32::MAX as u128) as i32 + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+                left.as_millis().min(i32::MAX as u128) as i32
+                    + i32::from(left.subsec_nanos() % 1_000_000 != 0)
             }
         };
         let mut p = libc::pollfd {

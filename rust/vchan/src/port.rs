@@ -98,7 +98,10 @@ mod tests {
             assert_eq!(Port::new(ok).unwrap().as_str(), ok);
         }
         for bad in ["", "a/b", "a b", "é", "..", "a.b"] {
-            assert!(matches!(Port::new(bad), Err(Error::InvalidPort(_))), "{bad}");
+            assert!(
+                matches!(Port::new(bad), Err(Error::InvalidPort(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -107,7 +110,11 @@ mod tests {
         assert!(DomId::new(0x7fef).is_ok());
         assert!(DomId::new(0x7ff0).is_err());
         assert!("x".parse::<DomId>().is_err());
-        let p = rendezvous_path(DomId::new(0).unwrap(), DomId::new(7).unwrap(), &Port::new("p").unwrap());
+        let p = rendezvous_path(
+            DomId::new(0).unwrap(),
+            DomId::new(7).unwrap(),
+            &Port::new("p").unwrap(),
+        );
         assert_eq!(p, "/local/domain/0/data/vchan/7/p");
     }
 }

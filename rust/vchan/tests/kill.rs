@@ -56,7 +56,10 @@ fn await_listening(child: &mut std::process::Child) {
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     loop {
         let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "child server exited before listening");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child server exited before listening"
+        );
         if line.trim() == "listening=1" {
             break;
         }
@@ -67,12 +70,34 @@ fn killed_within_a_second(server_dies: bool, blocked_in_write: bool) {
     let dir = tempfile::tempdir().unwrap();
     let name = "k";
     let (mut child, mut ep) = if server_dies {
-        let mut c = spawn(ENTRY, "server-idle", 0, dir.path(), &[("PORT", name.into())]);
+        let mut c = spawn(
+            ENTRY,
+            "server-idle",
+            0,
+            dir.path(),
+            &[("PORT", name.into())],
+        );
         await_listening(&mut c);
-        (c, Endpoint::connect_at(backend(dir.path(), 1), dom(0), &path(0, 1, name), T).unwrap())
+        (
+            c,
+            Endpoint::connect_at(backend(dir.path(), 1), dom(0), &path(0, 1, name), T).unwrap(),
+        )
     } else {
-        let mut s = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &path(0, 1, name), 4096, 4096).unwrap();
-        let c = spawn(ENTRY, "client-idle", 1, dir.path(), &[("PORT", name.into())]);
+        let mut s = Endpoint::listen_at(
+            backend(dir.path(), 0),
+            dom(1),
+            &path(0, 1, name),
+            4096,
+            4096,
+        )
+        .unwrap();
+        let c = spawn(
+            ENTRY,
+            "client-idle",
+            1,
+            dir.path(),
+            &[("PORT", name.into())],
+        );
         assert_eq!(s.accept(T).unwrap(), State::Connected);
         (c, s)
     };
@@ -108,7 +133,11 @@ fn killed_within_a_second(server_dies: bool, blocked_in_write: bool) {
     assert!(lag < Duration::from_secs(1), "took {lag:?}");
     assert_eq!(ep.state().unwrap(), State::Exited);
     ep.close().unwrap();
-    assert!(walk(dir.path()).is_empty(), "left behind: {:?}", walk(dir.path()));
+    assert!(
+        walk(dir.path()).is_empty(),
+        "left behind: {:?}",
+        walk(dir.path())
+    );
 }
 
 #[test]
@@ -139,9 +168,16 @@ fn two_hundred_cycles_leave_nothing_behind() {
         let kill = i % 2 == 1;
         let kill_server = i % 4 == 1;
         if kill_server {
-            let mut c = spawn(ENTRY, "server-xfer", 0, dir.path(), &[("PORT", name.into()), ("KILLME", "1".into())]);
+            let mut c = spawn(
+                ENTRY,
+                "server-xfer",
+                0,
+                dir.path(),
+                &[("PORT", name.into()), ("KILLME", "1".into())],
+            );
             await_listening(&mut c);
-            let mut ep = Endpoint::connect_at(backend(dir.path(), 1), dom(0), &path(0, 1, name), T).unwrap();
+            let mut ep =
+                Endpoint::connect_at(backend(dir.path(), 1), dom(0), &path(0, 1, name), T).unwrap();
             let mut b = [0u8; 10];
             assert!(ep.read(&mut b).unwrap() > 0);
             sigkill(&mut c);
@@ -149,9 +185,19 @@ fn two_hundred_cycles_leave_nothing_behind() {
             while ep.read(&mut [0u8; 4096]).unwrap() > 0 {}
             ep.close().unwrap();
         } else {
-            let mut s = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &path(0, 1, name), 4096, 4096).unwrap();
-            let extra: Vec<(&str, String)> =
-                if kill { vec![("PORT", name.into()), ("KILLME", "1".into())] } else { vec![("PORT", name.into())] };
+            let mut s = Endpoint::listen_at(
+                backend(dir.path(), 0),
+                dom(1),
+                &path(0, 1, name),
+                4096,
+                4096,
+            )
+            .unwrap();
+            let extra: Vec<(&str, String)> = if kill {
+                vec![("PORT", name.into()), ("KILLME", "1".into())]
+            } else {
+                vec![("PORT", name.into())]
+            };
             let mut c = spawn(ENTRY, "client-xfer", 1, dir.path(), &extra);
             if kill {
                 let mut b = [0u8; 10];
@@ -197,7 +243,13 @@ fn second_client_is_refused() {
 fn stale_rendezvous_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let name = "stale";
-    let mut c = spawn(ENTRY, "server-lonely", 0, dir.path(), &[("PORT", name.into())]);
+    let mut c = spawn(
+        ENTRY,
+        "server-lonely",
+        0,
+        dir.path(),
+        &[("PORT", name.into())],
+    );
     await_listening(&mut c);
     sigkill(&mut c);
     let p = path(0, 1, name);
@@ -209,7 +261,11 @@ fn stale_rendezvous_is_replaced() {
     assert_eq!(&b, b"new");
     cl.close().unwrap();
     s.close().unwrap();
-    assert!(walk(dir.path()).is_empty(), "left behind: {:?}", walk(dir.path()));
+    assert!(
+        walk(dir.path()).is_empty(),
+        "left behind: {:?}",
+        walk(dir.path())
+    );
 }
 
 #[test]
@@ -220,7 +276,13 @@ fn data_before_close_then_eof_then_closed_and_modes() {
     let mut c = Endpoint::connect_at(backend(dir.path(), 1), dom(0), &p, T).unwrap();
     for f in walk(dir.path()) {
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
-        let want = if f.is_dir() { 0o700 } else if f.extension().is_some_and(|e| e == "sock") { mode } else { 0o600 };
+        let want = if f.is_dir() {
+            0o700
+        } else if f.extension().is_some_and(|e| e == "sock") {
+            mode
+        } else {
+            0o600
+        };
         assert_eq!(mode, want, "{}", f.display());
     }
     let n = 50_000;

@@ -55,7 +55,14 @@ fn child() {
 fn hundred_thousand_packets_arrive_whole_and_in_order() {
     let dir = tempfile::tempdir().unwrap();
     // Rings of 4 KiB (client to server) and 2 KiB.
-    let mut s = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &path(0, 1, "pk"), 4096, 2048).unwrap();
+    let mut s = Endpoint::listen_at(
+        backend(dir.path(), 0),
+        dom(1),
+        &path(0, 1, "pk"),
+        4096,
+        2048,
+    )
+    .unwrap();
     let child = spawn(ENTRY, "packets", 1, dir.path(), &[]);
     let ring = s.read_ring_size().unwrap();
     assert_eq!(ring, 4096);
@@ -69,9 +76,24 @@ fn hundred_thousand_packets_arrive_whole_and_in_order() {
     }
     // Too large for the ring: refused, in both directions.
     let e = s.send(&vec![0u8; 2049]).unwrap_err();
-    assert!(matches!(e, Error::Core(vchan::vchan_core::Error::PacketTooLarge { len: 2049, ring: 2048 })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Core(vchan::vchan_core::Error::PacketTooLarge {
+                len: 2049,
+                ring: 2048
+            })
+        ),
+        "{e:?}"
+    );
     let e = s.recv(&mut vec![0u8; 4097]).unwrap_err();
-    assert!(matches!(e, Error::Core(vchan::vchan_core::Error::PacketTooLarge { .. })), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            Error::Core(vchan::vchan_core::Error::PacketTooLarge { .. })
+        ),
+        "{e:?}"
+    );
     assert_eq!(s.send(b"ok").unwrap(), 2);
     child_values(child);
     s.close().unwrap();
@@ -82,7 +104,9 @@ fn hundred_thousand_packets_arrive_whole_and_in_order() {
 /// 8 MiB. Returns per-channel (sent, received) SHA-256.
 fn drive(eps: &mut [Endpoint], seed: u64) -> Vec<(String, String)> {
     const EACH: u64 = 8 << 20;
-    let mut src: Vec<Source> = (0..eps.len()).map(|i| Source::new(seed + i as u64, EACH)).collect();
+    let mut src: Vec<Source> = (0..eps.len())
+        .map(|i| Source::new(seed + i as u64, EACH))
+        .collect();
     let mut pending: Vec<(Vec<u8>, usize)> = vec![(Vec::new(), 0); eps.len()];
     let mut got = vec![0u64; eps.len()];
     let mut rh: Vec<Sha256> = (0..eps.len()).map(|_| Sha256::new()).collect();
@@ -119,7 +143,8 @@ fn drive(eps: &mut [Endpoint], seed: u64) -> Vec<(String, String)> {
                     Err(e) => panic!("read {i}: {e}"),
                 }
             }
-            done &= got[i] == EACH && src[i].left_bytes() == 0 && pending[i].1 == pending[i].0.len();
+            done &=
+                got[i] == EACH && src[i].left_bytes() == 0 && pending[i].1 == pending[i].0.len();
         }
         if done {
             break;
@@ -127,7 +152,10 @@ fn drive(eps: &mut [Endpoint], seed: u64) -> Vec<(String, String)> {
         let fds: Vec<i32> = eps.iter().map(|e| e.as_raw_fd()).collect();
         poll_in(&fds, 1000);
     }
-    src.into_iter().zip(rh).map(|(s, r)| (hex(s.hash.finalize()), hex(r.finalize()))).collect()
+    src.into_iter()
+        .zip(rh)
+        .map(|(s, r)| (hex(s.hash.finalize()), hex(r.finalize())))
+        .collect()
 }
 
 #[test]
@@ -135,17 +163,38 @@ fn one_thread_eight_vchans_through_poll() {
     let dir = tempfile::tempdir().unwrap();
     let b = backend(dir.path(), 0);
     let mut eps: Vec<Endpoint> = (0..8)
-        .map(|i| Endpoint::listen_at(b.clone(), dom(1), &path(0, 1, &format!("p{i}")), 4096 << (i % 3), 4096).unwrap())
+        .map(|i| {
+            Endpoint::listen_at(
+                b.clone(),
+                dom(1),
+                &path(0, 1, &format!("p{i}")),
+                4096 << (i % 3),
+                4096,
+            )
+            .unwrap()
+        })
         .collect();
     let child = spawn(ENTRY, "poll8", 1, dir.path(), &[]);
     let mine = drive(&mut eps, 0);
     let theirs = child_values(child);
     for (i, (sent, got)) in mine.iter().enumerate() {
-        assert_eq!(&theirs[&format!("got{i}")], sent, "channel {i} server->client");
-        assert_eq!(&theirs[&format!("sent{i}")], got, "channel {i} client->server");
+        assert_eq!(
+            &theirs[&format!("got{i}")],
+            sent,
+            "channel {i} server->client"
+        );
+        assert_eq!(
+            &theirs[&format!("sent{i}")],
+            got,
+            "channel {i} client->server"
+        );
     }
     for mut e in eps {
         e.close().unwrap();
     }
-    assert!(walk(dir.path()).is_empty(), "left behind: {:?}", walk(dir.path()));
+    assert!(
+        walk(dir.path()).is_empty(),
+        "left behind: {:?}",
+        walk(dir.path())
+    );
 }

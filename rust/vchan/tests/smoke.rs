@@ -16,21 +16,33 @@ fn hello_both_ways_and_clean_close() {
     let (sb, cb) = backends(dir.path());
     let path = "/local/domain/0/data/vchan/1/smoke";
     for (rmin, wmin) in [(1024, 2048), (2048, 1024), (4096, 4096), (65536, 1 << 20)] {
-        let mut server = Endpoint::listen_at(sb.clone(), DomId::new(1).unwrap(), path, rmin, wmin).unwrap();
+        let mut server =
+            Endpoint::listen_at(sb.clone(), DomId::new(1).unwrap(), path, rmin, wmin).unwrap();
         let cb2 = cb.clone();
         let t = std::thread::spawn(move || {
-            let mut c = Endpoint::connect_at(cb2, DomId::new(0).unwrap(), path, Some(Duration::from_secs(5))).unwrap();
+            let mut c = Endpoint::connect_at(
+                cb2,
+                DomId::new(0).unwrap(),
+                path,
+                Some(Duration::from_secs(5)),
+            )
+            .unwrap();
             let mut total = 0u64;
             let mut buf = vec![0u8; 10000];
             loop {
                 let n = c.read(&mut buf).unwrap();
-                if n == 0 { break; }
+                if n == 0 {
+                    break;
+                }
                 total += buf[..n].iter().map(|&b| b as u64).sum::<u64>();
                 c.write_all(&buf[..n]).unwrap();
             }
             total
         });
-        assert_eq!(server.accept(Some(Duration::from_secs(5))).unwrap(), State::Connected);
+        assert_eq!(
+            server.accept(Some(Duration::from_secs(5))).unwrap(),
+            State::Connected
+        );
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         let expect: u64 = data.iter().map(|&b| b as u64).sum();
         let mut back = Vec::new();

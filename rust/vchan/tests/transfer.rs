@@ -32,17 +32,37 @@ fn both_ways_256mib_each_order_pair() {
         (1 << 20, 1 << 20, (20, 20)),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let mut server = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &path(0, 1, "xfer"), rmin, wmin).unwrap();
-        assert_eq!((server.read_ring_size().unwrap(), server.write_ring_size().unwrap()), (1 << orders.0, 1 << orders.1));
+        let mut server = Endpoint::listen_at(
+            backend(dir.path(), 0),
+            dom(1),
+            &path(0, 1, "xfer"),
+            rmin,
+            wmin,
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                server.read_ring_size().unwrap(),
+                server.write_ring_size().unwrap()
+            ),
+            (1 << orders.0, 1 << orders.1)
+        );
         let child = spawn(ENTRY, "client", 1, dir.path(), &[]);
         let start = Instant::now();
         let (sent, got) = pump(&mut server, 1, TOTAL, TOTAL);
         let secs = start.elapsed().as_secs_f64();
         let c = child_values(child);
         server.close().unwrap();
-        eprintln!("orders {orders:?}: 256 MiB each way at once in {secs:.2} s = {:.0} MiB/s each way", 256.0 / secs);
+        eprintln!(
+            "orders {orders:?}: 256 MiB each way at once in {secs:.2} s = {:.0} MiB/s each way",
+            256.0 / secs
+        );
         assert_eq!(c["sent"], got, "client->server stream differs");
         assert_eq!(c["got"], sent, "server->client stream differs");
-        assert!(walk(dir.path()).is_empty(), "left behind: {:?}", walk(dir.path()));
+        assert!(
+            walk(dir.path()).is_empty(),
+            "left behind: {:?}",
+            walk(dir.path())
+        );
     }
 }

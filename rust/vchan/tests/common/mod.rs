@@ -20,13 +20,20 @@ pub const ROLE: &str = "VCHAN_TEST_ROLE";
 /// with `role`, in domain `domid`, rooted at `dir`.
 pub fn spawn(entry: &str, role: &str, domid: u32, dir: &Path, extra: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", entry, "--ignored", "--nocapture", "--test-threads=1", "-q"])
-        .env(ROLE, role)
-        .env("VCHAN_DOMID", domid.to_string())
-        .env("VCHAN_UNIX_DIR", dir)
-        .env("VCHAN_BACKEND", "unix")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "--exact",
+        entry,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "-q",
+    ])
+    .env(ROLE, role)
+    .env("VCHAN_DOMID", domid.to_string())
+    .env("VCHAN_UNIX_DIR", dir)
+    .env("VCHAN_BACKEND", "unix")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for (k, v) in extra {
         cmd.env(k, v);
     }
@@ -92,7 +99,11 @@ pub struct Source {
 
 impl Source {
     pub fn new(seed: u64, total: u64) -> Source {
-        Source { rng: rand::rngs::StdRng::seed_from_u64(seed), left: total, hash: Sha256::new() }
+        Source {
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+            left: total,
+            hash: Sha256::new(),
+        }
     }
     /// Bytes still to come.
     pub fn left_bytes(&self) -> u64 {
@@ -178,12 +189,22 @@ pub fn hex(d: impl AsRef<[u8]>) -> String {
 
 /// poll(2) for readability; returns the indices that are readable.
 pub fn poll_in(fds: &[i32], timeout_ms: i32) -> Vec<usize> {
-    let mut p: Vec<libc::pollfd> =
-        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let mut p: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
     // SAFETY: p is a valid array of pollfd for the duration of the call.
     let rc = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, timeout_ms) };
     assert!(rc >= 0, "poll: {}", std::io::Error::last_os_error());
-    p.iter().enumerate().filter(|(_, p)| p.revents != 0).map(|(i, _)| i).collect()
+    p.iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .map(|(i, _)| i)
+        .collect()
 }
 
 pub fn sigkill(child: &mut Child) {

@@ -117,7 +117,9 @@ fn send(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
     if rc < 0 {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
-            Some(libc::EAGAIN) | Some(libc::EPIPE) | Some(libc::ECONNRESET)
+            Some(libc::EAGAIN)
+            | Some(libc::EPIPE)
+            | Some(libc::ECONNRESET)
             | Some(libc::ENOTCONN) => Ok(()),
             _ => Err(e),
         }
@@ -140,7 +142,10 @@ fn alloc_port(dir: &Path) -> io::Result<(u32, Owned)> {
             return Ok((port, lock));
         }
     }
-    Err(io::Error::new(io::ErrorKind::AddrInUse, "no free event channel port"))
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free event channel port",
+    ))
 }
 
 /// One end of a unix-backend event channel.
@@ -169,7 +174,13 @@ impl UnixEvent {
         let fd = seqpacket()?;
         let (addr, len) = sockaddr(&sock_path)?;
         // SAFETY: addr/len describe a valid sockaddr_un.
-        cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+        cvt(unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
+        })?;
         // SAFETY: fd is a bound socket.
         cvt(unsafe { libc::listen(fd.as_raw_fd(), 4) })?;
         let epoll = epoll_with(fd.as_raw_fd())?;
@@ -222,7 +233,11 @@ impl UnixEvent {
         let (addr, len) = sockaddr(&rdir.join(format!("{remote_port}.sock")))?;
         // SAFETY: addr/len describe a valid sockaddr_un.
         let rc = unsafe {
-            libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len)
+            libc::connect(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len,
+            )
         };
         if rc < 0 {
             let e = io::Error::last_os_error();

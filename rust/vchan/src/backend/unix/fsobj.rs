@@ -88,10 +88,7 @@ pub(crate) fn create(dir: &Path, name: &str, len: u64) -> io::Result<Option<Owne
             Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => continue,
             Err(e) => return Err(e),
         };
-        let guard = Owned {
-            path: tmp,
-            file,
-        };
+        let guard = Owned { path: tmp, file };
         flock(&guard.file, libc::LOCK_EX | libc::LOCK_NB)?;
         if len > 0 {
             guard.file.set_len(len)?;

@@ -23,7 +23,10 @@ const MAX_ID: u32 = u32::MAX >> INDEX_BITS;
 
 /// Split a grant reference into (share id, page index).
 pub fn split_ref(gref: u32) -> (u32, usize) {
-    (gref >> INDEX_BITS, (gref & ((1 << INDEX_BITS) - 1)) as usize)
+    (
+        gref >> INDEX_BITS,
+        (gref & ((1 << INDEX_BITS) - 1)) as usize,
+    )
 }
 
 /// A shared mapping of `len` bytes.
@@ -199,7 +202,10 @@ impl Region for Mapped {
 /// `mmap` calls as there are runs of consecutive pages of one share.
 pub(crate) fn map(root: &Path, owner: u32, refs: &[u32], writable: bool) -> io::Result<Mapped> {
     if refs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no pages to map"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "no pages to map",
+        ));
     }
     let dir = dom_dir(root, owner);
     let map = Mapping::reserve(refs.len() * PAGE)?;
@@ -211,20 +217,33 @@ pub(crate) fn map(root: &Path, owner: u32, refs: &[u32], writable: bool) -> io::
             run += 1;
         }
         let path = dir.join(id.to_string());
-        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| {
-            io::Error::new(e.kind(), format!("grant ref {} of domain {owner}: {e}", refs[i]))
-        })?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("grant ref {} of domain {owner}: {e}", refs[i]),
+                )
+            })?;
         if !fsobj::is_live(&path)? {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
-                format!("grant ref {} of domain {owner} belongs to a dead process", refs[i]),
+                format!(
+                    "grant ref {} of domain {owner} belongs to a dead process",
+                    refs[i]
+                ),
             ));
         }
         let size = file.metadata()?.len() as usize;
         if (first + run) * PAGE > size {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("grant ref {} of domain {owner} does not exist", refs[i] + run as u32 - 1),
+                format!(
+                    "grant ref {} of domain {owner} does not exist",
+                    refs[i] + run as u32 - 1
+                ),
             ));
         }
         map.map_fd_at(i * PAGE, file.as_raw_fd(), first, run, writable)?;

@@ -144,7 +144,9 @@ fn sweep_store(root: &Path, dir: &Path) -> io::Result<()> {
 /// Owner domain of a store node below `/local/domain/<d>/`.
 fn owner_of(root: &Path, node: &Path) -> Option<u32> {
     let rel = node.strip_prefix(root.join("store")).ok()?;
-    let mut c = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let mut c = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     match (c.next()?.as_str(), c.next()?.as_str()) {
         ("local", "domain") => c.next()?.parse().ok(),
         _ => None,

@@ -49,7 +49,9 @@ fn write_new(path: &Path, value: &[u8]) -> io::Result<()> {
 /// Write `value` at `xs_path`, atomically (temporary file, then rename).
 pub fn write(root: &Path, xs_path: &str, value: &[u8]) -> io::Result<()> {
     let path = node_path(root, xs_path)?;
-    let dir = path.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     for attempt in 0.. {
         fsobj::mkdir_p(dir)?;
         let tmp = fsobj::tmp_name(dir);
@@ -128,7 +130,9 @@ pub(crate) fn prune_up(root: &Path, path: &Path) {
 /// `AlreadyExists` if the node exists.
 pub fn create_dir_with(root: &Path, xs_path: &str, leaves: &[(&str, &[u8])]) -> io::Result<()> {
     let path = node_path(root, xs_path)?;
-    let parent = path.parent().ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     for attempt in 0.. {
         fsobj::mkdir_p(parent)?;
         let tmp = fsobj::tmp_name(parent);
