@@ -6,8 +6,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
 CARGO_FLAGS := --release --locked --workspace
-# The OCaml part builds once ocaml/ has a dune file.
-HAVE_OCAML := $(wildcard ocaml/dune)
+# The OCaml part builds once there is a dune-project and a dune file under ocaml/ or bin/.
+HAVE_OCAML := $(and $(wildcard dune-project),$(wildcard ocaml/dune ocaml/*/dune bin/dune))
 
 .PHONY: all build setup test test-rust test-ocaml clippy demo fmt-check clean
 

@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
   fi
   echo "setup: installing ${missing[*]}"
   "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
 export PATH="$HOME/.cargo/bin:$PATH"
