@@ -39,8 +39,14 @@ struct Live {
 /// One end of a vchan.
 ///
 /// Blocking by default; [`set_nonblocking`](Endpoint::set_nonblocking)
-/// turns operations that would wait into `WouldBlock` errors, to be retried
-/// when [`AsRawFd::as_raw_fd`] polls readable. The hot path (data moving,
+/// turns operations that would wait into `WouldBlock` errors. In that mode,
+/// as with Xen's `libxenvchan`, the event descriptor ([`AsRawFd`]) polls
+/// readable when something changed, and only the caller consumes events:
+/// when it polls readable, call [`consume_events`](Endpoint::consume_events)
+/// once (this also notices a dead peer), then retry *every* operation that
+/// returned `WouldBlock`. Operations never consume events behind the
+/// caller's back, so one cannot swallow the wake-up another is waiting for.
+/// The hot path (data moving,
 /// the peer not asleep) takes no lock, makes no system call and allocates
 /// nothing; before sleeping, a side spins briefly on the peer's index, for a
 /// time that adapts to how often spinning paid off.
@@ -350,11 +356,22 @@ impl Endpoint {
         Ok(self.live()?.ch.buffer_space()?)
     }
 
-    /// The peer's state. Consumes pending events first, so a dead peer is
-    /// reported as [`State::Exited`].
+    /// The peer's state. In blocking mode, pending events are consumed
+    /// first, so a dead peer is reported as [`State::Exited`]; in
+    /// non-blocking mode that happens in
+    /// [`consume_events`](Endpoint::consume_events).
     pub fn state(&mut self) -> Result<State> {
-        self.drain()?;
+        if !self.nonblocking {
+            self.drain()?;
+        }
         self.peer_state()
+    }
+
+    /// Consume pending events without blocking (a non-blocking
+    /// [`wait`](Endpoint::wait)): call it when the event descriptor polls
+    /// readable, then retry the operations that would have blocked.
+    pub fn consume_events(&mut self) -> Result<()> {
+        self.drain()
     }
 
     fn peer_state(&self) -> Result<State> {
@@ -436,9 +453,6 @@ impl Endpoint {
             if self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
                 return Ok(());
             }
-        }
-        if self.nonblocking {
-            self.drain()?;
         }
         let ch = &self.live()?.ch;
         if arm(ch)? || matches!(ch.peer_state()?, LiveState::Exited) {

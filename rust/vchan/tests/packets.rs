@@ -150,7 +150,11 @@ fn drive(eps: &mut [Endpoint], seed: u64) -> Vec<(String, String)> {
             break;
         }
         let fds: Vec<i32> = eps.iter().map(|e| e.as_raw_fd()).collect();
-        poll_in(&fds, 1000);
+        let ready = poll_in(&fds, 10_000);
+        assert!(!ready.is_empty(), "lost wake-up: no channel woke for 10 s");
+        for i in ready {
+            eps[i].consume_events().unwrap();
+        }
     }
     src.into_iter()
         .zip(rh)

@@ -85,3 +85,45 @@ fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// In non-blocking mode an operation must not consume the event another
+/// operation is waiting for: a write blocked on a full ring stays wakeable
+/// through the descriptor even after a read on the same endpoint would block.
+#[test]
+fn nonblocking_ops_do_not_swallow_each_others_wakeups() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, cb) = backends(dir.path());
+    let path = "/local/domain/0/data/vchan/1/wake";
+    let mut server = Endpoint::listen_at(sb, DomId::new(1).unwrap(), path, 4096, 4096).unwrap();
+    let mut client = Endpoint::connect_at(cb, DomId::new(0).unwrap(), path, None).unwrap();
+    server.set_nonblocking(true);
+    // Fill the server's write ring until the write would block (arms READ).
+    let chunk = [5u8; 1000];
+    loop {
+        match server.write(&chunk) {
+            Ok(_) => {}
+            Err(vchan::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    server.consume_events().unwrap();
+    // The client frees space: the server is signalled.
+    let mut buf = [0u8; 2000];
+    assert!(client.read(&mut buf).unwrap() > 0);
+    // A read on the server would block (no data): it must leave the event.
+    match server.read(&mut buf) {
+        Err(vchan::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("{other:?}"),
+    }
+    let mut p = libc::pollfd {
+        fd: server.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut p, 1, 0) };
+    assert_eq!(rc, 1, "the blocked write's wake-up was swallowed");
+    server.consume_events().unwrap();
+    assert!(server.write(&chunk).unwrap() > 0);
+}

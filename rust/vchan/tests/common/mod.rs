@@ -176,7 +176,9 @@ pub fn pump(ep: &mut Endpoint, seed: u64, total: u64, expect: u64) -> (String, S
                 std::hint::spin_loop();
             }
             if ep.data_ready().unwrap() == 0 && (sent_all || ep.buffer_space().unwrap() == 0) {
-                poll_in(&[ep.as_raw_fd()], 1000);
+                let ready = poll_in(&[ep.as_raw_fd()], 10_000);
+                assert!(!ready.is_empty(), "lost wake-up: nothing for 10 s");
+                ep.consume_events().unwrap();
             }
         }
     }
