@@ -276,13 +276,7 @@ fn data_before_close_then_eof_then_closed_and_modes() {
     let mut c = Endpoint::connect_at(backend(dir.path(), 1), dom(0), &p, T).unwrap();
     for f in walk(dir.path()) {
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
-        let want = if f.is_dir() {
-            0o700
-        } else if f.extension().is_some_and(|e| e == "sock") {
-            mode
-        } else {
-            0o600
-        };
+        let want = if f.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode, want, "{}", f.display());
     }
     let n = 50_000;

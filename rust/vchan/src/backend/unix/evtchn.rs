@@ -130,12 +130,8 @@ fn send(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
 
 /// Allocate a port number in `dir`: a locked file `<port>`.
 fn alloc_port(dir: &Path) -> io::Result<(u32, Owned)> {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
     // Ports 1..=65535; start at a random place to avoid collisions.
-    let start = (h.finish() % 65535) as u32;
+    let start = (fsobj::random() % 65535) as u32;
     for i in 0..65535u32 {
         let port = (start + i) % 65535 + 1;
         if let Some(lock) = fsobj::create(dir, &port.to_string(), 0)? {
@@ -181,6 +177,11 @@ impl UnixEvent {
                 len,
             )
         })?;
+        // Only our own uid may connect (the umask would leave it 0755).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))?;
+        }
         // SAFETY: fd is a bound socket.
         cvt(unsafe { libc::listen(fd.as_raw_fd(), 4) })?;
         let epoll = epoll_with(fd.as_raw_fd())?;
@@ -265,11 +266,6 @@ impl UnixEvent {
     /// The peer's unmap-notify request, if it sent one.
     pub fn peer_unmap(&self) -> Option<UnmapNotify> {
         self.peer_unmap
-    }
-
-    /// Is the peer connected (and not gone)?
-    pub fn connected(&self) -> bool {
-        self.conn.is_some() && !self.gone
     }
 
     /// Accept a pending connection, if any (server side).

@@ -60,6 +60,16 @@ fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
     }
 }
 
+/// A random number (from the standard library's per-process random hash
+/// keys), to spread ids and ports of concurrent processes apart.
+pub(crate) fn random() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
 /// A unique temporary name in `dir`.
 pub(crate) fn tmp_name(dir: &Path) -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};

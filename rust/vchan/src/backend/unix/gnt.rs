@@ -143,12 +143,7 @@ pub(crate) fn dom_dir(root: &Path, domid: u32) -> PathBuf {
 }
 
 fn random_id() -> u32 {
-    use std::collections::hash_map::RandomState;
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    let v = (h.finish() as u32) & MAX_ID;
-    v.max(1)
+    ((fsobj::random() as u32) & MAX_ID).max(1)
 }
 
 /// Share `pages` zeroed pages from domain `own`.
