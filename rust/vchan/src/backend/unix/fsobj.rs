@@ -99,7 +99,17 @@ pub(crate) fn create(dir: &Path, name: &str, len: u64) -> io::Result<Option<Owne
             Err(e) => return Err(e),
         };
         let guard = Owned { path: tmp, file };
-        flock(&guard.file, libc::LOCK_EX | libc::LOCK_NB)?;
+        if !flock(&guard.file, libc::LOCK_EX | libc::LOCK_NB)? {
+            // A sweeper took the fresh file for a dead one's (and unlinks
+            // it): never publish an object we could not lock.
+            if tries < 64 {
+                continue;
+            }
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("cannot lock a new file in {}", dir.display()),
+            ));
+        }
         if len > 0 {
             guard.file.set_len(len)?;
         }
@@ -131,12 +141,23 @@ pub(crate) fn is_live(path: &Path) -> io::Result<bool> {
 
 /// Remove `path` if its owner is dead; true if it was removed (or absent).
 pub(crate) fn reap(path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
         Err(e) => return Err(e),
     };
     if !flock(&file, libc::LOCK_EX | libc::LOCK_NB)? {
+        return Ok(false);
+    }
+    // The name may have been reaped, and given to a new (live) object,
+    // between our open and our lock: unlink only the file we locked.
+    let (ours, now) = match (file.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    if (ours.dev(), ours.ino()) != (now.dev(), now.ino()) {
         return Ok(false);
     }
     match fs::remove_file(path) {

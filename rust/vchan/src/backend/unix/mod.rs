@@ -9,8 +9,15 @@
 //! | `store/...` | the xenstore stand-in (see [`store`]) |
 //!
 //! Every object is owned by a live process through an `flock`; objects of
-//! dead processes are swept away by the next endpoint that sets up or closes
-//! (and by [`sweep`]). Directories are 0700 and files 0600.
+//! dead processes are swept away by the next endpoint that closes (and by
+//! [`sweep`]). Directories are 0700 and files 0600.
+//!
+//! Creating objects, publishing and removing rendezvous, and sweeping all
+//! happen under an exclusive `flock` of the rendezvous directory itself,
+//! held for a few file system calls: so a sweeper never
+//! judges an object that is half made (not yet locked, or locked but its
+//! socket not yet bound), nor removes a rendezvous that a new server has
+//! just put in the place of a stale one.
 
 pub mod evtchn;
 pub(crate) mod fsobj;
@@ -72,9 +79,36 @@ fn prepare_root(root: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// An exclusive `flock` on the rendezvous directory (see the module
+/// documentation); released when dropped, or when its process dies.
+#[derive(Debug)]
+pub(crate) struct RootLock {
+    _dir: std::fs::File,
+}
+
+impl RootLock {
+    /// Wait for the lock on `root`. Never call this while holding it (in
+    /// this process or thread): flock(2) would wait for ever.
+    pub(crate) fn acquire(root: &Path) -> io::Result<RootLock> {
+        use std::os::fd::AsRawFd;
+        let dir = std::fs::File::open(root)?;
+        loop {
+            // SAFETY: flock on a valid descriptor owned by `dir`.
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(RootLock { _dir: dir });
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
+
 /// Remove every object left behind by dead processes under `root`, and the
 /// directories that become empty.
 pub fn sweep(root: &Path) -> io::Result<()> {
+    let _lock = RootLock::acquire(root)?;
     for kind in ["gnt", "evtchn"] {
         let top = root.join(kind);
         let Ok(doms) = std::fs::read_dir(&top) else {
@@ -217,12 +251,14 @@ impl Backend for UnixBackend {
     }
 
     fn bind_unbound(&self, _remote: DomId) -> Result<Box<dyn EventChannel>> {
+        let _lock = RootLock::acquire(&self.root)?;
         Ok(Box::new(
             UnixEvent::bind_unbound(&self.root, self.domid.get()).map_err(io_err)?,
         ))
     }
 
     fn bind_interdomain(&self, remote: DomId, remote_port: u32) -> Result<Box<dyn EventChannel>> {
+        let _lock = RootLock::acquire(&self.root)?;
         Ok(Box::new(
             UnixEvent::bind_interdomain(&self.root, self.domid.get(), remote.get(), remote_port)
                 .map_err(io_err)?,
@@ -235,7 +271,10 @@ impl Backend for UnixBackend {
         pages: usize,
         notify: Option<(u32, &mut dyn EventChannel)>,
     ) -> Result<Box<dyn Region>> {
-        let share = gnt::share(&self.root, self.domid.get(), pages)?;
+        let share = {
+            let _lock = RootLock::acquire(&self.root)?;
+            gnt::share(&self.root, self.domid.get(), pages)?
+        };
         if let Some((offset, ev)) = notify {
             ev.set_unmap_notify(self.domid, share.refs()[0], offset)?;
         }
@@ -263,6 +302,7 @@ impl Backend for UnixBackend {
             ("ring-ref", ring_ref.as_bytes()),
             ("event-channel", port.as_bytes()),
         ];
+        let _lock = RootLock::acquire(&self.root)?;
         for _ in 0..2 {
             match store::create_dir_with(&self.root, path, &leaves) {
                 Ok(()) => return Ok(()),
@@ -303,6 +343,7 @@ impl Backend for UnixBackend {
     }
 
     fn unpublish(&self, path: &str) -> Result<()> {
+        let _lock = RootLock::acquire(&self.root)?;
         store::rm(&self.root, path)?;
         Ok(())
     }
