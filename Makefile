@@ -6,8 +6,6 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
 CARGO_FLAGS := --release --locked --workspace
-# The OCaml part builds once there is a dune-project and a dune file under ocaml/ or bin/.
-HAVE_OCAML := $(and $(wildcard dune-project),$(wildcard ocaml/dune ocaml/*/dune bin/dune))
 
 .PHONY: all build setup test test-rust test-ocaml clippy demo fmt-check clean
 
@@ -16,11 +14,10 @@ all: build
 setup:
 	@bash scripts/setup.sh
 
+# dune's rule in ocaml/dune runs cargo for the stubs in the same target/ dir.
 build:
 	cargo build $(CARGO_FLAGS)
-ifneq ($(HAVE_OCAML),)
 	dune build
-endif
 
 test: setup
 	$(MAKE) fmt-check test-rust clippy test-ocaml
@@ -32,12 +29,8 @@ clippy:
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 
 test-ocaml:
-ifneq ($(HAVE_OCAML),)
 	dune build
 	dune test --force
-else
-	@echo "test-ocaml: no OCaml library yet"
-endif
 
 demo: setup build
 	bash scripts/demo.sh
@@ -47,6 +40,4 @@ fmt-check:
 
 clean:
 	cargo clean
-ifneq ($(HAVE_OCAML),)
 	dune clean
-endif

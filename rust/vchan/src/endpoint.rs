@@ -59,6 +59,9 @@ pub struct Endpoint {
     path: Option<String>,
     nonblocking: bool,
     spin: Spin,
+    /// The peer went away without closing (see
+    /// [`peer_vanished`](Endpoint::peer_vanished)).
+    vanished: bool,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -295,6 +298,7 @@ impl Endpoint {
             path,
             nonblocking: false,
             spin: Spin::new(),
+            vanished: false,
         }
     }
 
@@ -374,6 +378,15 @@ impl Endpoint {
         self.drain()
     }
 
+    /// Did the peer go away without closing the vchan (its process died)?
+    /// Its state is then [`State::Exited`], as for a close, and the data
+    /// it wrote before can still be read. Known on the unix backend, where
+    /// the peer's end of the event channel tells; under Xen a dead peer
+    /// looks exactly like one that closed, and this stays false.
+    pub fn peer_vanished(&self) -> bool {
+        self.vanished
+    }
+
     fn peer_state(&self) -> Result<State> {
         Ok(match self.live()?.ch.peer_state()? {
             LiveState::Waiting => State::Waiting,
@@ -389,11 +402,13 @@ impl Endpoint {
         let live = self.live_mut()?;
         let ev = live.event.drain()?;
         if ev.peer_gone {
-            live.ch.page().store_u8(
-                role.peer().live_offset(),
-                LIVE_EXITED,
-                core::sync::atomic::Ordering::Release,
-            );
+            let page = live.ch.page();
+            let offset = role.peer().live_offset();
+            // A peer that closed marked itself exited before it went.
+            let vanished =
+                page.load_u8(offset, core::sync::atomic::Ordering::Acquire) != LIVE_EXITED;
+            page.store_u8(offset, LIVE_EXITED, core::sync::atomic::Ordering::Release);
+            self.vanished |= vanished;
         }
         Ok(())
     }
@@ -605,19 +620,59 @@ impl Endpoint {
     /// and (server) remove the rendezvous. The peer can still read what we
     /// wrote. Idempotent.
     pub fn close(&mut self) -> Result<()> {
-        let Some(mut live) = self.live.take() else {
-            return Ok(());
+        let (memory, result) = self.close_keeping_memory();
+        // Unshare/unmap first, so that the sweep can prune the directories.
+        drop(memory);
+        self.backend.sweep();
+        result
+    }
+
+    /// [`close`](Endpoint::close), except that the shared memory stays
+    /// mapped until the returned [`RetainedMemory`] is dropped: for bindings
+    /// that lend views into the read ring ([`read_ring`](Endpoint::read_ring))
+    /// to a garbage-collected language, where a view may outlive the
+    /// endpoint. The peer sees the close at once, as with `close`. `None`
+    /// if the endpoint was already closed.
+    pub fn close_retaining_memory(&mut self) -> (Option<RetainedMemory>, Result<()>) {
+        let closed = self.close_keeping_memory();
+        self.backend.sweep();
+        closed
+    }
+
+    fn close_keeping_memory(&mut self) -> (Option<RetainedMemory>, Result<()>) {
+        let Some(live) = self.live.take() else {
+            return (None, Ok(()));
         };
-        live.ch.close();
-        let notified = live.event.notify();
-        drop(live);
+        let Live {
+            ch,
+            mut event,
+            _rings,
+            _page,
+        } = live;
+        ch.close();
+        let notified = event.notify();
+        drop(event);
         let unpublished = match self.path.take() {
             Some(p) => self.backend.unpublish(&p),
             None => Ok(()),
         };
-        self.backend.sweep();
-        notified?;
-        unpublished
+        let memory = RetainedMemory { _rings, _page };
+        (Some(memory), notified.map_err(Error::from).and(unpublished))
+    }
+}
+
+/// The memory of an endpoint closed with
+/// [`Endpoint::close_retaining_memory`]: the shared page and the rings stay
+/// mapped (or shared) until this is dropped.
+pub struct RetainedMemory {
+    // Ring regions are dropped (unmapped/unshared) before the page.
+    _rings: Vec<Box<dyn Region>>,
+    _page: Box<dyn Region>,
+}
+
+impl std::fmt::Debug for RetainedMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RetainedMemory").finish_non_exhaustive()
     }
 }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 pub use backend::unix::UnixBackend;
 pub use backend::Backend;
-pub use endpoint::{Endpoint, State};
+pub use endpoint::{Endpoint, RetainedMemory, State};
 pub use error::{Error, Result};
 pub use port::{rendezvous_path, DomId, Port};
 pub use vchan_core;

@@ -132,6 +132,10 @@ fn killed_within_a_second(server_dies: bool, blocked_in_write: bool) {
     }
     assert!(lag < Duration::from_secs(1), "took {lag:?}");
     assert_eq!(ep.state().unwrap(), State::Exited);
+    assert!(
+        ep.peer_vanished(),
+        "a killed peer must be told from a close"
+    );
     ep.close().unwrap();
     assert!(
         walk(dir.path()).is_empty(),
@@ -295,6 +299,7 @@ fn data_before_close_then_eof_then_closed_and_modes() {
     assert_eq!(got, n);
     assert!(matches!(s.write(b"x"), Err(Error::Closed)));
     assert_eq!(s.state().unwrap(), State::Exited);
+    assert!(!s.peer_vanished(), "the peer closed: it did not vanish");
     s.close().unwrap();
     assert!(matches!(s.read(&mut buf), Err(Error::Closed)));
 }

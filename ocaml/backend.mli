@@ -1,0 +1,20 @@
+(** Where vchans live. *)
+
+type t =
+  | Unix
+      (** No hypervisor: two processes of one host share memory files and
+          meet in a directory ([VCHAN_UNIX_DIR]); this process's domain id
+          is [VCHAN_DOMID] (default 0). *)
+  | Xen  (** Xen grant tables, event channels and xenstore. *)
+
+val of_string : string -> (t, [> `Msg of string ]) result
+(** ["unix"] or ["xen"]. *)
+
+val to_string : t -> string
+
+val env_var : string
+(** ["VCHAN_BACKEND"]: the environment variable choosing the default. *)
+
+val default : unit -> (t, [> `Msg of string ]) result
+(** The backend named by [$VCHAN_BACKEND]; {!Unix} when it is unset or
+    empty. *)

@@ -1,0 +1,150 @@
+(** Vchan endpoints for Lwt on Unix, over the Rust implementation.
+
+    An endpoint is one end of a vchan: two byte rings in memory shared
+    between a {e server} (which allocates the memory) and a {e client}
+    (which maps it). This module has the shape of ocaml-vchan's
+    [Vchan.S.ENDPOINT] (see {!S.ENDPOINT}) plus extras: explicit backends,
+    a non-waiting [listen], connection timeouts, the peer's state, and packet
+    I/O.
+
+    {b Never blocking.} Every operation is non-blocking underneath; when it
+    must wait (for data, for room, for the peer), it waits with
+    [Lwt_unix.wait_read] on the endpoint's event descriptor, so the Lwt
+    scheduler never blocks. One Lwt thread may read while another writes;
+    two concurrent readers (or two concurrent writers) of one endpoint are
+    not supported.
+
+    {b Zero-copy reads.} {!read} returns a view into the read ring itself,
+    valid until the next read of any kind on the endpoint, which
+    acknowledges (consumes) it, exactly as ocaml-vchan does. Copy what you
+    need to keep. A client's read ring is mapped read-only: never write
+    into a buffer returned by {!read}. A view stays mapped (it never
+    dangles) as long as it is reachable, even after {!close}. *)
+
+type t
+(** An endpoint. *)
+
+type flow = t
+
+type port = Port.t
+
+type error = Error.t
+(** Read errors: [`Protocol] (the peer broke the protocol) or [`System]. *)
+
+val pp_error : Format.formatter -> error -> unit
+
+type write_error = Error.t
+(** Write errors: [`Closed] once we or the peer closed, else as {!error}
+    ([`Invalid_argument] for a packet larger than the ring). *)
+
+val pp_write_error : Format.formatter -> write_error -> unit
+
+(** {1 Connecting} *)
+
+val server :
+  domid:int ->
+  port:port ->
+  ?read_size:int ->
+  ?write_size:int ->
+  unit ->
+  t Lwt.t
+(** [server ~domid ~port ?read_size ?write_size ()] is {!listen} with the
+    default backend, then {!accept}: it resolves once client domain [domid]
+    connected. Ring sizes default to 65536 bytes. Fails with
+    {!Error.Vchan}. *)
+
+val client : domid:int -> port:port -> unit -> t Lwt.t
+(** [client ~domid ~port ()] is {!connect} with the default backend and no
+    timeout. *)
+
+val listen :
+  ?backend:Backend.t ->
+  domid:int ->
+  port:port ->
+  ?read_size:int ->
+  ?write_size:int ->
+  unit ->
+  t
+(** [listen ~domid ~port ()] serves client domain [domid] on [port] and
+    returns at once (the client may connect later; see {!accept}).
+    [read_size] and [write_size] (default 65536) are the minimum sizes of
+    the rings we read from and write to, at most 1 MiB. [backend] defaults
+    to {!Backend.default}.
+    @raise Error.Vchan on failure (e.g. [`Addr_in_use], [`Invalid_argument]). *)
+
+val accept : t -> unit Lwt.t
+(** [accept t] resolves once the client of server [t] connected (or came and
+    went). Immediate for a client. *)
+
+val connect :
+  ?backend:Backend.t ->
+  ?timeout:float ->
+  domid:int ->
+  port:port ->
+  unit ->
+  t Lwt.t
+(** [connect ~domid ~port ()] connects to the server in domain [domid] on
+    [port]. While no server is there, it retries with a growing pause (1 ms
+    up to 50 ms), for at most [timeout] seconds (default: forever). Fails
+    with {!Error.Vchan} ([`Timeout], [`Busy], ...). *)
+
+(** {1 Flow} *)
+
+val read : flow -> (Cstruct.t S.or_eof, error) result Lwt.t
+(** [read t] waits for data and returns [Ok (`Data view)], a view of at most
+    the contiguous readable bytes of the read ring (zero-copy; see above),
+    or [Ok `Eof] once the peer closed and every byte it wrote before
+    closing was read. After {!close} or [shutdown t `read], [Ok `Eof]. *)
+
+val write : flow -> Cstruct.t -> (unit, write_error) result Lwt.t
+(** [write t buf] copies all of [buf] into the write ring, waiting for room
+    as needed. [Error `Closed] if we closed, or the peer closed before all
+    of it was written. *)
+
+val writev : flow -> Cstruct.t list -> (unit, write_error) result Lwt.t
+(** [writev t bufs] writes each buffer in turn. *)
+
+val shutdown : flow -> [ `read | `write | `read_write ] -> unit Lwt.t
+(** A vchan has no half-close: [shutdown t `read] only makes later reads
+    return [`Eof]; [`write] and [`read_write] {!close} [t] (as ocaml-vchan
+    does). *)
+
+val close : flow -> unit Lwt.t
+(** [close t] closes the vchan: the peer can still read everything we wrote,
+    then sees [`Eof]. Later writes fail with [`Closed], reads give [`Eof].
+    Idempotent. *)
+
+(** {1 Extras} *)
+
+type state =
+  | Waiting  (** The client has not connected yet (server only). *)
+  | Connected  (** Both ends are connected. *)
+  | Exited  (** The peer closed or died, or we closed. *)
+
+val state : t -> state
+(** The peer's state. A peer that died is seen as [Exited]. *)
+
+val data_ready : t -> int
+(** Bytes readable now without waiting (0 once closed). *)
+
+val buffer_space : t -> int
+(** Bytes writable now without waiting (0 once closed). *)
+
+val send : t -> Cstruct.t -> (unit, write_error) result Lwt.t
+(** [send t pkt] writes all of [pkt] at once, waiting until the ring has
+    room for all of it: the reader never sees part of it. A packet larger
+    than the write ring fails with [`Invalid_argument]. *)
+
+val recv : t -> Cstruct.t -> (unit S.or_eof, error) result Lwt.t
+(** [recv t buf] fills all of [buf] at once (a packet sent with {!send}),
+    waiting until that much is readable; [Ok `Eof] at the end of the
+    stream. A packet larger than the read ring can never arrive. *)
+
+val peer_vanished : t -> bool
+(** Did the peer go away without closing the vchan (its process died)? Its
+    {!state} is then [Exited] and {!read} gives what it wrote, then [`Eof],
+    as after a close. Known on the unix backend; under Xen a dead peer
+    looks like one that closed, and this stays [false]. *)
+
+val is_server : t -> bool
+(** Did {!listen} (or {!server}) make [t]? *)

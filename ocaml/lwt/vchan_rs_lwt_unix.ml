@@ -1,0 +1,52 @@
+open Lwt.Infix
+module E = Vchan_rs.Endpoint
+
+module M : Vchan_rs.S.ENDPOINT with type port = Vchan_rs.Port.t = E
+
+let raise_error e = Lwt.fail (Vchan_rs.Error.Vchan e)
+
+(* Lwt_io reader: copy from the current zero-copy view of the ring. *)
+let reader t =
+  let frag = ref Cstruct.empty in
+  let rec aux buf ofs len =
+    if len = 0 then Lwt.return 0
+    else if Cstruct.length !frag = 0 then
+      E.read t >>= function
+      | Ok `Eof -> Lwt.return 0
+      | Ok (`Data b) ->
+          frag := b;
+          aux buf ofs len
+      | Error e -> raise_error e
+    else
+      let n = min (Cstruct.length !frag) len in
+      Cstruct.blit !frag 0 (Cstruct.of_bigarray buf) ofs n;
+      frag := Cstruct.shift !frag n;
+      Lwt.return n
+  in
+  aux
+
+let writer t buf ofs len =
+  E.write t (Cstruct.of_bigarray buf ~off:ofs ~len) >>= function
+  | Ok () -> Lwt.return len
+  | Error e -> raise_error e
+
+let of_flow ?(buffer_size = 65536) t =
+  let close () = E.close t in
+  let ic =
+    Lwt_io.make
+      ~buffer:(Lwt_bytes.create buffer_size)
+      ~mode:Lwt_io.input ~close (reader t)
+  in
+  let oc =
+    Lwt_io.make
+      ~buffer:(Lwt_bytes.create buffer_size)
+      ~mode:Lwt_io.output ~close (writer t)
+  in
+  (ic, oc)
+
+let open_client ~domid ~port ?buffer_size () =
+  E.client ~domid ~port () >|= of_flow ?buffer_size
+
+let open_server ~domid ~port ?(buffer_size = 65536) () =
+  E.server ~domid ~port ~read_size:buffer_size ~write_size:buffer_size ()
+  >|= of_flow ~buffer_size

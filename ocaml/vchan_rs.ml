@@ -1,0 +1,5 @@
+module Port = Port
+module Error = Error
+module Backend = Backend
+module S = S
+module Endpoint = Endpoint

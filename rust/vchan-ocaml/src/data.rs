@@ -1,0 +1,350 @@
+//! Data path: raw `extern "C"` functions for OCaml externals declared
+//! `[@@noalloc]` with `[@untagged] int` arguments and result, e.g.
+//!
+//! ```ocaml
+//! external write : (int [@untagged]) -> Cstruct.buffer -> (int [@untagged])
+//!   -> (int [@untagged]) -> (int [@untagged])
+//!   = "vchan_rs_write_byte" "vchan_rs_write" [@@noalloc]
+//! ```
+//!
+//! The first argument is always a handle (see the crate documentation). None of
+//! these blocks, allocates on the OCaml heap, raises or calls back into
+//! OCaml; results are counts (>= 0) or a negative code ([`crate::E_AGAIN`],
+//! [`crate::E_EOF`], [`crate::E_CLOSED`], [`crate::E_ERROR`]).
+//!
+//! The `*_byte` twins serve bytecode: the same functions over tagged
+//! OCaml values.
+
+use std::os::fd::AsRawFd;
+
+pub(crate) use ocaml::sys::bigarray::Bigarray;
+use ocaml::sys::Value;
+use vchan::State;
+
+use crate::{handle, Handle, Kind, E_EOF};
+
+/// `(off, len)` of a bigarray, checked against its size, as a raw pointer
+/// to its first byte and a length.
+///
+/// # Safety
+///
+/// `ba` must be an OCaml bigarray of kind `char` (one byte per element),
+/// as `Cstruct.buffer` is.
+unsafe fn bytes_of(ba: Value, off: isize, len: isize) -> Option<(*mut u8, usize)> {
+    // A bigarray is a custom block whose data (after the custom operations
+    // pointer, i.e. at field 1) is a `struct caml_ba_array`, followed by its
+    // `num_dims` dimensions (a Cstruct buffer has one: its length).
+    let b = (ba as *const Value).wrapping_add(1) as *const Bigarray;
+    // SAFETY: per this function's contract, `b` is a caml_ba_array with at
+    // least one dimension.
+    let (data, num_dims, dim) = unsafe {
+        let dim = *(std::ptr::addr_of!((*b).dim) as *const isize);
+        ((*b).data as *mut u8, (*b).num_dims, dim)
+    };
+    let (off, len) = (usize::try_from(off).ok()?, usize::try_from(len).ok()?);
+    if num_dims != 1 || off.checked_add(len)? > usize::try_from(dim).ok()? {
+        return None;
+    }
+    // SAFETY: off <= dim, within (or one past) the bigarray's data.
+    Some((unsafe { data.add(off) }, len))
+}
+
+fn bad_buffer(h: &mut Handle) -> isize {
+    h.fail((
+        Kind::InvalidArgument as isize,
+        "buffer offset/length out of bounds".into(),
+    ))
+}
+
+/// Does `[p, p + len)` overlap the read ring? (Reading the ring into
+/// itself would alias; on a client the ring is mapped read-only.)
+fn in_read_ring(h: &Handle, p: *const u8, len: usize) -> bool {
+    let (a, b) = (p as usize, h.ring as usize);
+    len > 0 && a < b + h.ring_len && b < a + len
+}
+
+/// Stream read: copy up to `len` bytes into `ba[off..]`. Returns the
+/// count (> 0 when `len > 0`), `E_EOF`, `E_AGAIN`, `E_CLOSED` or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle; `ba` a `char` bigarray.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_read(h: isize, ba: Value, off: isize, len: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    // SAFETY: per this function's contract.
+    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
+        return bad_buffer(h);
+    };
+    if in_read_ring(h, p, n) {
+        return bad_buffer(h);
+    }
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: `p..p+n` lies in the bigarray (checked), which the caller
+    // keeps alive for the call, and does not overlap the ring (checked).
+    let buf = unsafe { std::slice::from_raw_parts_mut(p, n) };
+    match h.ep.read(buf) {
+        Ok(0) => E_EOF,
+        r => h.code(r),
+    }
+}
+
+/// Stream write: copy up to `len` bytes from `ba[off..]`. Returns the
+/// count (0 only for `len = 0`), `E_AGAIN`, `E_CLOSED` (we or the peer
+/// closed) or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle; `ba` a `char` bigarray.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_write(h: isize, ba: Value, off: isize, len: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    // SAFETY: per this function's contract.
+    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
+        return bad_buffer(h);
+    };
+    // SAFETY: `p..p+n` lies in the bigarray (checked), alive for the call.
+    // It may be a view into our own read ring (an echo): that memory is
+    // only read here, and the peer does not write bytes we have not
+    // consumed.
+    let buf = unsafe { std::slice::from_raw_parts(p, n) };
+    let r = h.ep.write(buf);
+    h.code(r)
+}
+
+/// Packet send: all `len` bytes of `ba[off..]` or nothing. Returns `len`,
+/// `E_AGAIN` (not enough room yet), `E_CLOSED` or `E_ERROR` (e.g. larger
+/// than the ring).
+///
+/// # Safety
+///
+/// `h` is a live handle; `ba` a `char` bigarray.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_send(h: isize, ba: Value, off: isize, len: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    // SAFETY: per this function's contract.
+    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
+        return bad_buffer(h);
+    };
+    // SAFETY: as in `vchan_rs_write`.
+    let buf = unsafe { std::slice::from_raw_parts(p, n) };
+    let r = h.ep.send(buf);
+    h.code(r)
+}
+
+/// Packet receive: exactly `len` bytes into `ba[off..]` or nothing.
+/// Returns `len`, `E_AGAIN`, `E_EOF`, `E_CLOSED` or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle; `ba` a `char` bigarray.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_recv(h: isize, ba: Value, off: isize, len: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    // SAFETY: per this function's contract.
+    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
+        return bad_buffer(h);
+    };
+    if in_read_ring(h, p, n) {
+        return bad_buffer(h);
+    }
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: as in `vchan_rs_read`.
+    let buf = unsafe { std::slice::from_raw_parts_mut(p, n) };
+    match h.ep.recv(buf) {
+        Ok(0) => E_EOF,
+        r => h.code(r),
+    }
+}
+
+/// Zero-copy read, first half: the contiguous readable run of the read
+/// ring, as `offset lsl 32 lor length` (length > 0), or `E_EOF`, `E_AGAIN`,
+/// `E_CLOSED`, `E_ERROR`. Release it with [`vchan_rs_consume`].
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_peek(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    match h.ep.peek() {
+        Ok(s) if s.len == 0 => E_EOF,
+        // Ring sizes are at most 2^20: both fit in 32 bits.
+        Ok(s) => ((s.offset as isize) << 32) | s.len as isize,
+        Err(e) => h.code(Err(e)),
+    }
+}
+
+/// Zero-copy read, second half: release `n` bytes seen with
+/// [`vchan_rs_peek`]. Returns 0, `E_CLOSED` or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_consume(h: isize, n: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let Ok(n) = usize::try_from(n) else {
+        return bad_buffer(h);
+    };
+    let r = h.ep.consume(n).map(|()| 0);
+    h.code(r)
+}
+
+/// Bytes readable now, or `E_CLOSED`/`E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_data_ready(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let r = h.ep.data_ready();
+    h.code(r)
+}
+
+/// Bytes writable now, or `E_CLOSED`/`E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_buffer_space(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let r = h.ep.buffer_space();
+    h.code(r)
+}
+
+/// The peer's state, after consuming pending events: 0 waiting for the
+/// client, 1 connected, 2 exited; `E_CLOSED` once we closed, or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_state(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let r = h.ep.state().map(|s| match s {
+        State::Waiting => 0,
+        State::Connected => 1,
+        State::Exited => 2,
+    });
+    h.code(r)
+}
+
+/// The event descriptor (poll it for readability), or -1 once closed.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_fd(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    h.ep.as_raw_fd() as isize
+}
+
+/// Consume the pending events (call when the event descriptor polls
+/// readable, then retry every operation that returned `E_AGAIN`): 0,
+/// `E_CLOSED` or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_consume_events(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let r = h.ep.consume_events().map(|()| 0);
+    h.code(r)
+}
+
+/// 1 if the peer went away without closing (its process died; see
+/// `Endpoint::peer_vanished`), else 0.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_peer_vanished(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    isize::from(h.ep.peer_vanished())
+}
+
+// Bytecode twins: tagged ints in and out.
+
+#[inline]
+fn untag(v: Value) -> isize {
+    v >> 1
+}
+
+#[inline]
+fn tag(n: isize) -> Value {
+    (n << 1) | 1
+}
+
+macro_rules! byte_stub {
+    ($byte:ident => $native:ident (h, ba, off, len)) => {
+        #[doc = concat!("Bytecode twin of [`", stringify!($native), "`].")]
+        ///
+        /// # Safety
+        ///
+        /// As for the native stub, with tagged ints.
+        #[no_mangle]
+        pub unsafe extern "C" fn $byte(h: Value, ba: Value, off: Value, len: Value) -> Value {
+            // SAFETY: the same contract, with the ints untagged.
+            tag(unsafe { $native(untag(h), ba, untag(off), untag(len)) })
+        }
+    };
+    ($byte:ident => $native:ident (h, n)) => {
+        #[doc = concat!("Bytecode twin of [`", stringify!($native), "`].")]
+        ///
+        /// # Safety
+        ///
+        /// As for the native stub, with tagged ints.
+        #[no_mangle]
+        pub unsafe extern "C" fn $byte(h: Value, n: Value) -> Value {
+            // SAFETY: the same contract, with the ints untagged.
+            tag(unsafe { $native(untag(h), untag(n)) })
+        }
+    };
+    ($byte:ident => $native:ident (h)) => {
+        #[doc = concat!("Bytecode twin of [`", stringify!($native), "`].")]
+        ///
+        /// # Safety
+        ///
+        /// As for the native stub, with tagged ints.
+        #[no_mangle]
+        pub unsafe extern "C" fn $byte(h: Value) -> Value {
+            // SAFETY: the same contract, with the int untagged.
+            tag(unsafe { $native(untag(h)) })
+        }
+    };
+}
+
+byte_stub!(vchan_rs_read_byte => vchan_rs_read(h, ba, off, len));
+byte_stub!(vchan_rs_write_byte => vchan_rs_write(h, ba, off, len));
+byte_stub!(vchan_rs_send_byte => vchan_rs_send(h, ba, off, len));
+byte_stub!(vchan_rs_recv_byte => vchan_rs_recv(h, ba, off, len));
+byte_stub!(vchan_rs_peek_byte => vchan_rs_peek(h));
+byte_stub!(vchan_rs_consume_byte => vchan_rs_consume(h, n));
+byte_stub!(vchan_rs_data_ready_byte => vchan_rs_data_ready(h));
+byte_stub!(vchan_rs_buffer_space_byte => vchan_rs_buffer_space(h));
+byte_stub!(vchan_rs_state_byte => vchan_rs_state(h));
+byte_stub!(vchan_rs_fd_byte => vchan_rs_fd(h));
+byte_stub!(vchan_rs_peer_vanished_byte => vchan_rs_peer_vanished(h));
+byte_stub!(vchan_rs_consume_events_byte => vchan_rs_consume_events(h));

@@ -1,0 +1,162 @@
+//! C stubs for the OCaml library `vchan-rs` (`ocaml/`), linked into it as
+//! `libvchan_rs_stubs.a` (native code) and `dllvchan_rs_stubs.so`
+//! (bytecode).
+//!
+//! # Handles and their lifetime
+//!
+//! An endpoint lives in a `Box<Handle>`; its address is handed to OCaml as
+//! an `int` (user-space addresses fit in 63 bits). Right after creating it,
+//! the OCaml side asks for the read ring as a bigarray
+//! ([`ring::vchan_rs_ring`]) and keeps both in one record. That bigarray
+//! **owns** the handle: it is a custom block with its own finaliser (as
+//! `Unix.map_file` bigarrays are), shared by every sub-array made from it,
+//! and the handle is freed when the last of them is collected — so neither
+//! the endpoint nor any zero-copy view into its ring can dangle. Closing
+//! (`vchan_rs_close`) is the protocol close — the peer sees it at once —
+//! but keeps the memory mapped until then.
+//!
+//! # Two kinds of stubs
+//!
+//! - Control path (create, close, errors): `#[ocaml::func]`, which roots
+//!   arguments and converts values (~50-70 ns a call).
+//! - Data path ([`data`]): raw `extern "C"` functions for `[@@noalloc]`
+//!   externals with `[@untagged] int` arguments (~2 ns a call). They never
+//!   block (the endpoint is non-blocking), never allocate on the OCaml heap
+//!   and never raise: they return a count, or one of the negative codes
+//!   below. Each has a `*_byte` twin for bytecode, taking and returning
+//!   tagged OCaml values.
+
+use std::io;
+
+mod control;
+pub mod data;
+pub mod ring;
+
+use vchan::{Endpoint, Error, RetainedMemory};
+
+/// Would block: wait for the event descriptor to poll readable, then retry.
+pub const E_AGAIN: isize = -1;
+/// End of stream: the peer closed and everything it wrote was read.
+pub const E_EOF: isize = -2;
+/// Closed: by us, or (for writes) by the peer.
+pub const E_CLOSED: isize = -3;
+/// Any other error; `vchan_rs_last_error` tells which.
+pub const E_ERROR: isize = -4;
+
+/// Error kinds reported to OCaml with a message, as `(kind, message)`.
+/// Keep in sync with `ocaml/error.ml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(isize)]
+pub enum Kind {
+    /// A system call failed.
+    System = 0,
+    /// The channel is closed.
+    Closed = 1,
+    /// Another client is connected to this server.
+    Busy = 2,
+    /// A live server already serves this client domain and port.
+    AddrInUse = 3,
+    /// No server appeared in time.
+    Timeout = 4,
+    /// A bad argument (port name, domain id, ring size, packet size).
+    InvalidArgument = 5,
+    /// The backend cannot be used here.
+    Unavailable = 6,
+    /// The peer broke the protocol.
+    Protocol = 7,
+}
+
+impl Kind {
+    fn of_error(e: &Error) -> Kind {
+        match e {
+            Error::InvalidPort(_) | Error::InvalidDomid(_) => Kind::InvalidArgument,
+            Error::Core(c) if c.is_protocol_violation() => Kind::Protocol,
+            Error::Core(_) => Kind::InvalidArgument,
+            Error::Busy => Kind::Busy,
+            Error::AddrInUse => Kind::AddrInUse,
+            Error::Timeout => Kind::Timeout,
+            Error::Closed => Kind::Closed,
+            Error::BackendUnavailable(_) => Kind::Unavailable,
+            Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe => Kind::Closed,
+            _ => Kind::System,
+        }
+    }
+}
+
+/// An error as OCaml receives it: `(kind, message)`.
+pub(crate) type CamlErr = (isize, String);
+
+pub(crate) fn caml_err(e: &Error) -> CamlErr {
+    (Kind::of_error(e) as isize, e.to_string())
+}
+
+/// One endpoint, as OCaml holds it.
+pub struct Handle {
+    ep: Endpoint,
+    /// Base and length of the ring we read from (fixed for the endpoint's
+    /// life, and mapped until the handle is freed).
+    ring: *const u8,
+    ring_len: usize,
+    /// The memory kept mapped after [`vchan_rs_close`].
+    retained: Option<RetainedMemory>,
+    /// The last data-path error (returned as [`E_ERROR`]).
+    last_error: Option<CamlErr>,
+}
+
+impl Handle {
+    fn new(mut ep: Endpoint) -> Result<Handle, Error> {
+        ep.set_nonblocking(true);
+        let (ring, ring_len) = ep.read_ring()?;
+        Ok(Handle {
+            ep,
+            ring,
+            ring_len,
+            retained: None,
+            last_error: None,
+        })
+    }
+
+    /// Map a data-path result to a count or a negative code.
+    fn code(&mut self, r: Result<usize, Error>) -> isize {
+        match r {
+            Ok(n) => n as isize,
+            Err(Error::Closed) => E_CLOSED,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => E_AGAIN,
+            Err(e) => self.fail(caml_err(&e)),
+        }
+    }
+
+    fn fail(&mut self, e: CamlErr) -> isize {
+        self.last_error = Some(e);
+        E_ERROR
+    }
+}
+
+/// Box a handle and turn its address into an OCaml-representable integer.
+pub(crate) fn into_raw(h: Handle) -> Result<isize, CamlErr> {
+    let p = Box::into_raw(Box::new(h)) as usize;
+    if p >> 62 != 0 {
+        // SAFETY: `p` came from Box::into_raw just above and was not shared.
+        drop(unsafe { Box::from_raw(p as *mut Handle) });
+        return Err((
+            Kind::System as isize,
+            "endpoint address does not fit an OCaml int".into(),
+        ));
+    }
+    Ok(p as isize)
+}
+
+/// The handle behind an OCaml int.
+///
+/// # Safety
+///
+/// `h` must come from [`into_raw`] and not have been freed (see
+/// [`ring`]), and no other reference to the handle may be live. The OCaml
+/// library guarantees both: the record that passes `h` holds the ring
+/// bigarray that owns the handle, and stubs run holding the runtime lock,
+/// so they never overlap.
+pub(crate) unsafe fn handle<'a>(h: isize) -> &'a mut Handle {
+    // SAFETY: per this function's contract, `h` is the address of a live,
+    // unaliased Box<Handle>.
+    unsafe { &mut *(h as *mut Handle) }
+}

@@ -1,0 +1,149 @@
+//! The read ring as an OCaml bigarray that owns its endpoint.
+//!
+//! `Bigarray.Array1.sub` (and `Cstruct.to_bigarray`) share memory with the
+//! original array; for `CAML_BA_EXTERNAL` arrays nothing ties their
+//! lifetimes together. So the ring is instead a bigarray with its own
+//! custom operations — those of the runtime's bigarrays, but our finaliser —
+//! and the `CAML_BA_MAPPED_FILE` flag, exactly the scheme of
+//! `Unix.map_file`: the runtime then shares a reference-counted proxy
+//! between the array and its sub-arrays (which inherit our operations), and
+//! the last one finalised frees the endpoint, unmapping the memory.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::{Mutex, OnceLock};
+
+use ocaml::sys::custom_operations;
+use ocaml::sys::Value;
+
+use crate::data::Bigarray;
+use crate::{handle, Handle};
+
+/// `struct caml_ba_proxy` (ocaml-sys keeps its fields private).
+#[repr(C)]
+struct Proxy {
+    refcount: isize,
+    data: *mut c_void,
+    size: usize,
+}
+
+const CAML_BA_UINT8: isize = 0x03;
+const CAML_BA_C_LAYOUT: isize = 0;
+const CAML_BA_MAPPED_FILE: isize = 0x400;
+
+extern "C" {
+    fn caml_alloc_custom_mem(ops: *const Ops, size: usize, mem: usize) -> Value;
+    fn caml_ba_compare(v1: Value, v2: Value) -> c_int;
+    fn caml_ba_hash(v: Value) -> isize;
+    fn caml_ba_serialize(v: Value, wsize_32: *mut usize, wsize_64: *mut usize);
+    fn caml_ba_deserialize(dst: *mut c_void) -> usize;
+}
+
+/// The operations table, in static memory as the runtime requires.
+#[repr(transparent)]
+struct Ops(custom_operations);
+
+// SAFETY: the table is immutable and only holds pointers to static data
+// and functions.
+unsafe impl Sync for Ops {}
+
+static OPS: Ops = Ops(custom_operations {
+    // Marshalled rings come back as ordinary bigarrays.
+    identifier: c"_bigarr02".as_ptr() as *const c_char,
+    finalize: Some(finalize),
+    compare: Some(caml_ba_compare),
+    hash: Some(caml_ba_hash),
+    serialize: Some(caml_ba_serialize),
+    deserialize: Some(caml_ba_deserialize),
+    compare_ext: None,
+    fixed_length: std::ptr::null(),
+});
+
+/// Ring address -> owning handle (both as addresses).
+fn owners() -> &'static Mutex<HashMap<usize, usize>> {
+    static OWNERS: OnceLock<Mutex<HashMap<usize, usize>>> = OnceLock::new();
+    OWNERS.get_or_init(Default::default)
+}
+
+/// The `struct caml_ba_array` of a bigarray value (a raw pointer: its
+/// `dim` array extends past the Rust struct).
+fn array(v: Value) -> *mut Bigarray {
+    // A bigarray is a custom block whose data, after the operations
+    // pointer (field 0), is a `struct caml_ba_array`.
+    (v as *mut Value).wrapping_add(1) as *mut Bigarray
+}
+
+/// Finaliser of the ring and of its sub-arrays: drop a reference; the last
+/// one frees the endpoint (closing it if need be, and unmapping).
+unsafe extern "C" fn finalize(v: Value) {
+    // SAFETY: the runtime calls this with one of our bigarrays.
+    let (data, proxy) = unsafe { ((*array(v)).data, (*array(v)).proxy) };
+    let data = if proxy.is_null() {
+        data
+    } else {
+        let p = proxy as *mut Proxy;
+        // SAFETY: the runtime allocated the proxy with malloc and shares it
+        // between the arrays of this ring; finalisers run one at a time
+        // (runtime lock held).
+        unsafe {
+            (*p).refcount -= 1;
+            if (*p).refcount != 0 {
+                return;
+            }
+            let d = (*p).data;
+            libc::free(p.cast());
+            d
+        }
+    };
+    let owner = owners()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&(data as usize));
+    if let Some(h) = owner {
+        // SAFETY: the handle was registered by `vchan_rs_ring` and is freed
+        // only here, once: its last array is gone, so no OCaml code can
+        // reach it any more. A panic must not unwind into the runtime.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(h as *mut Handle) }));
+    }
+}
+
+/// `ring h`: the read ring as a `(char, int8_unsigned_elt, c_layout)
+/// Bigarray.Array1.t`, which from now on owns handle `h` (see the module
+/// documentation). Called once per handle, right after creating it; a
+/// second call raises `Failure`. Allocates: not a `[@@noalloc]` external.
+///
+/// # Safety
+///
+/// `h` is a tagged OCaml int holding a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
+    let addr = h >> 1;
+    // SAFETY: per this function's contract.
+    let hd = unsafe { handle(addr) };
+    let (ring, len) = (hd.ring as usize, hd.ring_len);
+    let fresh = {
+        let mut o = owners().lock().unwrap_or_else(|e| e.into_inner());
+        !o.contains_key(&ring) && o.insert(ring, addr as usize).is_none()
+    };
+    if !fresh {
+        // SAFETY: raising from a plain external: no Rust value with a
+        // destructor is live in this frame.
+        unsafe { ocaml::sys::caml_failwith(c"vchan_rs_ring: called twice".as_ptr()) };
+    }
+    let size = std::mem::size_of::<Bigarray>() + std::mem::size_of::<isize>();
+    // SAFETY: allocating a custom block of `size` bytes with static
+    // operations, runtime lock held (we were called from OCaml); `mem`
+    // tells the GC how much memory the block holds on to.
+    let v = unsafe { caml_alloc_custom_mem(&OPS, size, len) };
+    // SAFETY: `v` is a fresh custom block with room for a `caml_ba_array`
+    // of one dimension; it is filled in before any other allocation.
+    unsafe {
+        let b = array(v);
+        (*b).data = ring as *mut c_void;
+        (*b).num_dims = 1;
+        (*b).flags = CAML_BA_UINT8 | CAML_BA_C_LAYOUT | CAML_BA_MAPPED_FILE;
+        (*b).proxy = std::ptr::null();
+        *(std::ptr::addr_of_mut!((*b).dim) as *mut isize) = len as isize;
+    }
+    v
+}

@@ -1,0 +1,646 @@
+(* Tests of the OCaml library and of vchan-cat, over the unix backend.
+
+   Every vchan has its server in a separate process: this executable run
+   again with VCHAN_RS_TEST_CHILD=<role> (domain 0), while the test itself
+   is the client (domain 1). All of them meet in a fresh VCHAN_UNIX_DIR. *)
+
+open Lwt.Infix
+module E = Vchan_rs.Endpoint
+
+let port s = Result.get_ok (Vchan_rs.Port.of_string s)
+let child_var = "VCHAN_RS_TEST_CHILD"
+
+let fail fmt = Printf.ksprintf failwith fmt
+
+let get_ok what = function
+  | Ok x -> x
+  | Error e -> fail "%s: %s" what (Vchan_rs.Error.to_string e)
+
+(* Deterministic pseudo-random bytes (xorshift64), fast enough for 100 MiB. *)
+let pseudo_random ?(seed = 0x9E3779B97F4A7C15L) n =
+  let b = Bytes.create n in
+  let s = ref seed in
+  let next () =
+    let x = !s in
+    let x = Int64.logxor x (Int64.shift_left x 13) in
+    let x = Int64.logxor x (Int64.shift_right_logical x 7) in
+    let x = Int64.logxor x (Int64.shift_left x 17) in
+    s := x;
+    x
+  in
+  let words = n / 8 in
+  for i = 0 to words - 1 do
+    Bytes.set_int64_le b (i * 8) (next ())
+  done;
+  for i = words * 8 to n - 1 do
+    Bytes.set_uint8 b i (Int64.to_int (next ()) land 0xff)
+  done;
+  b
+
+(* ---- Server roles, run in child processes ---- *)
+
+let rec read_all t f =
+  E.read t >>= function
+  | Ok `Eof -> Lwt.return_unit
+  | Ok (`Data v) -> f v >>= fun () -> read_all t f
+  | Error e -> fail "server read: %s" (Vchan_rs.Error.to_string e)
+
+let write_exn t buf = E.write t buf >|= get_ok "server write"
+
+(* Echo every view back, transformed by [f], until the end of the stream. *)
+let echo_server name f =
+  E.server ~domid:1 ~port:(port name) () >>= fun t ->
+  read_all t (fun v -> write_exn t (f v)) >>= fun () -> E.close t
+
+let capitalise v = Cstruct.of_string (String.uppercase_ascii (Cstruct.to_string v))
+
+(* Receive [size] bytes, answer with their MD5 (hex), then wait for the
+   client to close. *)
+let digest_server name size =
+  E.server ~domid:1 ~port:(port name) ~read_size:65536 ~write_size:4096 ()
+  >>= fun t ->
+  let data = Bytes.create size in
+  let got = ref 0 in
+  let rec loop () =
+    if !got = size then Lwt.return_unit
+    else
+      E.read t >>= function
+      | Ok (`Data v) ->
+          let n = min (Cstruct.length v) (size - !got) in
+          Cstruct.blit_to_bytes v 0 data !got n;
+          got := !got + n;
+          loop ()
+      | Ok `Eof -> fail "digest server: end of stream after %d bytes" !got
+      | Error e -> fail "digest server: %s" (Vchan_rs.Error.to_string e)
+  in
+  loop () >>= fun () ->
+  write_exn t (Cstruct.of_string (Digest.to_hex (Digest.bytes data)))
+  >>= fun () -> read_all t (fun _ -> Lwt.return_unit) >>= fun () -> E.close t
+
+(* Line protocol over Lwt_io: answer "ok:<line>" until "quit". *)
+let lines_server name =
+  Vchan_rs_lwt_unix.open_server ~domid:1 ~port:(port name) () >>= fun (ic, oc) ->
+  let rec loop () =
+    Lwt_io.read_line ic >>= function
+    | "quit" -> Lwt_io.write_line oc "bye" >>= fun () -> Lwt_io.flush oc
+    | l -> Lwt_io.write_line oc ("ok:" ^ l) >>= fun () -> Lwt_io.flush oc >>= loop
+  in
+  loop () >>= fun () -> Lwt_io.close oc >>= fun () -> Lwt_io.close ic
+
+(* Write [first] bytes (< ring), then [rest] more (more than the ring holds
+   once [first] is in), then close and exit at once. *)
+let burst_server name first rest =
+  E.server ~domid:1 ~port:(port name) ~read_size:4096 ~write_size:4096 ()
+  >>= fun t ->
+  let data = pseudo_random ~seed:7L (first + rest) in
+  write_exn t (Cstruct.of_bytes data ~off:0 ~len:first) >>= fun () ->
+  write_exn t (Cstruct.of_bytes data ~off:first ~len:rest) >>= fun () ->
+  E.close t
+
+(* Packets: receive packets of growing sizes and send each back. *)
+let packet_server name count =
+  E.server ~domid:1 ~port:(port name) ~read_size:8192 ~write_size:8192 ()
+  >>= fun t ->
+  let rec loop i =
+    if i = count then E.close t
+    else
+      let len = 1 + (i * 37 mod 4000) in
+      let buf = Cstruct.create len in
+      E.recv t buf >>= function
+      | Ok (`Data ()) -> E.send t buf >|= get_ok "send" >>= fun () -> loop (i + 1)
+      | Ok `Eof -> fail "packet server: early end of stream"
+      | Error e -> fail "packet server: %s" (Vchan_rs.Error.to_string e)
+  in
+  loop 0
+
+let run_child role =
+  ignore (Unix.alarm 120);
+  let job =
+    match String.split_on_char ':' role with
+    | [ "echo"; name ] -> echo_server name Fun.id
+    | [ "caps"; name ] -> echo_server name capitalise
+    | [ "digest"; name; size ] -> digest_server name (int_of_string size)
+    | [ "lines"; name ] -> lines_server name
+    | [ "burst"; name; a; b ] -> burst_server name (int_of_string a) (int_of_string b)
+    | [ "packets"; name; n ] -> packet_server name (int_of_string n)
+    | _ -> fail "unknown child role %S" role
+  in
+  match Lwt_main.run job with
+  | () -> exit 0
+  | exception e ->
+      prerr_endline ("child " ^ role ^ ": " ^ Printexc.to_string e);
+      exit 3
+
+(* ---- Test-side helpers ---- *)
+
+let env_with bindings =
+  let keep v =
+    not (List.exists (fun (k, _) -> String.starts_with ~prefix:(k ^ "=") v) bindings)
+  in
+  Array.append
+    (Array.of_list (List.filter keep (Array.to_list (Unix.environment ()))))
+    (Array.of_list (List.map (fun (k, v) -> k ^ "=" ^ v) bindings))
+
+(* Start the server role [role] in domain 0. *)
+let spawn role =
+  Unix.create_process_env Sys.executable_name
+    [| Sys.executable_name |]
+    (env_with [ (child_var, role); ("VCHAN_DOMID", "0") ])
+    Unix.stdin Unix.stdout Unix.stderr
+
+let rec waitpid pid =
+  match Unix.waitpid [] pid with
+  | _, st -> st
+  | exception Unix.Unix_error (Unix.EINTR, _, _) -> waitpid pid
+
+let expect_exit0 what pid =
+  match waitpid pid with
+  | Unix.WEXITED 0 -> ()
+  | Unix.WEXITED n -> fail "%s exited with %d" what n
+  | Unix.WSIGNALED n | Unix.WSTOPPED n -> fail "%s killed by signal %d" what n
+
+(* Run [f] as the client of a server child; the child must exit 0. *)
+let with_server role f =
+  let pid = spawn role in
+  match Lwt_main.run (Lwt_unix.with_timeout 100. f) with
+  | () -> expect_exit0 role pid
+  | exception e ->
+      (try Unix.kill pid Sys.sigkill with _ -> ());
+      ignore (waitpid pid);
+      raise e
+
+let connect name = E.client ~domid:0 ~port:(port name) ()
+
+let read_exactly t n =
+  let out = Buffer.create n in
+  let rec loop () =
+    if Buffer.length out >= n then Lwt.return (Buffer.contents out)
+    else
+      E.read t >>= function
+      | Ok (`Data v) ->
+          Buffer.add_string out (Cstruct.to_string v);
+          loop ()
+      | Ok `Eof -> fail "end of stream after %d of %d bytes" (Buffer.length out) n
+      | Error e -> fail "read: %s" (Vchan_rs.Error.to_string e)
+  in
+  loop ()
+
+let expect_eof t =
+  E.read t >|= function
+  | Ok `Eof -> ()
+  | Ok (`Data v) -> fail "expected end of stream, got %d bytes" (Cstruct.length v)
+  | Error e -> fail "expected end of stream: %s" (Vchan_rs.Error.to_string e)
+
+(* ---- Tests ---- *)
+
+let test_echo () =
+  with_server "echo:echo" (fun () ->
+      connect "echo" >>= fun t ->
+      Alcotest.(check bool) "client" false (E.is_server t);
+      Alcotest.(check bool) "connected" true (E.state t = E.Connected);
+      let msgs = [ "hello"; String.make 5000 'x'; "world\n"; String.make 70000 'y' ] in
+      Lwt_list.iter_s
+        (fun m ->
+          E.write t (Cstruct.of_string m) >|= get_ok "write" >>= fun () ->
+          read_exactly t (String.length m) >|= fun got ->
+          Alcotest.(check int) "echo length" (String.length m) (String.length got);
+          Alcotest.(check bool) "echoed" true (got = m))
+        msgs
+      >>= fun () -> E.close t)
+
+(* One Lwt thread writes while another reads the same endpoint: both wait
+   on its one event descriptor, and neither may miss a wake-up. *)
+let test_duplex () =
+  let size = 8 * 1024 * 1024 in
+  let data = pseudo_random ~seed:3L size in
+  with_server "echo:duplex" (fun () ->
+      connect "duplex" >>= fun t ->
+      let writer =
+        let rec go off =
+          if off >= size then Lwt.return_unit
+          else
+            let len = min (size - off) (1 + (off * 7 mod 100_000)) in
+            E.write t (Cstruct.of_bytes data ~off ~len) >|= get_ok "write"
+            >>= fun () -> go (off + len)
+        in
+        go 0
+      in
+      let reader = read_exactly t size in
+      Lwt.both writer reader >>= fun ((), got) ->
+      Alcotest.(check bool) "all echoed, in order" true (got = Bytes.to_string data);
+      E.close t)
+
+let test_caps () =
+  with_server "caps:caps" (fun () ->
+      connect "caps" >>= fun t ->
+      let m = "Hello, vchan! 123 abc\n" in
+      E.writev t [ Cstruct.of_string m; Cstruct.of_string m ] >|= get_ok "writev"
+      >>= fun () ->
+      read_exactly t (2 * String.length m) >>= fun got ->
+      Alcotest.(check string) "capitalised" (String.uppercase_ascii (m ^ m)) got;
+      E.close t)
+
+let test_big_digest () =
+  let size = 64 * 1024 * 1024 in
+  let data = pseudo_random size in
+  let expected = Digest.to_hex (Digest.bytes data) in
+  with_server (Printf.sprintf "digest:big:%d" size) (fun () ->
+      connect "big" >>= fun t ->
+      let t0 = Unix.gettimeofday () in
+      let chunk = 1 lsl 20 in
+      let rec send off =
+        if off >= size then Lwt.return_unit
+        else
+          E.write t (Cstruct.of_bytes data ~off ~len:(min chunk (size - off)))
+          >|= get_ok "write"
+          >>= fun () -> send (off + chunk)
+      in
+      send 0 >>= fun () ->
+      read_exactly t 32 >>= fun got ->
+      let dt = Unix.gettimeofday () -. t0 in
+      Printf.printf "64 MiB sent and digested by the server in %.3f s (%.0f MB/s)\n%!" dt
+        (float size /. dt /. 1e6);
+      Alcotest.(check string) "md5" expected got;
+      E.close t)
+
+let test_lwt_io () =
+  with_server "lines:lines" (fun () ->
+      Vchan_rs_lwt_unix.open_client ~domid:0 ~port:(port "lines") ()
+      >>= fun (ic, oc) ->
+      let lines = [ "one"; "two"; String.make 100_000 'z'; "" ] in
+      Lwt_list.iter_s
+        (fun l ->
+          Lwt_io.write_line oc l >>= fun () ->
+          Lwt_io.flush oc >>= fun () ->
+          Lwt_io.read_line ic >|= fun r -> Alcotest.(check string) "reply" ("ok:" ^ l) r)
+        lines
+      >>= fun () ->
+      Lwt_io.write_line oc "quit" >>= fun () ->
+      Lwt_io.flush oc >>= fun () ->
+      Lwt_io.read_line ic >>= fun r ->
+      Alcotest.(check string) "bye" "bye" r;
+      Lwt_io.read_line_opt ic >>= fun r ->
+      Alcotest.(check (option string)) "end of stream" None r;
+      Lwt_io.close oc >>= fun () -> Lwt_io.close ic)
+
+(* The read view stays intact until the next read, even while the peer
+   waits to write more; every byte arrives before the end of the stream,
+   though the server closed (and exited) right after writing; writes after
+   a close fail with `Closed. *)
+let test_read_view () =
+  let first = 3000 and rest = 20000 in
+  let data = Bytes.to_string (pseudo_random ~seed:7L (first + rest)) in
+  with_server (Printf.sprintf "burst:view:%d:%d" first rest) (fun () ->
+      connect "view" >>= fun t ->
+      (* Wait until the first burst and some of the rest are in the ring. *)
+      let rec settle () =
+        if E.data_ready t >= 4096 then Lwt.return_unit
+        else Lwt_unix.sleep 0.005 >>= settle
+      in
+      settle () >>= fun () ->
+      (E.read t >|= function
+       | Ok (`Data v) -> v
+       | _ -> fail "expected data")
+      >>= fun v1 ->
+      let copy = Cstruct.to_string v1 in
+      Alcotest.(check bool) "view is the stream's start" true
+        (copy = String.sub data 0 (String.length copy));
+      Alcotest.(check int) "ring full, nothing freed yet" 0
+        (E.data_ready t + Cstruct.length v1 - 4096);
+      (* The server is blocked writing; the view must not change. *)
+      Lwt_unix.sleep 0.1 >>= fun () ->
+      Alcotest.(check string) "view intact until the next read" copy
+        (Cstruct.to_string v1);
+      read_exactly t (first + rest - String.length copy) >>= fun tail ->
+      Alcotest.(check bool) "all data, in order" true (copy ^ tail = data);
+      expect_eof t >>= fun () ->
+      expect_eof t >>= fun () ->
+      Alcotest.(check bool) "peer exited" true (E.state t = E.Exited);
+      (E.write t (Cstruct.of_string "late") >|= function
+       | Error `Closed -> ()
+       | Ok () -> fail "write to a closed peer succeeded"
+       | Error e -> fail "write to a closed peer: %s" (Vchan_rs.Error.to_string e))
+      >>= fun () ->
+      E.close t >>= fun () ->
+      E.close t >>= fun () ->
+      (E.write t (Cstruct.of_string "x") >|= function
+       | Error `Closed -> ()
+       | _ -> fail "write after close did not give `Closed")
+      >>= fun () ->
+      expect_eof t >|= fun () ->
+      (* The view still points to mapped memory after the close. *)
+      ignore (Cstruct.to_string v1))
+
+(* A view (and a bigarray made from it) keeps the ring mapped after the
+   endpoint is closed and collected. *)
+let test_view_lifetime () =
+  let keep = ref None in
+  with_server "echo:life2" (fun () ->
+      connect "life2" >>= fun t ->
+      E.write t (Cstruct.of_string "still here") >|= get_ok "write"
+      >>= fun () ->
+      let rec first () =
+        E.read t >>= function
+        | Ok (`Data v) when Cstruct.length v >= 10 -> Lwt.return v
+        | Ok (`Data _) -> first ()
+        | _ -> fail "expected data"
+      in
+      first () >>= fun v ->
+      keep := Some (Cstruct.to_bigarray (Cstruct.sub v 0 10));
+      E.close t);
+  Gc.full_major ();
+  Gc.full_major ();
+  Gc.full_major ();
+  match !keep with
+  | None -> Alcotest.fail "no view kept"
+  | Some ba ->
+      let s = String.init (Bigarray.Array1.dim ba) (Bigarray.Array1.get ba) in
+      Alcotest.(check string) "view readable after close and collection"
+        "still here" s;
+      keep := None;
+      Gc.full_major ();
+      Gc.full_major ()
+
+let test_packets () =
+  let count = 300 in
+  with_server (Printf.sprintf "packets:pkt:%d" count) (fun () ->
+      connect "pkt" >>= fun t ->
+      let rec loop i =
+        if i = count then Lwt.return_unit
+        else
+          let len = 1 + (i * 37 mod 4000) in
+          let p = Cstruct.of_bytes (pseudo_random ~seed:(Int64.of_int (i + 1)) len) in
+          E.send t p >|= get_ok "send" >>= fun () ->
+          let back = Cstruct.create len in
+          E.recv t back >>= function
+          | Ok (`Data ()) ->
+              Alcotest.(check bool) "packet back" true (Cstruct.equal p back);
+              loop (i + 1)
+          | _ -> fail "recv failed"
+      in
+      loop 0 >>= fun () ->
+      (E.send t (Cstruct.create 100_000) >|= function
+       | Error (`Invalid_argument _) | Error `Closed -> ()
+       | _ -> fail "a packet larger than the ring was accepted")
+      >>= fun () ->
+      (E.recv t (Cstruct.create 10) >|= function
+       | Ok `Eof -> ()
+       | _ -> fail "expected end of stream")
+      >>= fun () -> E.close t)
+
+let test_errors () =
+  let bad = Vchan_rs.Port.of_string "a/b" in
+  Alcotest.(check bool) "bad port refused" true (Result.is_error bad);
+  Alcotest.(check bool) "empty port refused" true
+    (Result.is_error (Vchan_rs.Port.of_string ""));
+  Alcotest.(check string) "port round trip" "A-b_9"
+    (Vchan_rs.Port.to_string (port "A-b_9"));
+  (match E.listen ~domid:1 ~port:(port "sz") ~read_size:(1 lsl 21) () with
+  | _ -> Alcotest.fail "a 2 MiB ring was accepted"
+  | exception Vchan_rs.Error.Vchan (`Invalid_argument _) -> ());
+  (match E.listen ~domid:40000 ~port:(port "sz") () with
+  | _ -> Alcotest.fail "domain 40000 was accepted"
+  | exception Vchan_rs.Error.Vchan (`Invalid_argument _) -> ());
+  (match E.listen ~backend:Vchan_rs.Backend.Xen ~domid:1 ~port:(port "x") () with
+  | t -> Lwt_main.run (E.close t)
+  | exception Vchan_rs.Error.Vchan (`Unavailable _ | `System _) -> ());
+  (* A second server on the same port is refused while the first lives. *)
+  let t = E.listen ~domid:1 ~port:(port "dup") () in
+  Alcotest.(check bool) "server" true (E.is_server t);
+  Alcotest.(check bool) "waiting" true (E.state t = E.Waiting);
+  (match E.listen ~domid:1 ~port:(port "dup") () with
+  | _ -> Alcotest.fail "second server accepted"
+  | exception Vchan_rs.Error.Vchan `Addr_in_use -> ());
+  Lwt_main.run (E.close t);
+  Alcotest.(check bool) "closed is exited" true (E.state t = E.Exited);
+  match
+    Lwt_main.run (E.connect ~timeout:0.2 ~domid:0 ~port:(port "nobody") ())
+  with
+  | _ -> Alcotest.fail "connected to nobody"
+  | exception Vchan_rs.Error.Vchan `Timeout -> ()
+
+(* ---- vchan-cat ---- *)
+
+let vchan_cat () =
+  match Sys.getenv_opt "VCHAN_CAT" with
+  | Some p when Filename.is_relative p -> Filename.concat (Sys.getcwd ()) p
+  | Some p -> p
+  | None -> Alcotest.fail "VCHAN_CAT is not set (run through dune test)"
+
+let tmp_root = ref ""
+let q = Filename.quote
+
+let write_file path b =
+  let oc = open_out_bin path in
+  output_bytes oc b;
+  close_out oc
+
+(* The listener: `vchan-cat -l 1 PORT > copy` in domain 0, its standard
+   input a pipe we keep open (a vchan has no half-close: the receiving side
+   must not reach the end of its input first); the client:
+   `cat file | vchan-cat 0 PORT` in domain 1, through the shell. *)
+let cat_copy size =
+  let name = Printf.sprintf "cat%d" size in
+  let file = Filename.concat !tmp_root (name ^ ".in")
+  and copy = Filename.concat !tmp_root (name ^ ".out") in
+  write_file file (pseudo_random ~seed:(Int64.of_int (size + 11)) size);
+  let out = Unix.openfile copy [ Unix.O_WRONLY; Unix.O_CREAT; Unix.O_TRUNC ] 0o600 in
+  let pin, pout = Unix.pipe ~cloexec:true () in
+  let cat = vchan_cat () in
+  let pid =
+    Unix.create_process_env cat
+      [| cat; "-l"; "1"; name |]
+      (env_with [ ("VCHAN_DOMID", "0") ])
+      pin out Unix.stderr
+  in
+  Unix.close pin;
+  Unix.close out;
+  let t0 = Unix.gettimeofday () in
+  let rc =
+    Sys.command
+      (Printf.sprintf "cat %s | VCHAN_DOMID=1 %s 0 %s" (q file) (q cat) name)
+  in
+  let dt = Unix.gettimeofday () -. t0 in
+  if rc <> 0 then (try Unix.kill pid Sys.sigkill with _ -> ());
+  expect_exit0 "listener" pid;
+  Unix.close pout;
+  Alcotest.(check int) "client exit status" 0 rc;
+  Alcotest.(check string) "identical copy" (Digest.to_hex (Digest.file file))
+    (Digest.to_hex (Digest.file copy));
+  if size >= 1 lsl 20 then
+    Printf.printf "vchan-cat: %d bytes in %.3f s (%.0f MB/s)\n%!" size dt
+      (float size /. dt /. 1e6);
+  Sys.remove file;
+  Sys.remove copy
+
+(* Both through one shell line, the receiver with -d (no standard input). *)
+let test_cat_shell () =
+  let file = Filename.concat !tmp_root "sh.in"
+  and copy = Filename.concat !tmp_root "sh.out" in
+  write_file file (pseudo_random 300_000);
+  let cat = q (vchan_cat ()) in
+  let rc =
+    Sys.command
+      (Printf.sprintf
+         "VCHAN_DOMID=0 %s -l -d 1 sh > %s & VCHAN_DOMID=1 %s --timeout 10 0 \
+          sh < %s; c=$?; wait $!; l=$?; exit $((c + l))"
+         cat (q copy) cat (q file))
+  in
+  Alcotest.(check int) "exit statuses" 0 rc;
+  Alcotest.(check string) "identical copy" (Digest.to_hex (Digest.file file))
+    (Digest.to_hex (Digest.file copy))
+
+let test_cat_errors () =
+  let cat = q (vchan_cat ()) in
+  let run args = Sys.command (Printf.sprintf "%s %s 2>/dev/null </dev/null" cat args) in
+  Alcotest.(check bool) "no arguments" true (run "" <> 0);
+  Alcotest.(check bool) "bad port" true (run "0 'a/b'" <> 0);
+  Alcotest.(check bool) "bad domid" true (run "x foo" <> 0);
+  Alcotest.(check bool) "bad backend" true (run "--backend vmware 0 foo" <> 0);
+  Alcotest.(check bool) "bad size" true (run "-l --buffer-size 0 1 foo" <> 0);
+  Alcotest.(check bool) "xen backend unavailable here" true
+    (run "--backend xen --timeout 0.1 0 foo" <> 0);
+  Alcotest.(check int) "help" 0
+    (Sys.command (Printf.sprintf "%s --help=plain >/dev/null" cat));
+  Alcotest.(check int) "no server: timeout" 1
+    (Sys.command
+       (Printf.sprintf "VCHAN_DOMID=1 %s --timeout 0.2 0 nobody 2>/dev/null </dev/null" cat));
+  (* A listener whose input is empty closes as soon as the client came: a
+     client with more to send sees its peer vanish and fails. *)
+  let file = Filename.concat !tmp_root "gone.in" in
+  write_file file (pseudo_random (4 * 1024 * 1024));
+  Alcotest.(check bool) "peer vanished" true
+    (Sys.command
+       (Printf.sprintf
+          "VCHAN_DOMID=0 %s -l 1 gone </dev/null >/dev/null & VCHAN_DOMID=1 %s \
+           0 gone < %s 2>/dev/null; c=$?; wait; exit $c"
+          cat cat (q file))
+     <> 0)
+
+(* A sender SIGKILLed mid-stream: the receiving vchan-cat must notice
+   within a second and fail (a vanished peer is not a close). *)
+let test_cat_peer_killed () =
+  let cat = vchan_cat () in
+  let out_r, out_w = Unix.pipe ~cloexec:true () in
+  let listener =
+    Unix.create_process_env cat
+      [| cat; "-l"; "-d"; "1"; "killed" |]
+      (env_with [ ("VCHAN_DOMID", "0") ])
+      Unix.stdin out_w Unix.stderr
+  in
+  Unix.close out_w;
+  let in_r, in_w = Unix.pipe ~cloexec:true () in
+  let sender =
+    Unix.create_process_env cat
+      [| cat; "--timeout"; "10"; "0"; "killed" |]
+      (env_with [ ("VCHAN_DOMID", "1") ])
+      in_r Unix.stdout Unix.stderr
+  in
+  Unix.close in_r;
+  (* Once bytes came through, both are connected: kill the sender, whose
+     standard input is still open. *)
+  ignore (Unix.write_substring in_w "hello" 0 5 : int);
+  let buf = Bytes.create 5 in
+  let rec read_all off =
+    if off < 5 then
+      match Unix.read out_r buf off (5 - off) with
+      | 0 -> fail "the listener ended early"
+      | n -> read_all (off + n)
+  in
+  read_all 0;
+  Alcotest.(check string) "bytes through" "hello" (Bytes.to_string buf);
+  Unix.kill sender Sys.sigkill;
+  let killed_at = Unix.gettimeofday () in
+  ignore (waitpid sender);
+  let st = waitpid listener in
+  let lag = Unix.gettimeofday () -. killed_at in
+  Unix.close in_w;
+  Unix.close out_r;
+  Alcotest.(check bool) "listener fails" true (st = Unix.WEXITED 1);
+  Alcotest.(check bool) (Printf.sprintf "noticed within 1 s (%.3f s)" lag) true
+    (lag < 1.0)
+
+(* Nothing may be left in the rendezvous directory but empty directories. *)
+let test_nothing_left () =
+  Gc.full_major ();
+  Gc.full_major ();
+  let rec files dir =
+    Array.fold_left
+      (fun acc f ->
+        let p = Filename.concat dir f in
+        if Sys.is_directory p then files p @ acc else p :: acc)
+      [] (Sys.readdir dir)
+  in
+  Alcotest.(check (list string)) "no files left" []
+    (files (Filename.concat !tmp_root "vchan"))
+
+let rec rm_rf p =
+  if Sys.file_exists p then
+    if Sys.is_directory p then begin
+      Array.iter (fun f -> rm_rf (Filename.concat p f)) (Sys.readdir p);
+      Unix.rmdir p
+    end
+    else Sys.remove p
+
+let () =
+  match Sys.getenv_opt child_var with
+  | Some role -> run_child role
+  | None ->
+      let root = Filename.temp_file "vchan-rs-test" "" in
+      Sys.remove root;
+      Unix.mkdir root 0o700;
+      tmp_root := root;
+      Unix.putenv "VCHAN_UNIX_DIR" (Filename.concat root "vchan");
+      Unix.putenv "VCHAN_DOMID" "1";
+      Unix.putenv "VCHAN_BACKEND" "unix";
+      at_exit (fun () -> rm_rf root);
+      (* Count for a closing line in cargo's format, which CI sums up. *)
+      let passed = ref 0 and failed = ref 0 in
+      let tc name speed f =
+        Alcotest.test_case name speed (fun () ->
+            match f () with
+            | () -> incr passed
+            | exception e ->
+                incr failed;
+                raise e)
+      in
+      let summary () =
+        Printf.printf "\ntest result: %s. %d passed; %d failed\n%!"
+          (if !failed = 0 then "ok" else "FAILED")
+          !passed !failed
+      in
+      match
+        Alcotest.run ~and_exit:false "vchan-rs"
+        [
+          ( "endpoint",
+            [
+              tc "echo" `Quick test_echo;
+              tc "capitalising echo" `Quick test_caps;
+              tc "full duplex, one descriptor" `Quick test_duplex;
+              tc "64 MiB with MD5" `Quick test_big_digest;
+              tc "Lwt_io open_server/open_client" `Quick test_lwt_io;
+              tc "read view, end of stream, write after close" `Quick
+                test_read_view;
+              tc "views outlive the endpoint" `Quick test_view_lifetime;
+              tc "packets" `Quick test_packets;
+              tc "errors" `Quick test_errors;
+              tc "signatures (compile time)" `Quick (fun () ->
+                  ignore Signature_check.open_client;
+                  ignore Signature_check.open_server);
+            ] );
+          ( "vchan-cat",
+            List.map
+              (fun size -> tc (Printf.sprintf "%d bytes" size) `Quick (fun () -> cat_copy size))
+              [ 0; 1; 4095; 4096; (1 lsl 20) + 7; 100 * 1024 * 1024 ]
+            @ [
+                tc "shell pipeline, -d receiver" `Quick test_cat_shell;
+                tc "errors" `Quick test_cat_errors;
+                tc "peer killed: non-zero status" `Quick test_cat_peer_killed;
+              ] );
+          ("cleanup", [ tc "nothing left behind" `Quick test_nothing_left ]);
+        ]
+      with
+      | () -> summary ()
+      | exception Alcotest.Test_error ->
+          summary ();
+          exit 1
