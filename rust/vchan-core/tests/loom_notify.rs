@@ -1,17 +1,50 @@
-//! Model checking of the notify protocol with loom: the very `Channel` code
-//! runs over loom's atomics, and loom explores every interleaving and every
-//! weak-memory outcome it allows. Property: a side that found no data (or
-//! no space), armed a notification and will now sleep is always woken —
-//! either it saw the progress, or the peer was told to signal.
+//! Model checking of the notify protocol with loom: the very `Channel`
+//! code runs over loom's atomics (through the `SharedPage` and `RingMem`
+//! traits), and loom explores every interleaving and every weak-memory
+//! outcome it allows.
+//!
+//! Property (no lost wake-up): a side that found no data (or no space),
+//! armed a notification and would now sleep on the event channel is always
+//! woken: either its re-check saw the progress, or the peer's transfer
+//! returned `notify`. Ring bytes live in one loom cell each, so loom also
+//! reports any access to ring data that the index protocol does not order
+//! (a data race), e.g. reading a byte before its `prod` is visible, or
+//! overwriting a byte the reader may still be copying out.
+//!
+//! The models have teeth: with the page's full fence removed, or with every
+//! ordering weakened to `Relaxed`, loom finds the lost wake-up or the data
+//! race (see the `weakened_*` tests).
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::{self, Relaxed};
+use std::sync::Mutex;
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{fence, AtomicU16, AtomicU32, AtomicU8};
 use loom::sync::Arc;
-use std::sync::atomic::Ordering;
 use vchan_core::layout::*;
 use vchan_core::{init_server_page, read_orders, Channel, Orders, RingMem, SharedPage};
 
-/// The 24-byte header as one loom atomic per field (fields never overlap).
+/// How the model page deviates from the real one (to show that the model
+/// catches broken barriers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Weaken {
+    /// Faithful: orderings as asked, `full_fence` is a SeqCst fence.
+    Faithful,
+    /// `full_fence` does nothing.
+    NoFence,
+    /// Every access is `Relaxed` (fences kept).
+    Relaxed,
+}
+
+/// The 24-byte header as one loom atomic per field. Fields never overlap
+/// and the core always accesses a field with its own width, except
+/// `init_server_page`, which zeroes the page in u32 words before any other
+/// party exists; those words are split here. (Rust's memory model has no
+/// mixed-size atomics, so one atomic per field is also the faithful model.)
+/// The grant refs are not modelled: nothing here reads them.
 struct Header {
     idx: [AtomicU32; 4],
     orders: [AtomicU16; 2],
@@ -19,189 +52,306 @@ struct Header {
 }
 
 #[derive(Clone)]
-struct Page(Arc<Header>);
+struct Page {
+    h: Arc<Header>,
+    weaken: Weaken,
+}
 
-// SAFETY: every access is a loom atomic operation on a distinct field;
-// offsets outside the header (grants, zeroed at init) are not modelled.
-unsafe impl SharedPage for Page {
-    fn load_u32(&self, off: usize, o: Ordering) -> u32 {
-        if off < 16 {
-            self.0.idx[off / 4].load(o)
+impl Page {
+    fn new(weaken: Weaken) -> Page {
+        Page {
+            h: Arc::new(Header {
+                idx: std::array::from_fn(|_| AtomicU32::new(0)),
+                orders: std::array::from_fn(|_| AtomicU16::new(0)),
+                bytes: std::array::from_fn(|_| AtomicU8::new(0)),
+            }),
+            weaken,
+        }
+    }
+    fn o(&self, o: Ordering) -> Ordering {
+        if self.weaken == Weaken::Relaxed {
+            Relaxed
         } else {
-            0
+            o
         }
     }
-    fn store_u32(&self, off: usize, v: u32, o: Ordering) {
-        if off < 16 {
-            self.0.idx[off / 4].store(v, o)
-        } else if off < GRANTS {
-            // init_server_page zeroes the whole page word by word.
-            assert_eq!(v, 0);
-            match off {
-                16 => self.0.orders.iter().for_each(|a| a.store(0, o)),
-                20 => self.0.bytes.iter().for_each(|a| a.store(0, o)),
-                _ => unreachable!(),
-            }
-        }
+    fn byte(&self, off: usize) -> &AtomicU8 {
+        assert!((CLI_LIVE..GRANTS).contains(&off), "byte access at {off}");
+        &self.h.bytes[off - CLI_LIVE]
     }
-    fn load_u16(&self, off: usize, o: Ordering) -> u16 {
-        self.0.orders[(off - 16) / 2].load(o)
-    }
-    fn store_u16(&self, off: usize, v: u16, o: Ordering) {
-        self.0.orders[(off - 16) / 2].store(v, o)
-    }
-    fn load_u8(&self, off: usize, o: Ordering) -> u8 {
-        self.0.bytes[off - 20].load(o)
-    }
-    fn store_u8(&self, off: usize, v: u8, o: Ordering) {
-        self.0.bytes[off - 20].store(v, o)
-    }
-    fn fetch_or_u8(&self, off: usize, v: u8, o: Ordering) -> u8 {
-        self.0.bytes[off - 20].fetch_or(v, o)
-    }
-    fn fetch_and_u8(&self, off: usize, v: u8, o: Ordering) -> u8 {
-        self.0.bytes[off - 20].fetch_and(v, o)
-    }
-    fn full_fence(&self) {
-        fence(Ordering::SeqCst)
+    fn half(&self, off: usize) -> &AtomicU16 {
+        assert!(
+            off == LEFT_ORDER || off == RIGHT_ORDER,
+            "u16 access at {off}"
+        );
+        &self.h.orders[(off - LEFT_ORDER) / 2]
     }
 }
 
-/// A ring whose bytes are one loom cell: loom reports a data race if ring
-/// data is ever accessed without the index synchronisation ordering it.
-#[derive(Clone)]
-struct Ring(Arc<UnsafeCell<Vec<u8>>>, usize);
+// SAFETY: every access is a loom atomic operation on the field at that
+// offset (asserted), or a no-op for the unmodelled grant refs; `full_fence`
+// is loom's SeqCst fence unless deliberately weakened for a negative test.
+unsafe impl SharedPage for Page {
+    fn load_u32(&self, off: usize, o: Ordering) -> u32 {
+        assert!(off % 4 == 0 && off < PAGE_SIZE);
+        match off {
+            0..=12 => self.h.idx[off / 4].load(self.o(o)),
+            _ => panic!("u32 load at {off} is not modelled"),
+        }
+    }
+    fn store_u32(&self, off: usize, v: u32, o: Ordering) {
+        assert!(off % 4 == 0 && off < PAGE_SIZE);
+        match off {
+            0..=12 => self.h.idx[off / 4].store(v, self.o(o)),
+            // Only init_server_page's zeroing writes these as words.
+            LEFT_ORDER => {
+                assert_eq!(v, 0);
+                self.half(LEFT_ORDER).store(0, self.o(o));
+                self.half(RIGHT_ORDER).store(0, self.o(o));
+            }
+            CLI_LIVE => {
+                assert_eq!(v, 0);
+                for a in &self.h.bytes {
+                    a.store(0, self.o(o));
+                }
+            }
+            _ => assert_eq!(v, 0, "grant refs are not modelled"),
+        }
+    }
+    fn load_u16(&self, off: usize, o: Ordering) -> u16 {
+        self.half(off).load(self.o(o))
+    }
+    fn store_u16(&self, off: usize, v: u16, o: Ordering) {
+        self.half(off).store(v, self.o(o))
+    }
+    fn load_u8(&self, off: usize, o: Ordering) -> u8 {
+        self.byte(off).load(self.o(o))
+    }
+    fn store_u8(&self, off: usize, v: u8, o: Ordering) {
+        self.byte(off).store(v, self.o(o))
+    }
+    fn fetch_or_u8(&self, off: usize, bits: u8, o: Ordering) -> u8 {
+        self.byte(off).fetch_or(bits, self.o(o))
+    }
+    fn fetch_and_u8(&self, off: usize, bits: u8, o: Ordering) -> u8 {
+        self.byte(off).fetch_and(bits, self.o(o))
+    }
+    fn full_fence(&self) {
+        if self.weaken != Weaken::NoFence {
+            fence(Ordering::SeqCst);
+        }
+    }
+}
 
-// SAFETY: copies stay within the vector (asserted), through loom's cell.
+/// A ring with one loom cell per byte: loom checks that every access to a
+/// byte is ordered against every conflicting access by the other thread.
+#[derive(Clone)]
+struct Ring(Arc<Vec<UnsafeCell<u8>>>);
+
+impl Ring {
+    fn new(len: usize) -> Ring {
+        Ring(Arc::new((0..len).map(|_| UnsafeCell::new(0)).collect()))
+    }
+}
+
+// SAFETY: `len` is the number of cells; copies touch exactly the cells
+// `offset..offset + buf.len()` (indexing panics otherwise), each through
+// loom's cell API, which detects unsynchronised access.
 unsafe impl RingMem for Ring {
     fn len(&self) -> usize {
-        self.1
+        self.0.len()
     }
-    fn read_at(&self, off: usize, dst: &mut [u8]) {
-        // SAFETY: loom checks that no write to the cell races this read.
-        self.0
-            .with(|v| dst.copy_from_slice(unsafe { &(&*v)[off..off + dst.len()] }))
+    fn read_at(&self, offset: usize, dst: &mut [u8]) {
+        for (i, d) in dst.iter_mut().enumerate() {
+            // SAFETY: loom reports any write to this cell that is not
+            // ordered with this read; the pointer is valid for the call.
+            *d = self.0[offset + i].with(|p| unsafe { *p });
+        }
     }
-    fn write_at(&self, off: usize, src: &[u8]) {
-        // SAFETY: loom checks that no access to the cell races this write.
-        self.0
-            .with_mut(|v| unsafe { (&mut *v)[off..off + src.len()].copy_from_slice(src) })
+    fn write_at(&self, offset: usize, src: &[u8]) {
+        for (i, &s) in src.iter().enumerate() {
+            // SAFETY: loom reports any access to this cell that is not
+            // ordered with this write; the pointer is valid for the call.
+            self.0[offset + i].with_mut(|p| unsafe { *p = s });
+        }
     }
 }
 
 type Ch = Channel<Page, Ring>;
 
-/// A connected pair on 1 KiB / 2 KiB in-page rings, with both notify bytes
-/// cleared (the connect-time requests already served), as after a first
-/// exchange.
-fn pair() -> (Ch, Ch) {
-    let page = Page(Arc::new(Header {
-        idx: [
-            AtomicU32::new(0),
-            AtomicU32::new(0),
-            AtomicU32::new(0),
-            AtomicU32::new(0),
-        ],
-        orders: [AtomicU16::new(0), AtomicU16::new(0)],
-        bytes: [
-            AtomicU8::new(0),
-            AtomicU8::new(0),
-            AtomicU8::new(0),
-            AtomicU8::new(0),
-        ],
-    }));
+/// A connected pair on the in-page 1 KiB (left) / 2 KiB (right) rings, set
+/// up as the real endpoints do; then both notify bytes are cleared, as
+/// after a first exchange served the connect-time requests (with them set
+/// the property would hold trivially).
+fn pair(weaken: Weaken) -> (Ch, Ch) {
+    let page = Page::new(weaken);
     let orders = Orders::validate(10, 11).unwrap();
-    let left = Ring(Arc::new(UnsafeCell::new(vec![0; 1024])), 1024);
-    let right = Ring(Arc::new(UnsafeCell::new(vec![0; 2048])), 2048);
+    let (left, right) = (Ring::new(1024), Ring::new(2048));
     init_server_page(&page, orders);
     let server = Channel::server(page.clone(), orders, left.clone(), right.clone()).unwrap();
     let client = Channel::client(page.clone(), read_orders(&page).unwrap(), right, left).unwrap();
-    page.store_u8(CLI_NOTIFY, 0, Ordering::Relaxed);
-    page.store_u8(SRV_NOTIFY, 0, Ordering::Relaxed);
+    page.store_u8(CLI_NOTIFY, 0, Relaxed);
+    page.store_u8(SRV_NOTIFY, 0, Relaxed);
     (server, client)
 }
 
-/// Reader arms for data while the writer writes one byte.
-fn write_direction(server_writes: bool, arm: bool) {
+/// What a model run saw: the outcomes (progress seen, notify sent) over
+/// all executions, and the number of executions.
+struct Explored {
+    outcomes: BTreeSet<(bool, bool)>,
+    executions: usize,
+}
+
+fn model(f: impl Fn() -> (bool, bool) + Send + Sync + 'static) -> Explored {
+    let outcomes = std::sync::Arc::new(Mutex::new(BTreeSet::new()));
+    let executions = std::sync::Arc::new(AtomicUsize::new(0));
+    let (o, e) = (outcomes.clone(), executions.clone());
     loom::model(move || {
-        let (server, client) = pair();
+        let outcome = f();
+        o.lock().unwrap().insert(outcome);
+        e.fetch_add(1, Relaxed);
+    });
+    let outcomes = outcomes.lock().unwrap().clone();
+    Explored {
+        outcomes,
+        executions: executions.load(Relaxed),
+    }
+}
+
+/// WRITE direction: the reader finds the ring empty and arms
+/// (`data_ready_or_arm`) while the writer writes one byte.
+fn write_direction(server_writes: bool, weaken: Weaken) -> Explored {
+    model(move || {
+        let (server, client) = pair(weaken);
         let (mut writer, mut reader) = if server_writes {
             (server, client)
         } else {
             (client, server)
         };
         let w = loom::thread::spawn(move || writer.write(&[42]).unwrap().notify);
-        let ready = if arm {
-            reader.data_ready_or_arm(1).unwrap()
-        } else {
-            reader.data_ready().unwrap()
-        };
+        let ready = reader.data_ready_or_arm(1).unwrap();
         if ready > 0 {
             let mut b = [0u8];
             assert_eq!(reader.read(&mut b).unwrap().bytes, 1);
-            assert_eq!(b[0], 42);
+            assert_eq!(b[0], 42, "read a byte before it was written");
         }
         let notified = w.join().unwrap();
         assert!(
             ready > 0 || notified,
-            "lost wake-up: reader sleeps, writer did not signal"
+            "lost wake-up: the reader sleeps and the writer did not signal"
         );
-    });
+        (ready > 0, notified)
+    })
 }
 
-/// Writer (ring full) arms for space while the reader consumes one byte.
-fn read_direction(server_writes: bool, arm: bool) {
-    loom::model(move || {
-        let (server, client) = pair();
+/// READ direction: the writer finds the ring full and arms
+/// (`buffer_space_or_arm`) while the reader consumes one byte; a writer
+/// that sees space writes into the freed byte.
+fn read_direction(server_writes: bool, weaken: Weaken) -> Explored {
+    model(move || {
+        let (server, client) = pair(weaken);
         let (mut writer, mut reader) = if server_writes {
             (server, client)
         } else {
             (client, server)
         };
         let size = writer.write_size();
-        assert_eq!(writer.write(&vec![1; size]).unwrap().bytes, size);
+        let full: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        assert_eq!(writer.write(&full).unwrap().bytes, size);
+        // Writing cleared nothing: nobody had asked for WRITE.
         let r = loom::thread::spawn(move || {
             let mut b = [0u8];
-            reader.read(&mut b).unwrap().notify
+            let t = reader.read(&mut b).unwrap();
+            assert_eq!((t.bytes, b[0]), (1, 0), "read a byte overwritten too early");
+            t.notify
         });
-        let space = if arm {
-            writer.buffer_space_or_arm(1).unwrap()
-        } else {
-            writer.buffer_space().unwrap()
-        };
+        let space = writer.buffer_space_or_arm(1).unwrap();
+        if space > 0 {
+            assert_eq!(writer.write(&[0xEE]).unwrap().bytes, 1);
+        }
         let notified = r.join().unwrap();
         assert!(
             space > 0 || notified,
-            "lost wake-up: writer sleeps, reader did not signal"
+            "lost wake-up: the writer sleeps and the reader did not signal"
         );
-    });
+        (space > 0, notified)
+    })
+}
+
+/// The faithful model holds, and explores both ways it can go: the armed
+/// side saw the progress itself, or it was signalled.
+fn holds(e: Explored) {
+    assert!(
+        e.outcomes.contains(&(true, false)) || e.outcomes.contains(&(true, true)),
+        "never saw the progress directly: {:?}",
+        e.outcomes
+    );
+    assert!(
+        e.outcomes.contains(&(false, true)),
+        "never slept and got woken: {:?}",
+        e.outcomes
+    );
+    assert!(e.executions > 2, "only {} executions", e.executions);
 }
 
 #[test]
-fn no_lost_wakeup_reader_server() {
-    write_direction(false, true);
+fn no_lost_wakeup_client_reads() {
+    holds(write_direction(true, Weaken::Faithful));
 }
 
 #[test]
-fn no_lost_wakeup_reader_client() {
-    write_direction(true, true);
+fn no_lost_wakeup_server_reads() {
+    holds(write_direction(false, Weaken::Faithful));
 }
 
 #[test]
-fn no_lost_wakeup_writer_server() {
-    read_direction(true, true);
+fn no_lost_wakeup_server_writes() {
+    holds(read_direction(true, Weaken::Faithful));
 }
 
 #[test]
-fn no_lost_wakeup_writer_client() {
-    read_direction(false, true);
+fn no_lost_wakeup_client_writes() {
+    holds(read_direction(false, Weaken::Faithful));
 }
 
-/// The model can fail: without arming, loom finds the lost wake-up.
+/// Run a model that must fail; return its panic message.
+fn must_fail(f: impl FnOnce() -> Explored) -> String {
+    let err = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(e) => panic!(
+            "loom found nothing wrong in a broken model ({} executions, outcomes {:?})",
+            e.executions, e.outcomes
+        ),
+        Err(err) => err,
+    };
+    err.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
+
+/// Without the full barriers (request, re-check / publish, check bits:
+/// the store-buffering pattern), loom finds the lost wake-up.
 #[test]
-fn model_finds_lost_wakeup_without_arming() {
-    for f in [write_direction as fn(bool, bool), read_direction] {
-        let r = std::panic::catch_unwind(|| f(true, false));
-        assert!(r.is_err(), "loom should have found a lost wake-up");
+fn weakened_without_fences_loses_wakeups() {
+    for server_writes in [true, false] {
+        let msg = must_fail(|| write_direction(server_writes, Weaken::NoFence));
+        assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+        let msg = must_fail(|| read_direction(server_writes, Weaken::NoFence));
+        assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+    }
+}
+
+/// Without acquire/release on the indices, loom finds the data race on
+/// the ring bytes.
+#[test]
+fn weakened_to_relaxed_races_on_ring_data() {
+    for server_writes in [true, false] {
+        for f in [write_direction, read_direction] {
+            let msg = must_fail(|| f(server_writes, Weaken::Relaxed));
+            assert!(
+                msg.contains("Causality violation") || msg.contains("data race"),
+                "unexpected failure: {msg}"
+            );
+        }
     }
 }
