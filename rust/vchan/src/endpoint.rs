@@ -62,6 +62,27 @@ pub struct Endpoint {
     /// The peer went away without closing (see
     /// [`peer_vanished`](Endpoint::peer_vanished)).
     vanished: bool,
+    /// When events were last consumed ([`coarse_ms`]).
+    drained_at: u64,
+}
+
+/// In blocking mode a writer that never has to wait consumes events at
+/// least this often (ms), to learn of a dead peer (see
+/// [`Endpoint::writer_peer_state`]).
+const DEATH_CHECK_MS: u64 = 200;
+
+/// A monotonic clock in milliseconds, as cheap as a clock gets (the
+/// kernel's coarse clock, read in user space through the vDSO).
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_MONOTONIC_COARSE
+    // always exists on Linux, and on failure `ts` stays zero (harmless: at
+    // worst one extra drain).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1000) + (ts.tv_nsec as u64) / 1_000_000
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -299,6 +320,7 @@ impl Endpoint {
             nonblocking: false,
             spin: Spin::new(),
             vanished: false,
+            drained_at: coarse_ms(),
         }
     }
 
@@ -387,6 +409,20 @@ impl Endpoint {
         self.vanished
     }
 
+    /// The peer's state, for a write. A blocking writer that never has to
+    /// wait would otherwise never consume events, and (on the unix backend,
+    /// where a death arrives as an event) write into a dead peer's ring
+    /// until it fills: so in blocking mode, events are consumed first when
+    /// the last time is [`DEATH_CHECK_MS`] ago — a clock read (no system
+    /// call) per write, a drain every 200 ms. In non-blocking mode the
+    /// descriptor polls readable on a death and the caller consumes.
+    fn writer_peer_state(&mut self) -> Result<State> {
+        if !self.nonblocking && coarse_ms().wrapping_sub(self.drained_at) >= DEATH_CHECK_MS {
+            self.drain()?;
+        }
+        self.peer_state()
+    }
+
     fn peer_state(&self) -> Result<State> {
         Ok(match self.live()?.ch.peer_state()? {
             LiveState::Waiting => State::Waiting,
@@ -398,6 +434,7 @@ impl Endpoint {
     /// Consume pending events without blocking; a vanished peer is marked
     /// exited in the page (what Xen's unmap-notify does).
     fn drain(&mut self) -> Result<()> {
+        self.drained_at = coarse_ms();
         let role = self.role;
         let live = self.live_mut()?;
         let ev = live.event.drain()?;
@@ -508,7 +545,7 @@ impl Endpoint {
     /// is gone.
     pub fn write(&mut self, buf: &[u8]) -> Result<usize> {
         loop {
-            if self.peer_state()? == State::Exited {
+            if self.writer_peer_state()? == State::Exited {
                 return Err(Error::Closed);
             }
             if buf.is_empty() {
@@ -539,7 +576,7 @@ impl Endpoint {
     pub fn send(&mut self, buf: &[u8]) -> Result<usize> {
         let want = buf.len();
         loop {
-            if self.peer_state()? == State::Exited {
+            if self.writer_peer_state()? == State::Exited {
                 return Err(Error::Closed);
             }
             let t = self.live_mut()?.ch.send(buf)?;

@@ -66,7 +66,19 @@ fn await_listening(child: &mut std::process::Child) {
     }
 }
 
-fn killed_within_a_second(server_dies: bool, blocked_in_write: bool) {
+/// What the survivor does while its peer is killed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doing {
+    /// Blocked in a read.
+    Reading,
+    /// Writing until the ring is full, then blocked in a write.
+    Filling,
+    /// Writing a byte a millisecond: the 4 KiB ring would take 4 s to fill,
+    /// so the writer never blocks within the 1 s bound.
+    Trickling,
+}
+
+fn killed_within_a_second(server_dies: bool, doing: Doing) {
     let dir = tempfile::tempdir().unwrap();
     let name = "k";
     let (mut child, mut ep) = if server_dies {
@@ -108,25 +120,30 @@ fn killed_within_a_second(server_dies: bool, blocked_in_write: bool) {
         unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
         Instant::now()
     });
-    let res = if blocked_in_write {
-        // Fill the ring, then block.
-        let big = vec![0u8; 1 << 20];
-        loop {
-            match ep.write(&big) {
-                Ok(_) => continue,
-                Err(e) => break Err(e),
+    let res = match doing {
+        Doing::Filling => {
+            let big = vec![0u8; 1 << 20];
+            loop {
+                if let Err(e) = ep.write(&big) {
+                    break Err(e);
+                }
             }
         }
-    } else {
-        ep.read(&mut [0u8; 100])
+        Doing::Trickling => loop {
+            if let Err(e) = ep.write(&[1]) {
+                break Err(e);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        },
+        Doing::Reading => ep.read(&mut [0u8; 100]),
     };
     let done = Instant::now();
     let killed_at = killer.join().unwrap();
     let _ = child.wait();
     let lag = done.saturating_duration_since(killed_at);
-    eprintln!("server_dies={server_dies} write={blocked_in_write}: {res:?} {lag:?} after SIGKILL");
+    eprintln!("server_dies={server_dies} {doing:?}: {res:?} {lag:?} after SIGKILL");
     match res {
-        Ok(0) => assert!(!blocked_in_write),
+        Ok(0) => assert_eq!(doing, Doing::Reading),
         Err(Error::Closed) => {}
         other => panic!("unexpected {other:?}"),
     }
@@ -146,22 +163,32 @@ fn killed_within_a_second(server_dies: bool, blocked_in_write: bool) {
 
 #[test]
 fn server_killed_while_client_reads() {
-    killed_within_a_second(true, false);
+    killed_within_a_second(true, Doing::Reading);
 }
 
 #[test]
 fn server_killed_while_client_writes() {
-    killed_within_a_second(true, true);
+    killed_within_a_second(true, Doing::Filling);
+}
+
+#[test]
+fn server_killed_while_client_trickles() {
+    killed_within_a_second(true, Doing::Trickling);
 }
 
 #[test]
 fn client_killed_while_server_reads() {
-    killed_within_a_second(false, false);
+    killed_within_a_second(false, Doing::Reading);
 }
 
 #[test]
 fn client_killed_while_server_writes() {
-    killed_within_a_second(false, true);
+    killed_within_a_second(false, Doing::Filling);
+}
+
+#[test]
+fn client_killed_while_server_trickles() {
+    killed_within_a_second(false, Doing::Trickling);
 }
 
 #[test]
