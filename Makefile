@@ -2,12 +2,13 @@
 #   make        build everything (Rust workspace, OCaml library, vchan-cat)
 #   make test   set up the machine if needed, then run every test
 #   make demo   set up, build, and move a file over vchan
+#   make doc    API docs: target/doc (Rust), _build/default/_doc/_html (OCaml)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
 CARGO_FLAGS := --release --locked --workspace
 
-.PHONY: all build setup test test-rust test-ocaml clippy demo fmt-check clean
+.PHONY: all build setup test test-rust test-ocaml clippy demo doc fmt-check clean
 
 all: build
 
@@ -34,6 +35,10 @@ test-ocaml:
 
 demo: setup build
 	bash scripts/demo.sh
+
+doc:
+	cargo doc --no-deps --locked --workspace
+	dune build @doc
 
 fmt-check:
 	cargo fmt --all -- --check

@@ -142,7 +142,7 @@ val recv : t -> Cstruct.t -> (unit S.or_eof, error) result Lwt.t
 
 val peer_vanished : t -> bool
 (** Did the peer go away without closing the vchan (its process died)? Its
-    {!state} is then [Exited] and {!read} gives what it wrote, then [`Eof],
+    {!val-state} is then [Exited] and {!read} gives what it wrote, then [`Eof],
     as after a close. Known on the unix backend; under Xen a dead peer
     looks like one that closed, and this stays [false]. *)
 
