@@ -590,6 +590,29 @@ impl Endpoint {
         }
     }
 
+    /// Wait until the peer has read every byte we wrote — what `SO_LINGER`
+    /// does before a socket's close. Useful before [`close`](Endpoint::close)
+    /// when the peer (as some of Xen's tools do) stops reading as soon as
+    /// it sees us closed. [`Error::Closed`] if the peer closed or died with
+    /// some of it unread. Blocking mode waits; non-blocking mode answers
+    /// `WouldBlock` (retry after [`consume_events`](Endpoint::consume_events)).
+    /// `io::Write::flush` does not wait: it is a no-op.
+    pub fn linger(&mut self) -> Result<()> {
+        let all = self.write_ring_size()?;
+        loop {
+            if self.buffer_space()? >= all {
+                return Ok(());
+            }
+            if self.writer_peer_state()? == State::Exited {
+                return Err(Error::Closed);
+            }
+            self.wait_until(
+                |c| Ok(c.buffer_space()? >= all),
+                |c| Ok(c.buffer_space_or_arm(all)? >= all),
+            )?;
+        }
+    }
+
     /// Packet receive: exactly `buf.len()` bytes or nothing. `Ok(0)` for a
     /// non-empty buffer means end-of-stream.
     pub fn recv(&mut self, buf: &mut [u8]) -> Result<usize> {

@@ -127,3 +127,50 @@ fn nonblocking_ops_do_not_swallow_each_others_wakeups() {
     server.consume_events().unwrap();
     assert!(server.write(&chunk).unwrap() > 0);
 }
+
+#[test]
+fn linger_waits_until_the_peer_read_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sb, cb) = backends(dir.path());
+    let path = "/local/domain/0/data/vchan/1/linger";
+    let one = DomId::new(1).unwrap();
+    let mut server = Endpoint::listen_at(sb, one, path, 4096, 4096).unwrap();
+    let t = std::thread::spawn(move || {
+        let mut c = Endpoint::connect_at(
+            cb,
+            DomId::new(0).unwrap(),
+            path,
+            Some(Duration::from_secs(5)),
+        )
+        .unwrap();
+        c.write_all(&[5u8; 3000]).unwrap();
+        let t0 = std::time::Instant::now();
+        c.linger().unwrap();
+        let waited = t0.elapsed();
+        // Nothing more to wait for: at once.
+        c.linger().unwrap();
+        // Unread data when the peer closes: Closed.
+        c.write_all(&[6u8; 100]).unwrap();
+        let unread = c.linger();
+        (waited, unread)
+    });
+    server.accept(Some(Duration::from_secs(5))).unwrap();
+    // Let the client wait, then read in two steps.
+    std::thread::sleep(Duration::from_millis(200));
+    let mut buf = [0u8; 1000];
+    let mut got = 0;
+    while got < 3000 {
+        let n = server.read(&mut buf).unwrap();
+        assert!(buf[..n].iter().all(|&b| b == 5));
+        got += n;
+    }
+    // The client lingers on its second write: close without reading it.
+    std::thread::sleep(Duration::from_millis(100));
+    server.close().unwrap();
+    let (waited, unread) = t.join().unwrap();
+    assert!(
+        waited >= Duration::from_millis(150),
+        "linger returned after {waited:?}"
+    );
+    assert!(matches!(unread, Err(vchan::Error::Closed)), "{unread:?}");
+}
