@@ -18,6 +18,7 @@ setup:
 
 build:
 	cargo build $(CARGO_FLAGS)
+	bash scripts/link-xensim.sh target
 ifneq ($(HAVE_OCAML),)
 	dune build
 endif

@@ -2,16 +2,18 @@
 # Link rust/xensim's static library into libxensim.so with the symbol
 # versions Debian's Xen 4.17 binaries require, and name it after the four
 # Xen libraries it replaces.
-#   usage: scripts/link-xensim.sh [CARGO_TARGET_DIR]   (default: ./target)
-#   input:  <target>/release/libxensim.a   (cargo build --release -p xensim)
-#   output: <target>/release/xensim/{libxensim.so, libxengnttab.so.1,
-#           libxenevtchn.so.1, libxenstore.so.4, libxenctrl.so.4.17}
-# Idempotent: relinks only when the archive is newer than the library.
+#   usage: scripts/link-xensim.sh [CARGO_TARGET_DIR [ARCHIVE [OUT_DIR]]]
+#   input:  ARCHIVE, default <target>/release/libxensim.a
+#           (from cargo build --release -p xensim)
+#   output: OUT_DIR, default <target>/release/xensim/: libxensim.so and the
+#           symlinks libxengnttab.so.1, libxenevtchn.so.1, libxenstore.so.4,
+#           libxenctrl.so.4.17
+# Idempotent: relinks only when the archive or this script changed.
 set -euo pipefail
 
 target=${1:-target}
-lib="$target/release/libxensim.a"
-out="$target/release/xensim"
+lib=${2:-$target/release/libxensim.a}
+out=${3:-$target/release/xensim}
 so="$out/libxensim.so"
 
 if [ ! -f "$lib" ]; then
@@ -20,7 +22,10 @@ if [ ! -f "$lib" ]; then
 fi
 mkdir -p "$out"
 
-if [ ! -f "$so" ] || [ "$lib" -nt "$so" ] || [ "$0" -nt "$so" ]; then
+# Relink when the archive (path, size, mtime) or this script changed.
+stamp="$out/.stamp"
+want="$(stat -L -c '%n %s %Y' "$lib" "$0")"
+if [ ! -f "$so" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     script=$(mktemp "$out/.vers.XXXXXX")
     tmp=$(mktemp "$out/.libxensim.XXXXXX")
     trap 'rm -f "$script" "$tmp"' EXIT
@@ -47,6 +52,7 @@ VERS
         -Wl,--whole-archive "$lib" -Wl,--no-whole-archive \
         -lpthread -ldl -lm
     mv -f "$tmp" "$so"
+    printf '%s\n' "$want" > "$stamp"
 fi
 
 for name in libxengnttab.so.1 libxenevtchn.so.1 libxenstore.so.4 libxenctrl.so.4.17; do
