@@ -228,6 +228,18 @@ pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, _port: u32)
     }
 }
 
+/// Does `fd` poll readable right now?
+fn readable(fd: RawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut pfd, 1, 0) };
+    rc > 0 && pfd.revents != 0
+}
+
 /// Drain the handle's ports; carry out the unmap-notify of peers found
 /// gone; return (and consume) one pending port, if any.
 fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
@@ -243,8 +255,13 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
         let Some(ent) = g.ports.get_mut(port) else {
             continue;
         };
+        // Traffic that is no event (the peer's unmap-notify request, a
+        // connection) also makes the descriptor readable; C callers then
+        // expect `xenevtchn_pending` not to block: report it as a
+        // (spurious) event, which libxenvchan tolerates.
+        let ready = readable(ent.ev.fd());
         let ev = ent.ev.drain().map_err(|e| io_errno(&e))?;
-        if ev.fired {
+        if ev.fired || ready {
             ent.pending = true;
         }
         if ev.peer_gone && !ent.unmap_done {
