@@ -159,16 +159,12 @@ fn make(
     with(|g| {
         let b = g.backend()?;
         let own = crate::own_domid()?;
-        let mut ev: Option<&mut dyn EventChannel> = match notify {
-            Some((_, port)) => match g.ports.get_mut(&port) {
-                Some(p) => Some(&mut p.ev),
+        let nt: Option<(u32, &mut dyn EventChannel)> = match notify {
+            Some((off, port)) => match g.ports.get_mut(&port) {
+                Some(p) => Some((off, &mut p.ev)),
                 None => return Err(libc::EINVAL),
             },
             None => None,
-        };
-        let nt = match (notify, ev.as_deref_mut()) {
-            (Some((off, _)), Some(e)) => Some((off, e)),
-            _ => None,
         };
         let (region, owner, first_ref, writable) = match op {
             Op::Share { pages } => {
