@@ -621,3 +621,82 @@ fn xc_dominfo_layout_matches_the_header() {
     let out = Command::new(&bin).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "112 4 32");
 }
+
+/// `(version, name)` of the dynamic symbols `objdump -T` lists for `file`,
+/// undefined (`und`) or defined.
+fn dynamic_symbols(file: &Path, und: bool) -> Vec<(String, String)> {
+    let out = Command::new("objdump")
+        .arg("-T")
+        .arg(file)
+        .output()
+        .expect("run objdump");
+    assert!(out.status.success(), "objdump -T {}", file.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("*UND*") == und && (l.contains(" DF ") || l.contains(" DO ")))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let name = f.last()?.to_string();
+            let ver = f
+                .get(f.len().checked_sub(2)?)?
+                .trim_matches(|c| c == '(' || c == ')');
+            Some((ver.to_string(), name))
+        })
+        .collect()
+}
+
+#[test]
+fn every_versioned_import_of_debians_binaries_is_exported() {
+    let lib = xensim_lib().join("libxensim.so");
+    let ours = dynamic_symbols(&lib, false);
+    let mut checked = 0;
+    for bin in ["/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17", PROXY] {
+        for (ver, name) in dynamic_symbols(Path::new(bin), true) {
+            let ours_too = ["xengnttab_", "xengntshr_", "xenevtchn_", "xs_", "xc_"]
+                .iter()
+                .any(|p| name.starts_with(p));
+            if !ours_too {
+                continue;
+            }
+            assert!(
+                ours.contains(&(ver.clone(), name.clone())),
+                "{bin} needs {name}@{ver}, libxensim.so lacks it"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 30, "only {checked} imports checked");
+    // Nothing but the Xen API leaks out.
+    for (ver, name) in &ours {
+        assert!(ver.starts_with("VERS_"), "{name} exported at version {ver}");
+    }
+}
+
+#[test]
+fn launcher_reports_missing_libraries() {
+    let out = Command::new(launcher())
+        .args(["--", "true"])
+        .env("VCHAN_XENSIM_LIB", "/nonexistent/xensim")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/xensim"), "{err}");
+    // And with them, it runs the command with the environment set.
+    let out = Command::new(launcher())
+        .args([
+            "--domid",
+            "7",
+            "--",
+            "sh",
+            "-c",
+            "echo $VCHAN_DOMID:$LD_LIBRARY_PATH",
+        ])
+        .env("VCHAN_XENSIM_LIB", xensim_lib())
+        .env("LD_LIBRARY_PATH", "/old")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let want = format!("7:{}:/old", xensim_lib().display());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
+}
