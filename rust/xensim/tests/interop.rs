@@ -437,53 +437,73 @@ fn sigkilled_c_peer_is_closed_within_a_second() {
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    if common::role().as_deref() != Some("idle-client") {
-        return;
-    }
+    let Some(role) = common::role() else { return };
     let dir = std::env::var("VCHAN_UNIX_DIR").unwrap();
-    let mut ep = rust_client(Path::new(&dir), PATH);
+    let mut ep = match role.as_str() {
+        "idle-client" => rust_client(Path::new(&dir), PATH),
+        "idle-server" => {
+            let mut ep = rust_server(Path::new(&dir), PATH, 4096, 4096);
+            println!("listening=1");
+            std::io::stdout().flush().unwrap();
+            assert_eq!(ep.accept(T).unwrap(), State::Connected);
+            ep
+        }
+        _ => return,
+    };
     ep.write_all(b"hi").unwrap();
     println!("connected=1");
     std::io::stdout().flush().unwrap();
     std::thread::sleep(Duration::from_secs(60));
 }
 
+/// Read the child's stdout up to the line `want`.
+fn await_line(out: &mut impl std::io::BufRead, want: &str) {
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "Rust child ended early"
+        );
+        if line.trim() == want {
+            return;
+        }
+    }
+}
+
 #[test]
 fn sigkilled_rust_peer_is_closed_for_the_c_side() {
     // xensim must carry out the dead side's unmap-notify for libxenvchan:
     // clear the peer's live byte and raise the event.
-    let dir = tmpdir();
-    let mut c = c_server(dir.path(), PATH, 4096, 4096, "stream");
-    let mut r = common::spawn("child", "idle-client", 1, dir.path(), &[]);
-    // Keep the child's stdout open until it is killed.
-    let mut rout = std::io::BufReader::new(r.stdout.take().unwrap());
-    loop {
-        use std::io::BufRead;
-        let mut line = String::new();
-        assert!(
-            rout.read_line(&mut line).unwrap() > 0,
-            "Rust child ended early"
+    for role in ["server", "client"] {
+        let dir = tmpdir();
+        let (mut c, mut r, mut rout) = if role == "server" {
+            let c = c_server(dir.path(), PATH, 4096, 4096, "stream");
+            let mut r = common::spawn("child", "idle-client", 1, dir.path(), &[]);
+            let rout = std::io::BufReader::new(r.stdout.take().unwrap());
+            (c, r, rout)
+        } else {
+            let mut r = common::spawn("child", "idle-server", 0, dir.path(), &[]);
+            let mut rout = std::io::BufReader::new(r.stdout.take().unwrap());
+            await_line(&mut rout, "listening=1");
+            let c = spawn_c(1, dir.path(), &["client", "0", PATH, "stream"]);
+            (c, r, rout)
+        };
+        // (The child's stdout stays open until it is killed.)
+        await_line(&mut rout, "connected=1");
+        let mut out = c.stdout.take().unwrap();
+        let mut two = [0u8; 2];
+        out.read_exact(&mut two).unwrap();
+        assert_eq!(&two, b"hi");
+        let t = Instant::now();
+        sigkill(&mut r);
+        // The C side (stdin still open) exits once it sees the peer closed.
+        wait_ok(&mut c, Duration::from_secs(2), "C peer after its peer died");
+        drop(rout);
+        eprintln!(
+            "C {role} saw the SIGKILLed Rust peer closed after {:?}",
+            t.elapsed()
         );
-        if line.trim() == "connected=1" {
-            break;
-        }
     }
-    let mut out = c.stdout.take().unwrap();
-    let mut two = [0u8; 2];
-    out.read_exact(&mut two).unwrap();
-    assert_eq!(&two, b"hi");
-    let t = Instant::now();
-    sigkill(&mut r);
-    // The C server (stdin still open) exits once it sees the peer closed.
-    wait_ok(
-        &mut c,
-        Duration::from_secs(2),
-        "C server after its peer died",
-    );
-    eprintln!(
-        "C server saw the SIGKILLed Rust client closed after {:?}",
-        t.elapsed()
-    );
 }
 
 fn random_file(dir: &Path, len: u64, seed: u64) -> (PathBuf, String) {
