@@ -25,6 +25,22 @@
 //! Here the survivor may be C code, so [`evtchn`] does it on the C side's
 //! behalf when it drains a port whose peer is gone.
 //!
+//! Usage (`make build` runs the first two steps):
+//!
+//! ```text
+//! cargo build --release -p xensim
+//! scripts/link-xensim.sh target          # -> target/release/xensim/
+//! export VCHAN_UNIX_DIR=/tmp/vchan-demo
+//! target/release/vchan-xensim --domid 0 -- \
+//!     /usr/lib/xen-4.17/bin/vchan-socket-proxy -m server 1 /local/domain/0/data/vchan/1/demo - < file
+//! # ...and in domain 1, any vchan-rs unix-backend client of that path.
+//! ```
+//!
+//! Not simulated: permissions, event channel masking (events coalesce),
+//! `xs_fileno` (watches are polled inside `xs_read_watch`), and the
+//! hypervisor's unmap-notify on a clean unmap (libxenvchan clears its
+//! live byte and notifies by itself before unmapping).
+//!
 //! Every exported function has the C prototype of Xen's headers; their
 //! safety contracts are those of the C API (valid handles from the
 //! matching `open`, valid NUL-terminated strings, buffers of the stated
