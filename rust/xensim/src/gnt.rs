@@ -4,7 +4,7 @@
 //! Xen's `libxenvchan_close` unmaps its ring buffers with plain `munmap`,
 //! not through this library; so a region still in our table when its
 //! handle closes may be gone, or its addresses reused. Before releasing
-//! one, [`release`] checks /proc/self/maps: our file still mapped there →
+//! one, `release` checks /proc/self/maps: our file still mapped there →
 //! unmap it; nothing there → park an inaccessible placeholder for the
 //! region's own unmap to hit; anything else → leave the memory alone
 //! (only the file is then left until the process exits).
