@@ -24,7 +24,7 @@ mkdir -p "$out"
 
 # Relink when the archive (path, size, mtime) or this script changed.
 stamp="$out/.stamp"
-want="$(stat -L -c '%n %s %Y' "$lib" "$0")"
+want="$(stat -L -c '%n %s %Y' "$lib") $(stat -L -c '%s %Y' "$0")"
 if [ ! -f "$so" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     script=$(mktemp "$out/.vers.XXXXXX")
     tmp=$(mktemp "$out/.libxensim.XXXXXX")
@@ -51,10 +51,15 @@ VERS
         -Wl,--version-script="$script" \
         -Wl,--whole-archive "$lib" -Wl,--no-whole-archive \
         -lpthread -ldl -lm
+    chmod 755 "$tmp"
     mv -f "$tmp" "$so"
     printf '%s\n' "$want" > "$stamp"
 fi
 
 for name in libxengnttab.so.1 libxenevtchn.so.1 libxenstore.so.4 libxenctrl.so.4.17; do
-    ln -sfn libxensim.so "$out/$name"
+    # Replace atomically, and only if needed: programs may be starting.
+    if [ "$(readlink "$out/$name" || true)" != libxensim.so ]; then
+        ln -sfn libxensim.so "$out/.$name.new"
+        mv -fT "$out/.$name.new" "$out/$name"
+    fi
 done

@@ -66,14 +66,18 @@ fn xvchan() -> &'static Path {
         let out = release.join("xensim-tests");
         std::fs::create_dir_all(&out).unwrap();
         let bin = out.join("xvchan");
+        // Build under a private name, then rename: another test run may
+        // be executing the previous binary.
+        let tmp = out.join(format!(".xvchan-{}", std::process::id()));
         let st = Command::new("cc")
             .args(["-O2", "-Wall", "-Werror", "-o"])
-            .arg(&bin)
+            .arg(&tmp)
             .arg(manifest.join("tests/c/xvchan.c"))
             .arg("-lxenvchan")
             .status()
             .expect("run cc");
         assert!(st.success(), "cc tests/c/xvchan.c -lxenvchan failed");
+        std::fs::rename(&tmp, &bin).expect("install xvchan");
         bin
     })
 }
