@@ -330,6 +330,7 @@ impl EventChannel for UnixEvent {
         }
         if let Some(conn) = &self.conn {
             let mut buf = [0u8; 64];
+            let mut resets = 0;
             loop {
                 // SAFETY: buf is valid for writes of its length.
                 let n = unsafe {
@@ -345,9 +346,16 @@ impl EventChannel for UnixEvent {
                     match e.raw_os_error() {
                         Some(libc::EAGAIN) => break,
                         Some(libc::EINTR) => continue,
+                        // The peer closed with messages of ours unread;
+                        // the error comes first, then what it sent us
+                        // (its unmap-notify), then end-of-file.
                         Some(libc::ECONNRESET) => {
                             self.gone = true;
-                            break;
+                            resets += 1;
+                            if resets > 1 {
+                                break;
+                            }
+                            continue;
                         }
                         _ => return Err(e),
                     }
