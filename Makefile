@@ -18,6 +18,7 @@ setup:
 # dune's rule in ocaml/dune runs cargo for the stubs in the same target/ dir.
 build:
 	cargo build $(CARGO_FLAGS)
+	bash scripts/link-xensim.sh target
 	dune build
 
 test: setup

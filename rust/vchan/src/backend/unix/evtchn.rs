@@ -162,7 +162,7 @@ pub struct UnixEvent {
 
 impl UnixEvent {
     /// Allocate a port of domain `own` for a peer to bind to.
-    pub(crate) fn bind_unbound(root: &Path, own: u32) -> io::Result<UnixEvent> {
+    pub fn bind_unbound(root: &Path, own: u32) -> io::Result<UnixEvent> {
         let dir = dom_dir(root, own);
         let (port, lock) = alloc_port(&dir)?;
         let sock_path = dir.join(format!("{port}.sock"));
@@ -202,7 +202,7 @@ impl UnixEvent {
     /// Bind to port `remote_port` of domain `remote`, from domain `own`.
     /// Fails with `ResourceBusy` if another client holds the port, and
     /// `ConnectionRefused` if no live server listens on it.
-    pub(crate) fn bind_interdomain(
+    pub fn bind_interdomain(
         root: &Path,
         own: u32,
         remote: u32,
@@ -330,6 +330,7 @@ impl EventChannel for UnixEvent {
         }
         if let Some(conn) = &self.conn {
             let mut buf = [0u8; 64];
+            let mut resets = 0;
             loop {
                 // SAFETY: buf is valid for writes of its length.
                 let n = unsafe {
@@ -345,9 +346,16 @@ impl EventChannel for UnixEvent {
                     match e.raw_os_error() {
                         Some(libc::EAGAIN) => break,
                         Some(libc::EINTR) => continue,
+                        // The peer closed with messages of ours unread;
+                        // the error comes first, then what it sent us
+                        // (its unmap-notify), then end-of-file.
                         Some(libc::ECONNRESET) => {
                             self.gone = true;
-                            break;
+                            resets += 1;
+                            if resets > 1 {
+                                break;
+                            }
+                            continue;
                         }
                         _ => return Err(e),
                     }
