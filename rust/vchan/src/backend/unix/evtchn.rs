@@ -162,7 +162,7 @@ pub struct UnixEvent {
 
 impl UnixEvent {
     /// Allocate a port of domain `own` for a peer to bind to.
-    pub(crate) fn bind_unbound(root: &Path, own: u32) -> io::Result<UnixEvent> {
+    pub fn bind_unbound(root: &Path, own: u32) -> io::Result<UnixEvent> {
         let dir = dom_dir(root, own);
         let (port, lock) = alloc_port(&dir)?;
         let sock_path = dir.join(format!("{port}.sock"));
@@ -202,7 +202,7 @@ impl UnixEvent {
     /// Bind to port `remote_port` of domain `remote`, from domain `own`.
     /// Fails with `ResourceBusy` if another client holds the port, and
     /// `ConnectionRefused` if no live server listens on it.
-    pub(crate) fn bind_interdomain(
+    pub fn bind_interdomain(
         root: &Path,
         own: u32,
         remote: u32,

@@ -82,14 +82,14 @@ fn prepare_root(root: &Path) -> io::Result<()> {
 /// An exclusive `flock` on the rendezvous directory (see the module
 /// documentation); released when dropped, or when its process dies.
 #[derive(Debug)]
-pub(crate) struct RootLock {
+pub struct RootLock {
     _dir: std::fs::File,
 }
 
 impl RootLock {
     /// Wait for the lock on `root`. Never call this while holding it (in
     /// this process or thread): flock(2) would wait for ever.
-    pub(crate) fn acquire(root: &Path) -> io::Result<RootLock> {
+    pub fn acquire(root: &Path) -> io::Result<RootLock> {
         use std::os::fd::AsRawFd;
         let dir = std::fs::File::open(root)?;
         loop {

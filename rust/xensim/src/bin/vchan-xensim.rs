@@ -1,0 +1,106 @@
+//! `vchan-xensim [--domid N] -- CMD ARGS...`: run CMD with Xen's C
+//! libraries replaced by xensim (over vchan's unix backend), by
+//! prepending the xensim library directory to `LD_LIBRARY_PATH`.
+//!
+//! The directory: `$VCHAN_XENSIM_LIB` if set, else `<exe dir>/xensim`,
+//! else `<exe dir>/../lib/vchan-rs/xensim`.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const LIBS: [&str; 4] = [
+    "libxengnttab.so.1",
+    "libxenevtchn.so.1",
+    "libxenstore.so.4",
+    "libxenctrl.so.4.17",
+];
+
+fn usage() -> ExitCode {
+    eprintln!("usage: vchan-xensim [--domid N] -- CMD [ARGS...]");
+    ExitCode::from(2)
+}
+
+fn has_libs(dir: &Path) -> bool {
+    LIBS.iter().all(|l| dir.join(l).exists())
+}
+
+fn lib_dir() -> Result<PathBuf, String> {
+    if let Some(d) = std::env::var_os("VCHAN_XENSIM_LIB").filter(|d| !d.is_empty()) {
+        let d = PathBuf::from(d);
+        return if has_libs(&d) {
+            Ok(d)
+        } else {
+            Err(format!(
+                "VCHAN_XENSIM_LIB={} does not hold {}",
+                d.display(),
+                LIBS.join(", ")
+            ))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own path: {e}"))?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let dir = exe.parent().unwrap_or(Path::new("."));
+    let candidates = [dir.join("xensim"), dir.join("../lib/vchan-rs/xensim")];
+    for c in &candidates {
+        if has_libs(c) {
+            return Ok(c.clone());
+        }
+    }
+    Err(format!(
+        "xensim libraries not found in {} or {} (run scripts/link-xensim.sh, or set VCHAN_XENSIM_LIB)",
+        candidates[0].display(),
+        candidates[1].display()
+    ))
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let mut domid: Option<u32> = None;
+    loop {
+        let Some(a) = args.next() else {
+            return usage();
+        };
+        match a.to_str() {
+            Some("--") => break,
+            Some("--domid") => match args.next().and_then(|v| v.to_str()?.parse().ok()) {
+                Some(d) => domid = Some(d),
+                None => return usage(),
+            },
+            Some(s) if s.starts_with("--domid=") => match s["--domid=".len()..].parse() {
+                Ok(d) => domid = Some(d),
+                Err(_) => return usage(),
+            },
+            Some("-h") | Some("--help") => {
+                usage();
+                return ExitCode::SUCCESS;
+            }
+            _ => return usage(),
+        }
+    }
+    let rest: Vec<OsString> = args.collect();
+    let Some((cmd, cmd_args)) = rest.split_first() else {
+        return usage();
+    };
+    let dir = match lib_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("vchan-xensim: {e}");
+            return ExitCode::from(127);
+        }
+    };
+    let mut path = OsString::from(dir.as_os_str());
+    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|o| !o.is_empty()) {
+        path.push(":");
+        path.push(old);
+    }
+    let mut c = Command::new(cmd);
+    c.args(cmd_args).env("LD_LIBRARY_PATH", path);
+    if let Some(d) = domid {
+        c.env("VCHAN_DOMID", d.to_string());
+    }
+    let err = c.exec();
+    eprintln!("vchan-xensim: cannot run {}: {err}", cmd.to_string_lossy());
+    ExitCode::from(127)
+}

@@ -1,0 +1,321 @@
+//! `libxenevtchn`: event channels as unix-backend ports.
+//!
+//! A handle may bind several ports. Its descriptor (`xenevtchn_fd`) is an
+//! epoll instance over the ports' own descriptors plus an eventfd that is
+//! kept readable while events are known but not yet returned by
+//! `xenevtchn_pending`. `xenevtchn_pending` blocks, as a read of Xen's
+//! `/dev/xen/evtchn` does, unless the caller made that descriptor
+//! non-blocking (then -1 with `EAGAIN`). Masking is not simulated:
+//! `xenevtchn_unmask` does nothing, and events on a port coalesce.
+
+use std::ffi::{c_int, c_uint, c_void};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use vchan::backend::unix::evtchn::UnixEvent;
+use vchan::backend::unix::RootLock;
+use vchan::backend::EventChannel;
+
+use crate::{gnt, io_errno, own_domid, set_errno, with, Global, PortEnt};
+
+/// An open event channel handle (opaque to C).
+#[derive(Debug)]
+pub struct XenevtchnHandle {
+    id: u64,
+    epoll: OwnedFd,
+    efd: OwnedFd,
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn epoll_add(ep: RawFd, fd: RawFd) -> Result<(), i32> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: both descriptors are valid; `ev` lives across the call.
+    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+        return Err(last_errno());
+    }
+    Ok(())
+}
+
+fn open_handle() -> Result<XenevtchnHandle, i32> {
+    // SAFETY: plain epoll_create1(2); the result is checked.
+    let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if ep < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: ep is a fresh descriptor we exclusively own.
+    let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+    // SAFETY: plain eventfd(2); the result is checked.
+    let e = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if e < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: e is a fresh descriptor we exclusively own.
+    let efd = unsafe { OwnedFd::from_raw_fd(e) };
+    epoll_add(epoll.as_raw_fd(), efd.as_raw_fd())?;
+    Ok(XenevtchnHandle {
+        id: crate::new_id(),
+        epoll,
+        efd,
+    })
+}
+
+/// The handle behind a C pointer, or `EINVAL`.
+///
+/// # Safety
+/// `xce` is null or a pointer returned by `xenevtchn_open` and not closed.
+unsafe fn handle<'a>(xce: *mut XenevtchnHandle) -> Result<&'a XenevtchnHandle, i32> {
+    // SAFETY: per this function's contract.
+    unsafe { xce.as_ref() }.ok_or(libc::EINVAL)
+}
+
+fn fail(e: i32) -> c_int {
+    set_errno(e);
+    -1
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_open(
+    _logger: *mut c_void,
+    _flags: c_uint,
+) -> *mut XenevtchnHandle {
+    match open_handle() {
+        Ok(h) => Box::into_raw(Box::new(h)),
+        Err(e) => {
+            set_errno(e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_close(xce: *mut XenevtchnHandle) -> c_int {
+    if xce.is_null() {
+        return 0;
+    }
+    // SAFETY: a pointer from xenevtchn_open, closed once (C contract).
+    let h = unsafe { Box::from_raw(xce) };
+    let gone: Vec<PortEnt> = with(|g| {
+        let ports: Vec<u32> = g
+            .ports
+            .iter()
+            .filter(|(_, p)| p.handle == h.id)
+            .map(|(k, _)| *k)
+            .collect();
+        ports.iter().filter_map(|p| g.ports.remove(p)).collect()
+    });
+    // Closing the sockets is what the peer sees as our close.
+    drop(gone);
+    drop(h);
+    0
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_fd(xce: *mut XenevtchnHandle) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    match unsafe { handle(xce) } {
+        Ok(h) => h.epoll.as_raw_fd(),
+        Err(e) => fail(e),
+    }
+}
+
+fn bind(
+    h: &XenevtchnHandle,
+    make: impl FnOnce(&std::path::Path, u32) -> std::io::Result<UnixEvent>,
+) -> c_int {
+    let res = with(|g| -> Result<u32, i32> {
+        let b = g.backend()?;
+        let own = own_domid()?;
+        let ev = {
+            let _lock = RootLock::acquire(b.root()).map_err(|e| io_errno(&e))?;
+            make(b.root(), own).map_err(|e| io_errno(&e))?
+        };
+        epoll_add(h.epoll.as_raw_fd(), ev.fd())?;
+        let port = ev.port();
+        g.ports.insert(
+            port,
+            PortEnt {
+                handle: h.id,
+                ev,
+                pending: false,
+                unmap_done: false,
+            },
+        );
+        Ok(port)
+    });
+    match res {
+        Ok(p) => p as c_int,
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_bind_unbound_port(
+    xce: *mut XenevtchnHandle,
+    _domid: u32,
+) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    match unsafe { handle(xce) } {
+        Ok(h) => bind(h, UnixEvent::bind_unbound),
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_bind_interdomain(
+    xce: *mut XenevtchnHandle,
+    domid: u32,
+    remote_port: u32,
+) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    match unsafe { handle(xce) } {
+        Ok(h) => bind(h, |root, own| {
+            UnixEvent::bind_interdomain(root, own, domid, remote_port)
+        }),
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_unbind(xce: *mut XenevtchnHandle, port: u32) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    let h = match unsafe { handle(xce) } {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let removed = with(|g| match g.ports.get(&port) {
+        Some(p) if p.handle == h.id => g.ports.remove(&port),
+        _ => None,
+    });
+    match removed {
+        Some(p) => {
+            drop(p);
+            0
+        }
+        None => fail(libc::EINVAL),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_notify(xce: *mut XenevtchnHandle, port: u32) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    let h = match unsafe { handle(xce) } {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let res = with(|g| match g.ports.get_mut(&port) {
+        Some(p) if p.handle == h.id => p.ev.notify().map_err(|e| io_errno(&e)),
+        _ => Err(libc::EINVAL),
+    });
+    match res {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, _port: u32) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    match unsafe { handle(xce) } {
+        Ok(_) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// Drain the handle's ports; carry out the unmap-notify of peers found
+/// gone; return (and consume) one pending port, if any.
+fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
+    let mut ports: Vec<u32> = g
+        .ports
+        .iter()
+        .filter(|(_, p)| p.handle == h.id)
+        .map(|(k, _)| *k)
+        .collect();
+    ports.sort_unstable();
+    let mut unmaps = Vec::new();
+    for port in &ports {
+        let Some(ent) = g.ports.get_mut(port) else {
+            continue;
+        };
+        let ev = ent.ev.drain().map_err(|e| io_errno(&e))?;
+        if ev.fired {
+            ent.pending = true;
+        }
+        if ev.peer_gone && !ent.unmap_done {
+            ent.unmap_done = true;
+            ent.pending = true;
+            if let Some(u) = ent.ev.peer_unmap() {
+                unmaps.push(u);
+            }
+        }
+    }
+    for u in unmaps {
+        gnt::clear_notify_byte(g, u.owner, u.gref, u.offset);
+    }
+    let mut pick = None;
+    let mut more = false;
+    for port in &ports {
+        if let Some(ent) = g.ports.get_mut(port) {
+            if ent.pending {
+                if pick.is_none() {
+                    ent.pending = false;
+                    pick = Some(*port);
+                } else {
+                    more = true;
+                }
+            }
+        }
+    }
+    // Keep the handle's descriptor readable while events are left.
+    let mut v: u64 = 1;
+    let p = (&mut v as *mut u64).cast::<c_void>();
+    if more {
+        // SAFETY: writing 8 bytes from `v` to our eventfd.
+        unsafe { libc::write(h.efd.as_raw_fd(), p, 8) };
+    } else {
+        // SAFETY: reading 8 bytes into `v` from our non-blocking eventfd.
+        unsafe { libc::read(h.efd.as_raw_fd(), p, 8) };
+    }
+    Ok(pick)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xenevtchn_pending(xce: *mut XenevtchnHandle) -> c_int {
+    // SAFETY: C contract: a handle from xenevtchn_open.
+    let h = match unsafe { handle(xce) } {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    loop {
+        match with(|g| scan(g, h)) {
+            Ok(Some(p)) => return p as c_int,
+            Ok(None) => {}
+            Err(e) => return fail(e),
+        }
+        let fd = h.epoll.as_raw_fd();
+        // SAFETY: F_GETFL on our own descriptor.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+            return fail(libc::EAGAIN);
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if rc < 0 {
+            let e = last_errno();
+            if e != libc::EINTR {
+                return fail(e);
+            }
+        }
+    }
+}

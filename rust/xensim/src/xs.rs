@@ -1,0 +1,542 @@
+//! `libxenstore`: the unix backend's directory tree under `store/`.
+//!
+//! Relative paths are under `/local/domain/<VCHAN_DOMID>/`, except that
+//! `domid` reads as `VCHAN_DOMID` itself. Permissions are not simulated
+//! (the tree is private to one user). Transactions buffer their writes and
+//! removals and apply them at the end under the unix backend's root lock;
+//! they never fail with `EAGAIN`. Watches fire once when set, then
+//! whenever a poll (every 20 ms, in `xs_read_watch`) sees the watched
+//! subtree change; `@`-paths never change.
+
+use std::collections::{HashMap, VecDeque};
+use std::ffi::{c_char, c_uint, c_ulong, CStr};
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use vchan::backend::unix::{store, RootLock};
+
+use crate::{io_errno, malloc_bytes, own_domid, set_errno, with};
+
+enum Op {
+    Write(String, Vec<u8>),
+    Rm(String),
+    Mkdir(String),
+}
+
+struct Watch {
+    path: String,
+    token: String,
+    print: u64,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_t: u32,
+    trans: HashMap<u32, Vec<Op>>,
+    watches: Vec<Watch>,
+    queue: VecDeque<(String, String)>,
+}
+
+/// An open xenstore handle (opaque to C).
+pub struct XsHandle {
+    inner: Mutex<Inner>,
+}
+
+impl XsHandle {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn root() -> Result<std::path::PathBuf, i32> {
+    with(|g| g.backend()).map(|b| b.root().to_path_buf())
+}
+
+/// # Safety
+/// `p` is null or a NUL-terminated string.
+unsafe fn cstr<'a>(p: *const c_char) -> Result<&'a str, i32> {
+    if p.is_null() {
+        return Err(libc::EINVAL);
+    }
+    // SAFETY: per this function's contract.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| libc::EINVAL)
+}
+
+/// Absolute form of a xenstore path.
+fn absolute(path: &str) -> Result<String, i32> {
+    let path = if path.len() > 1 {
+        path.trim_end_matches('/')
+    } else {
+        path
+    };
+    if path.starts_with('/') {
+        Ok(path.to_owned())
+    } else if path.is_empty() {
+        Err(libc::EINVAL)
+    } else {
+        Ok(format!("/local/domain/{}/{path}", own_domid()?))
+    }
+}
+
+/// # Safety
+/// `h` is null or a pointer returned by `xs_open` and not closed.
+unsafe fn handle<'a>(h: *mut XsHandle) -> Result<&'a XsHandle, i32> {
+    // SAFETY: per this function's contract.
+    unsafe { h.as_ref() }.ok_or(libc::EINVAL)
+}
+
+fn err_false(e: i32) -> bool {
+    set_errno(e);
+    false
+}
+
+fn err_null<T>(e: i32) -> *mut T {
+    set_errno(e);
+    std::ptr::null_mut()
+}
+
+/// Is `path` `p` or below it?
+fn under(path: &str, p: &str) -> bool {
+    path == p || (path.starts_with(p) && path.as_bytes().get(p.len()) == Some(&b'/'))
+}
+
+/// Read `path`, seeing transaction `t`'s buffered changes.
+fn read(h: &XsHandle, t: u32, path: &str) -> Result<Option<Vec<u8>>, i32> {
+    if t != 0 {
+        let inner = h.lock();
+        let ops = inner.trans.get(&t).ok_or(libc::EINVAL)?;
+        for op in ops.iter().rev() {
+            match op {
+                Op::Write(p, v) if p == path => return Ok(Some(v.clone())),
+                Op::Rm(p) if under(path, p) => return Ok(None),
+                _ => {}
+            }
+        }
+    }
+    store::read(&root()?, path).map_err(|e| io_errno(&e))
+}
+
+fn apply(root: &Path, op: &Op) -> Result<(), i32> {
+    match op {
+        Op::Write(p, v) => store::write(root, p, v),
+        Op::Rm(p) => {
+            let _lock = RootLock::acquire(root).map_err(|e| io_errno(&e))?;
+            store::rm(root, p)
+        }
+        Op::Mkdir(p) => {
+            let dir = store::node_path(root, p).map_err(|e| io_errno(&e))?;
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+            }
+        }
+    }
+    .map_err(|e| io_errno(&e))
+}
+
+/// Do `op` now (t = 0) or at the end of transaction `t`.
+fn change(h: &XsHandle, t: u32, op: Op) -> Result<(), i32> {
+    let root = root()?;
+    // Validate the path now, as xenstored would.
+    let (Op::Write(p, _) | Op::Rm(p) | Op::Mkdir(p)) = &op;
+    store::node_path(&root, p).map_err(|e| io_errno(&e))?;
+    if t == 0 {
+        return apply(&root, &op);
+    }
+    let mut inner = h.lock();
+    inner.trans.get_mut(&t).ok_or(libc::EINVAL)?.push(op);
+    Ok(())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_open(_flags: c_ulong) -> *mut XsHandle {
+    match root() {
+        Ok(_) => Box::into_raw(Box::new(XsHandle {
+            inner: Mutex::new(Inner::default()),
+        })),
+        Err(e) => err_null(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_close(h: *mut XsHandle) {
+    if !h.is_null() {
+        // SAFETY: a pointer from xs_open, closed once (C contract).
+        drop(unsafe { Box::from_raw(h) });
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_daemon_open() -> *mut XsHandle {
+    // SAFETY: no preconditions.
+    unsafe { xs_open(0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_daemon_open_readonly() -> *mut XsHandle {
+    // SAFETY: no preconditions.
+    unsafe { xs_open(0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_domain_open() -> *mut XsHandle {
+    // SAFETY: no preconditions.
+    unsafe { xs_open(0) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_daemon_close(h: *mut XsHandle) {
+    // SAFETY: forwarded C contract.
+    unsafe { xs_close(h) }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_read(
+    h: *mut XsHandle,
+    t: u32,
+    path: *const c_char,
+    len: *mut c_uint,
+) -> *mut c_char {
+    // SAFETY: C contract: a handle from xs_open and a C string.
+    let res = unsafe { handle(h) }.and_then(|h| {
+        // SAFETY: C contract: a C string.
+        let p = unsafe { cstr(path) }?;
+        if p == "domid" {
+            return Ok(Some(own_domid()?.to_string().into_bytes()));
+        }
+        read(h, t, &absolute(p)?)
+    });
+    match res {
+        Ok(Some(v)) => {
+            let out = malloc_bytes(&v);
+            if !out.is_null() && !len.is_null() {
+                // SAFETY: C contract: `len` is null or valid for writes.
+                unsafe { *len = v.len() as c_uint };
+            }
+            out
+        }
+        Ok(None) => err_null(libc::ENOENT),
+        Err(e) => err_null(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_write(
+    h: *mut XsHandle,
+    t: u32,
+    path: *const c_char,
+    data: *const libc::c_void,
+    len: c_uint,
+) -> bool {
+    // SAFETY: C contract: a handle from xs_open.
+    let res = unsafe { handle(h) }.and_then(|h| {
+        // SAFETY: C contract: a C string.
+        let p = absolute(unsafe { cstr(path) }?)?;
+        let v = if len == 0 {
+            Vec::new()
+        } else if data.is_null() {
+            return Err(libc::EINVAL);
+        } else {
+            // SAFETY: C contract: `data` holds `len` bytes.
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) }.to_vec()
+        };
+        change(h, t, Op::Write(p, v))
+    });
+    res.map_or_else(err_false, |()| true)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_mkdir(h: *mut XsHandle, t: u32, path: *const c_char) -> bool {
+    // SAFETY: C contract: a handle from xs_open and a C string.
+    let res = unsafe { handle(h) }
+        .and_then(|h| change(h, t, Op::Mkdir(absolute(unsafe { cstr(path) }?)?)));
+    res.map_or_else(err_false, |()| true)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_rm(h: *mut XsHandle, t: u32, path: *const c_char) -> bool {
+    // SAFETY: C contract: a handle from xs_open and a C string.
+    let res =
+        unsafe { handle(h) }.and_then(|h| change(h, t, Op::Rm(absolute(unsafe { cstr(path) }?)?)));
+    res.map_or_else(err_false, |()| true)
+}
+
+/// Permissions are not simulated: accepted for any valid path.
+#[no_mangle]
+pub unsafe extern "C" fn xs_set_permissions(
+    h: *mut XsHandle,
+    _t: u32,
+    path: *const c_char,
+    _perms: *mut libc::c_void,
+    _num_perms: c_uint,
+) -> bool {
+    // SAFETY: C contract: a handle from xs_open and a C string.
+    let res = unsafe { handle(h) }.and_then(|_| {
+        // SAFETY: C contract: a C string.
+        let p = absolute(unsafe { cstr(path) }?)?;
+        store::node_path(&root()?, &p).map_err(|e| io_errno(&e))?;
+        Ok(())
+    });
+    res.map_or_else(err_false, |()| true)
+}
+
+/// A `malloc`ed vector of `items` pointers followed by the strings, freed
+/// by one `free`, as libxenstore returns them.
+fn malloc_vector(items: &[&str]) -> *mut *mut c_char {
+    let ptrs = std::mem::size_of::<*mut c_char>() * items.len();
+    let total = ptrs + items.iter().map(|s| s.len() + 1).sum::<usize>();
+    // SAFETY: plain malloc; the result is checked.
+    let base = unsafe { libc::malloc(total.max(1)) }.cast::<u8>();
+    if base.is_null() {
+        return err_null(libc::ENOMEM);
+    }
+    let vec = base.cast::<*mut c_char>();
+    let mut at = ptrs;
+    for (i, s) in items.iter().enumerate() {
+        // SAFETY: `at + s.len() + 1 <= total` and slot i < items.len(), all
+        // inside the fresh allocation; malloc aligns for pointers.
+        unsafe {
+            let dst = base.add(at);
+            std::ptr::copy_nonoverlapping(s.as_ptr(), dst, s.len());
+            *dst.add(s.len()) = 0;
+            *vec.add(i) = dst.cast();
+        }
+        at += s.len() + 1;
+    }
+    vec
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_directory(
+    h: *mut XsHandle,
+    _t: u32,
+    path: *const c_char,
+    num: *mut c_uint,
+) -> *mut *mut c_char {
+    // SAFETY: C contract: a handle from xs_open and a C string.
+    let res = unsafe { handle(h) }.and_then(|_| {
+        // SAFETY: C contract: a C string.
+        let p = absolute(unsafe { cstr(path) }?)?;
+        store::directory(&root()?, &p).map_err(|e| io_errno(&e))
+    });
+    match res {
+        Ok(Some(names)) => {
+            let items: Vec<&str> = names.iter().map(String::as_str).collect();
+            let v = malloc_vector(&items);
+            if !v.is_null() && !num.is_null() {
+                // SAFETY: C contract: `num` is null or valid for writes.
+                unsafe { *num = items.len() as c_uint };
+            }
+            v
+        }
+        Ok(None) => err_null(libc::ENOENT),
+        Err(e) => err_null(e),
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_get_domain_path(_h: *mut XsHandle, domid: c_uint) -> *mut c_char {
+    malloc_bytes(format!("/local/domain/{domid}").as_bytes())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_transaction_start(h: *mut XsHandle) -> u32 {
+    // SAFETY: C contract: a handle from xs_open.
+    match unsafe { handle(h) } {
+        Ok(h) => {
+            let mut inner = h.lock();
+            inner.next_t = inner.next_t.wrapping_add(1).max(1);
+            let t = inner.next_t;
+            inner.trans.insert(t, Vec::new());
+            t
+        }
+        Err(e) => {
+            set_errno(e);
+            0
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_transaction_end(h: *mut XsHandle, t: u32, abort: bool) -> bool {
+    // SAFETY: C contract: a handle from xs_open.
+    let res = unsafe { handle(h) }.and_then(|h| {
+        let ops = h.lock().trans.remove(&t).ok_or(libc::EINVAL)?;
+        if abort {
+            return Ok(());
+        }
+        let root = root()?;
+        // Removals take the root lock themselves: apply them after the
+        // writes, which go under one hold of it.
+        {
+            let _lock = RootLock::acquire(&root).map_err(|e| io_errno(&e))?;
+            for op in ops.iter().filter(|o| !matches!(o, Op::Rm(_))) {
+                apply(&root, op)?;
+            }
+        }
+        for op in ops.iter().filter(|o| matches!(o, Op::Rm(_))) {
+            apply(&root, op)?;
+        }
+        Ok(())
+    });
+    res.map_or_else(err_false, |()| true)
+}
+
+/// A digest of the subtree at `path` (names and values), to see changes.
+fn fingerprint(root: &Path, path: &str) -> u64 {
+    fn walk(p: &Path, h: &mut std::collections::hash_map::DefaultHasher, depth: u32) {
+        match std::fs::read_dir(p) {
+            Ok(rd) => {
+                1u8.hash(h);
+                let mut names: Vec<_> = rd.flatten().map(|e| e.file_name()).collect();
+                names.sort();
+                for n in names {
+                    n.hash(h);
+                    if depth < 16 {
+                        walk(&p.join(&n), h, depth + 1);
+                    }
+                }
+            }
+            Err(_) => match std::fs::read(p) {
+                Ok(v) => {
+                    2u8.hash(h);
+                    v.hash(h);
+                }
+                Err(_) => 3u8.hash(h),
+            },
+        }
+    }
+    if path.starts_with('@') {
+        return 0;
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match store::node_path(root, path) {
+        Ok(p) => walk(&p, &mut h, 0),
+        Err(_) => 4u8.hash(&mut h),
+    }
+    h.finish()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_watch(
+    h: *mut XsHandle,
+    path: *const c_char,
+    token: *const c_char,
+) -> bool {
+    // SAFETY: C contract: a handle from xs_open and C strings.
+    let res = unsafe { handle(h) }.and_then(|h| {
+        // SAFETY: C contract: C strings.
+        let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
+        let p = if p.starts_with('@') {
+            p.to_owned()
+        } else {
+            absolute(p)?
+        };
+        let print = fingerprint(&root()?, &p);
+        let mut inner = h.lock();
+        inner.queue.push_back((p.clone(), tok.to_owned()));
+        inner.watches.push(Watch {
+            path: p,
+            token: tok.to_owned(),
+            print,
+        });
+        Ok(())
+    });
+    res.map_or_else(err_false, |()| true)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_unwatch(
+    h: *mut XsHandle,
+    path: *const c_char,
+    token: *const c_char,
+) -> bool {
+    // SAFETY: C contract: a handle from xs_open and C strings.
+    let res = unsafe { handle(h) }.and_then(|h| {
+        // SAFETY: C contract: C strings.
+        let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
+        let p = if p.starts_with('@') {
+            p.to_owned()
+        } else {
+            absolute(p)?
+        };
+        let mut inner = h.lock();
+        let before = inner.watches.len();
+        inner.watches.retain(|w| !(w.path == p && w.token == tok));
+        inner.queue.retain(|(qp, qt)| !(*qp == p && qt == tok));
+        if inner.watches.len() == before {
+            return Err(libc::ENOENT);
+        }
+        Ok(())
+    });
+    res.map_or_else(err_false, |()| true)
+}
+
+/// One watch event if one is due: queued, or a watched subtree changed.
+fn next_event(h: &XsHandle) -> Result<Option<(String, String)>, i32> {
+    let root = root()?;
+    let mut inner = h.lock();
+    if inner.queue.is_empty() {
+        if inner.watches.is_empty() {
+            return Err(libc::EINVAL);
+        }
+        let mut fired = Vec::new();
+        for w in inner.watches.iter_mut() {
+            let now = fingerprint(&root, &w.path);
+            if now != w.print {
+                w.print = now;
+                fired.push((w.path.clone(), w.token.clone()));
+            }
+        }
+        inner.queue.extend(fired);
+    }
+    Ok(inner.queue.pop_front())
+}
+
+fn event_vector(ev: (String, String), num: *mut c_uint) -> *mut *mut c_char {
+    let v = malloc_vector(&[&ev.0, &ev.1]);
+    if !v.is_null() && !num.is_null() {
+        // SAFETY: C contract: `num` is null or valid for writes.
+        unsafe { *num = 2 };
+    }
+    v
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_read_watch(h: *mut XsHandle, num: *mut c_uint) -> *mut *mut c_char {
+    // SAFETY: C contract: a handle from xs_open.
+    let h = match unsafe { handle(h) } {
+        Ok(h) => h,
+        Err(e) => return err_null(e),
+    };
+    loop {
+        match next_event(h) {
+            Ok(Some(ev)) => return event_vector(ev, num),
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return err_null(e),
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn xs_check_watch(h: *mut XsHandle) -> *mut *mut c_char {
+    // SAFETY: C contract: a handle from xs_open.
+    let h = match unsafe { handle(h) } {
+        Ok(h) => h,
+        Err(e) => return err_null(e),
+    };
+    match next_event(h) {
+        Ok(Some(ev)) => event_vector(ev, std::ptr::null_mut()),
+        Ok(None) => err_null(libc::EAGAIN),
+        Err(e) => err_null(e),
+    }
+}
