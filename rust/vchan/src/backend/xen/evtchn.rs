@@ -8,7 +8,6 @@ use std::os::fd::RawFd;
 use super::ffi::{lib, EvtchnHandle, Lib};
 use super::open_error;
 use crate::backend::{EventChannel, Events};
-use crate::endpoint::poll_fd;
 use crate::error::Result;
 use crate::port::DomId;
 
@@ -57,6 +56,16 @@ fn open_and_bind(
         let e = failed(io::Error::last_os_error());
         return Err(e.into());
     }
+    // Non-blocking, so that xenevtchn_pending (a read of the device)
+    // returns -1/EAGAIN instead of waiting when nothing is pending. The
+    // descriptor belongs to this handle alone.
+    // SAFETY: fcntl on the handle's open descriptor.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        let e = failed(io::Error::last_os_error());
+        return Err(e.into());
+    }
     Ok(XenEvent { lib, h, port, fd })
 }
 
@@ -101,17 +110,14 @@ impl EventChannel for XenEvent {
         self.fd
     }
 
-    /// Consume pending events without blocking: `xenevtchn_pending` reads
-    /// the device and would block when nothing is pending, so ask poll(2)
-    /// first. Each port read is unmasked again (as `libxenvchan_wait`
+    /// Consume pending events without blocking (the descriptor is
+    /// non-blocking: `xenevtchn_pending` returns -1/EAGAIN when nothing is
+    /// left). Each port read is unmasked again (as `libxenvchan_wait`
     /// does). `peer_gone` stays false: under Xen the peer's live byte is
     /// cleared by its unmap-notify.
     fn drain(&mut self) -> io::Result<Events> {
         let mut ev = Events::default();
         for _ in 0..MAX_DRAIN {
-            if !poll_fd(self.fd, Some(std::time::Duration::ZERO))? {
-                break;
-            }
             // SAFETY: h is open.
             let p = unsafe { (self.lib.xenevtchn_pending)(self.h) };
             let Ok(p) = u32::try_from(p) else {
