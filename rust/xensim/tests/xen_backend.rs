@@ -81,6 +81,8 @@ fn say(k: &str, v: impl std::fmt::Display) {
 ///   hashes; then, if `CLOSER` names this side, close; else wait for
 ///   end-of-stream, check that writing fails with `Closed` and the state
 ///   is `Exited`, and close.
+/// - `lonely`: a server that listens, prints `listening=1` and sleeps.
+/// - `second`: a server that tries to listen and prints the outcome.
 /// - `idle`: connect, print `connected=1`, sleep until killed.
 /// - `watch`: connect, print `connected=1`, then block in a read until the
 ///   peer goes, print what the read returned and the state.
@@ -91,6 +93,27 @@ fn child() {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let name = var("PORT");
     let side = var("SIDE");
+    match role.as_str() {
+        "lonely" => {
+            let s = Endpoint::listen(dom(1), &port(&name), 4096, 4096).unwrap();
+            say("backend", s.backend().name());
+            say("listening", 1);
+            std::thread::sleep(Duration::from_secs(60));
+            return;
+        }
+        "second" => {
+            let r = Endpoint::listen(dom(1), &port(&name), 4096, 4096);
+            say(
+                "listen",
+                match r {
+                    Ok(s) => format!("ok:{}", s.backend().name()),
+                    Err(e) => format!("{e:?}"),
+                },
+            );
+            return;
+        }
+        _ => {}
+    }
     let mut ep = if side == "server" {
         let mut s = Endpoint::listen(dom(1), &port(&name), 65536, 65536).unwrap();
         say("backend", s.backend().name());
@@ -321,4 +344,24 @@ fn xen_client_killed_unix_server_notices() {
 #[test]
 fn unix_server_killed_xen_client_notices() {
     killed("client", "server");
+}
+
+/// A second server for the same client and port. Over the xen backend, an
+/// existing rendezvous is `AddrInUse` whether its server lives or not (Xen
+/// has no liveness probe); the unix backend replaces a dead server's.
+#[test]
+fn second_server_is_addr_in_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [("PORT", "busy".to_owned())];
+    let second = |xen: bool| {
+        let k = kid("second", "server", xen, dir.path(), &extra);
+        get(&finish(k), "listen").to_owned()
+    };
+    let mut first = kid("lonely", "server", true, dir.path(), &extra);
+    assert_eq!(await_key(&mut first, "listening"), "1");
+    assert_eq!(second(true), "AddrInUse", "xen after a live xen server");
+    assert_eq!(second(false), "AddrInUse", "unix after a live xen server");
+    sigkill(&mut first.child);
+    assert_eq!(second(true), "AddrInUse", "xen after a dead xen server");
+    assert_eq!(second(false), "ok:unix", "unix after a dead xen server");
 }
