@@ -4,7 +4,9 @@
 //! `libxenevtchn.so.1` and `libxenstore.so.4`) talks to a vchan-rs
 //! unix-backend endpoint in the same rendezvous directory, as server and as
 //! client: 16 MiB each way (SHA-256 compared), end-of-stream after either
-//! side closes, and peer death seen within a second either way.
+//! side closes, and peer death seen within a second either way. And the
+//! same xen backend against Debian's C `libxenvchan` (the xensim test peer
+//! `tests/c/xvchan.c`), both on xensim.
 //!
 //! Needs xensim built and linked: `cargo build --release -p xensim` (which
 //! `cargo test --release -p xensim` does) and `scripts/link-xensim.sh`,
@@ -364,4 +366,120 @@ fn second_server_is_addr_in_use() {
     sigkill(&mut first.child);
     assert_eq!(second(true), "AddrInUse", "xen after a dead xen server");
     assert_eq!(second(false), "ok:unix", "unix after a dead xen server");
+}
+
+/// The C test peer (`tests/c/xvchan.c` on Debian's libxenvchan), compiled
+/// once per test process into `<target>/release/xen_backend-test/` (to a
+/// temporary name, then renamed: concurrent runs never see half a file).
+fn xvchan() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/xvchan.c");
+        let dir = release_dir().join("xen_backend-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("xvchan");
+        let tmp = dir.join(format!(".xvchan-{}", std::process::id()));
+        let st = std::process::Command::new("cc")
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .arg("-lxenvchan")
+            .status()
+            .unwrap();
+        assert!(st.success(), "cc {} failed: {st:?}", src.display());
+        std::fs::rename(&tmp, &bin).unwrap();
+        bin
+    })
+    .clone()
+}
+
+/// 16 MiB each way between our xen backend (`rust_side`) and libxenvchan
+/// (the other side) in `stream` mode, over xensim; the Rust side closes
+/// once done, the C side drains and exits.
+fn with_libxenvchan(rust_side: &str) {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let name = "cpeer";
+    let vpath = common::path(0, 1, name);
+    let extra = [("PORT", name.to_owned()), ("CLOSER", rust_side.to_owned())];
+    let c_side = if rust_side == "server" {
+        "client"
+    } else {
+        "server"
+    };
+    let mut cmd = Command::new(xvchan());
+    if c_side == "server" {
+        cmd.args(["server", "1", &vpath, "65536", "65536", "stream"]);
+    } else {
+        cmd.args(["client", "0", &vpath, "stream"]);
+    }
+    cmd.env("LD_LIBRARY_PATH", xensim_dir())
+        .env("VCHAN_DOMID", if c_side == "server" { "0" } else { "1" })
+        .env("VCHAN_UNIX_DIR", dir.path())
+        .env("VCHAN_BACKEND", "unix")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let (mut cpeer, rust) = if c_side == "server" {
+        let mut c = cmd.spawn().unwrap();
+        let mut err = BufReader::new(c.stderr.take().unwrap());
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "listening", "xvchan server said {line:?}");
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
+        (c, kid("xfer", "client", true, dir.path(), &extra))
+    } else {
+        let mut k = kid("xfer", "server", true, dir.path(), &extra);
+        assert_eq!(await_key(&mut k, "listening"), "1");
+        let mut c = cmd.spawn().unwrap();
+        let mut err = c.stderr.take().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::stderr()));
+        (c, k)
+    };
+    let mut stdin = cpeer.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use sha2::Digest;
+        let mut src = common::Source::new(3, MIB16);
+        while src.left_bytes() > 0 {
+            stdin.write_all(&src.next_chunk(100_000)).unwrap();
+        }
+        drop(stdin);
+        common::hex(src.hash.finalize())
+    });
+    let mut stdout = cpeer.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            let k = std::io::Read::read(&mut stdout, &mut buf).unwrap();
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k as u64;
+        }
+        (n, common::hex(h.finalize()))
+    });
+    let kv = finish(rust);
+    let st = cpeer.wait().unwrap();
+    assert!(st.success(), "xvchan {c_side} failed: {st:?}");
+    let fed = feeder.join().unwrap();
+    let (n, out) = reader.join().unwrap();
+    assert_eq!(get(&kv, "backend"), "xen");
+    assert_eq!(n, MIB16, "libxenvchan received {n} bytes");
+    assert_eq!(get(&kv, "sent"), out, "rust -> libxenvchan differs");
+    assert_eq!(get(&kv, "got"), fed, "libxenvchan -> rust differs");
+    assert_eq!(get(&kv, "closed"), "1");
+}
+
+#[test]
+fn xen_backend_server_libxenvchan_client() {
+    with_libxenvchan("server");
+}
+
+#[test]
+fn libxenvchan_server_xen_backend_client() {
+    with_libxenvchan("client");
 }
