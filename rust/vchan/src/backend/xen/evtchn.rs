@@ -28,8 +28,8 @@ pub(crate) struct XenEvent {
 // that changes state); libxenevtchn keeps no thread-affine state.
 unsafe impl Send for XenEvent {}
 
-/// Open a handle and bind it with `bind`; the handle is closed again if
-/// binding fails.
+/// Open a handle and bind it with `bind`; unmask the port and make the
+/// descriptor non-blocking. Everything is released again on failure.
 fn open_and_bind(
     what: &str,
     bind: impl FnOnce(&'static Lib, *mut EvtchnHandle) -> libc::c_int,
@@ -40,21 +40,29 @@ fn open_and_bind(
     if h.is_null() {
         return Err(open_error("xenevtchn_open", io::Error::last_os_error()));
     }
-    let port = bind(lib, h);
-    let failed = |e: io::Error| {
+    let context = |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let Ok(port) = u32::try_from(bind(lib, h)) else {
+        let e = io::Error::last_os_error();
         // SAFETY: h is open and bound to nothing; closed once, here.
         unsafe { (lib.xenevtchn_close)(h) };
-        io::Error::new(e.kind(), format!("{what}: {e}"))
+        return Err(context(e).into());
     };
-    let port = match u32::try_from(port) {
-        Ok(p) => p,
-        Err(_) => return Err(failed(io::Error::last_os_error()).into()),
+    // From here on, dropping `ev` unbinds the port and closes the handle.
+    let mut ev = XenEvent {
+        lib,
+        h,
+        port,
+        fd: -1,
     };
+    // Unmask the fresh port, as libxenvchan does after binding.
+    // SAFETY: h is open and port bound on it.
+    if unsafe { (lib.xenevtchn_unmask)(h, port) } < 0 {
+        return Err(context(io::Error::last_os_error()).into());
+    }
     // SAFETY: h is open.
     let fd = unsafe { (lib.xenevtchn_fd)(h) };
     if fd < 0 {
-        let e = failed(io::Error::last_os_error());
-        return Err(e.into());
+        return Err(context(io::Error::last_os_error()).into());
     }
     // Non-blocking, so that xenevtchn_pending (a read of the device)
     // returns -1/EAGAIN instead of waiting when nothing is pending. The
@@ -63,10 +71,10 @@ fn open_and_bind(
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
     // SAFETY: as above.
     if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        let e = failed(io::Error::last_os_error());
-        return Err(e.into());
+        return Err(context(io::Error::last_os_error()).into());
     }
-    Ok(XenEvent { lib, h, port, fd })
+    ev.fd = fd;
+    Ok(ev)
 }
 
 impl XenEvent {
