@@ -116,8 +116,16 @@ fn child() {
         }
         _ => {}
     }
+    let rings: Vec<usize> = var("RINGS")
+        .split(',')
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let (rmin, wmin) = match rings[..] {
+        [r, w] => (r, w),
+        _ => (65536, 65536),
+    };
     let mut ep = if side == "server" {
-        let mut s = Endpoint::listen(dom(1), &port(&name), 65536, 65536).unwrap();
+        let mut s = Endpoint::listen(dom(1), &port(&name), rmin, wmin).unwrap();
         say("backend", s.backend().name());
         say("listening", 1);
         assert_eq!(s.accept(T).unwrap(), State::Connected);
@@ -226,11 +234,21 @@ fn kid(action: &str, side: &str, xen: bool, dir: &Path, extra: &[(&str, String)]
     }
 }
 
-/// 16 MiB each way between a xen-backend process and a unix-backend one;
-/// then `closer` closes first and the other sees end-of-stream.
+/// 16 MiB each way between a xen-backend process and a unix-backend one
+/// (server rings of 64 KiB each way); then `closer` closes first and the
+/// other sees end-of-stream.
 fn transfer(xen_side: &str, closer: &str) {
+    transfer_rings(xen_side, closer, (65536, 65536));
+}
+
+/// [`transfer`] with the server's (read_min, write_min).
+fn transfer_rings(xen_side: &str, closer: &str, (rmin, wmin): (usize, usize)) {
     let dir = tempfile::tempdir().unwrap();
-    let extra = [("PORT", "xfer".to_owned()), ("CLOSER", closer.to_owned())];
+    let extra = [
+        ("PORT", "xfer".to_owned()),
+        ("CLOSER", closer.to_owned()),
+        ("RINGS", format!("{rmin},{wmin}")),
+    ];
     let mut server = kid("xfer", "server", xen_side == "server", dir.path(), &extra);
     assert_eq!(await_key(&mut server, "listening"), "1");
     let client = kid("xfer", "client", xen_side == "client", dir.path(), &extra);
@@ -238,7 +256,7 @@ fn transfer(xen_side: &str, closer: &str) {
     let s = finish(server);
     let c = finish(client);
     eprintln!(
-        "xen side {xen_side}, closer {closer}: 2 x 16 MiB and close in {:?}",
+        "xen side {xen_side}, closer {closer}, rings {rmin}/{wmin}: 2 x 16 MiB and close in {:?}",
         t.elapsed()
     );
     let xen_kv = if xen_side == "server" { &s } else { &c };
@@ -257,6 +275,21 @@ fn transfer(xen_side: &str, closer: &str) {
         .join("store")
         .join(common::path(0, 1, "xfer").trim_start_matches('/'));
     assert!(!node.exists(), "rendezvous left behind: {}", node.display());
+}
+
+/// In-page rings (orders 10 and 11) and the largest (1 MiB, 256 granted
+/// pages each way), with the xen backend on either side.
+#[test]
+fn ring_sizes_both_ways() {
+    for rings in [
+        (1024, 2048),
+        (2048, 1024),
+        (1 << 20, 1 << 20),
+        (1024, 1 << 20),
+    ] {
+        transfer_rings("server", "server", rings);
+        transfer_rings("client", "client", rings);
+    }
 }
 
 #[test]
