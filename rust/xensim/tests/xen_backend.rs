@@ -8,9 +8,9 @@
 //! same xen backend against Debian's C `libxenvchan` (the xensim test peer
 //! `tests/c/xvchan.c`), both on xensim.
 //!
-//! Needs xensim built and linked: `cargo build --release -p xensim` (which
-//! `cargo test --release -p xensim` does) and `scripts/link-xensim.sh`,
-//! which this test runs itself when the archive is there.
+//! Needs xensim built and linked (`cargo build --release -p xensim`,
+//! `scripts/link-xensim.sh`): the test does both itself, into its own
+//! target directory, and needs `cc` and libxen-dev for the C peer.
 
 #[path = "../../vchan/tests/common/mod.rs"]
 mod common;
@@ -35,33 +35,45 @@ fn release_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// xensim's library directory, linked on first use.
+/// xensim's library directory, built and linked on first use: cargo does
+/// not build a `staticlib` for integration tests, so run `cargo build
+/// --release -p xensim` (a no-op when up to date) and
+/// `scripts/link-xensim.sh` into this test's own target directory.
 fn xensim_dir() -> PathBuf {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
         let release = release_dir();
+        let target = release.parent().ok_or("no target directory")?;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let st = std::process::Command::new(cargo)
+            .args(["build", "--release", "-p", "xensim", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target)
+            .status()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if !st.success() {
+            return Err(format!("cargo build --release -p xensim: {st:?}"));
+        }
+        let script = root.join("scripts/link-xensim.sh");
+        let st = std::process::Command::new("bash")
+            .arg(&script)
+            .arg(target)
+            .status()
+            .map_err(|e| format!("bash: {e}"))?;
+        if !st.success() {
+            return Err(format!("{} failed: {st:?}", script.display()));
+        }
         let dir = release.join("xensim");
-        let archive = release.join("libxensim.a");
-        if archive.exists() {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/link-xensim.sh");
-            let target = release.parent().unwrap();
-            let st = std::process::Command::new("bash")
-                .arg(&script)
-                .arg(target)
-                .status()
-                .unwrap();
-            assert!(st.success(), "{} failed: {st:?}", script.display());
-        }
         for lib in ["libxengnttab.so.1", "libxenevtchn.so.1", "libxenstore.so.4"] {
-            assert!(
-                dir.join(lib).exists(),
-                "{} missing: run `cargo build --release -p xensim && scripts/link-xensim.sh`",
-                dir.join(lib).display()
-            );
+            if !dir.join(lib).exists() {
+                return Err(format!("{} missing", dir.join(lib).display()));
+            }
         }
-        dir
-    })
-    .clone()
+        Ok(dir)
+    });
+    dir.clone().unwrap_or_else(|e| panic!("xensim: {e}"))
 }
 
 /// Environment of a child on the xen backend.
