@@ -4,8 +4,9 @@
 //! - [`backend::unix`]: no hypervisor — two processes of one host share
 //!   memory files, signal each other through sockets and meet in a
 //!   directory that mirrors xenstore. The default.
-//! - the xen backend (Xen's grant tables, event channels and xenstore):
-//!   select it with `VCHAN_BACKEND=xen`.
+//! - [`backend::xen`]: Xen's grant tables, event channels and xenstore,
+//!   through Xen's libraries loaded at run time: select it with
+//!   `VCHAN_BACKEND=xen`.
 //!
 //! ```no_run
 //! use vchan::{DomId, Endpoint, Port};
@@ -31,6 +32,7 @@ mod spin;
 use std::sync::Arc;
 
 pub use backend::unix::UnixBackend;
+pub use backend::xen::XenBackend;
 pub use backend::Backend;
 pub use endpoint::{Endpoint, RetainedMemory, State};
 pub use error::{Error, Result};
@@ -44,9 +46,7 @@ pub const ENV_BACKEND: &str = "VCHAN_BACKEND";
 pub fn backend_named(name: &str) -> Result<Arc<dyn Backend>> {
     match name {
         "unix" | "" => Ok(Arc::new(UnixBackend::from_env()?)),
-        "xen" => Err(Error::BackendUnavailable(
-            "the xen backend is not part of this build yet".into(),
-        )),
+        "xen" => Ok(Arc::new(XenBackend::open()?)),
         other => Err(Error::BackendUnavailable(format!(
             "unknown backend {other:?} (expected unix or xen)"
         ))),

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::port::DomId;
 
 pub mod unix;
+pub mod xen;
 
 /// A run of pages shared by us (server) or mapped from the peer (client).
 /// Dropping it unshares or unmaps the pages.

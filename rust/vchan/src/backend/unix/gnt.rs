@@ -19,8 +19,9 @@ use vchan_core::layout::PAGE_SIZE as PAGE;
 pub const INDEX_BITS: u32 = 9;
 /// Most pages in one share.
 pub const MAX_SHARE_PAGES: usize = 1 << INDEX_BITS;
-// References stay below 2^31: Xen's C server keeps the control page's
-// reference in an `int` and takes a negative one for failure.
+/// Largest share id: every grant reference stays below 2^31, because Xen's
+/// C library holds the control page's reference in an `int` (a negative
+/// one reads as failure in `libxenvchan_server_init`).
 const MAX_ID: u32 = (i32::MAX as u32) >> INDEX_BITS;
 
 /// Split a grant reference into (share id, page index).

@@ -1,0 +1,157 @@
+//! The xen backend: grant tables, event channels and xenstore of a Xen
+//! domain, through Xen's stable C libraries loaded at run time (see
+//! `ffi.rs`). Nothing of Xen is needed to build, and a process that never
+//! asks for this backend never loads them.
+//!
+//! | need | library calls |
+//! |---|---|
+//! | share pages | `xengntshr_share_pages`; the control page with `xengntshr_share_page_notify` |
+//! | map pages | `xengnttab_map_domain_grant_refs`; the control page with `xengnttab_map_grant_ref_notify` |
+//! | events | one `xenevtchn` handle per channel |
+//! | rendezvous | `xs_*`: one transaction writes `ring-ref` and `event-channel` |
+//!
+//! Peer death is seen through the unmap-notifies: the kernel clears the
+//! dead process's live byte in the shared page and signals its event
+//! channel. Xen offers no way to tell whether the server behind a
+//! published rendezvous still lives, so [`Backend::publish`] refuses any
+//! path that already holds one ([`Error::AddrInUse`]) and [`Backend::sweep`]
+//! does nothing.
+//!
+//! Under the xensim simulator (`LD_LIBRARY_PATH` pointing at its
+//! `libxengnttab.so.1` & co.), the same code talks to unix-backend peers.
+
+mod evtchn;
+pub(crate) mod ffi;
+mod gnt;
+mod store;
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use crate::backend::{Backend, EventChannel, Region, Rendezvous};
+use crate::error::{Error, Result};
+use crate::port::DomId;
+use evtchn::XenEvent;
+use gnt::{GntShr, GntTab};
+use store::Store;
+
+/// The error for a failed `*_open`: Xen itself is missing (no device or
+/// socket: not a Xen domain, or no xenstored) is
+/// [`Error::BackendUnavailable`]; anything else (out of descriptors, ...)
+/// is [`Error::Io`].
+pub(crate) fn open_error(what: &str, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENODEV | libc::ENXIO | libc::ECONNREFUSED) => {
+            Error::BackendUnavailable(format!(
+                "{what} failed: {e} (not running in a Xen domain, or xenstored is not running?)"
+            ))
+        }
+        _ => Error::Io(io::Error::new(e.kind(), format!("{what} failed: {e}"))),
+    }
+}
+
+/// A handle opened on first use and shared by the regions made through it.
+#[derive(Debug)]
+struct Lazy<T>(Mutex<Option<Arc<T>>>);
+
+impl<T> Lazy<T> {
+    fn new() -> Lazy<T> {
+        Lazy(Mutex::new(None))
+    }
+
+    fn get(&self, open: impl FnOnce() -> Result<T>) -> Result<Arc<T>> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = &*slot {
+            return Ok(h.clone());
+        }
+        let h = Arc::new(open()?);
+        *slot = Some(h.clone());
+        Ok(h)
+    }
+}
+
+/// The xen backend of this domain.
+#[derive(Debug)]
+pub struct XenBackend {
+    store: Store,
+    domid: DomId,
+    gnttab: Lazy<GntTab>,
+    gntshr: Lazy<GntShr>,
+}
+
+impl XenBackend {
+    /// Load the libraries, connect to xenstore and read our domain id. The
+    /// grant devices are opened when first needed (a client needs only
+    /// gntdev, a server only gntalloc).
+    pub fn open() -> Result<XenBackend> {
+        let store = Store::open()?;
+        let domid = store.own_domid()?;
+        Ok(XenBackend {
+            store,
+            domid,
+            gnttab: Lazy::new(),
+            gntshr: Lazy::new(),
+        })
+    }
+}
+
+impl Backend for XenBackend {
+    fn name(&self) -> &'static str {
+        "xen"
+    }
+
+    fn own_domid(&self) -> Result<DomId> {
+        Ok(self.domid)
+    }
+
+    fn bind_unbound(&self, remote: DomId) -> Result<Box<dyn EventChannel>> {
+        Ok(Box::new(XenEvent::bind_unbound(remote)?))
+    }
+
+    fn bind_interdomain(&self, remote: DomId, remote_port: u32) -> Result<Box<dyn EventChannel>> {
+        Ok(Box::new(XenEvent::bind_interdomain(remote, remote_port)?))
+    }
+
+    fn share(
+        &self,
+        remote: DomId,
+        pages: usize,
+        notify: Option<(u32, &mut dyn EventChannel)>,
+    ) -> Result<Box<dyn Region>> {
+        let shr = self.gntshr.get(GntShr::open)?;
+        let notify = notify.map(|(offset, ev)| (offset, ev.port()));
+        Ok(Box::new(gnt::share(&shr, remote.get(), pages, notify)?))
+    }
+
+    fn map(
+        &self,
+        remote: DomId,
+        refs: &[u32],
+        writable: bool,
+        notify: Option<(u32, &mut dyn EventChannel)>,
+    ) -> Result<Box<dyn Region>> {
+        let tab = self.gnttab.get(GntTab::open)?;
+        let notify = notify.map(|(offset, ev)| (offset, ev.port()));
+        Ok(Box::new(gnt::map(
+            &tab,
+            remote.get(),
+            refs,
+            writable,
+            notify,
+        )?))
+    }
+
+    /// Fails with [`Error::AddrInUse`] whenever `path` already holds a
+    /// rendezvous, live or not: Xen has no liveness probe for it.
+    fn publish(&self, path: &str, client: DomId, rv: Rendezvous) -> Result<()> {
+        self.store.publish(path, self.domid, client, rv)
+    }
+
+    fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
+        self.store.lookup(path)
+    }
+
+    fn unpublish(&self, path: &str) -> Result<()> {
+        self.store.rm(path)
+    }
+}

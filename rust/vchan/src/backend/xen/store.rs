@@ -1,0 +1,254 @@
+//! xenstore through `libxenstore`: our domain id and the rendezvous.
+
+use std::ffi::{c_uint, c_void, CString};
+use std::io;
+use std::sync::Mutex;
+
+use super::ffi::{lib, Lib, XsHandle, XsPermissions, XsTransaction, XBT_NULL};
+use super::ffi::{XS_PERM_NONE, XS_PERM_READ};
+use super::open_error;
+use crate::backend::Rendezvous;
+use crate::error::{Error, Result};
+use crate::port::DomId;
+
+/// How often a transaction that xenstored asks us to redo (EAGAIN) is
+/// retried before giving up.
+const MAX_TRANSACTION_TRIES: usize = 64;
+
+/// An open connection to xenstore. Calls are serialized by a mutex.
+#[derive(Debug)]
+pub(crate) struct Store {
+    lib: &'static Lib,
+    h: Mutex<Handle>,
+}
+
+#[derive(Debug)]
+struct Handle(*mut XsHandle);
+
+// SAFETY: the handle is only used under the Store's mutex.
+unsafe impl Send for Handle {}
+
+fn c_path(path: &str) -> Result<CString> {
+    CString::new(path).map_err(|_| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("xenstore path {path:?} contains a NUL byte"),
+        ))
+    })
+}
+
+fn op_error(op: &str, path: &str, e: io::Error) -> Error {
+    Error::Io(io::Error::new(e.kind(), format!("{op} {path}: {e}")))
+}
+
+impl Store {
+    /// `xs_open(0)`: the xenstored socket or the xenbus device.
+    pub(crate) fn open() -> Result<Store> {
+        let lib = lib()?;
+        // SAFETY: xs_open takes flags only (0: read-write, either transport).
+        let h = unsafe { (lib.xs_open)(0) };
+        if h.is_null() {
+            return Err(open_error("xs_open", io::Error::last_os_error()));
+        }
+        Ok(Store {
+            lib,
+            h: Mutex::new(Handle(h)),
+        })
+    }
+
+    fn handle(&self) -> std::sync::MutexGuard<'_, Handle> {
+        // A panic while holding the lock leaves the handle as usable as
+        // before: recover it.
+        self.h.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Read `path`: `Ok(None)` if it does not exist.
+    fn read(&self, h: &Handle, t: XsTransaction, path: &str) -> Result<Option<Vec<u8>>> {
+        let cpath = c_path(path)?;
+        let mut len: c_uint = 0;
+        // SAFETY: open handle, valid C string, len is a valid out pointer.
+        let p = unsafe { (self.lib.xs_read)(h.0, t, cpath.as_ptr(), &mut len) };
+        if p.is_null() {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(None),
+                _ => Err(op_error("xs_read", path, e)),
+            };
+        }
+        // SAFETY: xs_read returns a malloc'd buffer of at least `len` bytes
+        // (plus a NUL); we copy it and free it once.
+        let v = unsafe {
+            let v = std::slice::from_raw_parts(p.cast::<u8>(), len as usize).to_vec();
+            libc::free(p);
+            v
+        };
+        Ok(Some(v))
+    }
+
+    /// Our domain id: the relative key `domid` (our home directory's).
+    pub(crate) fn own_domid(&self) -> Result<DomId> {
+        let h = self.handle();
+        let v = self.read(&h, XBT_NULL, "domid")?.ok_or_else(|| {
+            Error::BackendUnavailable("xenstore has no key \"domid\" for this domain".into())
+        })?;
+        let s = String::from_utf8_lossy(&v);
+        let id: u32 = s.trim().parse().map_err(|_| {
+            Error::BackendUnavailable(format!("xenstore key \"domid\" is not a number: {s:?}"))
+        })?;
+        DomId::new(id)
+    }
+
+    /// Write `value` at `path` in transaction `t`, owned by `own` and
+    /// readable by `client` only.
+    fn write_private(
+        &self,
+        h: &Handle,
+        t: XsTransaction,
+        path: &str,
+        value: &str,
+        own: DomId,
+        client: DomId,
+    ) -> Result<()> {
+        let cpath = c_path(path)?;
+        let len = c_uint::try_from(value.len()).unwrap_or(c_uint::MAX);
+        // SAFETY: open handle, valid C string, `len` bytes at value.
+        let ok = unsafe {
+            (self.lib.xs_write)(h.0, t, cpath.as_ptr(), value.as_ptr().cast::<c_void>(), len)
+        };
+        if !ok {
+            return Err(op_error("xs_write", path, io::Error::last_os_error()));
+        }
+        // As libxenvchan: the first entry is the owner (it always has full
+        // access) and the default for everybody else (none); the second
+        // lets the client read.
+        let mut perms = [
+            XsPermissions {
+                id: own.get(),
+                perms: XS_PERM_NONE,
+            },
+            XsPermissions {
+                id: client.get(),
+                perms: XS_PERM_READ,
+            },
+        ];
+        // SAFETY: open handle, valid C string, an array of 2 permissions.
+        let ok =
+            unsafe { (self.lib.xs_set_permissions)(h.0, t, cpath.as_ptr(), perms.as_mut_ptr(), 2) };
+        if !ok {
+            return Err(op_error(
+                "xs_set_permissions",
+                path,
+                io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Publish a rendezvous at `path` in one transaction (see
+    /// [`crate::backend::Backend::publish`]). Xen gives us no way to tell
+    /// whether the server behind an existing entry still lives, so any
+    /// entry already at `path` is [`Error::AddrInUse`]; a dead server's
+    /// entry must be removed by whoever manages the domain (e.g.
+    /// `xenstore-rm`).
+    pub(crate) fn publish(
+        &self,
+        path: &str,
+        own: DomId,
+        client: DomId,
+        rv: Rendezvous,
+    ) -> Result<()> {
+        let ring_ref_path = format!("{path}/ring-ref");
+        let port_path = format!("{path}/event-channel");
+        let h = self.handle();
+        for _ in 0..MAX_TRANSACTION_TRIES {
+            // SAFETY: open handle.
+            let t = unsafe { (self.lib.xs_transaction_start)(h.0) };
+            if t == XBT_NULL {
+                return Err(op_error(
+                    "xs_transaction_start for",
+                    path,
+                    io::Error::last_os_error(),
+                ));
+            }
+            let body = || -> Result<()> {
+                for p in [&ring_ref_path, &port_path] {
+                    if self.read(&h, t, p)?.is_some() {
+                        return Err(Error::AddrInUse);
+                    }
+                }
+                self.write_private(&h, t, &ring_ref_path, &rv.ring_ref.to_string(), own, client)?;
+                self.write_private(
+                    &h,
+                    t,
+                    &port_path,
+                    &rv.event_channel.to_string(),
+                    own,
+                    client,
+                )
+            };
+            if let Err(e) = body() {
+                // SAFETY: open handle, live transaction, abandoned once.
+                unsafe { (self.lib.xs_transaction_end)(h.0, t, true) };
+                return Err(e);
+            }
+            // SAFETY: open handle, live transaction, committed once.
+            if unsafe { (self.lib.xs_transaction_end)(h.0, t, false) } {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EAGAIN) {
+                return Err(op_error("xs_transaction_end for", path, e));
+            }
+        }
+        Err(Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("publishing {path}: xenstore kept asking to retry the transaction"),
+        )))
+    }
+
+    /// Read the rendezvous at `path`: `None` while either key is absent,
+    /// not a number, or 0.
+    pub(crate) fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
+        let h = self.handle();
+        let field = |key: &str| -> Result<Option<u32>> {
+            let v = self.read(&h, XBT_NULL, &format!("{path}/{key}"))?;
+            Ok(v.and_then(|v| {
+                std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u32>().ok())
+                    .filter(|n| *n != 0)
+            }))
+        };
+        let (Some(ring_ref), Some(event_channel)) = (field("ring-ref")?, field("event-channel")?)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Rendezvous {
+            ring_ref,
+            event_channel,
+        }))
+    }
+
+    /// Remove `path` and everything below it (absent is fine).
+    pub(crate) fn rm(&self, path: &str) -> Result<()> {
+        let cpath = c_path(path)?;
+        let h = self.handle();
+        // SAFETY: open handle, valid C string.
+        if unsafe { (self.lib.xs_rm)(h.0, XBT_NULL, cpath.as_ptr()) } {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOENT) => Ok(()),
+            _ => Err(op_error("xs_rm", path, e)),
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let h = self.handle().0;
+        // SAFETY: h came from xs_open and is closed once, here.
+        unsafe { (self.lib.xs_close)(h) };
+    }
+}
