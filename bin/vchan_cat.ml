@@ -28,7 +28,7 @@ let lwt_fd ~input fd =
 let unix_error what e = failf "%s: %s" what (Unix.error_message e)
 
 (* stdin -> vchan. [sending] is true while bytes read from stdin are not all
-   in the ring yet. *)
+   read by the peer yet. *)
 let upstream t ~chunk ~sent ~sending =
   let stdin = lwt_fd ~input:true Unix.stdin in
   let buf = Lwt_bytes.create chunk in
@@ -38,7 +38,17 @@ let upstream t ~chunk ~sent ~sending =
       (function
         | Unix.Unix_error (e, _, _) -> unix_error "stdin" e | e -> Lwt.fail e)
     >>= function
-    | 0 -> Lwt.return `Stdin_eof
+    | 0 -> (
+        (* All of stdin is in the ring: wait until the peer has read it
+           before closing (some peers drop what is unread once they see a
+           close), still receiving meanwhile. *)
+        sending := true;
+        E.linger t >>= function
+        | Ok () ->
+            sending := false;
+            Lwt.return `Stdin_eof
+        | Error `Closed -> Lwt.return `Peer_gone
+        | Error e -> failf "vchan: %s" (Vchan_rs.Error.to_string e))
     | n -> (
         sending := true;
         E.write t (Cstruct.of_bigarray buf ~off:0 ~len:n) >>= function

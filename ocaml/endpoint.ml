@@ -245,6 +245,18 @@ let write t (buf : Cstruct.t) =
   in
   if t.closed then closed_error else go buf.off buf.len
 
+let linger t =
+  let rec go () =
+    if t.closed then closed_error
+    else
+      let n = Stubs.linger t.h in
+      if n = 0 then Lwt.return (Ok ())
+      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_closed then closed_error
+      else Lwt.return (Error (last_error t))
+  in
+  go ()
+
 let rec writev t = function
   | [] -> Lwt.return (Ok ())
   | b :: bs -> (

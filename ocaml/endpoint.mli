@@ -130,6 +130,13 @@ val data_ready : t -> int
 val buffer_space : t -> int
 (** Bytes writable now without waiting (0 once closed). *)
 
+val linger : t -> (unit, write_error) result Lwt.t
+(** [linger t] resolves once the peer has read every byte written so far,
+    as [SO_LINGER] waits before a socket's close: call it before {!close}
+    when the peer may stop reading as soon as it sees the close (Xen's
+    [vchan-socket-proxy] does). [Error `Closed] if we closed, or the peer
+    closed or died with some of it unread. *)
+
 val send : t -> Cstruct.t -> (unit, write_error) result Lwt.t
 (** [send t pkt] writes all of [pkt] at once, waiting until the ring has
     room for all of it: the reader never sees part of it. A packet larger

@@ -100,3 +100,8 @@ external peer_vanished : (handle[@untagged]) -> (int[@untagged])
   = "vchan_rs_peer_vanished_byte" "vchan_rs_peer_vanished"
   [@@noalloc]
 (* 1 if the peer went away without closing, else 0. *)
+
+external linger : (handle[@untagged]) -> (int[@untagged])
+  = "vchan_rs_linger_byte" "vchan_rs_linger"
+  [@@noalloc]
+(* 0 once the peer read everything we wrote, or a negative code. *)

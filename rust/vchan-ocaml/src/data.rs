@@ -285,6 +285,21 @@ pub unsafe extern "C" fn vchan_rs_peer_vanished(h: isize) -> isize {
     isize::from(h.ep.peer_vanished())
 }
 
+/// 0 once the peer has read every byte written (see `Endpoint::linger`),
+/// else `E_AGAIN` (notification armed), `E_CLOSED` (the peer is gone with
+/// some of it unread) or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_linger(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let r = h.ep.linger().map(|()| 0);
+    h.code(r)
+}
+
 // Bytecode twins: tagged ints in and out.
 
 #[inline]
@@ -346,5 +361,6 @@ byte_stub!(vchan_rs_data_ready_byte => vchan_rs_data_ready(h));
 byte_stub!(vchan_rs_buffer_space_byte => vchan_rs_buffer_space(h));
 byte_stub!(vchan_rs_state_byte => vchan_rs_state(h));
 byte_stub!(vchan_rs_fd_byte => vchan_rs_fd(h));
+byte_stub!(vchan_rs_linger_byte => vchan_rs_linger(h));
 byte_stub!(vchan_rs_peer_vanished_byte => vchan_rs_peer_vanished(h));
 byte_stub!(vchan_rs_consume_events_byte => vchan_rs_consume_events(h));
