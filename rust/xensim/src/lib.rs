@@ -5,13 +5,13 @@
 //! without a hypervisor and talk to vchan-rs unix-backend endpoints.
 //!
 //! This crate builds a static library; `scripts/link-xensim.sh` links it
-//! into one `libxensim.so` with Xen's symbol versions (`VERS_1.0`,
-//! `VERS_4.0`, `VERS_4.17.0`) and names it `libxengnttab.so.1`,
-//! `libxenevtchn.so.1`, `libxenstore.so.4` and `libxenctrl.so.4.17` by
-//! symlinks. The dynamic loader maps one file once however many names
-//! lead to it, so all four libraries share this process-global state (a
-//! grant share's unmap-notify names an event channel port bound on an
-//! event channel handle).
+//! into `libxensim.so` (every function renamed `xensim_<name>`) and makes
+//! Xen's four libraries — `libxengnttab.so.1`, `libxenevtchn.so.1`,
+//! `libxenstore.so.4`, `libxenctrl.so.4.17`, with those sonames and Xen's
+//! symbol versions (`VERS_1.0`, `VERS_4.0`, `VERS_4.17.0`) — as thin
+//! objects whose functions jump to their `xensim_` twins. So all four share
+//! this process-global state (a grant share's unmap-notify names an event
+//! channel port bound on an event channel handle).
 //!
 //! Conventions (those of [`vchan::backend::unix`]): pages are files
 //! `gnt/<dom>/<id>` (grant ref `id << 9 | page`), ports are
