@@ -1,0 +1,256 @@
+/*
+ * The C side of `vchan-bench`: Xen's libxenvchan (Debian's .so, headers
+ * from libxen-dev) in blocking mode, run under vchan-xensim.
+ *
+ *   xvbench server DOMID PATH RING stream TOTAL CHUNK   read TOTAL bytes
+ *   xvbench server DOMID PATH RING pong ROUNDS MSG      echo ROUNDS messages
+ *   xvbench client DOMID PATH stream TOTAL CHUNK        write TOTAL bytes
+ *   xvbench client DOMID PATH ping ROUNDS MSG           time ROUNDS round trips
+ *
+ * The server prints "listening" once its rendezvous is published. Results
+ * are key=value lines on stdout: the stream reader prints bytes, secs and
+ * verified samples; the pinger prints the median round trip in ns.
+ * The stream is the bench's deterministic pattern (see pattern_init): the
+ * reader checks every byte at a stream offset that is a multiple of 4096,
+ * and the last byte of every read, against it.
+ */
+#include <errno.h>
+#include <libxenvchan.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PATTERN_LEN 65521 /* prime: no period shared with rings or chunks */
+#define SAMPLE 4096
+
+static unsigned char *pattern; /* PATTERN_LEN + chunk bytes, wrapping */
+
+static void die(const char *what)
+{
+	fprintf(stderr, "xvbench: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static void pattern_init(size_t extra)
+{
+	uint64_t x = 0x9E3779B97F4A7C15ull;
+	size_t i, n = PATTERN_LEN + extra;
+
+	pattern = malloc(n);
+	if (!pattern)
+		die("malloc");
+	for (i = 0; i < PATTERN_LEN; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		pattern[i] = (unsigned char)(x >> 56);
+	}
+	for (; i < n; i++)
+		pattern[i] = pattern[i - PATTERN_LEN];
+}
+
+static double now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+/* Check the samples of buf, which holds stream bytes [pos, pos + n). */
+static uint64_t verify(const unsigned char *buf, uint64_t pos, size_t n)
+{
+	uint64_t s = (pos + SAMPLE - 1) / SAMPLE * SAMPLE, checked = 0;
+
+	for (; s < pos + n; s += SAMPLE, checked++)
+		if (buf[s - pos] != pattern[s % PATTERN_LEN])
+			goto bad;
+	if (buf[n - 1] != pattern[(pos + n - 1) % PATTERN_LEN])
+		goto bad;
+	return checked + 1;
+bad:
+	fprintf(stderr, "xvbench: data mismatch near stream offset %llu\n",
+		(unsigned long long)pos);
+	exit(1);
+}
+
+static void stream_read(struct libxenvchan *c, uint64_t total, size_t chunk)
+{
+	unsigned char *buf = malloc(chunk);
+	uint64_t pos = 0, start_pos = 0, samples = 0;
+	double t0 = 0;
+
+	if (!buf)
+		die("malloc");
+	while (pos < total) {
+		size_t want = total - pos < chunk ? total - pos : chunk;
+		int n = libxenvchan_read(c, buf, want);
+
+		if (n <= 0)
+			die("libxenvchan_read");
+		samples += verify(buf, pos, n);
+		if (!pos) {
+			t0 = now();
+			start_pos = n;
+		}
+		pos += n;
+	}
+	printf("bytes=%llu\nsecs=%.9f\nsamples=%llu\n",
+	       (unsigned long long)(pos - start_pos), now() - t0,
+	       (unsigned long long)samples);
+	free(buf);
+}
+
+static void stream_write(struct libxenvchan *c, uint64_t total, size_t chunk)
+{
+	uint64_t pos = 0;
+
+	while (pos < total) {
+		size_t want = total - pos < chunk ? total - pos : chunk;
+		int n = libxenvchan_write(c, pattern + pos % PATTERN_LEN, want);
+
+		if (n <= 0)
+			die("libxenvchan_write");
+		pos += n;
+	}
+}
+
+static void exact_read(struct libxenvchan *c, unsigned char *buf, size_t n)
+{
+	while (n) {
+		int got = libxenvchan_read(c, buf, n);
+
+		if (got <= 0)
+			die("libxenvchan_read");
+		buf += got;
+		n -= got;
+	}
+}
+
+static void exact_write(struct libxenvchan *c, const unsigned char *buf, size_t n)
+{
+	if (libxenvchan_write(c, buf, n) != (int)n)
+		die("libxenvchan_write");
+}
+
+static void pong(struct libxenvchan *c, uint64_t rounds, size_t msg)
+{
+	unsigned char *buf = malloc(msg);
+	uint64_t i;
+
+	if (!buf)
+		die("malloc");
+	for (i = 0; i < rounds; i++) {
+		exact_read(c, buf, msg);
+		exact_write(c, buf, msg);
+	}
+	free(buf);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
+{
+	unsigned char *out = malloc(msg), *in = malloc(msg);
+	uint64_t *rtt = malloc(rounds * sizeof(*rtt)), i;
+
+	if (!out || !in || !rtt || !rounds)
+		die("malloc");
+	for (i = 0; i < rounds; i++) {
+		uint64_t t;
+
+		memcpy(out, pattern + i % PATTERN_LEN, msg);
+		t = now_ns();
+		exact_write(c, out, msg);
+		exact_read(c, in, msg);
+		rtt[i] = now_ns() - t;
+		if (memcmp(in, out, msg)) {
+			fprintf(stderr, "xvbench: echo differs in round %llu\n",
+				(unsigned long long)i);
+			exit(1);
+		}
+	}
+	qsort(rtt, rounds, sizeof(*rtt), cmp_u64);
+	printf("median_ns=%llu\nrounds=%llu\n",
+	       (unsigned long long)rtt[rounds / 2], (unsigned long long)rounds);
+	free(out);
+	free(in);
+	free(rtt);
+}
+
+int main(int argc, char **argv)
+{
+	struct libxenvchan *c;
+	const char *mode;
+	uint64_t count;
+	size_t size;
+	int server;
+
+	if (argc == 8 && !strcmp(argv[1], "server")) {
+		unsigned long ring = strtoul(argv[4], NULL, 0);
+
+		server = 1;
+		mode = argv[5];
+		count = strtoull(argv[6], NULL, 0);
+		size = strtoul(argv[7], NULL, 0);
+		pattern_init(size);
+		c = libxenvchan_server_init(NULL, atoi(argv[2]), argv[3], ring, ring);
+		if (!c)
+			die("libxenvchan_server_init");
+		printf("listening\n");
+		fflush(stdout);
+		c->blocking = 1;
+		while (libxenvchan_is_open(c) == 2)
+			if (libxenvchan_wait(c))
+				die("libxenvchan_wait");
+	} else if (argc == 7 && !strcmp(argv[1], "client")) {
+		server = 0;
+		mode = argv[4];
+		count = strtoull(argv[5], NULL, 0);
+		size = strtoul(argv[6], NULL, 0);
+		pattern_init(size);
+		c = libxenvchan_client_init(NULL, atoi(argv[2]), argv[3]);
+		if (!c)
+			die("libxenvchan_client_init");
+		c->blocking = 1;
+	} else {
+		fprintf(stderr,
+			"usage: xvbench server DOMID PATH RING stream|pong COUNT SIZE\n"
+			"       xvbench client DOMID PATH stream|ping COUNT SIZE\n");
+		return 2;
+	}
+	if (size == 0 || size > (1 << 24)) {
+		fprintf(stderr, "xvbench: bad size %zu\n", size);
+		return 2;
+	}
+	if (server && !strcmp(mode, "stream"))
+		stream_read(c, count, size);
+	else if (server && !strcmp(mode, "pong"))
+		pong(c, count, size);
+	else if (!server && !strcmp(mode, "stream"))
+		stream_write(c, count, size);
+	else if (!server && !strcmp(mode, "ping"))
+		ping(c, count, size);
+	else {
+		fprintf(stderr, "xvbench: unknown mode %s\n", mode);
+		return 2;
+	}
+	fflush(stdout);
+	libxenvchan_close(c);
+	return 0;
+}

@@ -1,0 +1,173 @@
+//! Two processes (`fork`) over a Unix stream socket, a pair of pipes, or
+//! the shared-memory rings. The parent does the measuring half (stream
+//! reader, pinger); the child writes or echoes and exits.
+
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use crate::shm::Mapping;
+use crate::workload::{self, IoLink, Link, StreamOutcome};
+
+/// Which kernel (or no-kernel) channel.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    Socket,
+    Pipe,
+    Shm,
+}
+
+/// What the two processes do.
+#[derive(Debug, Clone, Copy)]
+pub enum Job {
+    /// Child writes `total` bytes in `chunk`-byte writes; parent reads.
+    Stream { total: u64, chunk: usize },
+    /// Parent pings `rounds` messages of `msg` bytes; child echoes.
+    PingPong { rounds: u64, msg: usize },
+}
+
+/// What the parent measured.
+pub enum Outcome {
+    Stream(StreamOutcome),
+    /// Median round trip, nanoseconds.
+    Rtt(u64),
+}
+
+/// Run `job` over a fresh channel of `kind` whose buffer (socket buffer,
+/// pipe capacity, ring) is `ring` bytes.
+pub fn run(kind: Kind, ring: usize, job: Job) -> Result<Outcome, String> {
+    match kind {
+        Kind::Socket => {
+            let (a, b) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+            for s in [&a, &b] {
+                set_sockbuf(s, ring)?;
+            }
+            let link = |s: &UnixStream| -> Result<IoLink<UnixStream, UnixStream>, String> {
+                let r = s.try_clone().map_err(|e| format!("dup: {e}"))?;
+                let w = s.try_clone().map_err(|e| format!("dup: {e}"))?;
+                Ok(IoLink { r, w })
+            };
+            let mut parent = link(&a)?;
+            let child = link(&b)?;
+            drop((a, b));
+            two_processes(job, &mut parent, child)
+        }
+        Kind::Pipe => {
+            // to_child: parent -> child (ping messages); to_parent: the stream
+            // and the echoes.
+            let (to_child_r, to_child_w) = pipe()?;
+            let (to_parent_r, to_parent_w) = pipe()?;
+            set_pipe_size(&to_parent_w, ring)?;
+            set_pipe_size(&to_child_w, ring)?;
+            let mut parent = IoLink {
+                r: File::from(to_parent_r),
+                w: File::from(to_child_w),
+            };
+            let child = IoLink {
+                r: File::from(to_child_r),
+                w: File::from(to_parent_w),
+            };
+            two_processes(job, &mut parent, child)
+        }
+        Kind::Shm => {
+            let map = Mapping::new(ring)?;
+            let mut parent = map.end(0);
+            let child = map.end(1);
+            two_processes(job, &mut parent, child)
+        }
+    }
+}
+
+/// Fork: the child runs its half of `job` on `child` and exits; the parent
+/// drops its copy of the child's end (so that it sees end-of-stream should
+/// the child die), runs its half on `parent`, and reaps the child.
+fn two_processes(job: Job, parent: &mut dyn Link, mut child: impl Link) -> Result<Outcome, String> {
+    // SAFETY: the bench is single-threaded when it forks; the child only
+    // runs the workload on memory and descriptors it inherited, then
+    // _exits without running the parent's destructors or atexit handlers.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
+            Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
+            Job::PingPong { rounds, msg } => workload::pong(&mut child, rounds, msg),
+        }));
+        let code = match ok {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => {
+                eprintln!("vchan-bench: child: {e}");
+                1
+            }
+            Err(_) => 1,
+        };
+        // SAFETY: ends the forked child at once, as intended.
+        unsafe { libc::_exit(code) }
+    }
+    drop(child);
+    let result = match job {
+        Job::Stream { total, chunk } => {
+            workload::stream_read(parent, total, chunk).map(Outcome::Stream)
+        }
+        Job::PingPong { rounds, msg } => workload::ping(parent, rounds, msg).map(Outcome::Rtt),
+    };
+    if result.is_err() {
+        // SAFETY: signalling the child forked above, still unreaped.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: reaping our own child; status is a valid out-pointer.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    let outcome = result?;
+    if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("child failed (wait status {status})"));
+    }
+    Ok(outcome)
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid out-array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
+    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
+}
+
+fn set_pipe_size(fd: &OwnedFd, size: usize) -> Result<(), String> {
+    let size = libc::c_int::try_from(size).map_err(|_| format!("pipe size {size}"))?;
+    // SAFETY: F_SETPIPE_SZ on a pipe descriptor we own.
+    let rc = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, size) };
+    if rc < 0 {
+        return Err(format!(
+            "F_SETPIPE_SZ {size}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+fn set_sockbuf(s: &UnixStream, size: usize) -> Result<(), String> {
+    let v = libc::c_int::try_from(size).map_err(|_| format!("socket buffer {size}"))?;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on a socket we own, with a c_int value of the
+        // size we pass.
+        let rc = unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(format!("setsockopt: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,486 @@
+//! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
+//! xensim), a Unix stream socket, a pipe and a spinning shared-memory ring,
+//! each as two processes on this machine. Prints one table.
+//!
+//!   vchan-bench [--runs N] [--secs S] [--rounds N]
+//!
+//! Each stream cell moves as many bytes as take about S seconds (a short
+//! probe run sizes it); each cell is the median of N runs. Ping-pong cells
+//! are the median round trip over --rounds 64-byte round trips (median of
+//! the N runs' medians).
+
+mod kernel;
+mod pair;
+mod pattern;
+mod shm;
+mod workload;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kernel::{Job, Kind, Outcome};
+
+const KIB: usize = 1024;
+const MIB: u64 = 1 << 20;
+/// Every writer's chunk and every reader's buffer.
+const CHUNK: usize = 64 * KIB;
+/// The ping-pong message.
+const MSG: usize = 64;
+const RINGS: [usize; 3] = [4 * KIB, 64 * KIB, 1024 * KIB];
+/// Ring (and kernel buffer) size for the ping-pong.
+const PING_RING: usize = 64 * KIB;
+const PROBE: u64 = 8 * MIB;
+const MAX_TOTAL: u64 = 16 << 30;
+/// Any one run that takes longer than this is killed.
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Column {
+    VchanRs,
+    C,
+    Socket,
+    Pipe,
+    Shm,
+}
+
+const COLUMNS: [Column; 5] = [
+    Column::VchanRs,
+    Column::C,
+    Column::Socket,
+    Column::Pipe,
+    Column::Shm,
+];
+
+impl Column {
+    fn title(self) -> &'static str {
+        match self {
+            Column::VchanRs => "vchan-rs",
+            Column::C => "C libxenvchan",
+            Column::Socket => "unix socket",
+            Column::Pipe => "pipe",
+            Column::Shm => "shm limit",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Work {
+    Stream { ring: usize },
+    PingPong,
+}
+
+impl Work {
+    fn title(self) -> String {
+        match self {
+            Work::Stream { ring } => format!("stream, {} rings (GiB/s)", size_name(ring)),
+            Work::PingPong => format!("ping-pong {MSG} B (µs round trip)"),
+        }
+    }
+}
+
+fn size_name(n: usize) -> String {
+    if n >= 1 << 20 {
+        format!("{} MiB", n >> 20)
+    } else {
+        format!("{} KiB", n >> 10)
+    }
+}
+
+struct Opts {
+    runs: usize,
+    secs: f64,
+    rounds: u64,
+}
+
+struct Bench {
+    opts: Opts,
+    c: Result<pair::CSide, String>,
+    tmp: PathBuf,
+}
+
+/// One measurement: GiB/s for a stream, µs for a ping-pong.
+enum Sample {
+    Stream { bytes: u64, secs: f64 },
+    Rtt { ns: u64 },
+}
+
+impl Sample {
+    fn secs(&self) -> f64 {
+        match *self {
+            Sample::Stream { secs, .. } => secs,
+            Sample::Rtt { ns } => ns as f64 * 1e-9,
+        }
+    }
+
+    fn value(&self) -> f64 {
+        match *self {
+            Sample::Stream { bytes, secs } => bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64,
+            Sample::Rtt { ns } => ns as f64 / 1000.0,
+        }
+    }
+}
+
+impl Bench {
+    /// A fresh rendezvous directory (short: it holds sockets).
+    fn rendezvous(&self) -> Result<tempfile::TempDir, String> {
+        tempfile::Builder::new()
+            .prefix("vb")
+            .tempdir_in(&self.tmp)
+            .map_err(|e| format!("temp dir: {e}"))
+    }
+
+    fn stream(&self, col: Column, ring: usize, total: u64) -> Result<Sample, String> {
+        let s = |v: &dyn ToString| v.to_string();
+        let outcome = match col {
+            Column::VchanRs | Column::C => {
+                let dir = self.rendezvous()?;
+                let d = dir.path();
+                let srv: Vec<String> = vec![
+                    s(&"server"),
+                    s(&1),
+                    s(&pair::PATH),
+                    s(&ring),
+                    s(&"stream"),
+                    s(&total),
+                    s(&CHUNK),
+                ];
+                let cli: Vec<String> = vec![
+                    s(&"client"),
+                    s(&0),
+                    s(&pair::PATH),
+                    s(&"stream"),
+                    s(&total),
+                    s(&CHUNK),
+                ];
+                let (sv, _) = self.run_pair(col, d, &srv, &cli)?;
+                pair::stream_outcome(&sv)?
+            }
+            Column::Socket => kernel_stream(Kind::Socket, ring, total)?,
+            Column::Pipe => kernel_stream(Kind::Pipe, ring, total)?,
+            Column::Shm => kernel_stream(Kind::Shm, ring, total)?,
+        };
+        check_samples(&outcome, total)?;
+        Ok(Sample::Stream {
+            bytes: outcome.bytes,
+            secs: outcome.secs,
+        })
+    }
+
+    fn ping(&self, col: Column) -> Result<Sample, String> {
+        let s = |v: &dyn ToString| v.to_string();
+        let rounds = self.opts.rounds;
+        let ns = match col {
+            Column::VchanRs | Column::C => {
+                let dir = self.rendezvous()?;
+                let srv: Vec<String> = vec![
+                    s(&"server"),
+                    s(&1),
+                    s(&pair::PATH),
+                    s(&PING_RING),
+                    s(&"pong"),
+                    s(&rounds),
+                    s(&MSG),
+                ];
+                let cli: Vec<String> = vec![
+                    s(&"client"),
+                    s(&0),
+                    s(&pair::PATH),
+                    s(&"ping"),
+                    s(&rounds),
+                    s(&MSG),
+                ];
+                let (_, cv) = self.run_pair(col, dir.path(), &srv, &cli)?;
+                pair::get(&cv, "median_ns")?
+            }
+            Column::Socket | Column::Pipe | Column::Shm => {
+                let kind = match col {
+                    Column::Socket => Kind::Socket,
+                    Column::Pipe => Kind::Pipe,
+                    _ => Kind::Shm,
+                };
+                match kernel::run(kind, PING_RING, Job::PingPong { rounds, msg: MSG })? {
+                    Outcome::Rtt(ns) => ns,
+                    Outcome::Stream(_) => return Err("unexpected outcome".into()),
+                }
+            }
+        };
+        Ok(Sample::Rtt { ns })
+    }
+
+    /// Run a server and a client given xvbench's argument lists (role,
+    /// peer domid, path, ...); for vchan-rs the rendezvous directory takes
+    /// the place of domid and path (C gets it through VCHAN_UNIX_DIR, its
+    /// own domid through the launcher).
+    fn run_pair(
+        &self,
+        col: Column,
+        dir: &Path,
+        srv: &[String],
+        cli: &[String],
+    ) -> Result<(pair::Values, pair::Values), String> {
+        let d = dir.display().to_string();
+        let (server, client) = if col == Column::C {
+            let c = self.c.as_ref().map_err(Clone::clone)?;
+            (c.command(0, dir, srv), c.command(1, dir, cli))
+        } else {
+            // Rust roles: `server DIR RING ...`, `client DIR ...`.
+            let mut srv: Vec<String> = srv.to_vec();
+            srv.splice(1..3, [d.clone()]);
+            let mut cli: Vec<String> = cli.to_vec();
+            cli.splice(1..3, [d]);
+            (pair::rust_command(&srv)?, pair::rust_command(&cli)?)
+        };
+        pair::run(server, client, LIMIT)
+    }
+
+    /// Median of `runs` samples of `work` on `col`, with the samples.
+    fn cell(&self, work: Work, col: Column) -> Result<(f64, Vec<f64>), String> {
+        let mut values = Vec::new();
+        match work {
+            Work::Stream { ring } => {
+                // Probe with growing amounts until a run lasts a tenth of
+                // the target, then size the measured runs from its rate.
+                let mut total = PROBE;
+                let probe = loop {
+                    let s = self.stream(col, ring, total)?;
+                    if s.secs() >= self.opts.secs / 10.0 || total >= MAX_TOTAL {
+                        break s.value();
+                    }
+                    total = (total * 8).min(MAX_TOTAL);
+                };
+                let want = probe * self.opts.secs * (1u64 << 30) as f64;
+                let total = (want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB;
+                for _ in 0..self.opts.runs {
+                    values.push(self.stream(col, ring, total)?.value());
+                }
+            }
+            Work::PingPong => {
+                for _ in 0..self.opts.runs {
+                    values.push(self.ping(col)?.value());
+                }
+            }
+        }
+        Ok((median(&values), values))
+    }
+}
+
+fn kernel_stream(kind: Kind, ring: usize, total: u64) -> Result<workload::StreamOutcome, String> {
+    match kernel::run(
+        kind,
+        ring,
+        Job::Stream {
+            total,
+            chunk: CHUNK,
+        },
+    )? {
+        Outcome::Stream(o) => Ok(o),
+        Outcome::Rtt(_) => Err("unexpected outcome".into()),
+    }
+}
+
+/// The reader checked a sample per 4 KiB of the stream, and the clock ran.
+fn check_samples(o: &workload::StreamOutcome, total: u64) -> Result<(), String> {
+    if o.samples < total / pattern::SAMPLE || o.secs <= 0.0 {
+        return Err(format!(
+            "only {} of {} bytes verified",
+            o.samples * pattern::SAMPLE,
+            total
+        ));
+    }
+    Ok(())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn parse_opts() -> Result<Opts, String> {
+    let mut o = Opts {
+        runs: 3,
+        secs: 1.0,
+        rounds: 20_000,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "bad --runs")?,
+            "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
+            "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
+            "-h" | "--help" => {
+                println!("usage: vchan-bench [--runs N] [--secs S] [--rounds N]");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if o.runs == 0 || o.rounds == 0 || !(o.secs > 0.0) {
+        return Err("--runs, --rounds and --secs must be positive".into());
+    }
+    Ok(o)
+}
+
+fn machine() -> Vec<String> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let lib = [
+        "/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17",
+        "/usr/lib/aarch64-linux-gnu/libxenvchan.so.4.17",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .unwrap_or("libxenvchan.so.4.17 (not found)");
+    vec![
+        format!("nproc: {nproc}"),
+        format!("kernel: {}", read("/proc/sys/kernel/osrelease").trim()),
+        format!("cpu: {cpu}"),
+        format!(
+            "load average: {}",
+            read("/proc/loadavg")
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        format!("C library: {lib} on xensim"),
+    ]
+}
+
+fn fmt(v: f64) -> String {
+    if !v.is_finite() {
+        "n/a".into()
+    } else if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else if v >= 0.1 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--role") {
+        if let Err(e) = pair::role(&args[1..]) {
+            eprintln!("vchan-bench role: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let opts = match parse_opts() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vchan-bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    let started = Instant::now();
+    let tmp = tempfile::Builder::new()
+        .prefix("vchan-bench")
+        .tempdir_in("/tmp")
+        .expect("cannot make a temporary directory in /tmp");
+    let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/c/xvbench.c"));
+    let c = pair::CSide::build(&source, tmp.path());
+    if let Err(e) = &c {
+        eprintln!("vchan-bench: C column unavailable: {e}");
+    }
+    let bench = Bench {
+        opts,
+        c,
+        tmp: tmp.path().to_path_buf(),
+    };
+
+    let works: Vec<Work> = RINGS
+        .iter()
+        .map(|&ring| Work::Stream { ring })
+        .chain([Work::PingPong])
+        .collect();
+    let mut table: Vec<Vec<f64>> = Vec::new();
+    let mut errors = Vec::new();
+    for &w in &works {
+        let mut row = Vec::new();
+        for col in COLUMNS {
+            let t = Instant::now();
+            match bench.cell(w, col) {
+                Ok((m, all)) => {
+                    eprintln!(
+                        "{:<36} {:<14} median {:>8}  runs [{}]  ({:.1} s)",
+                        w.title(),
+                        col.title(),
+                        fmt(m),
+                        all.iter().map(|&v| fmt(v)).collect::<Vec<_>>().join(", "),
+                        t.elapsed().as_secs_f64()
+                    );
+                    row.push(m);
+                }
+                Err(e) => {
+                    eprintln!("{:<36} {:<14} FAILED: {e}", w.title(), col.title());
+                    errors.push(format!("{} / {}: {e}", w.title(), col.title()));
+                    row.push(f64::NAN);
+                }
+            }
+        }
+        table.push(row);
+    }
+
+    println!();
+    println!(
+        "## vchan-bench: two processes per cell, medians of {} runs",
+        bench.opts.runs
+    );
+    for m in machine() {
+        println!("- {m}");
+    }
+    println!();
+    let mut head: Vec<String> = vec!["workload".into()];
+    head.extend(COLUMNS.iter().map(|c| c.title().to_owned()));
+    head.push("vchan-rs / C".into());
+    head.push("vchan-rs / shm limit".into());
+    println!("| {} |", head.join(" | "));
+    println!("|{}", "---|".repeat(head.len()));
+    for (w, row) in works.iter().zip(&table) {
+        let mut cells = vec![w.title()];
+        cells.extend(row.iter().map(|&v| fmt(v)));
+        let ratio = |a: f64, b: f64| {
+            if a.is_finite() && b.is_finite() && b > 0.0 {
+                format!("{:.2}", a / b)
+            } else {
+                "n/a".into()
+            }
+        };
+        cells.push(ratio(row[0], row[1]));
+        cells.push(ratio(row[0], row[4]));
+        println!("| {} |", cells.join(" | "));
+    }
+    println!();
+    println!("Ratios are plain quotients: for GiB/s above 1 means vchan-rs is faster; for µs below 1 does.");
+    println!(
+        "Every writer uses {} KiB writes, every reader a {} KiB buffer; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
+        CHUNK / KIB,
+        CHUNK / KIB,
+        size_name(PING_RING),
+        bench.opts.rounds
+    );
+    println!(
+        "Readers check one byte per 4 KiB of a deterministic pattern; ping-pong checks every echo."
+    );
+    println!("Total time: {:.0} s.", started.elapsed().as_secs_f64());
+    if !errors.is_empty() {
+        println!();
+        for e in &errors {
+            println!("FAILED: {e}");
+        }
+        std::process::exit(1);
+    }
+}

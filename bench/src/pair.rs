@@ -1,0 +1,255 @@
+//! Server and client as two separate programs (vchan-rs: this binary in
+//! a child role; C: bench/c/xvbench.c under vchan-xensim), started the
+//! same way: the server first, the client once the server printed
+//! `listening`. Results are the `key=value` lines they print.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::workload::{self, Link, StreamOutcome};
+
+/// The rendezvous both ends use (server domain 0, client domain 1).
+pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
+
+/// Results of one pair: the server's and the client's `key=value` lines.
+pub type Values = HashMap<String, String>;
+
+/// Run `server` then `client`; kill both if they take longer than `limit`.
+pub fn run(
+    mut server: Command,
+    mut client: Command,
+    limit: Duration,
+) -> Result<(Values, Values), String> {
+    let mut srv = server
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn server: {e}"))?;
+    let mut out = BufReader::new(srv.stdout.take().ok_or("server stdout")?);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match out.read_line(&mut line) {
+            Ok(0) | Err(_) => {
+                kill(&mut srv);
+                return Err("server exited before listening".into());
+            }
+            Ok(_) if line.trim() == "listening" => break,
+            Ok(_) => {}
+        }
+    }
+    let mut cli = match client
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            kill(&mut srv);
+            return Err(format!("spawn client: {e}"));
+        }
+    };
+    let deadline = Instant::now() + limit;
+    let mut done = [false, false];
+    let mut failed = None;
+    while !(done[0] && done[1]) {
+        for (i, c) in [&mut srv, &mut cli].into_iter().enumerate() {
+            if done[i] {
+                continue;
+            }
+            match c.try_wait() {
+                Ok(Some(st)) => {
+                    done[i] = true;
+                    if !st.success() {
+                        failed.get_or_insert(format!("{} failed: {st}", ["server", "client"][i]));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    done[i] = true;
+                    failed.get_or_insert(format!("wait: {e}"));
+                }
+            }
+        }
+        if failed.is_some() || Instant::now() > deadline {
+            kill(&mut srv);
+            kill(&mut cli);
+            return Err(failed.unwrap_or_else(|| format!("timed out after {limit:?}")));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut rest = String::new();
+    out.read_to_string(&mut rest)
+        .map_err(|e| format!("server output: {e}"))?;
+    let mut cli_out = String::new();
+    if let Some(mut o) = cli.stdout.take() {
+        o.read_to_string(&mut cli_out)
+            .map_err(|e| format!("client output: {e}"))?;
+    }
+    Ok((values(&rest), values(&cli_out)))
+}
+
+fn kill(c: &mut Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+fn values(s: &str) -> Values {
+    s.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// A value printed by a child.
+pub fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
+    v.get(key)
+        .ok_or_else(|| format!("no {key}= in the output"))?
+        .parse()
+        .map_err(|_| format!("bad {key}= in the output"))
+}
+
+/// The stream reader's result.
+pub fn stream_outcome(v: &Values) -> Result<StreamOutcome, String> {
+    Ok(StreamOutcome {
+        bytes: get(v, "bytes")?,
+        secs: get(v, "secs")?,
+        samples: get(v, "samples")?,
+    })
+}
+
+/// Where the C program and its launcher are.
+pub struct CSide {
+    pub launcher: PathBuf,
+    pub program: PathBuf,
+}
+
+impl CSide {
+    /// Compile `source` into `dir` (with `cc -O2 ... -lxenvchan`) and find
+    /// vchan-xensim next to this binary.
+    pub fn build(source: &Path, dir: &Path) -> Result<CSide, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let launcher = exe.with_file_name("vchan-xensim");
+        if !launcher.exists() {
+            return Err(format!(
+                "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
+                launcher.display()
+            ));
+        }
+        let program = dir.join("xvbench");
+        let st = Command::new("cc")
+            .args(["-O2", "-Wall", "-o"])
+            .arg(&program)
+            .arg(source)
+            .arg("-lxenvchan")
+            .status()
+            .map_err(|e| format!("run cc: {e}"))?;
+        if !st.success() {
+            return Err(format!("cc {} -lxenvchan failed", source.display()));
+        }
+        Ok(CSide { launcher, program })
+    }
+
+    /// `xvbench ARGS` under the launcher in domain `domid`, rooted at `dir`.
+    pub fn command(&self, domid: u32, dir: &Path, args: &[String]) -> Command {
+        let mut c = Command::new(&self.launcher);
+        c.arg("--domid")
+            .arg(domid.to_string())
+            .arg("--")
+            .arg(&self.program)
+            .args(args)
+            .env("VCHAN_UNIX_DIR", dir)
+            .env_remove("VCHAN_DOMID");
+        c
+    }
+}
+
+/// This binary in a vchan-rs role (see [`role`]).
+pub fn rust_command(args: &[String]) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let mut c = Command::new(exe);
+    c.arg("--role").args(args);
+    Ok(c)
+}
+
+/// A vchan-rs endpoint as a [`Link`] (blocking mode).
+struct EpLink(vchan::Endpoint);
+
+impl Link for EpLink {
+    fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+        match self.0.read(buf) {
+            Ok(0) => Err("early end-of-stream".into()),
+            Ok(n) => Ok(n),
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), String> {
+        self.0.write_all(buf).map_err(|e| format!("write: {e}"))
+    }
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
+    args.get(i)
+        .ok_or_else(|| format!("missing {what}"))?
+        .parse()
+        .map_err(|_| format!("bad {what}: {:?}", args[i]))
+}
+
+/// The vchan-rs child roles, the same as xvbench's:
+///   server DIR RING stream|pong COUNT SIZE
+///   client DIR stream|ping COUNT SIZE
+pub fn role(args: &[String]) -> Result<(), String> {
+    use std::sync::Arc;
+    use vchan::{DomId, Endpoint, UnixBackend};
+    let dom = |d: u32| DomId::new(d).map_err(|e| format!("domid {d}: {e}"));
+    let backend = |d: u32| -> Result<Arc<dyn vchan::Backend>, String> {
+        let dir = PathBuf::from(args.get(1).ok_or("missing DIR")?);
+        Ok(Arc::new(
+            UnixBackend::new(dir, dom(d)?).map_err(|e| format!("unix backend: {e}"))?,
+        ))
+    };
+    match args.first().map(String::as_str) {
+        Some("server") => {
+            let ring: usize = arg(args, 2, "RING")?;
+            let mode = args.get(3).ok_or("missing MODE")?;
+            let count: u64 = arg(args, 4, "COUNT")?;
+            let size: usize = arg(args, 5, "SIZE")?;
+            let mut ep = Endpoint::listen_at(backend(0)?, dom(1)?, PATH, ring, ring)
+                .map_err(|e| format!("listen: {e}"))?;
+            ep.set_nonblocking(false);
+            println!("listening");
+            ep.accept(Some(Duration::from_secs(30)))
+                .map_err(|e| format!("accept: {e}"))?;
+            let mut link = EpLink(ep);
+            match mode.as_str() {
+                "stream" => workload::stream_read(&mut link, count, size)?.print(),
+                "pong" => workload::pong(&mut link, count, size)?,
+                m => return Err(format!("unknown server mode {m}")),
+            }
+            link.0.close().map_err(|e| format!("close: {e}"))
+        }
+        Some("client") => {
+            let mode = args.get(2).ok_or("missing MODE")?;
+            let count: u64 = arg(args, 3, "COUNT")?;
+            let size: usize = arg(args, 4, "SIZE")?;
+            let mut ep = Endpoint::connect_at(backend(1)?, dom(0)?, PATH, Some(Duration::from_secs(30)))
+                .map_err(|e| format!("connect: {e}"))?;
+            ep.set_nonblocking(false);
+            let mut link = EpLink(ep);
+            match mode.as_str() {
+                "stream" => workload::stream_write(&mut link, count, size)?,
+                "ping" => {
+                    let ns = workload::ping(&mut link, count, size)?;
+                    println!("median_ns={ns}");
+                    println!("rounds={count}");
+                }
+                m => return Err(format!("unknown client mode {m}")),
+            }
+            link.0.close().map_err(|e| format!("close: {e}"))
+        }
+        _ => Err("usage: vchan-bench --role server DIR RING stream|pong COUNT SIZE | client DIR stream|ping COUNT SIZE".into()),
+    }
+}
