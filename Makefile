@@ -3,12 +3,15 @@
 #   make test   set up the machine if needed, then run every test
 #   make demo   set up, build, and move a file over vchan
 #   make doc    API docs: target/doc (Rust), _build/default/_doc/_html (OCaml)
+#   make bench  vchan-rs vs Xen's C libxenvchan (on xensim), a Unix socket, a
+#               pipe and a shared-memory ring; prints a table (~2 minutes;
+#               not part of make test). BENCH_ARGS: e.g. --runs 5, --no-pin
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR := never
 
 CARGO_FLAGS := --release --locked --workspace
 
-.PHONY: all build setup test test-rust test-ocaml clippy demo doc fmt-check clean
+.PHONY: all build setup test test-rust test-ocaml clippy demo doc bench fmt-check clean
 
 all: build
 
@@ -36,6 +39,9 @@ test-ocaml:
 
 demo: setup build
 	bash scripts/demo.sh
+
+bench: setup build
+	target/release/vchan-bench $(BENCH_ARGS)
 
 doc:
 	cargo doc --no-deps --locked --workspace

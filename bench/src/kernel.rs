@@ -34,8 +34,19 @@ pub enum Outcome {
 }
 
 /// Run `job` over a fresh channel of `kind` whose buffer (socket buffer,
-/// pipe capacity, ring) is `ring` bytes.
-pub fn run(kind: Kind, ring: usize, job: Job) -> Result<Outcome, String> {
+/// pipe capacity, ring) is `ring` bytes; with `pin`, the parent (reader,
+/// pinger) on CPU `pin[0]` and the child on CPU `pin[1]`.
+pub fn run(kind: Kind, ring: usize, job: Job, pin: Option<[usize; 2]>) -> Result<Outcome, String> {
+    let saved = affinity()?;
+    if let Some([parent, _]) = pin {
+        set_affinity(&only_cpu(parent)).map_err(|e| format!("pin to CPU {parent}: {e}"))?;
+    }
+    let r = run_on(kind, ring, job, pin.map(|p| p[1]));
+    set_affinity(&saved).map_err(|e| format!("unpin: {e}"))?;
+    r
+}
+
+fn run_on(kind: Kind, ring: usize, job: Job, pin: Option<usize>) -> Result<Outcome, String> {
     match kind {
         Kind::Socket => {
             let (a, b) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
@@ -50,7 +61,7 @@ pub fn run(kind: Kind, ring: usize, job: Job) -> Result<Outcome, String> {
             let mut parent = link(&a)?;
             let child = link(&b)?;
             drop((a, b));
-            two_processes(job, &mut parent, child)
+            two_processes(job, &mut parent, child, pin)
         }
         Kind::Pipe => {
             // to_child: parent -> child (ping messages); to_parent: the stream
@@ -67,13 +78,13 @@ pub fn run(kind: Kind, ring: usize, job: Job) -> Result<Outcome, String> {
                 r: File::from(to_child_r),
                 w: File::from(to_parent_w),
             };
-            two_processes(job, &mut parent, child)
+            two_processes(job, &mut parent, child, pin)
         }
         Kind::Shm => {
             let map = Mapping::new(ring)?;
             let mut parent = map.end(0);
             let child = map.end(1);
-            two_processes(job, &mut parent, child)
+            two_processes(job, &mut parent, child, pin)
         }
     }
 }
@@ -81,7 +92,12 @@ pub fn run(kind: Kind, ring: usize, job: Job) -> Result<Outcome, String> {
 /// Fork: the child runs its half of `job` on `child` and exits; the parent
 /// drops its copy of the child's end (so that it sees end-of-stream should
 /// the child die), runs its half on `parent`, and reaps the child.
-fn two_processes(job: Job, parent: &mut dyn Link, mut child: impl Link) -> Result<Outcome, String> {
+fn two_processes(
+    job: Job,
+    parent: &mut dyn Link,
+    mut child: impl Link,
+    pin: Option<usize>,
+) -> Result<Outcome, String> {
     // SAFETY: the bench is single-threaded when it forks; the child only
     // runs the workload on memory and descriptors it inherited, then
     // _exits without running the parent's destructors or atexit handlers.
@@ -91,6 +107,9 @@ fn two_processes(job: Job, parent: &mut dyn Link, mut child: impl Link) -> Resul
     }
     if pid == 0 {
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
+            _ if pin.is_some_and(|cpu| set_affinity(&only_cpu(cpu)).is_err()) => {
+                Err("cannot pin the child".to_owned())
+            }
             Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
             Job::PingPong { rounds, msg } => workload::pong(&mut child, rounds, msg),
         }));
@@ -170,4 +189,44 @@ fn set_sockbuf(s: &UnixStream, size: usize) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The CPUs this process may run on.
+pub fn affinity() -> Result<libc::cpu_set_t, String> {
+    // SAFETY: cpu_set_t is plain bits; all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid cpu_set_t of the size we pass.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        return Err(format!(
+            "sched_getaffinity: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(set)
+}
+
+/// Restrict this process (thread) to `set`. Async-signal-safe: one system
+/// call, usable between fork and exec.
+pub fn set_affinity(set: &libc::cpu_set_t) -> std::io::Result<()> {
+    // SAFETY: set is a valid cpu_set_t of the size we pass.
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The set holding just `cpu` (empty if `cpu` is out of range; pinning
+/// to it then fails).
+pub fn only_cpu(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain bits; all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    if cpu < bits {
+        // SAFETY: cpu is within the set's bits.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    set
 }

@@ -2,12 +2,15 @@
 //! xensim), a Unix stream socket, a pipe and a spinning shared-memory ring,
 //! each as two processes on this machine. Prints one table.
 //!
-//!   vchan-bench [--runs N] [--secs S] [--rounds N]
+//!   vchan-bench [--runs N] [--secs S] [--rounds N] [--only TEXT] [--no-pin]
 //!
 //! Each stream cell moves as many bytes as take about S seconds (a short
 //! probe run sizes it); each cell is the median of N runs. Ping-pong cells
 //! are the median round trip over --rounds 64-byte round trips (median of
-//! the N runs' medians).
+//! the N runs' medians). --only runs just the cells whose
+//! "workload / column" contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs").
+//! The two processes of a cell run pinned to CPUs 0 and 1, one each;
+//! --no-pin leaves them to the scheduler.
 
 mod kernel;
 mod pair;
@@ -90,6 +93,11 @@ struct Opts {
     runs: usize,
     secs: f64,
     rounds: u64,
+    /// Run only the cells whose "workload / column" contains this.
+    only: Option<String>,
+    /// Pin the two processes of each cell to CPUs 0 and 1 (the default
+    /// with two CPUs or more).
+    pin: bool,
 }
 
 struct Bench {
@@ -121,6 +129,10 @@ impl Sample {
 }
 
 impl Bench {
+    fn pin(&self) -> Option<[usize; 2]> {
+        self.opts.pin.then_some([0, 1])
+    }
+
     /// A fresh rendezvous directory (short: it holds sockets).
     fn rendezvous(&self) -> Result<tempfile::TempDir, String> {
         tempfile::Builder::new()
@@ -155,9 +167,9 @@ impl Bench {
                 let (sv, _) = self.run_pair(col, d, &srv, &cli)?;
                 pair::stream_outcome(&sv)?
             }
-            Column::Socket => kernel_stream(Kind::Socket, ring, total)?,
-            Column::Pipe => kernel_stream(Kind::Pipe, ring, total)?,
-            Column::Shm => kernel_stream(Kind::Shm, ring, total)?,
+            Column::Socket => kernel_stream(Kind::Socket, ring, total, self.pin())?,
+            Column::Pipe => kernel_stream(Kind::Pipe, ring, total, self.pin())?,
+            Column::Shm => kernel_stream(Kind::Shm, ring, total, self.pin())?,
         };
         check_samples(&outcome, total)?;
         Ok(Sample::Stream {
@@ -198,7 +210,12 @@ impl Bench {
                     Column::Pipe => Kind::Pipe,
                     _ => Kind::Shm,
                 };
-                match kernel::run(kind, PING_RING, Job::PingPong { rounds, msg: MSG })? {
+                match kernel::run(
+                    kind,
+                    PING_RING,
+                    Job::PingPong { rounds, msg: MSG },
+                    self.pin(),
+                )? {
                     Outcome::Rtt(ns) => ns,
                     Outcome::Stream(_) => return Err("unexpected outcome".into()),
                 }
@@ -230,7 +247,7 @@ impl Bench {
             cli.splice(1..3, [d]);
             (pair::rust_command(&srv)?, pair::rust_command(&cli)?)
         };
-        pair::run(server, client, LIMIT)
+        pair::run(server, client, LIMIT, self.pin())
     }
 
     /// Median of `runs` samples of `work` on `col`, with the samples.
@@ -264,7 +281,12 @@ impl Bench {
     }
 }
 
-fn kernel_stream(kind: Kind, ring: usize, total: u64) -> Result<workload::StreamOutcome, String> {
+fn kernel_stream(
+    kind: Kind,
+    ring: usize,
+    total: u64,
+    pin: Option<[usize; 2]>,
+) -> Result<workload::StreamOutcome, String> {
     match kernel::run(
         kind,
         ring,
@@ -272,6 +294,7 @@ fn kernel_stream(kind: Kind, ring: usize, total: u64) -> Result<workload::Stream
             total,
             chunk: CHUNK,
         },
+        pin,
     )? {
         Outcome::Stream(o) => Ok(o),
         Outcome::Rtt(_) => Err("unexpected outcome".into()),
@@ -301,6 +324,8 @@ fn parse_opts() -> Result<Opts, String> {
         runs: 3,
         secs: 1.0,
         rounds: 20_000,
+        only: None,
+        pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -309,14 +334,18 @@ fn parse_opts() -> Result<Opts, String> {
             "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "bad --runs")?,
             "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
             "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
+            "--only" => o.only = Some(val("--only")?),
+            "--no-pin" => o.pin = false,
             "-h" | "--help" => {
-                println!("usage: vchan-bench [--runs N] [--secs S] [--rounds N]");
+                println!(
+                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--only TEXT] [--no-pin]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if o.runs == 0 || o.rounds == 0 || !(o.secs > 0.0) {
+    if o.runs == 0 || o.rounds == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
         return Err("--runs, --rounds and --secs must be positive".into());
     }
     Ok(o)
@@ -411,6 +440,16 @@ fn main() {
     for &w in &works {
         let mut row = Vec::new();
         for col in COLUMNS {
+            let name = format!("{} / {}", w.title(), col.title());
+            if bench
+                .opts
+                .only
+                .as_ref()
+                .is_some_and(|o| !name.contains(o.as_str()))
+            {
+                row.push(f64::NAN);
+                continue;
+            }
             let t = Instant::now();
             match bench.cell(w, col) {
                 Ok((m, all)) => {
@@ -471,6 +510,14 @@ fn main() {
         CHUNK / KIB,
         size_name(PING_RING),
         bench.opts.rounds
+    );
+    println!(
+        "{}",
+        if bench.opts.pin {
+            "The two processes of each cell are pinned to CPUs 0 and 1, one each (--no-pin: not)."
+        } else {
+            "The processes are not pinned (--no-pin)."
+        }
     );
     println!(
         "Readers check one byte per 4 KiB of a deterministic pattern; ping-pong checks every echo."

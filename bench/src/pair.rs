@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,11 +19,23 @@ pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
 pub type Values = HashMap<String, String>;
 
 /// Run `server` then `client`; kill both if they take longer than `limit`.
+/// With `pin`, the server on CPU `pin[0]`, the client on CPU `pin[1]`.
 pub fn run(
     mut server: Command,
     mut client: Command,
     limit: Duration,
+    pin: Option<[usize; 2]>,
 ) -> Result<(Values, Values), String> {
+    if let Some([s, c]) = pin {
+        for (cmd, cpu) in [(&mut server, s), (&mut client, c)] {
+            let set = crate::kernel::only_cpu(cpu);
+            // SAFETY: the hook makes one system call (sched_setaffinity),
+            // async-signal-safe, and touches no locks or allocations.
+            unsafe {
+                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
+            }
+        }
+    }
     let mut srv = server
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
