@@ -250,34 +250,55 @@ impl Bench {
         pair::run(server, client, LIMIT, self.pin())
     }
 
-    /// Median of `runs` samples of `work` on `col`, with the samples.
-    fn cell(&self, work: Work, col: Column) -> Result<(f64, Vec<f64>), String> {
-        let mut values = Vec::new();
-        match work {
-            Work::Stream { ring } => {
-                // Probe with growing amounts until a run lasts a tenth of
-                // the target, then size the measured runs from its rate.
-                let mut total = PROBE;
-                let probe = loop {
-                    let s = self.stream(col, ring, total)?;
-                    if s.secs() >= self.opts.secs / 10.0 || total >= MAX_TOTAL {
-                        break s.value();
-                    }
-                    total = (total * 8).min(MAX_TOTAL);
-                };
-                let want = probe * self.opts.secs * (1u64 << 30) as f64;
-                let total = (want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB;
-                for _ in 0..self.opts.runs {
-                    values.push(self.stream(col, ring, total)?.value());
-                }
+    /// How much one stream run of `work` on `col` moves: probe with
+    /// growing amounts until a run lasts a tenth of the target, then size
+    /// the measured runs from its rate. 0 for a ping-pong.
+    fn calibrate(&self, work: Work, col: Column) -> Result<u64, String> {
+        let Work::Stream { ring } = work else {
+            return Ok(0);
+        };
+        let mut total = PROBE;
+        let probe = loop {
+            let s = self.stream(col, ring, total)?;
+            if s.secs() >= self.opts.secs / 10.0 || total >= MAX_TOTAL {
+                break s.value();
             }
-            Work::PingPong => {
-                for _ in 0..self.opts.runs {
-                    values.push(self.ping(col)?.value());
+            total = (total * 8).min(MAX_TOTAL);
+        };
+        let want = probe * self.opts.secs * (1u64 << 30) as f64;
+        Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
+    }
+
+    /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
+    fn measure(&self, work: Work, col: Column, total: u64) -> Result<f64, String> {
+        Ok(match work {
+            Work::Stream { ring } => self.stream(col, ring, total)?.value(),
+            Work::PingPong => self.ping(col)?.value(),
+        })
+    }
+
+    /// One row: the median of `runs` runs per column, with the runs.
+    /// Runs go round-robin over the columns (run 1 of each, then run 2 of
+    /// each, ...), so that a change in the machine's speed (a shared host
+    /// moving the virtual CPUs) falls on every column alike.
+    fn row(&self, work: Work, cols: &[Column]) -> Vec<Result<Vec<f64>, String>> {
+        let mut totals: Vec<Result<u64, String>> =
+            cols.iter().map(|&c| self.calibrate(work, c)).collect();
+        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+        for _ in 0..self.opts.runs {
+            for (i, &col) in cols.iter().enumerate() {
+                let Ok(total) = totals[i] else { continue };
+                match self.measure(work, col, total) {
+                    Ok(v) => runs[i].push(v),
+                    Err(e) => totals[i] = Err(e),
                 }
             }
         }
-        Ok((median(&values), values))
+        totals
+            .into_iter()
+            .zip(runs)
+            .map(|(t, r)| t.map(|_| r))
+            .collect()
     }
 }
 
@@ -438,38 +459,44 @@ fn main() {
     let mut table: Vec<Vec<f64>> = Vec::new();
     let mut errors = Vec::new();
     for &w in &works {
-        let mut row = Vec::new();
-        for col in COLUMNS {
-            let name = format!("{} / {}", w.title(), col.title());
-            if bench
-                .opts
-                .only
-                .as_ref()
-                .is_some_and(|o| !name.contains(o.as_str()))
-            {
-                row.push(f64::NAN);
+        let cols: Vec<Column> = COLUMNS
+            .into_iter()
+            .filter(|c| {
+                let name = format!("{} / {}", w.title(), c.title());
+                bench
+                    .opts
+                    .only
+                    .as_ref()
+                    .is_none_or(|o| name.contains(o.as_str()))
+            })
+            .collect();
+        let t = Instant::now();
+        let results = bench.row(w, &cols);
+        let secs = t.elapsed().as_secs_f64();
+        let mut row = vec![f64::NAN; COLUMNS.len()];
+        for (col, r) in cols.iter().zip(results) {
+            let Some(at) = COLUMNS.iter().position(|c| c == col) else {
                 continue;
-            }
-            let t = Instant::now();
-            match bench.cell(w, col) {
-                Ok((m, all)) => {
+            };
+            match r {
+                Ok(all) => {
+                    let m = median(&all);
                     eprintln!(
-                        "{:<36} {:<14} median {:>8}  runs [{}]  ({:.1} s)",
+                        "{:<36} {:<14} median {:>8}  runs [{}]",
                         w.title(),
                         col.title(),
                         fmt(m),
                         all.iter().map(|&v| fmt(v)).collect::<Vec<_>>().join(", "),
-                        t.elapsed().as_secs_f64()
                     );
-                    row.push(m);
+                    row[at] = m;
                 }
                 Err(e) => {
                     eprintln!("{:<36} {:<14} FAILED: {e}", w.title(), col.title());
                     errors.push(format!("{} / {}: {e}", w.title(), col.title()));
-                    row.push(f64::NAN);
                 }
             }
         }
+        eprintln!("({:.1} s)", secs);
         table.push(row);
     }
 
