@@ -342,7 +342,7 @@ fn median(v: &[f64]) -> f64 {
 
 fn parse_opts() -> Result<Opts, String> {
     let mut o = Opts {
-        runs: 3,
+        runs: 5,
         secs: 1.0,
         rounds: 20_000,
         only: None,
