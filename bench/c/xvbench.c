@@ -9,7 +9,8 @@
  *
  * The server prints "listening" once its rendezvous is published. Results
  * are key=value lines on stdout: the stream reader prints bytes, secs and
- * verified samples; the pinger prints the median round trip in ns.
+ * verified samples; the pinger prints the median round trip in ns; both
+ * print how often they slept (voluntary context switches) meanwhile.
  * The stream is the bench's deterministic pattern (see pattern_init): the
  * reader checks every byte at a stream offset that is a multiple of 4096,
  * and the last byte of every read, against it.
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define PATTERN_LEN 65521 /* prime: no period shared with rings or chunks */
@@ -49,6 +51,16 @@ static void pattern_init(size_t extra)
 	}
 	for (; i < n; i++)
 		pattern[i] = pattern[i - PATTERN_LEN];
+}
+
+/* Voluntary context switches so far: how often this process slept. */
+static uint64_t sleeps(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return ru.ru_nvcsw;
 }
 
 static double now(void)
@@ -87,8 +99,8 @@ bad:
 static void stream_read(struct libxenvchan *c, uint64_t total, size_t chunk)
 {
 	unsigned char *buf = malloc(chunk);
-	uint64_t pos = 0, start_pos = 0, samples = 0;
-	double t0 = 0;
+	uint64_t pos = 0, start_pos = 0, samples = 0, sleeps0 = 0;
+	double t0 = 0, secs;
 
 	if (!buf)
 		die("malloc");
@@ -100,14 +112,17 @@ static void stream_read(struct libxenvchan *c, uint64_t total, size_t chunk)
 			die("libxenvchan_read");
 		samples += verify(buf, pos, n);
 		if (!pos) {
+			sleeps0 = sleeps();
 			t0 = now();
 			start_pos = n;
 		}
 		pos += n;
 	}
-	printf("bytes=%llu\nsecs=%.9f\nsamples=%llu\n",
-	       (unsigned long long)(pos - start_pos), now() - t0,
-	       (unsigned long long)samples);
+	secs = now() - t0;
+	printf("bytes=%llu\nsecs=%.9f\nsamples=%llu\nsleeps=%llu\n",
+	       (unsigned long long)(pos - start_pos), secs,
+	       (unsigned long long)samples,
+	       (unsigned long long)(sleeps() - sleeps0));
 	free(buf);
 }
 
@@ -167,10 +182,11 @@ static int cmp_u64(const void *a, const void *b)
 static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
 {
 	unsigned char *out = malloc(msg), *in = malloc(msg);
-	uint64_t *rtt = malloc(rounds * sizeof(*rtt)), i;
+	uint64_t *rtt = malloc(rounds * sizeof(*rtt)), i, sleeps0;
 
 	if (!out || !in || !rtt || !rounds)
 		die("malloc");
+	sleeps0 = sleeps();
 	for (i = 0; i < rounds; i++) {
 		uint64_t t;
 
@@ -185,9 +201,11 @@ static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
 			exit(1);
 		}
 	}
+	sleeps0 = sleeps() - sleeps0;
 	qsort(rtt, rounds, sizeof(*rtt), cmp_u64);
-	printf("median_ns=%llu\nrounds=%llu\n",
-	       (unsigned long long)rtt[rounds / 2], (unsigned long long)rounds);
+	printf("median_ns=%llu\nrounds=%llu\nsleeps=%llu\n",
+	       (unsigned long long)rtt[rounds / 2], (unsigned long long)rounds,
+	       (unsigned long long)sleeps0);
 	free(out);
 	free(in);
 	free(rtt);

@@ -7,7 +7,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::shm::Mapping;
-use crate::workload::{self, IoLink, Link, StreamOutcome};
+use crate::workload::{self, IoLink, Link, PingOutcome, StreamOutcome};
 
 /// Which kernel (or no-kernel) channel.
 #[derive(Debug, Clone, Copy)]
@@ -29,8 +29,7 @@ pub enum Job {
 /// What the parent measured.
 pub enum Outcome {
     Stream(StreamOutcome),
-    /// Median round trip, nanoseconds.
-    Rtt(u64),
+    Rtt(PingOutcome),
 }
 
 /// Run `job` over a fresh channel of `kind` whose buffer (socket buffer,

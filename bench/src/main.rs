@@ -106,24 +106,34 @@ struct Bench {
     tmp: PathBuf,
 }
 
-/// One measurement: GiB/s for a stream, µs for a ping-pong.
+/// One measurement: GiB/s for a stream, µs for a ping-pong; and how often
+/// the measuring side (stream reader, pinger) slept.
+#[derive(Debug, Clone, Copy)]
 enum Sample {
-    Stream { bytes: u64, secs: f64 },
-    Rtt { ns: u64 },
+    Stream { bytes: u64, secs: f64, sleeps: u64 },
+    Rtt { ns: u64, sleeps: u64 },
 }
 
 impl Sample {
     fn secs(&self) -> f64 {
         match *self {
             Sample::Stream { secs, .. } => secs,
-            Sample::Rtt { ns } => ns as f64 * 1e-9,
+            Sample::Rtt { ns, .. } => ns as f64 * 1e-9,
         }
     }
 
     fn value(&self) -> f64 {
         match *self {
-            Sample::Stream { bytes, secs } => bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64,
-            Sample::Rtt { ns } => ns as f64 / 1000.0,
+            Sample::Stream { bytes, secs, .. } => {
+                bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64
+            }
+            Sample::Rtt { ns, .. } => ns as f64 / 1000.0,
+        }
+    }
+
+    fn sleeps(&self) -> u64 {
+        match *self {
+            Sample::Stream { sleeps, .. } | Sample::Rtt { sleeps, .. } => sleeps,
         }
     }
 }
@@ -175,13 +185,14 @@ impl Bench {
         Ok(Sample::Stream {
             bytes: outcome.bytes,
             secs: outcome.secs,
+            sleeps: outcome.sleeps,
         })
     }
 
     fn ping(&self, col: Column) -> Result<Sample, String> {
         let s = |v: &dyn ToString| v.to_string();
         let rounds = self.opts.rounds;
-        let ns = match col {
+        let (ns, sleeps) = match col {
             Column::VchanRs | Column::C => {
                 let dir = self.rendezvous()?;
                 let srv: Vec<String> = vec![
@@ -202,7 +213,7 @@ impl Bench {
                     s(&MSG),
                 ];
                 let (_, cv) = self.run_pair(col, dir.path(), &srv, &cli)?;
-                pair::get(&cv, "median_ns")?
+                (pair::get(&cv, "median_ns")?, pair::get(&cv, "sleeps")?)
             }
             Column::Socket | Column::Pipe | Column::Shm => {
                 let kind = match col {
@@ -216,12 +227,12 @@ impl Bench {
                     Job::PingPong { rounds, msg: MSG },
                     self.pin(),
                 )? {
-                    Outcome::Rtt(ns) => ns,
+                    Outcome::Rtt(p) => (p.median_ns, p.sleeps),
                     Outcome::Stream(_) => return Err("unexpected outcome".into()),
                 }
             }
         };
-        Ok(Sample::Rtt { ns })
+        Ok(Sample::Rtt { ns, sleeps })
     }
 
     /// Run a server and a client given xvbench's argument lists (role,
@@ -270,21 +281,21 @@ impl Bench {
     }
 
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
-    fn measure(&self, work: Work, col: Column, total: u64) -> Result<f64, String> {
-        Ok(match work {
-            Work::Stream { ring } => self.stream(col, ring, total)?.value(),
-            Work::PingPong => self.ping(col)?.value(),
-        })
+    fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
+        match work {
+            Work::Stream { ring } => self.stream(col, ring, total),
+            Work::PingPong => self.ping(col),
+        }
     }
 
     /// One row: the median of `runs` runs per column, with the runs.
     /// Runs go round-robin over the columns (run 1 of each, then run 2 of
     /// each, ...), so that a change in the machine's speed (a shared host
     /// moving the virtual CPUs) falls on every column alike.
-    fn row(&self, work: Work, cols: &[Column]) -> Vec<Result<Vec<f64>, String>> {
+    fn row(&self, work: Work, cols: &[Column]) -> Vec<Result<Vec<Sample>, String>> {
         let mut totals: Vec<Result<u64, String>> =
             cols.iter().map(|&c| self.calibrate(work, c)).collect();
-        let mut runs: Vec<Vec<f64>> = vec![Vec::new(); cols.len()];
+        let mut runs: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
         for _ in 0..self.opts.runs {
             for (i, &col) in cols.iter().enumerate() {
                 let Ok(total) = totals[i] else { continue };
@@ -480,13 +491,22 @@ fn main() {
             };
             match r {
                 Ok(all) => {
-                    let m = median(&all);
+                    let values: Vec<f64> = all.iter().map(Sample::value).collect();
+                    let m = median(&values);
                     eprintln!(
-                        "{:<36} {:<14} median {:>8}  runs [{}]",
+                        "{:<36} {:<14} median {:>8}  runs [{}]  sleeps [{}]",
                         w.title(),
                         col.title(),
                         fmt(m),
-                        all.iter().map(|&v| fmt(v)).collect::<Vec<_>>().join(", "),
+                        values
+                            .iter()
+                            .map(|&v| fmt(v))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        all.iter()
+                            .map(|s| s.sleeps().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
                     );
                     row[at] = m;
                 }

@@ -131,6 +131,7 @@ pub fn stream_outcome(v: &Values) -> Result<StreamOutcome, String> {
         bytes: get(v, "bytes")?,
         secs: get(v, "secs")?,
         samples: get(v, "samples")?,
+        sleeps: get(v, "sleeps")?,
     })
 }
 
@@ -255,8 +256,9 @@ pub fn role(args: &[String]) -> Result<(), String> {
             match mode.as_str() {
                 "stream" => workload::stream_write(&mut link, count, size)?,
                 "ping" => {
-                    let ns = workload::ping(&mut link, count, size)?;
-                    println!("median_ns={ns}");
+                    let p = workload::ping(&mut link, count, size)?;
+                    println!("median_ns={}", p.median_ns);
+                    println!("sleeps={}", p.sleeps);
                     println!("rounds={count}");
                 }
                 m => return Err(format!("unknown client mode {m}")),

@@ -37,13 +37,34 @@ impl<R: Read, W: Write> Link for IoLink<R, W> {
     }
 }
 
+/// Voluntary context switches of this process so far: how often it slept.
+pub fn sleeps() -> u64 {
+    // SAFETY: rusage is plain data; all-zero is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer for getrusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    ru.ru_nvcsw as u64
+}
+
 /// What a stream reader measured: `bytes` moved in `secs`, timed from the
-/// end of its first read (so connection set-up is not counted).
+/// end of its first read (so connection set-up is not counted), and how
+/// often the reader slept meanwhile.
 #[derive(Debug, Clone, Copy)]
 pub struct StreamOutcome {
     pub bytes: u64,
     pub secs: f64,
     pub samples: u64,
+    pub sleeps: u64,
+}
+
+/// What a pinger measured: the median round trip, and how often the
+/// pinger slept over all the rounds.
+#[derive(Debug, Clone, Copy)]
+pub struct PingOutcome {
+    pub median_ns: u64,
+    pub sleeps: u64,
 }
 
 impl StreamOutcome {
@@ -52,6 +73,7 @@ impl StreamOutcome {
         println!("bytes={}", self.bytes);
         println!("secs={:.9}", self.secs);
         println!("samples={}", self.samples);
+        println!("sleeps={}", self.sleeps);
     }
 }
 
@@ -61,20 +83,24 @@ pub fn stream_read(link: &mut dyn Link, total: u64, chunk: usize) -> Result<Stre
     let mut buf = vec![0u8; chunk];
     let (mut pos, mut start_pos, mut samples) = (0u64, 0u64, 0u64);
     let mut t0 = Instant::now();
+    let mut sleeps0 = 0;
     while pos < total {
         let want = (total - pos).min(chunk as u64) as usize;
         let n = link.read_some(&mut buf[..want])?;
         samples += pattern.verify(&buf[..n], pos)?;
         if pos == 0 {
+            sleeps0 = sleeps();
             t0 = Instant::now();
             start_pos = n as u64;
         }
         pos += n as u64;
     }
+    let secs = t0.elapsed().as_secs_f64();
     Ok(StreamOutcome {
         bytes: pos - start_pos,
-        secs: t0.elapsed().as_secs_f64(),
+        secs,
         samples,
+        sleeps: sleeps() - sleeps0,
     })
 }
 
@@ -109,14 +135,15 @@ pub fn pong(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<(), String> 
 }
 
 /// Send `rounds` messages of `msg` bytes, each after the echo of the last
-/// came back intact; the median round trip in nanoseconds.
-pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<u64, String> {
+/// came back intact.
+pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<PingOutcome, String> {
     if rounds == 0 {
         return Err("no rounds".into());
     }
     let pattern = Pattern::new(msg);
     let mut back = vec![0u8; msg];
     let mut rtt = Vec::with_capacity(rounds as usize);
+    let sleeps0 = sleeps();
     for i in 0..rounds {
         let out = pattern.run(i, msg);
         let t = Instant::now();
@@ -127,6 +154,10 @@ pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<u64, String>
             return Err(format!("echo differs in round {i}"));
         }
     }
+    let sleeps = sleeps() - sleeps0;
     rtt.sort_unstable();
-    Ok(rtt[rtt.len() / 2])
+    Ok(PingOutcome {
+        median_ns: rtt[rtt.len() / 2],
+        sleeps,
+    })
 }
