@@ -468,6 +468,7 @@ fn main() {
         .chain([Work::PingPong])
         .collect();
     let mut table: Vec<Vec<f64>> = Vec::new();
+    let mut sleep_table: Vec<Vec<f64>> = Vec::new();
     let mut errors = Vec::new();
     for &w in &works {
         let cols: Vec<Column> = COLUMNS
@@ -485,6 +486,7 @@ fn main() {
         let results = bench.row(w, &cols);
         let secs = t.elapsed().as_secs_f64();
         let mut row = vec![f64::NAN; COLUMNS.len()];
+        let mut sleep_row = vec![f64::NAN; COLUMNS.len()];
         for (col, r) in cols.iter().zip(results) {
             let Some(at) = COLUMNS.iter().position(|c| c == col) else {
                 continue;
@@ -509,6 +511,8 @@ fn main() {
                             .join(", "),
                     );
                     row[at] = m;
+                    let sleeps: Vec<f64> = all.iter().map(|s| s.sleeps() as f64).collect();
+                    sleep_row[at] = median(&sleeps);
                 }
                 Err(e) => {
                     eprintln!("{:<36} {:<14} FAILED: {e}", w.title(), col.title());
@@ -518,6 +522,7 @@ fn main() {
         }
         eprintln!("({:.1} s)", secs);
         table.push(row);
+        sleep_table.push(sleep_row);
     }
 
     println!();
@@ -548,6 +553,24 @@ fn main() {
         cells.push(ratio(row[0], row[1]));
         cells.push(ratio(row[0], row[4]));
         println!("| {} |", cells.join(" | "));
+    }
+    println!();
+    println!("How often the measuring side (stream reader, pinger) slept per run (voluntary context switches, median):");
+    println!();
+    println!("| workload | {} |", COLUMNS.map(Column::title).join(" | "));
+    println!("|{}", "---|".repeat(COLUMNS.len() + 1));
+    for (w, row) in works.iter().zip(&sleep_table) {
+        let cells: Vec<String> = row
+            .iter()
+            .map(|&v| {
+                if v.is_finite() {
+                    format!("{v:.0}")
+                } else {
+                    "n/a".into()
+                }
+            })
+            .collect();
+        println!("| {} | {} |", w.title(), cells.join(" | "));
     }
     println!();
     println!("Ratios are plain quotients: for GiB/s above 1 means vchan-rs is faster; for µs below 1 does.");
