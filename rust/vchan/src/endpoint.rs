@@ -499,6 +499,7 @@ impl Endpoint {
         ready: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
         arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
     ) -> Result<()> {
+        let started = Instant::now();
         if !self.nonblocking {
             let ch = &self.live.as_ref().ok_or(Error::Closed)?.ch;
             let exited = || matches!(ch.peer_state(), Ok(LiveState::Exited) | Err(_));
@@ -513,7 +514,11 @@ impl Endpoint {
         if self.nonblocking {
             return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
         }
-        self.wait()
+        self.wait()?;
+        // Had a longer spin caught this? (It ends the trap where both sides
+        // sleep, each wake-up outlasts the budget, and the budget shrinks.)
+        self.spin.woke_after(started.elapsed());
+        Ok(())
     }
 
     /// Stream read: up to `buf.len()` bytes; `Ok(0)` is end-of-stream (the

@@ -5,7 +5,10 @@
 //! side that finds the ring empty (or full) first watches the peer's index
 //! for a while. The while grows when watching paid off and shrinks when it
 //! did not, so a busy pair runs at memory speed and an idle side soon stops
-//! burning CPU. The peer sees only the standard notify bits.
+//! burning CPU. It also grows when a side slept but was woken within the
+//! longest budget: a longer spin would have caught that peer, and without
+//! this two sides that both sleep would each see wake-ups outlast a budget
+//! that only shrinks. The peer sees only the standard notify bits.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,15 @@ impl Spin {
         Spin { budget: START }
     }
 
+    /// After a failed spin, the side slept and was woken `waited` after it
+    /// began to wait: if that is within the longest budget, spinning that
+    /// long (with margin) would have succeeded, so the budget becomes so.
+    pub(crate) fn woke_after(&mut self, waited: Duration) {
+        if waited < MAX {
+            self.budget = self.budget.max((waited * 2).min(MAX));
+        }
+    }
+
     /// Spin until `done()` or the budget runs out; true if `done()`.
     pub(crate) fn spin(&mut self, mut done: impl FnMut() -> bool) -> bool {
         let start = Instant::now();
@@ -40,5 +52,33 @@ impl Spin {
                 return false;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_shrink_and_quick_wake_ups_grow_the_budget() {
+        let mut s = Spin::new();
+        for _ in 0..10 {
+            assert!(!s.spin(|| false));
+        }
+        assert_eq!(s.budget, MIN);
+        // Woken 30 µs after starting to wait: spin ~60 µs next time.
+        s.woke_after(Duration::from_micros(30));
+        assert_eq!(s.budget, Duration::from_micros(60));
+        // Never beyond MAX, and never for a peer that was idle for long.
+        s.woke_after(Duration::from_micros(90));
+        assert_eq!(s.budget, MAX);
+        let mut idle = Spin::new();
+        idle.budget = MIN;
+        idle.woke_after(Duration::from_millis(5));
+        assert_eq!(idle.budget, MIN);
+        // A spin that succeeds doubles it.
+        let mut t = Spin::new();
+        assert!(t.spin(|| true));
+        assert_eq!(t.budget, (START * 2).min(MAX));
     }
 }
