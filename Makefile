@@ -1,5 +1,5 @@
 # vchan-rs — see README.md.
-#   make        build everything (Rust workspace, OCaml library, vchan-cat)
+#   make        set up the machine if needed, build everything (Rust, OCaml, vchan-cat, xensim)
 #   make test   set up the machine if needed, then run every test
 #   make demo   set up, build, and move a file over vchan
 #   make doc    API docs: target/doc (Rust), _build/default/_doc/_html (OCaml)
@@ -13,7 +13,7 @@ CARGO_FLAGS := --release --locked --workspace
 
 .PHONY: all build setup test test-rust test-ocaml clippy demo doc bench fmt-check clean
 
-all: build
+all: setup build
 
 setup:
 	@bash scripts/setup.sh
