@@ -33,14 +33,6 @@ external ring : handle -> Cstruct.buffer = "vchan_rs_ring"
 
 (* Data path. *)
 
-external read :
-  (handle[@untagged]) ->
-  Cstruct.buffer ->
-  (int[@untagged]) ->
-  (int[@untagged]) ->
-  (int[@untagged]) = "vchan_rs_read_byte" "vchan_rs_read"
-  [@@noalloc]
-
 external write :
   (handle[@untagged]) ->
   Cstruct.buffer ->

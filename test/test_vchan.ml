@@ -594,53 +594,32 @@ let () =
       Unix.putenv "VCHAN_DOMID" "1";
       Unix.putenv "VCHAN_BACKEND" "unix";
       at_exit (fun () -> rm_rf root);
-      (* Count for a closing line in cargo's format, which CI sums up. *)
-      let passed = ref 0 and failed = ref 0 in
-      let tc name speed f =
-        Alcotest.test_case name speed (fun () ->
-            match f () with
-            | () -> incr passed
-            | exception e ->
-                incr failed;
-                raise e)
-      in
-      let summary () =
-        Printf.printf "\ntest result: %s. %d passed; %d failed\n%!"
-          (if !failed = 0 then "ok" else "FAILED")
-          !passed !failed
-      in
-      match
-        Alcotest.run ~and_exit:false "vchan-rs"
+      Test_harness.run "vchan-rs"
         [
           ( "endpoint",
             [
-              tc "echo" `Quick test_echo;
-              tc "capitalising echo" `Quick test_caps;
-              tc "full duplex, one descriptor" `Quick test_duplex;
-              tc "64 MiB with MD5" `Quick test_big_digest;
-              tc "Lwt_io open_server/open_client" `Quick test_lwt_io;
-              tc "read view, end of stream, write after close" `Quick
-                test_read_view;
-              tc "views outlive the endpoint" `Quick test_view_lifetime;
-              tc "packets" `Quick test_packets;
-              tc "errors" `Quick test_errors;
-              tc "signatures (compile time)" `Quick (fun () ->
+              ("echo", test_echo);
+              ("capitalising echo", test_caps);
+              ("full duplex, one descriptor", test_duplex);
+              ("64 MiB with MD5", test_big_digest);
+              ("Lwt_io open_server/open_client", test_lwt_io);
+              ("read view, end of stream, write after close", test_read_view);
+              ("views outlive the endpoint", test_view_lifetime);
+              ("packets", test_packets);
+              ("errors", test_errors);
+              ( "signatures (compile time)",
+                fun () ->
                   ignore Signature_check.open_client;
-                  ignore Signature_check.open_server);
+                  ignore Signature_check.open_server );
             ] );
           ( "vchan-cat",
             List.map
-              (fun size -> tc (Printf.sprintf "%d bytes" size) `Quick (fun () -> cat_copy size))
+              (fun size -> (Printf.sprintf "%d bytes" size, fun () -> cat_copy size))
               [ 0; 1; 4095; 4096; (1 lsl 20) + 7; 100 * 1024 * 1024 ]
             @ [
-                tc "shell pipeline, -d receiver" `Quick test_cat_shell;
-                tc "errors" `Quick test_cat_errors;
-                tc "peer killed: non-zero status" `Quick test_cat_peer_killed;
+                ("shell pipeline, -d receiver", test_cat_shell);
+                ("errors", test_cat_errors);
+                ("peer killed: non-zero status", test_cat_peer_killed);
               ] );
-          ("cleanup", [ tc "nothing left behind" `Quick test_nothing_left ]);
+          ("cleanup", [ ("nothing left behind", test_nothing_left) ]);
         ]
-      with
-      | () -> summary ()
-      | exception Alcotest.Test_error ->
-          summary ();
-          exit 1

@@ -207,35 +207,16 @@ let () =
   Unix.mkdir r 0o700;
   root := r;
   at_exit (fun () -> ignore (Sys.command ("rm -rf " ^ Filename.quote r)));
-  let passed = ref 0 and failed = ref 0 in
-  let tc name f =
-    Alcotest.test_case name `Quick (fun () ->
-        match f () with
-        | () -> incr passed
-        | exception e ->
-            incr failed;
-            raise e)
-  in
-  let summary () =
-    Printf.printf "\ntest result: %s. %d passed; %d failed\n%!"
-      (if !failed = 0 then "ok" else "FAILED") !passed !failed
-  in
-  match
-    Alcotest.run ~and_exit:false "vchan-rs interop"
-      [
-        ( "libxenvchan",
-          [
-            tc "C server, vchan-cat client: 64 MiB each way" (duplex ~cat_serves:false);
-            tc "vchan-cat server, C client: 64 MiB each way" (duplex ~cat_serves:true);
-          ] );
-        ( "vchan-socket-proxy",
-          [
-            tc "proxy serves, vchan-cat sends a file" (to_proxy ~proxy_serves:true);
-            tc "vchan-cat serves and sends a file to the proxy" (to_proxy ~proxy_serves:false);
-          ] );
-      ]
-  with
-  | () -> summary ()
-  | exception Alcotest.Test_error ->
-      summary ();
-      exit 1
+  Test_harness.run "vchan-rs interop"
+    [
+      ( "libxenvchan",
+        [
+          ("C server, vchan-cat client: 64 MiB each way", duplex ~cat_serves:false);
+          ("vchan-cat server, C client: 64 MiB each way", duplex ~cat_serves:true);
+        ] );
+      ( "vchan-socket-proxy",
+        [
+          ("proxy serves, vchan-cat sends a file", to_proxy ~proxy_serves:true);
+          ("vchan-cat serves and sends a file to the proxy", to_proxy ~proxy_serves:false);
+        ] );
+    ]

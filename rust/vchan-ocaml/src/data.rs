@@ -63,33 +63,32 @@ fn in_read_ring(h: &Handle, p: *const u8, len: usize) -> bool {
     len > 0 && a < b + h.ring_len && b < a + len
 }
 
-/// Stream read: copy up to `len` bytes into `ba[off..]`. Returns the
-/// count (> 0 when `len > 0`), `E_EOF`, `E_AGAIN`, `E_CLOSED` or `E_ERROR`.
+/// Run `op` on `ba[off..off + len]` (checked to lie in the bigarray) and
+/// turn its outcome into a count or a negative code.
 ///
 /// # Safety
 ///
 /// `h` is a live handle; `ba` a `char` bigarray.
-#[no_mangle]
-pub unsafe extern "C" fn vchan_rs_read(h: isize, ba: Value, off: isize, len: isize) -> isize {
+unsafe fn from_buffer(
+    h: isize,
+    ba: Value,
+    off: isize,
+    len: isize,
+    op: impl FnOnce(&mut vchan::Endpoint, &[u8]) -> vchan::Result<usize>,
+) -> isize {
     // SAFETY: per this function's contract.
     let h = unsafe { handle(h) };
     // SAFETY: per this function's contract.
     let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
         return bad_buffer(h);
     };
-    if in_read_ring(h, p, n) {
-        return bad_buffer(h);
-    }
-    if n == 0 {
-        return 0;
-    }
-    // SAFETY: `p..p+n` lies in the bigarray (checked), which the caller
-    // keeps alive for the call, and does not overlap the ring (checked).
-    let buf = unsafe { std::slice::from_raw_parts_mut(p, n) };
-    match h.ep.read(buf) {
-        Ok(0) => E_EOF,
-        r => h.code(r),
-    }
+    // SAFETY: `p..p+n` lies in the bigarray (checked), alive for the call.
+    // It may be a view into our own read ring (an echo): that memory is
+    // only read here, and the peer does not write bytes we have not
+    // consumed.
+    let buf = unsafe { std::slice::from_raw_parts(p, n) };
+    let r = op(&mut h.ep, buf);
+    h.code(r)
 }
 
 /// Stream write: copy up to `len` bytes from `ba[off..]`. Returns the
@@ -102,18 +101,7 @@ pub unsafe extern "C" fn vchan_rs_read(h: isize, ba: Value, off: isize, len: isi
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_write(h: isize, ba: Value, off: isize, len: isize) -> isize {
     // SAFETY: per this function's contract.
-    let h = unsafe { handle(h) };
-    // SAFETY: per this function's contract.
-    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
-        return bad_buffer(h);
-    };
-    // SAFETY: `p..p+n` lies in the bigarray (checked), alive for the call.
-    // It may be a view into our own read ring (an echo): that memory is
-    // only read here, and the peer does not write bytes we have not
-    // consumed.
-    let buf = unsafe { std::slice::from_raw_parts(p, n) };
-    let r = h.ep.write(buf);
-    h.code(r)
+    unsafe { from_buffer(h, ba, off, len, |ep, buf| ep.write(buf)) }
 }
 
 /// Packet send: all `len` bytes of `ba[off..]` or nothing. Returns `len`,
@@ -126,19 +114,12 @@ pub unsafe extern "C" fn vchan_rs_write(h: isize, ba: Value, off: isize, len: is
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_send(h: isize, ba: Value, off: isize, len: isize) -> isize {
     // SAFETY: per this function's contract.
-    let h = unsafe { handle(h) };
-    // SAFETY: per this function's contract.
-    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
-        return bad_buffer(h);
-    };
-    // SAFETY: as in `vchan_rs_write`.
-    let buf = unsafe { std::slice::from_raw_parts(p, n) };
-    let r = h.ep.send(buf);
-    h.code(r)
+    unsafe { from_buffer(h, ba, off, len, |ep, buf| ep.send(buf)) }
 }
 
 /// Packet receive: exactly `len` bytes into `ba[off..]` or nothing.
-/// Returns `len`, `E_AGAIN`, `E_EOF`, `E_CLOSED` or `E_ERROR`.
+/// Returns `len`, `E_AGAIN`, `E_EOF`, `E_CLOSED` or `E_ERROR`. (Stream
+/// reads are zero-copy: [`vchan_rs_peek`] and [`vchan_rs_consume`].)
 ///
 /// # Safety
 ///
@@ -157,7 +138,8 @@ pub unsafe extern "C" fn vchan_rs_recv(h: isize, ba: Value, off: isize, len: isi
     if n == 0 {
         return 0;
     }
-    // SAFETY: as in `vchan_rs_read`.
+    // SAFETY: `p..p+n` lies in the bigarray (checked), which the caller
+    // keeps alive for the call, and does not overlap the ring (checked).
     let buf = unsafe { std::slice::from_raw_parts_mut(p, n) };
     match h.ep.recv(buf) {
         Ok(0) => E_EOF,
@@ -351,7 +333,6 @@ macro_rules! byte_stub {
     };
 }
 
-byte_stub!(vchan_rs_read_byte => vchan_rs_read(h, ba, off, len));
 byte_stub!(vchan_rs_write_byte => vchan_rs_write(h, ba, off, len));
 byte_stub!(vchan_rs_send_byte => vchan_rs_send(h, ba, off, len));
 byte_stub!(vchan_rs_recv_byte => vchan_rs_recv(h, ba, off, len));

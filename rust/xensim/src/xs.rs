@@ -426,6 +426,16 @@ fn fingerprint(root: &Path, path: &str) -> u64 {
     h.finish()
 }
 
+/// A watched path: a special one (`@introduceDomain`, ...) as is, else
+/// made absolute.
+fn watch_path(p: &str) -> Result<String, i32> {
+    if p.starts_with('@') {
+        Ok(p.to_owned())
+    } else {
+        absolute(p)
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn xs_watch(
     h: *mut XsHandle,
@@ -436,11 +446,7 @@ pub unsafe extern "C" fn xs_watch(
     let res = unsafe { handle(h) }.and_then(|h| {
         // SAFETY: C contract: C strings.
         let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
-        let p = if p.starts_with('@') {
-            p.to_owned()
-        } else {
-            absolute(p)?
-        };
+        let p = watch_path(p)?;
         let print = fingerprint(&root()?, &p);
         let mut inner = h.lock();
         inner.queue.push_back((p.clone(), tok.to_owned()));
@@ -464,11 +470,7 @@ pub unsafe extern "C" fn xs_unwatch(
     let res = unsafe { handle(h) }.and_then(|h| {
         // SAFETY: C contract: C strings.
         let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
-        let p = if p.starts_with('@') {
-            p.to_owned()
-        } else {
-            absolute(p)?
-        };
+        let p = watch_path(p)?;
         let mut inner = h.lock();
         let before = inner.watches.len();
         inner.watches.retain(|w| !(w.path == p && w.token == tok));

@@ -1,0 +1,7 @@
+(** Running an alcotest suite the way CI counts it. *)
+
+val run : string -> (string * (string * (unit -> unit)) list) list -> unit
+(** [run name groups] runs each group's cases (all [`Quick]) with alcotest,
+    then prints a closing line in cargo's format
+    ([test result: ok. N passed; M failed]), which [.ci/run] sums over all
+    test runners, and exits with status 1 if a case failed. *)
