@@ -4,7 +4,7 @@
 # a second when everything is present.
 set -euo pipefail
 
-PKGS=(gcc make pkg-config
+PKGS=(gcc make pkg-config binutils
       ocaml-nox ocaml-dune ocaml-findlib ocaml-odoc
       liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev
       libfmt-ocaml-dev liblogs-ocaml-dev libalcotest-ocaml-dev
@@ -30,5 +30,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo not found: install Rust stable (>= 1.83) with rustup" >&2
   exit 1
+fi
+# The freestanding archive (rust/vchan-freestanding) is also built for
+# bare-metal x86_64, as a unikernel links it. binutils provides objcopy.
+if ! rustc --print sysroot >/dev/null 2>&1 ||
+   [ ! -d "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-none" ]; then
+  if command -v rustup >/dev/null; then
+    echo "setup: rustup target add x86_64-unknown-none"
+    rustup target add x86_64-unknown-none
+  else
+    echo "setup: Rust target x86_64-unknown-none missing and no rustup to add it" >&2
+    exit 1
+  fi
 fi
 echo "setup: ok (${#missing[@]} package(s) installed; $(cargo --version))"
