@@ -1,7 +1,7 @@
 (* vchan-cat: proxy stdin/stdout over a vchan, like nc. *)
 
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module E = Vchan_rs_lwt_unix.Endpoint
 
 exception Failed of string
 
@@ -172,13 +172,13 @@ let size =
 
 let backend =
   let parse s =
-    match Vchan_rs.Backend.of_string s with
+    match Vchan_rs_lwt_unix.Backend.of_string s with
     | Ok b -> Ok (Some b)
     | Error (`Msg m) -> Error (`Msg m)
   in
   let print ppf = function
     | None -> Format.pp_print_string ppf "$VCHAN_BACKEND"
-    | Some b -> Format.pp_print_string ppf (Vchan_rs.Backend.to_string b)
+    | Some b -> Format.pp_print_string ppf (Vchan_rs_lwt_unix.Backend.to_string b)
   in
   Arg.conv ~docv:"BACKEND" (parse, print)
 

@@ -1,21 +1,34 @@
-(** Xen vchan for OCaml, over a Rust implementation of the protocol.
+(** Xen vchan for OCaml and MirageOS, over a Rust implementation of the
+    protocol (library [vchan-rs]).
 
-    A drop-in for the shapes of mirage/ocaml-vchan 6: {!Port} is
-    [Vchan.Port], {!S.ENDPOINT} is [Vchan.S.ENDPOINT] (with a
-    [Mirage_flow.S]-shaped flow), and {!Endpoint} implements it for Lwt on
-    Unix, with the unix backend (no hypervisor) by default and Xen when
-    asked. [Vchan_rs_lwt_unix] (library [vchan-rs.lwt-unix]) adds
-    [Lwt_io] channels, as ocaml-vchan's [Vchan_lwt_unix].
+    A drop-in for mirage/ocaml-vchan 6's library [vchan]: {!Port} is
+    [Vchan.Port], {!S} holds [Vchan.S]'s module types ([ENDPOINT] with a
+    [Mirage_flow.S]-shaped flow, [EVENTS], [MEMORY], [CONFIGURATION]),
+    {!Endpoint.Make} is [Vchan.Endpoint.Make], {!In_memory} and
+    {!In_memory_events} are ocaml-vchan's. The rings are those of the Rust
+    core, linked from a freestanding archive (no libc, no allocation, no
+    threads), so this library depends on nothing a unikernel lacks.
+
+    For Lwt programs on Unix, [Vchan_rs_lwt_unix] (library
+    [vchan-rs.lwt-unix]) has an endpoint over the unix backend (no
+    hypervisor) or Xen's libraries, and [Lwt_io] channels.
 
     {[
-      (* Domain 0 (VCHAN_DOMID=0): serve domain 1 on port "hello". *)
+      (* Two endpoints in one process. *)
       let port = Result.get_ok (Vchan_rs.Port.of_string "hello") in
-      Vchan_rs.Endpoint.server ~domid:1 ~port () >>= fun t ->
-      Vchan_rs.Endpoint.write t (Cstruct.of_string "hi")
+      let server = Vchan_rs.In_memory.server ~domid:1 ~port () in
+      Vchan_rs.In_memory.client ~domid:0 ~port () >>= fun c ->
+      server >>= fun s ->
+      Vchan_rs.In_memory.write c (Cstruct.of_string "hi") >>= fun _ ->
+      Vchan_rs.In_memory.read s
     ]} *)
 
 module Port = Port
 module Error = Error
-module Backend = Backend
 module S = S
-module Endpoint = Endpoint
+
+module Endpoint = Functor_endpoint
+(** The functor [Make], as ocaml-vchan's [Vchan.Endpoint]. *)
+
+module In_memory_events = In_memory_events
+module In_memory = In_memory

@@ -3,7 +3,7 @@
    (domain 1).  Usage: pingpong.exe [ROUNDS] [SIZE] *)
 
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module E = Vchan_rs_lwt_unix.Endpoint
 
 let get = function Ok x -> x | Error e -> failwith (Vchan_rs.Error.to_string e)
 let port = Result.get_ok (Vchan_rs.Port.of_string "pingpong")

@@ -5,3 +5,7 @@ val run : string -> (string * (string * (unit -> unit)) list) list -> unit
     then prints a closing line in cargo's format
     ([test result: ok. N passed; M failed]), which [.ci/run] sums over all
     test runners, and exits with status 1 if a case failed. *)
+
+val pseudo_random : ?seed:int64 -> int -> bytes
+(** [pseudo_random ?seed n] is [n] deterministic pseudo-random bytes
+    (xorshift64), fast enough for 100 MiB. *)

@@ -1,3 +1,7 @@
+module Port = Vchan_rs.Port
+module Error = Vchan_rs.Error
+module S = Vchan_rs.S
+
 open Lwt.Infix
 
 type port = Port.t
