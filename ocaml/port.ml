@@ -1,12 +1,8 @@
 type t = string
 
-let valid_char = function
-  | 'a' .. 'z' | 'A' .. 'Z' | '0' .. '9' | '_' | '-' -> true
-  | _ -> false
-
+(* The rule is the Rust core's (vchan_core::name::valid_port). *)
 let of_string s =
-  let rec ok i = i = String.length s || (valid_char s.[i] && ok (i + 1)) in
-  if s <> "" && ok 0 then Ok s
+  if Freestanding.port_valid s = 1 then Ok s
   else
     Error
       (`Msg

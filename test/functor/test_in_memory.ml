@@ -220,6 +220,24 @@ let bad_sizes () =
       | e -> Lwt.fail e)
   >|= fun () -> V.assert_cleaned_up ()
 
+(* Port names are validated by the Rust core (through an external reading
+   the OCaml string in place): every length around the word size, with a
+   bad character last or first. *)
+let port_names () =
+  for n = 1 to 40 do
+    let good = String.init n (fun i -> "aZ9_-".[i mod 5]) in
+    (match Vchan_rs.Port.of_string good with
+    | Ok p -> if Vchan_rs.Port.to_string p <> good then fail "port %S changed" good
+    | Error _ -> fail "port %S refused" good);
+    List.iter
+      (fun bad ->
+        match Vchan_rs.Port.of_string bad with
+        | Ok _ -> fail "port %S accepted" bad
+        | Error (`Msg _) -> ())
+      [ String.sub good 0 (n - 1) ^ "/"; " " ^ good; good ^ "\000" ]
+  done;
+  match Vchan_rs.Port.of_string "" with Ok _ -> fail "empty port accepted" | Error _ -> ()
+
 let () =
   Test_harness.run "vchan-rs in-memory functor"
     [
@@ -233,5 +251,6 @@ let () =
           ("`Eof after the last byte, close, shutdown", eof_and_close);
           ("assert_cleaned_up sees leaks", cleaned_up_sees_leaks);
           ("ring larger than 1 MiB refused", bad_sizes);
+          ("port names validated by the core", port_names);
         ] );
     ]

@@ -29,6 +29,7 @@ pub mod channel;
 pub mod error;
 pub mod layout;
 pub mod mem;
+pub mod name;
 pub mod order;
 pub mod setup;
 

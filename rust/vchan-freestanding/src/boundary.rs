@@ -76,6 +76,8 @@ pub enum Arg {
     Grants,
     /// An `[@untagged] int`.
     Int,
+    /// A `string`.
+    Str,
 }
 
 /// One OCaml external: its OCaml name, its C symbol (native; the bytecode
@@ -92,10 +94,22 @@ pub struct External {
     pub doc: &'static str,
 }
 
-use Arg::{Buf, Grants, Int, State};
+use Arg::{Buf, Grants, Int, State, Str};
 
 /// Every OCaml external of the archive.
 pub const EXTERNALS: &[External] = &[
+    External {
+        name: "port_valid",
+        symbol: "vchan_fs_ml_port_valid",
+        args: &[Str],
+        doc: "[port_valid name]: 1 if [name] is a vchan port name ([a-zA-Z0-9_-]+), else 0.",
+    },
+    External {
+        name: "domid_valid",
+        symbol: "vchan_fs_ml_domid_valid",
+        args: &[Int],
+        doc: "[domid_valid id]: 1 if [id] is a domain id (0 ..< 0x7ff0), else 0.",
+    },
     External {
         name: "server_orders",
         symbol: "vchan_fs_ml_server_orders",

@@ -109,6 +109,26 @@ unsafe fn grants(g: Value) -> Option<(*mut u32, usize)> {
     Some((p.cast(), n))
 }
 
+/// The bytes of an OCaml string.
+///
+/// # Safety
+/// `v` is an OCaml string value, alive for the call.
+unsafe fn string<'a>(v: Value) -> &'a [u8] {
+    let p = v as *const u8;
+    // SAFETY: a string block is preceded by its header word (size in words
+    // above bit 10) and padded so that its last byte is the padding count
+    // minus one; the block is immutable and alive for the call.
+    unsafe {
+        let header = *(p as *const usize).wrapping_sub(1);
+        let bytes = (header >> 10) * core::mem::size_of::<usize>();
+        if bytes == 0 {
+            return &[];
+        }
+        let pad = usize::from(*p.add(bytes - 1));
+        core::slice::from_raw_parts(p, bytes.saturating_sub(pad + 1))
+    }
+}
+
 #[inline(always)]
 fn untag(v: Value) -> isize {
     v >> 1
@@ -172,6 +192,13 @@ macro_rules! externals {
 }
 
 externals! {
+    fn vchan_fs_ml_port_valid / vchan_fs_ml_port_valid_byte (name: Str) {
+        // SAFETY: per the external's contract, `name` is a live string.
+        isize::from(vchan_core::name::valid_port(unsafe { string(name) }))
+    }
+    fn vchan_fs_ml_domid_valid / vchan_fs_ml_domid_valid_byte (id: Int) {
+        isize::from(u32::try_from(id).is_ok_and(vchan_core::name::valid_domid))
+    }
     fn vchan_fs_ml_server_orders / vchan_fs_ml_server_orders_byte (read_min: Int, write_min: Int) {
         match (usize::try_from(read_min), usize::try_from(write_min)) {
             (Ok(r), Ok(w)) => abi::vchan_fs_server_orders(r, w),

@@ -5,9 +5,6 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
 
-/// First domain id Xen reserves (`DOMID_FIRST_RESERVED`); valid ids are below.
-pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
-
 /// A Xen domain id, range-checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DomId(u16);
@@ -15,7 +12,7 @@ pub struct DomId(u16);
 impl DomId {
     /// Check a domain id.
     pub fn new(id: u32) -> Result<DomId> {
-        if id < DOMID_FIRST_RESERVED {
+        if vchan_core::name::valid_domid(id) {
             Ok(DomId(id as u16))
         } else {
             Err(Error::InvalidDomid(id))
@@ -51,11 +48,7 @@ pub struct Port(String);
 impl Port {
     /// Validate a port name.
     pub fn new(name: &str) -> Result<Port> {
-        let ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
+        if vchan_core::name::valid_port(name.as_bytes()) {
             Ok(Port(name.to_owned()))
         } else {
             Err(Error::InvalidPort(name.to_owned()))

@@ -13,6 +13,7 @@ fn ocaml_type(a: Arg) -> &'static str {
         Arg::State | Arg::Buf => "buffer",
         Arg::Grants => "grants",
         Arg::Int => "(int[@untagged])",
+        Arg::Str => "string",
     }
 }
 
