@@ -7,10 +7,8 @@
 
 type handle = int
 
-let e_again = -1
-let e_eof = -2
-let e_closed = -3
-let e_error = -4
+(* Result codes, states and error kinds (generated from the Rust side). *)
+include Codes
 
 (* Control path (#[ocaml::func]). *)
 
@@ -77,7 +75,7 @@ external buffer_space : (handle[@untagged]) -> (int[@untagged])
 external state : (handle[@untagged]) -> (int[@untagged])
   = "vchan_rs_state_byte" "vchan_rs_state"
   [@@noalloc]
-(* 0 waiting, 1 connected, 2 exited, or a negative code. *)
+(* [state_waiting], [state_connected], [state_exited], or a negative code. *)
 
 external fd : (handle[@untagged]) -> (int[@untagged])
   = "vchan_rs_fd_byte" "vchan_rs_fd"
