@@ -319,12 +319,10 @@ fn c_side_dies_rust_side_ends_under_load() {
             }
         } else {
             let mut buf = [0u8; 4096];
-            loop {
-                match ep.read(&mut buf) {
-                    Ok(0) => break Error::Closed,
-                    Ok(_) => panic!("{what}: the proxy sent data"),
-                    Err(e) => break e,
-                }
+            match ep.read(&mut buf) {
+                Ok(0) => Error::Closed,
+                Ok(_) => panic!("{what}: the proxy sent data"),
+                Err(e) => e,
             }
         };
         killer.join().unwrap();
