@@ -558,26 +558,11 @@ let test_nothing_left () =
   Alcotest.(check (list string)) "no files left" []
     (files (Filename.concat !tmp_root "vchan"))
 
-let rec rm_rf p =
-  if Sys.file_exists p then
-    if Sys.is_directory p then begin
-      Array.iter (fun f -> rm_rf (Filename.concat p f)) (Sys.readdir p);
-      Unix.rmdir p
-    end
-    else Sys.remove p
-
 let () =
   match Sys.getenv_opt child_var with
   | Some role -> run_child role
   | None ->
-      let root = Filename.temp_file "vchan-rs-test" "" in
-      Sys.remove root;
-      Unix.mkdir root 0o700;
-      tmp_root := root;
-      Unix.putenv "VCHAN_UNIX_DIR" (Filename.concat root "vchan");
-      Unix.putenv "VCHAN_DOMID" "1";
-      Unix.putenv "VCHAN_BACKEND" "unix";
-      at_exit (fun () -> rm_rf root);
+      tmp_root := Test_harness.unix_backend_root ();
       Test_harness.run "vchan-rs"
         [
           ( "endpoint",

@@ -42,3 +42,21 @@ let pseudo_random ?(seed = 0x9E3779B97F4A7C15L) n =
     Bytes.set_uint8 b i (Int64.to_int (next ()) land 0xff)
   done;
   b
+
+let rec rm_rf p =
+  if Sys.file_exists p then
+    if Sys.is_directory p then begin
+      Array.iter (fun f -> rm_rf (Filename.concat p f)) (Sys.readdir p);
+      Unix.rmdir p
+    end
+    else Sys.remove p
+
+let unix_backend_root () =
+  let root = Filename.temp_file "vchan-rs-test" "" in
+  Sys.remove root;
+  Unix.mkdir root 0o700;
+  Unix.putenv "VCHAN_UNIX_DIR" (Filename.concat root "vchan");
+  Unix.putenv "VCHAN_DOMID" "1";
+  Unix.putenv "VCHAN_BACKEND" "unix";
+  at_exit (fun () -> rm_rf root);
+  root
