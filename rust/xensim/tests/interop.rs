@@ -4,6 +4,7 @@
 
 #[path = "../../vchan/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -26,66 +27,9 @@ fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vchan-xensim"))
 }
 
-/// Link the xensim libraries (once) and build the C peer (once); returns
-/// the C peer's path.
-fn xvchan() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let exe = launcher();
-        let release = exe.parent().expect("launcher directory");
-        let target = release.parent().expect("target directory");
-        // `cargo test` builds this crate's archive under deps/ (with its
-        // own hash) without updating release/libxensim.a: link the newest.
-        let archive = std::fs::read_dir(release.join("deps"))
-            .expect("target/release/deps")
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("libxensim-") && n.ends_with(".a")
-            })
-            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-            .expect("no libxensim-*.a under target/release/deps")
-            .path();
-        let libdir = release.join("xensim-tests/lib");
-        let st = Command::new(manifest.join("../../scripts/link-xensim.sh"))
-            .arg(target)
-            .arg(&archive)
-            .arg(&libdir)
-            .status()
-            .expect("run scripts/link-xensim.sh");
-        assert!(st.success(), "link-xensim.sh failed");
-        for l in [
-            "libxengnttab.so.1",
-            "libxenevtchn.so.1",
-            "libxenstore.so.4",
-            "libxenctrl.so.4.17",
-        ] {
-            assert!(libdir.join(l).exists(), "{l} missing");
-        }
-        let out = release.join("xensim-tests");
-        std::fs::create_dir_all(&out).unwrap();
-        let bin = out.join("xvchan");
-        // Build under a private name, then rename: another test run may
-        // be executing the previous binary.
-        let tmp = out.join(format!(".xvchan-{}", std::process::id()));
-        let st = Command::new("cc")
-            .args(["-O2", "-Wall", "-Werror", "-o"])
-            .arg(&tmp)
-            .arg(manifest.join("tests/c/xvchan.c"))
-            .arg("-lxenvchan")
-            .status()
-            .expect("run cc");
-        assert!(st.success(), "cc tests/c/xvchan.c -lxenvchan failed");
-        std::fs::rename(&tmp, &bin).expect("install xvchan");
-        bin
-    })
-}
-
 /// The directory of the xensim libraries the tests run on.
 fn xensim_lib() -> PathBuf {
-    xvchan();
-    launcher().parent().unwrap().join("xensim-tests/lib")
+    support::xensim_dir()
 }
 
 /// A fresh rendezvous directory (short, for socket paths).
@@ -112,7 +56,7 @@ fn under_xensim(domid: u32, dir: &Path, cmd: &Path, args: &[&str]) -> Command {
 }
 
 fn spawn_c(domid: u32, dir: &Path, args: &[&str]) -> Child {
-    under_xensim(domid, dir, xvchan(), args)
+    under_xensim(domid, dir, &support::xvchan(), args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -441,7 +385,7 @@ fn sigkilled_c_peer_is_closed_within_a_second() {
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    let Some(role) = common::role() else { return };
+    let role = common::child_role();
     let dir = std::env::var("VCHAN_UNIX_DIR").unwrap();
     let mut ep = match role.as_str() {
         "idle-client" => rust_client(Path::new(&dir), PATH),
@@ -452,7 +396,7 @@ fn child() {
             assert_eq!(ep.accept(T).unwrap(), State::Connected);
             ep
         }
-        _ => return,
+        other => panic!("unknown child role {other:?}"),
     };
     ep.write_all(b"hi").unwrap();
     println!("connected=1");
