@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR := never
 
 CARGO_FLAGS := --release --locked --workspace
 PREFIX ?= /usr/local
-VERSION := $(shell sed -n 's/^(version \([^)]*\))$$/\1/p' dune-project)
+VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-ocaml test-opam test-release \

@@ -16,7 +16,9 @@ fn readme_rust_blocks() -> Vec<(String, String)> {
     for line in text.lines() {
         if let Some(b) = body.as_mut() {
             if line.starts_with("```") {
-                let file = name.take().expect("a rust block without <!-- file: NAME -->");
+                let file = name
+                    .take()
+                    .expect("a rust block without <!-- file: NAME -->");
                 blocks.push((file, body.take().unwrap()));
             } else {
                 b.push_str(line);
@@ -44,7 +46,12 @@ fn readme_rust_blocks_are_the_examples() {
     for (name, body) in &blocks {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
         let want = std::fs::read_to_string(&file).unwrap();
-        assert_eq!(body, &want, "README block {name} differs from {}", file.display());
+        assert_eq!(
+            body,
+            &want,
+            "README block {name} differs from {}",
+            file.display()
+        );
     }
 }
 
