@@ -17,9 +17,8 @@ mod common;
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{child_role, dom, port, pump, sigkill, spawn};
