@@ -421,6 +421,16 @@ let test_errors () =
 
 (* ---- vchan-cat ---- *)
 
+let contains s sub =
+  let n = String.length s and m = String.length sub in
+  let rec at i = i + m <= n && (String.sub s i m = sub || at (i + 1)) in
+  at 0
+
+let read_file path =
+  let ic = open_in_bin path in
+  Fun.protect ~finally:(fun () -> close_in ic) (fun () ->
+      really_input_string ic (in_channel_length ic))
+
 let vchan_cat () =
   match Sys.getenv_opt "VCHAN_CAT" with
   | Some p when Filename.is_relative p -> Filename.concat (Sys.getcwd ()) p
@@ -505,6 +515,29 @@ let test_cat_errors () =
   Alcotest.(check int) "no server: timeout" 1
     (Sys.command
        (Printf.sprintf "VCHAN_DOMID=1 %s --timeout 0.2 0 nobody 2>/dev/null </dev/null" cat));
+  (* The timeout says what it waited for, and -v adds no statistics to a
+     failure. *)
+  let err = Filename.concat !tmp_root "timeout.err" in
+  ignore
+    (Sys.command
+       (Printf.sprintf "VCHAN_DOMID=1 %s -v --timeout 0.2 0 nobody 2>%s </dev/null" cat
+          (q err)));
+  let text = read_file err in
+  List.iter
+    (fun part ->
+      Alcotest.(check bool) (Printf.sprintf "timeout message has %S: %s" part text) true
+        (contains text part))
+    [
+      "domain 1 to find the server of domain 0 on port nobody";
+      "backend unix";
+      "rendezvous /local/domain/0/data/vchan/1/nobody in ";
+      "VCHAN_DOMID";
+      "--backend xen";
+    ];
+  Alcotest.(check bool) "no statistics after a failure" false
+    (contains text "bytes");
+  Alcotest.(check bool) "version" true
+    (Sys.command (Printf.sprintf "%s --version | grep -q '^[0-9]'" cat) = 0);
   (* A listener whose input is empty closes as soon as the client came: a
      client with more to send sees its peer vanish and fails. *)
   let file = Filename.concat !tmp_root "gone.in" in
