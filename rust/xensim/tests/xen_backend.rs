@@ -389,7 +389,10 @@ fn sigkilled_xen_server_restarted_on_the_same_port_serves() {
             .path()
             .join("store")
             .join(common::path(0, 1, "again").trim_start_matches('/'));
-        assert!(node.join("ring-ref").exists(), "the killed server's entry is gone already");
+        assert!(
+            node.join("ring-ref").exists(),
+            "the killed server's entry is gone already"
+        );
         let mut server = kid("xfer", "server", true, dir.path(), &extra);
         assert_eq!(await_key(&mut server, "listening"), "1");
         let client = kid("xfer", "client", client_xen, dir.path(), &extra);

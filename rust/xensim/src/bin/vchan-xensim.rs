@@ -42,8 +42,8 @@ DESCRIPTION
     OCaml library). It prepends xensim's library directory to
     LD_LIBRARY_PATH and executes CMD.
 
-    Not simulated: xenstore permissions, a pollable watch descriptor,
-    event masking (events on a port coalesce).
+    Event channels are masked as Linux's evtchn driver masks them. Not
+    simulated: xenstore permissions, a pollable watch descriptor.
 
 OPTIONS
     --domid N
