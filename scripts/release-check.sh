@@ -5,7 +5,8 @@
 #   1. opam's way: in the unpacked directory, `dune build -p vchan-rs`, then
 #      `dune install --prefix`, and a smoke test of the installed programs
 #      (vchan-cat --version, 1 MiB between two vchan-cats, vchan-xensim
-#      running a program);
+#      giving Debian's libxenvchan its libraries), the man pages, and
+#      `dune uninstall` leaving nothing behind;
 #   2. opam-monorepo's way: the same tree as duniverse/vchan-rs of another
 #      dune workspace, whose own executables (the README's OCaml server and
 #      client) link vchan-rs and talk to each other.
@@ -73,6 +74,14 @@ if out=$("$bin/vchan-xensim" -- ldd "$libxenvchan" 2>&1) &&
     pass "installed vchan-xensim: $libxenvchan loads lib/vchan-rs/xensim"
 else
     fail "installed vchan-xensim: $out"
+fi
+
+if [ -s "$tmp/prefix/man/man1/vchan-cat.1" ] && [ -s "$tmp/prefix/man/man1/vchan-xensim.1" ] &&
+    (cd "$src" && dune uninstall --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1) &&
+    [ -z "$(find "$tmp/prefix" -type f)" ]; then
+    pass "man pages installed; dune uninstall leaves no file behind"
+else
+    fail "man pages / dune uninstall: $(find "$tmp/prefix" -type f | head -5)"
 fi
 
 # 2. opam-monorepo's way: the project under duniverse/ (moved with its
