@@ -49,6 +49,14 @@ if (cd "$src" && run_offline dune build -p vchan-rs @install 2>&1 | tail -30) &&
 else
     fail "dune build -p vchan-rs / dune install"
 fi
+# opam's with-test builds the tests the same way; run the quick ones
+# (the README's examples, the signature checks), still offline.
+if (cd "$src" && run_offline dune build -p vchan-rs @test/readme/runtest @test/signature/runtest 2>&1 |
+    tail -30 | grep -q "test result: ok"); then
+    pass "dune build -p vchan-rs @test/readme/runtest @test/signature/runtest"
+else
+    fail "dune build -p vchan-rs @test/readme/runtest @test/signature/runtest"
+fi
 bin=$tmp/prefix/bin
 if [ -x "$bin/vchan-cat" ] && "$bin/vchan-cat" --version | grep -q .; then
     pass "installed vchan-cat --version: $("$bin/vchan-cat" --version)"
