@@ -271,8 +271,8 @@ let from_exiting_c ~cat_serves () =
   done
 
 (* vchan-cat sends to a proxy that stops reading (its output is a pipe
-   nobody drains) and is then SIGKILLed: vchan-cat fails (status 1), it does
-   not wait for ever. *)
+   nobody drains once the first bytes came) and is then SIGKILLed: vchan-cat
+   fails (status 1), it does not wait for ever. *)
 let to_killed_proxy () =
   for run = 1 to runs / 2 do
     let dir = fresh_dir (Printf.sprintf "proxy-killed-%d" run) in
@@ -289,7 +289,13 @@ let to_killed_proxy () =
       spawn dir 1 ~stdin:cat_in ~stdout:Unix.stdout [| Lazy.force cat; "--timeout"; "10"; "0"; port |]
     in
     List.iter Unix.close [ p_in; cat_in; p_out_hold ];
-    Unix.sleepf (Random.float 0.2);
+    (* Kill it once vchan-cat is connected and sending (killed earlier, the
+       proxy leaves a rendezvous that vchan-cat rightly waits on, for a new
+       server, until its --timeout). *)
+    (match Unix.select [ p_out ] [] [] 10. with
+     | [], _, _ -> fail "run %d: the proxy received nothing within 10 s" run
+     | _ -> ());
+    Unix.sleepf (Random.float 0.05);
     Unix.kill proxy_pid Sys.sigkill;
     ignore (Unix.waitpid [] proxy_pid);
     Alcotest.(check int) "vchan-cat exit status after its peer died" 1
