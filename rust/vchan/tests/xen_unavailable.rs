@@ -156,3 +156,29 @@ fn a_library_without_the_symbols_is_reported_not_called() {
     assert!(why.contains("undefined symbol"), "unexpected text: {why}");
     eprintln!("reported: {why}");
 }
+
+/// Child: a test that cannot run here.
+#[test]
+#[ignore = "child process of skipping_fails_unless_allowed"]
+fn child_skip() {
+    child_role();
+    skip("this machine lacks what the test needs");
+}
+
+/// `skip` fails the test, saying why and how to allow skipping, unless
+/// `VCHAN_TEST_ALLOW_SKIP=1`; then the test passes and says it skipped.
+#[test]
+fn skipping_fails_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The value is always passed, so our own environment cannot leak in
+    // (an empty value is as good as none: only "1" allows).
+    let run = |allow: &str| {
+        let extra = [(common::ALLOW_SKIP, allow.to_owned())];
+        let mut child = common::spawn("child_skip", "skip", 0, dir.path(), &extra);
+        // (stderr is inherited: the test's own output shows what was said.)
+        child.wait().unwrap().success()
+    };
+    assert!(!run(""), "a skip without VCHAN_TEST_ALLOW_SKIP passed");
+    assert!(!run("0"), "a skip with VCHAN_TEST_ALLOW_SKIP=0 passed");
+    assert!(run("1"), "a skip with VCHAN_TEST_ALLOW_SKIP=1 failed");
+}
