@@ -33,6 +33,8 @@
     One Lwt thread may read while another writes; two concurrent readers (or
     writers) of one endpoint are not supported. *)
 
+(** [Make (E) (M) (C)] is an endpoint over event channels [E], shared
+    memory [M] and rendezvous store [C]. *)
 module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) :
   S.ENDPOINT
     with type port = Port.t

@@ -32,7 +32,10 @@ module type MEMORY = sig
   (** A grant reference. *)
 
   val grant_of_int32 : int32 -> grant
+  (** A grant from the number that travels in the shared page. *)
+
   val int32_of_grant : grant -> int32
+  (** The number written in the shared page for a grant. *)
 
   type share
   (** Pages we share. *)
@@ -47,11 +50,13 @@ module type MEMORY = sig
   (** [share ~domid ~npages ~rw] shares [npages] fresh pages with [domid]. *)
 
   val unshare : share -> unit Lwt.t
+  (** [unshare s] ends the sharing of [s]'s pages. *)
 
   type mapping
   (** Pages of another domain we mapped. *)
 
   val buf_of_mapping : mapping -> page
+  (** The mapped pages, contiguous. *)
 
   val map : domid:int -> grant:grant -> rw:bool -> mapping
   (** [map ~domid ~grant ~rw] maps one page. *)
@@ -60,6 +65,7 @@ module type MEMORY = sig
   (** [mapv ~grants ~rw] maps the [(domid, grant)] pages contiguously. *)
 
   val unmap : mapping -> unit
+  (** [unmap m] unmaps [m]'s pages. *)
 end
 
 (** Event channels, as ocaml-vchan's [S.EVENTS]. *)
@@ -68,7 +74,10 @@ module type EVENTS = sig
   (** Where a channel can be connected; exchanged out of band. *)
 
   val port_of_string : string -> (port, [> `Msg of string ]) result
+  (** A port from its printed form (as published in the store). *)
+
   val string_of_port : port -> string
+  (** The printed form of a port. *)
 
   type channel
   (** One end of a connection between two domains. *)
@@ -105,11 +114,13 @@ module type FLOW = sig
   (** Read errors. *)
 
   val pp_error : Format.formatter -> error -> unit
+  (** [pp_error] prints a read error. *)
 
   type write_error = private [> `Closed ]
   (** Write errors; [`Closed] once the flow or its peer closed. *)
 
   val pp_write_error : Format.formatter -> write_error -> unit
+  (** [pp_write_error] prints a write error. *)
 
   type flow
   (** A reliable byte stream between two endpoints. *)

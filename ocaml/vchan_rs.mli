@@ -24,11 +24,20 @@
     ]} *)
 
 module Port = Port
+(** Port names, as ocaml-vchan's [Vchan.Port]. *)
+
 module Error = Error
+(** The errors of endpoints, and the exception {!Error.Vchan}. *)
+
 module S = S
+(** Module types: ocaml-vchan's [Vchan.S] ([ENDPOINT] with a
+    [Mirage_flow.S]-shaped flow, [EVENTS], [MEMORY], [CONFIGURATION]). *)
 
 module Endpoint = Functor_endpoint
 (** The functor [Make], as ocaml-vchan's [Vchan.Endpoint]. *)
 
 module In_memory_events = In_memory_events
+(** Event channels within one process, as ocaml-vchan's. *)
+
 module In_memory = In_memory
+(** Both ends in one process, as ocaml-vchan's [Vchan.In_memory]. *)
