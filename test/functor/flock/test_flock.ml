@@ -1,0 +1,1 @@
+external lock : Unix.file_descr -> bool = "vchan_test_flock"
