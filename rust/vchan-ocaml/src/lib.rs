@@ -69,7 +69,10 @@ pub enum Kind {
 impl Kind {
     fn of_error(e: &Error) -> Kind {
         match e {
-            Error::InvalidPort(_) | Error::InvalidDomid(_) => Kind::InvalidArgument,
+            Error::InvalidPort(_)
+            | Error::InvalidDomid(_)
+            | Error::BadDomid(_)
+            | Error::InvalidEnv { .. } => Kind::InvalidArgument,
             Error::Core(c) if c.is_protocol_violation() => Kind::Protocol,
             Error::Core(_) => Kind::InvalidArgument,
             Error::Busy => Kind::Busy,

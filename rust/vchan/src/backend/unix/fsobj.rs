@@ -1,4 +1,5 @@
-//! Files whose liveness is an `flock` held by their owner.
+//! Files whose liveness is an `flock` held by their owner, and safe access
+//! to the rendezvous tree.
 //!
 //! Every object of the unix backend (granted pages, event channel ports,
 //! client slots) is a file locked exclusively by the process that owns it.
@@ -6,15 +7,25 @@
 //! (lock free) from a live one, and clean it up. Objects are created under a
 //! temporary name, locked, then linked to their final name, so that no one
 //! ever sees an unlocked live object.
+//!
+//! Inspecting and removing goes through directory descriptors: every entry
+//! is opened with `openat(2)` and `O_NOFOLLOW | O_NONBLOCK` (a symlink is
+//! never followed, a FIFO never blocks), and only regular files are judged;
+//! anything else found in the tree is left alone.
 
-use std::fs::{self, File, OpenOptions};
+use std::ffi::{CStr, CString};
+use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Prefix of temporary names.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
+
+/// Flags of every open below the root: never follow a symlink, never block
+/// on a FIFO, never leak into a child.
+pub(crate) const SAFE_OPEN: libc::c_int = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
 
 /// A file we own and hold locked; unlinked when dropped.
 #[derive(Debug)]
@@ -23,17 +34,148 @@ pub(crate) struct Owned {
     file: File,
 }
 
-impl Owned {
-    /// The open, locked file.
-    pub(crate) fn file(&self) -> &File {
-        &self.file
-    }
-}
-
 impl Drop for Owned {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
     }
+}
+
+fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+fn cstr(name: &[u8]) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// `openat(dir, name, flags | SAFE_OPEN)`.
+pub(crate) fn open_at(dir: RawFd, name: &CStr, flags: libc::c_int) -> io::Result<OwnedFd> {
+    // SAFETY: `name` is NUL-terminated; the result is checked and owned.
+    let fd = cvt(unsafe { libc::openat(dir, name.as_ptr(), flags | SAFE_OPEN, 0o600) })?;
+    // SAFETY: fd is a fresh descriptor we exclusively own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open the directory `name` of `dir` (not a symlink).
+pub(crate) fn open_subdir(dir: RawFd, name: &str) -> io::Result<OwnedFd> {
+    open_at(
+        dir,
+        &cstr(name.as_bytes())?,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )
+}
+
+/// Open the directory at `path`; its last component must not be a symlink
+/// (the ones above are the user's choice).
+pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
+    open_at(
+        libc::AT_FDCWD,
+        &cstr(path.as_os_str().as_bytes())?,
+        libc::O_RDONLY | libc::O_DIRECTORY,
+    )
+}
+
+/// `fstatat(dir, name)` without following a symlink.
+pub(crate) fn stat_at(dir: RawFd, name: &CStr) -> io::Result<libc::stat> {
+    // SAFETY: all-zero is a valid `stat`; the kernel fills it in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated, `st` is writable.
+    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// `fstat(fd)`.
+pub(crate) fn stat_fd(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: all-zero is a valid `stat`; the kernel fills it in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable for the call.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+pub(crate) fn is_reg(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+/// `unlinkat(dir, name, flags)`; a missing entry is not an error.
+pub(crate) fn unlink_at(dir: RawFd, name: &str, flags: libc::c_int) -> io::Result<()> {
+    let n = cstr(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated.
+    match cvt(unsafe { libc::unlinkat(dir, n.as_ptr(), flags) }) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Remove the directory `name` of `dir` if it is empty (failures ignored:
+/// someone may be using it, or it holds what is not ours).
+pub(crate) fn prune_at(dir: RawFd, name: &str) {
+    let _ = unlink_at(dir, name, libc::AT_REMOVEDIR);
+}
+
+/// Kind of a directory entry, from `fstatat` (never followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    File,
+    Dir,
+    Socket,
+    /// Symlink, FIFO, device: never ours.
+    Other,
+}
+
+/// The entries of directory `dir` (without `.` and `..`), with their kind.
+/// Names that are not UTF-8 are skipped (we never make such names).
+pub(crate) fn list(dir: RawFd) -> io::Result<Vec<(String, Kind)>> {
+    // SAFETY: dup of a valid descriptor; the copy is owned by the stream.
+    let fd = cvt(unsafe { libc::fcntl(dir, libc::F_DUPFD_CLOEXEC, 0) })?;
+    // SAFETY: fd is ours; on success the stream owns it.
+    let d = unsafe { libc::fdopendir(fd) };
+    if d.is_null() {
+        let e = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so fd is still ours to close.
+        unsafe { libc::close(fd) };
+        return Err(e);
+    }
+    // The duplicate shares the offset: start from the beginning.
+    // SAFETY: d is a valid stream.
+    unsafe { libc::rewinddir(d) };
+    let mut names = Vec::new();
+    loop {
+        // SAFETY: d is a valid stream; the entry is valid until the next
+        // readdir on it, and we copy the name before that.
+        let ent = unsafe { libc::readdir(d) };
+        if ent.is_null() {
+            break;
+        }
+        // SAFETY: d_name is NUL-terminated within the entry.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+        let b = name.to_bytes();
+        if b == b"." || b == b".." {
+            continue;
+        }
+        if let Ok(s) = std::str::from_utf8(b) {
+            names.push(s.to_owned());
+        }
+    }
+    // SAFETY: d is a valid stream, closed once (this closes fd).
+    unsafe { libc::closedir(d) };
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let Ok(c) = cstr(n.as_bytes()) else { continue };
+        let Ok(st) = stat_at(dir, &c) else { continue };
+        let kind = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFSOCK => Kind::Socket,
+            _ => Kind::Other,
+        };
+        out.push((n, kind));
+    }
+    Ok(out)
 }
 
 /// Create the directory `dir` (and parents) with mode 0700.
@@ -45,9 +187,9 @@ pub(crate) fn mkdir_p(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-fn flock(file: &File, op: libc::c_int) -> io::Result<bool> {
-    // SAFETY: flock on a valid open descriptor owned by `file`.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+fn flock(fd: RawFd, op: libc::c_int) -> io::Result<bool> {
+    // SAFETY: flock on a valid open descriptor.
+    let rc = unsafe { libc::flock(fd, op) };
     if rc == 0 {
         Ok(true)
     } else {
@@ -78,19 +220,23 @@ pub(crate) fn tmp_name(dir: &Path) -> PathBuf {
     dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()))
 }
 
-/// Create `dir/name` as a locked file of `len` bytes. Returns `Ok(None)`
-/// when the name is taken (by a live or a stale owner: see [`reap`]).
-pub(crate) fn create(dir: &Path, name: &str, len: u64) -> io::Result<Option<Owned>> {
+/// Create `dir/name` as a locked file holding `content`. Returns
+/// `Ok(None)` when the name is taken (by a live or a stale owner: see
+/// [`reap`]).
+pub(crate) fn create(dir: &Path, name: &str, content: &[u8]) -> io::Result<Option<Owned>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut tries = 0;
     loop {
         tries += 1;
         mkdir_p(dir)?;
         let tmp = tmp_name(dir);
-        let file = match OpenOptions::new()
+        let file = match fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(SAFE_OPEN)
             .open(&tmp)
         {
             Ok(f) => f,
@@ -98,8 +244,8 @@ pub(crate) fn create(dir: &Path, name: &str, len: u64) -> io::Result<Option<Owne
             Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => continue,
             Err(e) => return Err(e),
         };
-        let guard = Owned { path: tmp, file };
-        if !flock(&guard.file, libc::LOCK_EX | libc::LOCK_NB)? {
+        let mut guard = Owned { path: tmp, file };
+        if !flock(guard.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)? {
             // A sweeper took the fresh file for a dead one's (and unlinks
             // it): never publish an object we could not lock.
             if tries < 64 {
@@ -110,8 +256,8 @@ pub(crate) fn create(dir: &Path, name: &str, len: u64) -> io::Result<Option<Owne
                 format!("cannot lock a new file in {}", dir.display()),
             ));
         }
-        if len > 0 {
-            guard.file.set_len(len)?;
+        if !content.is_empty() {
+            guard.file.write_all(content)?;
         }
         let path = dir.join(name);
         return match fs::hard_link(&guard.path, &path) {
@@ -128,46 +274,116 @@ pub(crate) fn create(dir: &Path, name: &str, len: u64) -> io::Result<Option<Owne
     }
 }
 
-/// Is the object at `path` owned by a live process? `Ok(false)` for a
-/// missing file.
-pub(crate) fn is_live(path: &Path) -> io::Result<bool> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+/// Open the regular file `name` of `dir` for reading, never following a
+/// symlink nor blocking; `Ok(None)` when it is missing or not a regular
+/// file (a FIFO, a socket, a directory...: never one of our objects).
+pub(crate) fn open_reg_at(dir: RawFd, name: &str) -> io::Result<Option<OwnedFd>> {
+    let c = cstr(name.as_bytes())?;
+    // Look before opening: opening a device could have effects.
+    match stat_at(dir, &c) {
+        Ok(st) if is_reg(&st) => {}
+        Ok(_) => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let fd = match open_at(dir, &c, libc::O_RDONLY) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        // Swapped for a symlink (ELOOP) or a FIFO/device (ENXIO) meanwhile.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENXIO)) => {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
-    Ok(!flock(&file, libc::LOCK_SH | libc::LOCK_NB)?)
+    if !is_reg(&stat_fd(fd.as_raw_fd())?) {
+        return Ok(None);
+    }
+    Ok(Some(fd))
 }
 
-/// Remove `path` if its owner is dead; true if it was removed (or absent).
-pub(crate) fn reap(path: &Path) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        Err(e) => return Err(e),
+/// Is the object `name` of `dir` owned by a live process? `Ok(false)` for
+/// a missing file or anything that is not a regular file.
+pub(crate) fn is_live_at(dir: RawFd, name: &str) -> io::Result<bool> {
+    match open_reg_at(dir, name)? {
+        Some(fd) => Ok(!flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB)?),
+        None => Ok(false),
+    }
+}
+
+/// Remove the object `name` of `dir` if its owner is dead; true if it was
+/// removed (or absent). Anything but a regular file is left alone (false).
+pub(crate) fn reap_at(dir: RawFd, name: &str) -> io::Result<bool> {
+    let c = cstr(name.as_bytes())?;
+    let fd = match open_reg_at(dir, name)? {
+        Some(fd) => fd,
+        None => {
+            return match stat_at(dir, &c) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+                _ => Ok(false),
+            }
+        }
     };
-    if !flock(&file, libc::LOCK_EX | libc::LOCK_NB)? {
+    if !flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)? {
         return Ok(false);
     }
     // The name may have been reaped, and given to a new (live) object,
     // between our open and our lock: unlink only the file we locked.
-    let (ours, now) = match (file.metadata(), fs::symlink_metadata(path)) {
-        (Ok(a), Ok(b)) => (a, b),
-        (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-        (Err(e), _) | (_, Err(e)) => return Err(e),
+    let ours = stat_fd(fd.as_raw_fd())?;
+    let now = match stat_at(dir, &c) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e),
     };
-    if (ours.dev(), ours.ino()) != (now.dev(), now.ino()) {
+    if (ours.st_dev, ours.st_ino) != (now.st_dev, now.st_ino) {
         return Ok(false);
     }
-    match fs::remove_file(path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+    unlink_at(dir, name, 0)?;
+    Ok(true)
+}
+
+/// Split `path` into its directory (opened, see [`open_dir`]) and name.
+fn parent_and_name(path: &Path) -> io::Result<Option<(OwnedFd, String)>> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+    else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    match open_dir(parent) {
+        Ok(d) => Ok(Some((d, name.to_owned()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-/// Remove `dir` if it is empty, ignoring failures (someone may be using it).
-pub(crate) fn prune(dir: &Path) {
-    let _ = fs::remove_dir(dir);
+/// [`is_live_at`] by path.
+pub(crate) fn is_live(path: &Path) -> io::Result<bool> {
+    match parent_and_name(path)? {
+        Some((d, n)) => is_live_at(d.as_raw_fd(), &n),
+        None => Ok(false),
+    }
+}
+
+/// [`reap_at`] by path.
+pub(crate) fn reap(path: &Path) -> io::Result<bool> {
+    match parent_and_name(path)? {
+        Some((d, n)) => reap_at(d.as_raw_fd(), &n),
+        None => Ok(true),
+    }
+}
+
+/// Read at most `max` bytes of the regular file `name` of `dir` (see
+/// [`open_reg_at`]); `Ok(None)` if it is missing or not a regular file.
+pub(crate) fn read_small_at(dir: RawFd, name: &str, max: usize) -> io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let Some(fd) = open_reg_at(dir, name)? else {
+        return Ok(None);
+    };
+    let mut v = Vec::new();
+    File::from(fd).take(max as u64 + 1).read_to_end(&mut v)?;
+    if v.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name}: more than {max} bytes"),
+        ));
+    }
+    Ok(Some(v))
 }

@@ -68,15 +68,44 @@ pub fn write(root: &Path, xs_path: &str, value: &[u8]) -> io::Result<()> {
     unreachable!()
 }
 
-/// Read the value at `xs_path`; `None` if there is no such node.
+/// Largest value a node holds (xenstore's payload limit).
+pub const VALUE_MAX: usize = 4096;
+
+/// Read the value at `xs_path`; `None` if there is no such node. Never
+/// follows a symlink nor blocks (a FIFO planted in the tree is an error).
 pub fn read(root: &Path, xs_path: &str) -> io::Result<Option<Vec<u8>>> {
-    match fs::read(node_path(root, xs_path)?) {
-        Ok(v) => Ok(Some(v)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = node_path(root, xs_path)?;
+    let f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(fsobj::SAFE_OPEN)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let meta = f.metadata()?;
+    if meta.is_dir() {
         // A node with children but no value reads as empty, as in xenstore.
-        Err(e) if e.kind() == io::ErrorKind::IsADirectory => Ok(Some(Vec::new())),
-        Err(e) => Err(e),
+        return Ok(Some(Vec::new()));
     }
+    let bad = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("store node {xs_path}: {why}"),
+        )
+    };
+    if !meta.is_file() {
+        return Err(bad("not a value"));
+    }
+    let mut v = Vec::new();
+    f.take(VALUE_MAX as u64 + 1).read_to_end(&mut v)?;
+    if v.len() > VALUE_MAX {
+        return Err(bad("value too long"));
+    }
+    Ok(Some(v))
 }
 
 /// The children of `xs_path`; `None` if there is no such node.
