@@ -71,7 +71,7 @@ fn endpoints_fail_cleanly_with_vchan_backend_xen() {
     if role().is_some() || std::path::Path::new("/dev/xen").exists() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let mut child = common::spawn(
         "child_xen_endpoints",
         "xen",
@@ -135,7 +135,7 @@ fn a_library_without_the_symbols_is_reported_not_called() {
         eprintln!("skipped: no libm.so.6 found");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let libs = dir.path().join("libs");
     std::fs::create_dir(&libs).unwrap();
     std::os::unix::fs::symlink(libm, libs.join("libxenstore.so.4")).unwrap();

@@ -56,6 +56,16 @@ pub fn child_values(child: Child) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// A fresh private (0700) directory: the unix backend refuses a
+/// directory other users can reach.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap()
+}
+
 pub fn backend(dir: &Path, domid: u32) -> Arc<dyn Backend> {
     Arc::new(UnixBackend::new(dir.to_path_buf(), DomId::new(domid).unwrap()).unwrap())
 }
@@ -72,14 +82,21 @@ pub fn path(server: u32, client: u32, p: &str) -> String {
     vchan::rendezvous_path(dom(server), dom(client), &port(p))
 }
 
-/// Every file and directory below `dir`.
+/// Every file and directory below the rendezvous directory `dir`, but its
+/// marker (which stays).
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let marker = dir.join(vchan::backend::unix::MARKER);
+    walk_all(dir).into_iter().filter(|p| *p != marker).collect()
+}
+
+/// Every file and directory below `dir`.
+pub fn walk_all(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             out.push(e.path());
             if e.file_type().unwrap().is_dir() {
-                out.extend(walk(&e.path()));
+                out.extend(walk_all(&e.path()));
             }
         }
     }
