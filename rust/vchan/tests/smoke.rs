@@ -78,7 +78,6 @@ fn hello_both_ways_and_clean_close() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-
 /// In non-blocking mode an operation must not consume the event another
 /// operation is waiting for: a write blocked on a full ring stays wakeable
 /// through the descriptor even after a read on the same endpoint would block.

@@ -141,7 +141,7 @@ fn prepare_root(root: &Path) -> Result<()> {
         let e = io::Error::last_os_error();
         match e.raw_os_error() {
             Some(libc::EEXIST) => false,
-            Some(libc::ENOENT) => {
+            Some(libc::ENOENT) if !root.parent().is_some_and(Path::is_dir) => {
                 return Err(err(format!(
                     "its parent directory does not exist: create the parent, or {hint}"
                 )))
@@ -149,9 +149,10 @@ fn prepare_root(root: &Path) -> Result<()> {
             _ => return Err(err(format!("cannot create it ({e}): {hint}"))),
         }
     };
+    let is_link = || std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink());
     let dir = fsobj::open_dir(root).map_err(|e| {
         err(match e.raw_os_error() {
-            Some(libc::ELOOP) => {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) if is_link() => {
                 format!("is a symbolic link, which vchan does not follow: name the real directory, or {hint}")
             }
             Some(libc::ENOTDIR) => format!("is not a directory: {hint}"),
