@@ -2,11 +2,19 @@
 //!
 //! A handle may bind several ports. Its descriptor (`xenevtchn_fd`) is an
 //! epoll instance over the ports' own descriptors plus an eventfd that is
-//! kept readable while events are known but not yet returned by
+//! kept readable while ports are queued but not yet returned by
 //! `xenevtchn_pending`. `xenevtchn_pending` blocks, as a read of Xen's
 //! `/dev/xen/evtchn` does, unless the caller made that descriptor
-//! non-blocking (then -1 with `EAGAIN`). Masking is not simulated:
-//! `xenevtchn_unmask` does nothing, and events on a port coalesce.
+//! non-blocking (then -1 with `EAGAIN`).
+//!
+//! Masking follows Linux's evtchn driver ([`Delivery`]): an event queues
+//! its port and masks it; events while the port is masked are latched,
+//! and `xenevtchn_unmask` queues a latched port again. That re-delivery
+//! is what callers such as `vchan-socket-proxy` rely on: it consumes one
+//! event in `libxenvchan_wait` and then `select`s on the descriptor
+//! before it looks at the ring, so an event merged into the one it
+//! consumed would be lost for good (issue 10: the proxy slept on a full
+//! ring whose writer had cleared the notify bit and signalled).
 
 use std::ffi::{c_int, c_uint, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -16,6 +24,71 @@ use vchan::backend::unix::RootLock;
 use vchan::backend::EventChannel;
 
 use crate::{gnt, io_errno, own_domid, set_errno, with, Global, PortEnt};
+
+/// One port's place in the delivery cycle of Linux's evtchn driver
+/// (`drivers/xen/evtchn.c`): the interrupt handler, run when an event
+/// arrives, queues the port for `read` and masks it; while it is masked
+/// further events only leave Xen's pending bit set (they merge into one);
+/// the `write` that unmasks it (`xenevtchn_unmask`) lets a pending event
+/// through, which queues the port again.
+///
+/// xensim sees events only when it drains a port's socket, possibly long
+/// after they were sent. Under Xen the handler runs at once, so of `n`
+/// events found by one drain the first queues the port and the others
+/// arrived while it was masked: they are latched, not lost. (Xen may merge
+/// two events that come within the handler's latency; we deliver one more
+/// than Xen then, and a spurious event is always allowed.)
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Queued for `xenevtchn_pending`.
+    queued: bool,
+    /// Masked: queued or returned by `xenevtchn_pending`, not yet unmasked.
+    masked: bool,
+    /// An event arrived while masked.
+    latched: bool,
+}
+
+impl Delivery {
+    /// `n` events arrived.
+    pub fn arrive(&mut self, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.masked {
+            self.latched = true;
+            return;
+        }
+        self.queued = true;
+        self.masked = true;
+        self.latched = n > 1;
+    }
+
+    /// Is the port queued?
+    pub fn is_queued(&self) -> bool {
+        self.queued
+    }
+
+    /// Take the port off the queue (`xenevtchn_pending` returns it); it
+    /// stays masked.
+    pub fn take(&mut self) -> bool {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// `xenevtchn_unmask`: `None` if the port was not masked after a
+    /// delivery (a port still queued stays masked: libxenvchan never
+    /// unmasks one); else whether a latched event queued it again.
+    pub fn unmask(&mut self) -> Option<bool> {
+        if self.queued || !self.masked {
+            return None;
+        }
+        self.masked = false;
+        if std::mem::take(&mut self.latched) {
+            self.arrive(1);
+            return Some(true);
+        }
+        Some(false)
+    }
+}
 
 /// An open event channel handle (opaque to C).
 #[derive(Debug)]
@@ -31,16 +104,20 @@ fn last_errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-fn epoll_add(ep: RawFd, fd: RawFd) -> Result<(), i32> {
+fn epoll_ctl(ep: RawFd, op: c_int, fd: RawFd) -> Result<(), i32> {
     let mut ev = libc::epoll_event {
         events: libc::EPOLLIN as u32,
         u64: fd as u64,
     };
     // SAFETY: both descriptors are valid; `ev` lives across the call.
-    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
         return Err(last_errno());
     }
     Ok(())
+}
+
+fn epoll_add(ep: RawFd, fd: RawFd) -> Result<(), i32> {
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd)
 }
 
 fn open_handle() -> Result<XenevtchnHandle, i32> {
@@ -143,7 +220,7 @@ fn bind(
             PortEnt {
                 handle: h.id,
                 ev,
-                pending: false,
+                delivery: Delivery::default(),
                 unmap_done: false,
             },
         );
@@ -220,12 +297,42 @@ pub unsafe extern "C" fn xenevtchn_notify(xce: *mut XenevtchnHandle, port: u32) 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, _port: u32) -> c_int {
+pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, port: u32) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.
-    match unsafe { handle(xce) } {
-        Ok(_) => 0,
+    let h = match unsafe { handle(xce) } {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    // A masked port's socket is out of the handle's epoll set, so that the
+    // handle's descriptor is not readable for events that only latch (as
+    // under Xen); unmasking puts it back, and what arrived meanwhile then
+    // makes the descriptor readable.
+    let requeued = with(|g| match g.ports.get_mut(&port) {
+        Some(p) if p.handle == h.id => match p.delivery.unmask() {
+            None => Ok(false),
+            Some(requeued) => {
+                epoll_add(h.epoll.as_raw_fd(), p.ev.fd())?;
+                Ok(requeued)
+            }
+        },
+        _ => Err(libc::EINVAL),
+    });
+    match requeued {
+        Ok(true) => {
+            wake(h);
+            0
+        }
+        Ok(false) => 0,
         Err(e) => fail(e),
     }
+}
+
+/// Make the handle's descriptor readable (a port is queued).
+fn wake(h: &XenevtchnHandle) {
+    let v: u64 = 1;
+    // SAFETY: writing 8 bytes from `v` to our non-blocking eventfd; it can
+    // only fail once the counter is near overflow, when it is readable.
+    unsafe { libc::write(h.efd.as_raw_fd(), (&v as *const u64).cast(), 8) };
 }
 
 /// Does `fd` poll readable right now?
@@ -261,16 +368,15 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
         // (spurious) event, which libxenvchan tolerates.
         let ready = readable(ent.ev.fd());
         let ev = ent.ev.drain().map_err(|e| io_errno(&e))?;
-        if ev.fired || ready {
-            ent.pending = true;
-        }
+        let mut arrived = ev.notifies.max(u32::from(ready));
         if ev.peer_gone && !ent.unmap_done {
             ent.unmap_done = true;
-            ent.pending = true;
+            arrived = arrived.max(1);
             if let Some(u) = ent.ev.peer_unmap() {
                 unmaps.push(u);
             }
         }
+        ent.delivery.arrive(arrived);
     }
     for u in unmaps {
         gnt::clear_notify_byte(g, u.owner, u.gref, u.offset);
@@ -279,9 +385,10 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
     let mut more = false;
     for port in &ports {
         if let Some(ent) = g.ports.get_mut(port) {
-            if ent.pending {
+            if ent.delivery.is_queued() {
                 if pick.is_none() {
-                    ent.pending = false;
+                    ent.delivery.take();
+                    epoll_ctl(h.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, ent.ev.fd())?;
                     pick = Some(*port);
                 } else {
                     more = true;
@@ -289,15 +396,13 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
             }
         }
     }
-    // Keep the handle's descriptor readable while events are left.
-    let mut v: u64 = 1;
-    let p = (&mut v as *mut u64).cast::<c_void>();
+    // Keep the handle's descriptor readable while ports are queued.
     if more {
-        // SAFETY: writing 8 bytes from `v` to our eventfd.
-        unsafe { libc::write(h.efd.as_raw_fd(), p, 8) };
+        wake(h);
     } else {
+        let mut v: u64 = 0;
         // SAFETY: reading 8 bytes into `v` from our non-blocking eventfd.
-        unsafe { libc::read(h.efd.as_raw_fd(), p, 8) };
+        unsafe { libc::read(h.efd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
     }
     Ok(pick)
 }
@@ -334,5 +439,69 @@ pub unsafe extern "C" fn xenevtchn_pending(xce: *mut XenevtchnHandle) -> c_int {
                 return fail(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivery;
+
+    #[test]
+    fn one_event_is_delivered_once() {
+        let mut d = Delivery::default();
+        d.arrive(1);
+        assert!(d.take());
+        assert!(!d.take());
+        assert_eq!(d.unmask(), Some(false), "nothing arrived while masked");
+        assert_eq!(d.unmask(), None, "not masked any more");
+        assert!(!d.is_queued());
+    }
+
+    #[test]
+    fn events_while_masked_are_delivered_after_unmask() {
+        let mut d = Delivery::default();
+        // Two events seen by one drain: the second came while masked.
+        d.arrive(2);
+        assert!(d.take());
+        assert!(!d.is_queued(), "masked: not delivered before unmask");
+        assert_eq!(
+            d.unmask(),
+            Some(true),
+            "the latched event queues the port again"
+        );
+        assert!(d.take());
+        assert_eq!(d.unmask(), Some(false));
+        // An event after delivery, before unmask: latched, not lost.
+        d.arrive(1);
+        assert!(d.take());
+        d.arrive(1);
+        d.arrive(3);
+        assert!(!d.is_queued());
+        assert_eq!(d.unmask(), Some(true));
+        assert!(d.take());
+        assert_eq!(d.unmask(), Some(false), "latched events merge into one");
+    }
+
+    #[test]
+    fn unmask_of_a_queued_port_keeps_it_masked() {
+        let mut d = Delivery::default();
+        d.arrive(1);
+        assert_eq!(d.unmask(), None);
+        d.arrive(1);
+        assert!(d.take());
+        assert_eq!(
+            d.unmask(),
+            Some(true),
+            "the event that came while queued is kept"
+        );
+        assert!(d.take());
+    }
+
+    #[test]
+    fn nothing_arrives_for_zero_events() {
+        let mut d = Delivery::default();
+        d.arrive(0);
+        assert!(!d.is_queued());
+        assert_eq!(d.unmask(), None);
     }
 }
