@@ -323,7 +323,8 @@ fn sigkilled_rust_peer_is_closed_for_the_c_side() {
 #[test]
 fn socket_proxy_server_sends_a_file_to_a_rust_client() {
     let dir = tmpdir();
-    let (file, hash) = random_file(dir.path(), 5 * MIB + 3, 11);
+    let files = tmpdir();
+    let (file, hash) = random_file(files.path(), 5 * MIB + 3, 11);
     let path = "/local/domain/0/data/vchan/1/proxy";
     let mut proxy = under_xensim(
         0,
