@@ -104,6 +104,10 @@ pub struct Handle {
     retained: Option<RetainedMemory>,
     /// The last data-path error (returned as [`E_ERROR`]).
     last_error: Option<CamlErr>,
+    /// Where a write whose source lies in the read ring (an echo of a read
+    /// view) is copied first: the peer can still write there, so no `&[u8]`
+    /// may be made over it (see `data::from_buffer`).
+    bounce: Vec<u8>,
 }
 
 impl Handle {
@@ -116,6 +120,7 @@ impl Handle {
             ring_len,
             retained: None,
             last_error: None,
+            bounce: Vec::new(),
         })
     }
 
