@@ -56,14 +56,19 @@ impl Mapping {
     }
 
     /// Reserve `len` bytes of address space, inaccessible until pages are
-    /// mapped over it.
+    /// mapped over it, between two guard pages that stay inaccessible: a
+    /// stray access just outside the shared memory faults instead of
+    /// reaching a neighbouring mapping.
     fn reserve(len: usize) -> io::Result<Mapping> {
+        let total = len
+            .checked_add(2 * PAGE)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: anonymous mapping at a kernel-chosen address; no existing
         // memory is affected.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                len,
+                total,
                 libc::PROT_NONE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
                 -1,
@@ -73,8 +78,10 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
+        // SAFETY: PAGE < total: inside the reservation just made.
+        let usable = unsafe { p.cast::<u8>().add(PAGE) };
         Ok(Mapping {
-            ptr: NonNull::new(p.cast()).ok_or_else(io::Error::last_os_error)?,
+            ptr: NonNull::new(usable).ok_or_else(io::Error::last_os_error)?,
             len,
         })
     }
@@ -117,9 +124,10 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: we own this mapping; nothing refers to it after drop.
+        // SAFETY: we own this mapping and its guard pages (see `reserve`);
+        // nothing refers to them after drop.
         unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            libc::munmap(self.ptr.as_ptr().sub(PAGE).cast(), self.len + 2 * PAGE);
         }
     }
 }
@@ -366,6 +374,56 @@ pub(crate) fn map(root: &Path, owner: u32, refs: &[u32], writable: bool) -> io::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Does reading the byte at `p` fault? (Tried in a forked child.)
+    fn faults(p: *const u8) -> bool {
+        // SAFETY: the child only reads one byte and exits; it touches no
+        // lock or allocator of the (multi-threaded) parent.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0);
+        if pid == 0 {
+            // SAFETY: a read that may fault: that is the test.
+            unsafe {
+                std::ptr::read_volatile(p);
+                libc::_exit(0);
+            }
+        }
+        let mut st = 0;
+        // SAFETY: waiting for our own child.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut st, 0) }, pid);
+        libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGSEGV
+    }
+
+    #[test]
+    fn shares_and_mappings_have_guard_pages() {
+        let dir = tempfile_dir();
+        let share = super::share(&dir, 0, 3).unwrap();
+        let refs = share.refs.clone();
+        let mapped = map(&dir, 0, &refs, true).unwrap();
+        for (p, len) in [
+            (share.as_ptr(), share.len()),
+            (mapped.as_ptr(), mapped.len()),
+        ] {
+            assert_eq!(len, 3 * PAGE);
+            // SAFETY: addresses just inside and just outside the region,
+            // only read in a child.
+            unsafe {
+                assert!(!faults(p));
+                assert!(!faults(p.add(len - 1)));
+                assert!(faults(p.sub(1)), "no guard page before");
+                assert!(faults(p.add(len)), "no guard page after");
+            }
+        }
+        drop(mapped);
+        drop(share);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("vchan-gnt-test-{}", std::process::id()));
+        fsobj::mkdir_p(&d).unwrap();
+        d
+    }
 
     #[test]
     fn published_text() {
