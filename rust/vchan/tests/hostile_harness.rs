@@ -141,9 +141,9 @@ fn attacker() {
     loop {
         if all || mode == "scribble" || mode == "truncate" {
             for (key, path) in shares(&root) {
-                if !maps.contains_key(&key) {
+                if let std::collections::btree_map::Entry::Vacant(e) = maps.entry(key) {
                     if let Some(s) = Share::map(&path) {
-                        maps.insert(key, s);
+                        e.insert(s);
                     }
                 }
             }
