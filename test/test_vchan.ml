@@ -534,6 +534,24 @@ let test_cat_errors () =
     (run "--backend xen --timeout 0.1 0 foo" <> 0);
   Alcotest.(check int) "help" 0
     (Sys.command (Printf.sprintf "%s --help=plain >/dev/null" cat));
+  (* The bad-input table's settings: a non-zero exit, and the message names
+     the variable or the path. *)
+  let err = Filename.concat !tmp_root "cat.err" in
+  let says env args expect =
+    let rc =
+      Sys.command
+        (Printf.sprintf
+           "env %s %s %s </dev/null >/dev/null 2>%s; s=$?; [ $s -ne 0 ] && grep -qF -- %s %s"
+           env cat args (q err) (q expect) (q err))
+    in
+    Alcotest.(check int) (Printf.sprintf "%s %s: exit <> 0, says %s" env args expect) 0 rc
+  in
+  says "VCHAN_DOMID=abc" "-l 1 foo" "VCHAN_DOMID=\"abc\"";
+  says "VCHAN_DOMID=-1" "--timeout 0.1 0 foo" "VCHAN_DOMID=\"-1\"";
+  says "VCHAN_UNIX_DIR=/proc/none" "-l 1 foo" "/proc/none";
+  says "VCHAN_UNIX_DIR=/" "-l 1 foo" "vchan rendezvous directory /:";
+  says "" ("0 " ^ String.make 300 'p') "invalid vchan port";
+  says "" "-- -1 foo" "invalid domain id";
   Alcotest.(check int) "no server: timeout" 1
     (Sys.command
        (Printf.sprintf "VCHAN_DOMID=1 %s --timeout 0.2 0 nobody 2>/dev/null </dev/null" cat));
