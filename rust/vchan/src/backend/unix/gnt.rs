@@ -251,17 +251,21 @@ impl Region for Mapped {
 }
 
 /// What a share's published file says.
-#[derive(Debug, PartialEq, Eq)]
-struct Published {
-    pid: u32,
-    fd: u32,
-    ino: u64,
-    pages: usize,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The sharing process.
+    pub pid: u32,
+    /// Its descriptor of the memfd.
+    pub fd: u32,
+    /// The memfd's inode.
+    pub ino: u64,
+    /// Pages in the share (1..=[`MAX_SHARE_PAGES`]).
+    pub pages: usize,
 }
 
-/// Parse `memfd <pid> <fd> <inode> <pages>` (peer-written: every field is
-/// checked).
-fn parse_published(text: &[u8]) -> Option<Published> {
+/// Parse `memfd <pid> <fd> <inode> <pages>\n` (peer-written: every field is
+/// checked; `None` for anything else).
+pub fn parse_published(text: &[u8]) -> Option<Published> {
     let text = std::str::from_utf8(text).ok()?;
     let mut f = text.strip_suffix('\n')?.split(' ');
     if f.next()? != "memfd" {
