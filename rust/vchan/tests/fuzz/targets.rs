@@ -10,8 +10,11 @@ use vchan::{DomId, Port};
 use vchan_core::layout::*;
 use vchan_core::{read_grant, read_orders, Channel, Orders, RawPage, RawRing};
 
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
 /// The targets, by name (as `fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Target); 4] = [
     ("orders", orders),
     ("ring", ring),
     ("store", store_paths),
@@ -131,6 +134,7 @@ pub fn ring(data: &[u8]) {
         Channel::client(raw, orders, rr, wrr)
     };
     let Ok(mut ch) = ch else { return };
+    // (`ch` holds raw pointers into `rd`/`wr`: checked after its last use.)
     let mut buf = vec![0u8; 1 << 16];
     let mut steps = 0;
     while !inp.is_empty() && steps < 256 {
