@@ -198,7 +198,6 @@ pub fn ring(data: &[u8]) {
             }
         }
     }
-    drop(ch);
     assert!(
         rd[..GUARD].iter().all(|b| *b == 0xa5),
         "write before the read ring"
