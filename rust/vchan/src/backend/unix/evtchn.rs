@@ -431,6 +431,7 @@ pub(crate) fn sweep_dir(dir: RawFd) {
     for (name, kind) in entries {
         let res = if let Some(port) = name.strip_suffix(".sock") {
             if kind != fsobj::Kind::Socket || !is_port(port) {
+                fsobj::skipped("evtchn/<domid>", &name);
                 continue;
             }
             match fsobj::is_live_at(dir, port) {
@@ -441,6 +442,7 @@ pub(crate) fn sweep_dir(dir: RawFd) {
             let base = name.strip_suffix(".peer").unwrap_or(&name);
             if kind != fsobj::Kind::File || !(is_port(base) || name.starts_with(fsobj::TMP_PREFIX))
             {
+                fsobj::skipped("evtchn/<domid>", &name);
                 continue;
             }
             // Port locks, client slots and temporary files.

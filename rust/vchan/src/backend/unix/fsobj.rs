@@ -178,6 +178,15 @@ pub(crate) fn list(dir: RawFd) -> io::Result<Vec<(String, Kind)>> {
     Ok(out)
 }
 
+/// Note an entry a sweep leaves alone (not one of ours), on stderr when
+/// `VCHAN_DEBUG` is set: the unix backend's debug log.
+pub(crate) fn skipped(where_: &str, name: &str) {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("VCHAN_DEBUG").is_some_and(|v| !v.is_empty())) {
+        eprintln!("vchan: sweep: left {where_}/{name:?} alone (not one of ours)");
+    }
+}
+
 /// Create the directory `dir` (and parents) with mode 0700.
 pub(crate) fn mkdir_p(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;

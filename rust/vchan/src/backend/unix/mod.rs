@@ -299,6 +299,7 @@ fn sweep_within(root: &Path, wait: Duration) -> io::Result<()> {
         };
         for (name, k) in fsobj::list(top.as_raw_fd()).unwrap_or_default() {
             if k != fsobj::Kind::Dir || !is_domid_name(&name) {
+                fsobj::skipped(kind, &name);
                 continue;
             }
             let Ok(dom) = fsobj::open_subdir(top.as_raw_fd(), &name) else {
@@ -327,6 +328,8 @@ fn sweep_gnt_dir(dir: RawFd) {
             && (is_share_name(&name) || name.starts_with(fsobj::TMP_PREFIX))
         {
             let _ = fsobj::reap_at(dir, &name);
+        } else {
+            fsobj::skipped("gnt/<domid>", &name);
         }
     }
 }
@@ -393,6 +396,9 @@ fn sweep_store(root: RawFd, dir: RawFd, at: &mut Vec<String>) {
             continue;
         }
         if kind != fsobj::Kind::Dir {
+            if kind != fsobj::Kind::File {
+                fsobj::skipped("store", &name);
+            }
             continue;
         }
         let Ok(sub) = fsobj::open_subdir(dir, &name) else {
