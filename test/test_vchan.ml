@@ -567,35 +567,33 @@ let test_cat_errors () =
           cat cat (q file))
      <> 0)
 
-(* A receiver SIGKILLed while the sender still sends: the sender says its
-   peer vanished (not that it closed), whichever of its reader or writer
-   notices first. *)
 let contains s sub =
   let n = String.length sub in
   let rec at i = i + n <= String.length s && (String.sub s i n = sub || at (i + 1)) in
   at 0
 
-let test_cat_receiver_killed () =
-  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
+(* A listener `vchan-cat -l -d 1 NAME` writing to a pipe, and a sender
+   `vchan-cat 0 NAME` reading from one (its standard error: [sender_err]),
+   connected: "hello" went through. Returns (listener, sender, the sender's
+   input, the listener's output). *)
+let cat_pair ?(sender_err = Unix.stderr) name =
   let cat = vchan_cat () in
   let out_r, out_w = Unix.pipe ~cloexec:true () in
   let listener =
     Unix.create_process_env cat
-      [| cat; "-l"; "-d"; "1"; "rkilled" |]
+      [| cat; "-l"; "-d"; "1"; name |]
       (env_with [ ("VCHAN_DOMID", "0") ])
       Unix.stdin out_w Unix.stderr
   in
   Unix.close out_w;
   let in_r, in_w = Unix.pipe ~cloexec:true () in
-  let err_r, err_w = Unix.pipe ~cloexec:true () in
   let sender =
     Unix.create_process_env cat
-      [| cat; "--timeout"; "10"; "0"; "rkilled" |]
+      [| cat; "--timeout"; "10"; "0"; name |]
       (env_with [ ("VCHAN_DOMID", "1") ])
-      in_r Unix.stdout err_w
+      in_r Unix.stdout sender_err
   in
   Unix.close in_r;
-  Unix.close err_w;
   ignore (Unix.write_substring in_w "hello" 0 5 : int);
   let buf = Bytes.create 5 in
   let rec read_all off =
@@ -605,6 +603,17 @@ let test_cat_receiver_killed () =
       | n -> read_all (off + n)
   in
   read_all 0;
+  Alcotest.(check string) "bytes through" "hello" (Bytes.to_string buf);
+  (listener, sender, in_w, out_r)
+
+(* A receiver SIGKILLed while the sender still sends: the sender says its
+   peer vanished (not that it closed), whichever of its reader or writer
+   notices first. *)
+let test_cat_receiver_killed () =
+  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
+  let err_r, err_w = Unix.pipe ~cloexec:true () in
+  let listener, sender, in_w, out_r = cat_pair ~sender_err:err_w "rkilled" in
+  Unix.close err_w;
   Unix.kill listener Sys.sigkill;
   ignore (waitpid listener);
   (* More to send: the sender's writer meets the dead peer too. *)
@@ -636,35 +645,9 @@ let test_cat_receiver_killed () =
 (* A sender SIGKILLed mid-stream: the receiving vchan-cat must notice
    within a second and fail (a vanished peer is not a close). *)
 let test_cat_peer_killed () =
-  let cat = vchan_cat () in
-  let out_r, out_w = Unix.pipe ~cloexec:true () in
-  let listener =
-    Unix.create_process_env cat
-      [| cat; "-l"; "-d"; "1"; "killed" |]
-      (env_with [ ("VCHAN_DOMID", "0") ])
-      Unix.stdin out_w Unix.stderr
-  in
-  Unix.close out_w;
-  let in_r, in_w = Unix.pipe ~cloexec:true () in
-  let sender =
-    Unix.create_process_env cat
-      [| cat; "--timeout"; "10"; "0"; "killed" |]
-      (env_with [ ("VCHAN_DOMID", "1") ])
-      in_r Unix.stdout Unix.stderr
-  in
-  Unix.close in_r;
   (* Once bytes came through, both are connected: kill the sender, whose
      standard input is still open. *)
-  ignore (Unix.write_substring in_w "hello" 0 5 : int);
-  let buf = Bytes.create 5 in
-  let rec read_all off =
-    if off < 5 then
-      match Unix.read out_r buf off (5 - off) with
-      | 0 -> fail "the listener ended early"
-      | n -> read_all (off + n)
-  in
-  read_all 0;
-  Alcotest.(check string) "bytes through" "hello" (Bytes.to_string buf);
+  let listener, sender, in_w, out_r = cat_pair "killed" in
   Unix.kill sender Sys.sigkill;
   let killed_at = Unix.gettimeofday () in
   ignore (waitpid sender);

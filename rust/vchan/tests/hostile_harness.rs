@@ -28,7 +28,6 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use vchan::{Endpoint, Error, State};
 use vchan_core::layout::PAGE_SIZE;
@@ -137,12 +136,12 @@ fn attacker() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let all = mode == "all";
     let mut held: Option<std::fs::File> = None;
-    let mut maps: BTreeMap<(u32, u32), Share> = BTreeMap::new();
+    let mut maps: BTreeMap<(u32, u32), ForeignShare> = BTreeMap::new();
     loop {
         if all || mode == "scribble" || mode == "truncate" {
             for (key, path) in shares(&root) {
                 if let std::collections::btree_map::Entry::Vacant(e) = maps.entry(key) {
-                    if let Some(s) = Share::map(&path) {
+                    if let Some(s) = ForeignShare::map(&path) {
                         e.insert(s);
                     }
                 }
@@ -211,61 +210,9 @@ fn shares(root: &Path) -> Vec<((u32, u32), PathBuf)> {
     out
 }
 
-/// A share mapped by the attacker.
-struct Share {
-    ptr: *mut u8,
-    len: usize,
-    fd: std::os::fd::OwnedFd,
-}
-
-impl Share {
-    fn map(path: &Path) -> Option<Share> {
-        let text = std::fs::read_to_string(path).ok()?;
-        let f: Vec<&str> = text.split_whitespace().collect();
-        let ["memfd", pid, fd, _, pages] = f.as_slice() else {
-            return None;
-        };
-        let pages: usize = pages.parse().ok()?;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/{pid}/fd/{fd}"))
-            .ok()?;
-        let len = pages * PAGE_SIZE;
-        // SAFETY: a new shared mapping of a sealed memfd at least `len`
-        // bytes long (checked by the kernel: mmap beyond would SIGBUS on
-        // access only, and the memfd cannot shrink).
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        // Only map what really is there.
-        let st = file.metadata().ok()?;
-        if (st.len() as usize) < len {
-            // SAFETY: our own mapping.
-            unsafe { libc::munmap(p, len) };
-            return None;
-        }
-        Some(Share {
-            ptr: p.cast(),
-            len,
-            fd: file.into(),
-        })
-    }
-}
-
 /// Rewrite random control fields of a (possible) control page, or random
 /// bytes of a ring page, with random and boundary values.
-fn scribble(s: &Share, rng: &mut impl Rng) {
+fn scribble(s: &ForeignShare, rng: &mut impl Rng) {
     const BOUNDARY: [u32; 10] = [
         0,
         1,
@@ -291,8 +238,7 @@ fn scribble(s: &Share, rng: &mut impl Rng) {
         } else {
             rng.gen_range(0..s.len / 4) * 4
         };
-        // SAFETY: off + 4 <= len, 4-aligned, inside our own mapping.
-        unsafe { std::ptr::write_volatile(s.ptr.add(off).cast::<u32>(), v) };
+        s.poke_u32(off, v);
     }
 }
 
@@ -375,28 +321,6 @@ struct Round {
     seed: u64,
     send: u64,
     ring: usize,
-}
-
-fn spawn_role(role: &str, domid: u32, dir: &Path, env: &[(&str, String)]) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        ENTRY,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-        "-q",
-    ])
-    .env(ROLE, role)
-    .env("VCHAN_DOMID", domid.to_string())
-    .env("VCHAN_UNIX_DIR", dir)
-    .env("VCHAN_BACKEND", "unix")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap()
 }
 
 /// Our side of a round: set up, read everything, close.
@@ -502,7 +426,8 @@ fn run_role(server: bool) {
             ("RING", r.ring.to_string()),
         ];
         let attacker = (mode != Mode::Honest && mode != Mode::Kill).then(|| {
-            spawn_role(
+            spawn(
+                ENTRY,
                 "attacker",
                 2,
                 &root,
@@ -528,9 +453,9 @@ fn run_role(server: bool) {
         let mut peer = if server {
             // Our side listens first; the client retries until we do.
             std::thread::sleep(Duration::from_millis(5));
-            spawn_role("peer-client", 1, &root, &env)
+            spawn(ENTRY, "peer-client", 1, &root, &env)
         } else {
-            let mut p = spawn_role("peer-server", 0, &root, &env);
+            let mut p = spawn(ENTRY, "peer-server", 0, &root, &env);
             let out = p.stdout.take().unwrap();
             std::thread::spawn(move || {
                 let mut rd = std::io::BufReader::new(out);

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use vchan::{Endpoint, Error, State};
-use vchan_core::layout::{CLI_LIVE, PAGE_SIZE};
+use vchan_core::layout::CLI_LIVE;
 
 const ENTRY: &str = "child";
 const T: Option<Duration> = Some(Duration::from_secs(20));
@@ -40,95 +40,15 @@ fn child() {
     ep.close().unwrap();
 }
 
-/// Run `f` on a thread; fail (instead of hanging) if it takes longer than
-/// `secs`.
-fn within<R: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(Duration::from_secs(secs)) {
-        Ok(r) => r,
-        Err(_) => panic!("{what}: still blocked after {secs} s"),
-    }
-}
-
-/// What a share's published file says: (pid, fd, pages).
-fn published(file: &Path) -> Option<(u32, u32, usize)> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let f: Vec<&str> = text.split_whitespace().collect();
-    match f.as_slice() {
-        ["memfd", pid, fd, _ino, pages] => {
-            Some((pid.parse().ok()?, fd.parse().ok()?, pages.parse().ok()?))
-        }
-        _ => None,
-    }
-}
-
-/// A share of domain `owner` mapped the way any process of our uid can,
-/// through its published file and /proc.
-struct Attack {
-    ptr: *mut u8,
-    len: usize,
-    memfd: OwnedFd,
-}
-
-// SAFETY: the mapping is plain shared memory, written with volatile
-// stores only; it may move to another thread.
-unsafe impl Send for Attack {}
-
-impl Attack {
-    fn map(root: &Path, owner: u32, id: u32) -> Option<Attack> {
-        let (pid, fd, pages) = published(&root.join(format!("gnt/{owner}/{id}")))?;
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(format!("/proc/{pid}/fd/{fd}"))
-            .ok()?;
-        let memfd = OwnedFd::from(f);
-        let len = pages * PAGE_SIZE;
-        // SAFETY: a fresh shared mapping of a sealed memfd of `len` bytes.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                memfd.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
-        Some(Attack {
-            ptr: p.cast(),
-            len,
-            memfd,
-        })
-    }
-
-    fn poke(&self, off: usize, v: u8) {
-        assert!(off < self.len);
-        // SAFETY: off is inside our mapping.
-        unsafe { std::ptr::write_volatile(self.ptr.add(off), v) };
-    }
-}
-
-impl Drop for Attack {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
 /// The server's control page, found through the rendezvous.
-fn control_page(root: &Path, p: &str) -> Attack {
+fn control_page(root: &Path, p: &str) -> ForeignShare {
     let rel = p.trim_start_matches('/');
     let gref: u32 = std::fs::read_to_string(root.join("store").join(rel).join("ring-ref"))
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    Attack::map(root, 0, gref >> 9).expect("map the control page")
+    ForeignShare::map(&root.join(format!("gnt/0/{}", gref >> 9))).expect("map the control page")
 }
 
 /// Read the child's output up to line `want`; the rest is drained by a
@@ -232,15 +152,18 @@ fn truncating_the_shared_files_raises_no_signal() {
                     continue;
                 };
                 for e in rd.flatten() {
-                    let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok())
-                    else {
+                    if e.file_name()
+                        .to_str()
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .is_none()
+                    {
                         continue;
-                    };
+                    }
                     // The memory itself: every size change is refused.
-                    if let Some(a) = Attack::map(&root, owner, id) {
+                    if let Some(a) = ForeignShare::map(&e.path()) {
                         for len in [0, 1, a.len as i64 - 1, a.len as i64 + 4096] {
                             // SAFETY: ftruncate on our own descriptor.
-                            let rc = unsafe { libc::ftruncate(a.memfd.as_raw_fd(), len) };
+                            let rc = unsafe { libc::ftruncate(a.fd.as_raw_fd(), len) };
                             assert_eq!(rc, -1, "the shared memory was resized to {len}");
                             assert_eq!(
                                 std::io::Error::last_os_error().raw_os_error(),

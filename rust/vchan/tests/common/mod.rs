@@ -40,6 +40,102 @@ pub fn spawn(entry: &str, role: &str, domid: u32, dir: &Path, extra: &[(&str, St
     cmd.spawn().unwrap()
 }
 
+/// Run `f` on a thread; fail (instead of hanging) if it takes longer than
+/// `secs`.
+pub fn within<R: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(r) => r,
+        Err(_) => panic!("{what}: still blocked after {secs} s"),
+    }
+}
+
+/// A share of the unix backend mapped the way any process of our uid can
+/// (what a hostile peer does): through its published file
+/// (`gnt/<domid>/<id>`, `memfd <pid> <fd> <inode> <pages>`) and /proc.
+pub struct ForeignShare {
+    ptr: *mut u8,
+    /// Bytes mapped.
+    pub len: usize,
+    /// The memfd, opened through /proc.
+    pub fd: std::os::fd::OwnedFd,
+}
+
+// SAFETY: the mapping is plain shared memory, written with volatile stores
+// only; it may move to another thread.
+unsafe impl Send for ForeignShare {}
+
+impl ForeignShare {
+    /// Map the share published at `file`, read-write; `None` if it is not
+    /// (or no longer) a share, or its memory is shorter than it says.
+    pub fn map(file: &Path) -> Option<ForeignShare> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let ["memfd", pid, fd, _, pages] = f.as_slice() else {
+            return None;
+        };
+        let pages: usize = pages.parse().ok()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/fd/{fd}"))
+            .ok()?;
+        let len = pages * vchan::vchan_core::layout::PAGE_SIZE;
+        if (file.metadata().ok()?.len() as usize) < len || len == 0 {
+            return None;
+        }
+        // SAFETY: a new shared mapping of `len` bytes of a memfd at least
+        // that long (checked above), which cannot shrink (sealed) — and if
+        // it is not ours, only this test process would fault.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(ForeignShare {
+            ptr: p.cast(),
+            len,
+            fd: file.into(),
+        })
+    }
+
+    /// Write byte `v` at `off`.
+    pub fn poke(&self, off: usize, v: u8) {
+        assert!(off < self.len);
+        // SAFETY: off is inside our mapping.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off), v) };
+    }
+
+    /// Write `v` at the 4-aligned `off`.
+    pub fn poke_u32(&self, off: usize, v: u32) {
+        assert!(off % 4 == 0 && off + 4 <= self.len);
+        // SAFETY: aligned and inside our mapping.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u32>(), v) };
+    }
+}
+
+impl Drop for ForeignShare {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
 /// The role this process was started with, if it is a child.
 pub fn role() -> Option<String> {
     std::env::var(ROLE).ok()
