@@ -1,3 +1,5 @@
+//! **Internal to vchan-rs** (not published): the benchmark program.
+//!
 //! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
 //! xensim), a Unix stream socket, a pipe and a spinning shared-memory ring,
 //! each as two processes on this machine. Prints one table.

@@ -45,7 +45,7 @@ const ROUND_MS: u64 = 700;
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    let Some(role) = role() else { return };
+    let role = child_role();
     if role == "attacker" {
         attacker();
         return;

@@ -20,7 +20,7 @@ const T: Option<Duration> = Some(Duration::from_secs(20));
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    let Some(role) = role() else { return };
+    let role = child_role();
     let name = std::env::var("PORT").unwrap();
     let mut ep = Endpoint::connect(dom(0), &port(&name), T).unwrap();
     println!("connected=1");
