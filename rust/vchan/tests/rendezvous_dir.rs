@@ -161,6 +161,39 @@ fn sweep_follows_no_symlink() {
     );
 }
 
+/// Removing a store node (a server's close, xensim's `xs_rm`) follows no
+/// symlink planted above or at the node: what it points to stays.
+#[test]
+fn store_removal_follows_no_symlink() {
+    let base = private_tempdir();
+    let root = base.path().join("v");
+    UnixBackend::new(root.clone(), dom(0)).unwrap();
+    let victim = base.path().join("victim");
+    mkdirs(&victim.join("domain/0/data/vchan/1/p"));
+    std::fs::write(victim.join("domain/0/data/vchan/1/p/ring-ref"), b"8").unwrap();
+    std::fs::write(victim.join("domain/0/data/vchan/1/keep"), b"x").unwrap();
+    mkdirs(&root.join("store"));
+    std::os::unix::fs::symlink(&victim, root.join("store/local")).unwrap();
+    mkdirs(&root.join("store/other"));
+    std::os::unix::fs::symlink(victim.join("domain"), root.join("store/other/q")).unwrap();
+    let before = snapshot(&victim);
+    unix::store::rm(&root, "/local/domain/0/data/vchan/1/p").unwrap();
+    unix::store::rm(&root, "/local/domain/0/data/vchan/1").unwrap();
+    assert_eq!(
+        snapshot(&victim),
+        before,
+        "removal reached outside the tree"
+    );
+    // The symlink itself, as the node, is removed (not what it points to).
+    unix::store::rm(&root, "/other/q").unwrap();
+    assert!(std::fs::symlink_metadata(root.join("store/other/q")).is_err());
+    assert_eq!(
+        snapshot(&victim),
+        before,
+        "removal reached outside the tree"
+    );
+}
+
 /// Issue 12, reproduction 3: FIFOs planted where objects live block
 /// nothing: sweeps, listen, connect and close of other pairs go on.
 #[test]

@@ -117,6 +117,66 @@ pub(crate) fn prune_at(dir: RawFd, name: &str) {
     let _ = unlink_at(dir, name, libc::AT_REMOVEDIR);
 }
 
+/// Open the directory `root/rel[0]/rel[1]/...`: `root` by path (its
+/// symlinks are the user's choice), every component below it with
+/// `openat(O_NOFOLLOW)`, so that no symlink planted in the tree is
+/// followed. `Ok(None)` if a component is missing or not a directory.
+pub(crate) fn open_below(root: &Path, rel: &[&str]) -> io::Result<Option<OwnedFd>> {
+    let mut dir = match open_dir(root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for c in rel {
+        dir = match open_subdir(dir.as_raw_fd(), c) {
+            Ok(d) => d,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+                ) =>
+            {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(Some(dir))
+}
+
+/// depth limit of [`remove_tree_at`].
+const REMOVE_DEPTH: usize = 32;
+
+/// Remove entry `name` of `dir` and, if it is a directory, everything
+/// below it, through directory descriptors (a symlink is removed, never
+/// followed). A missing entry is not an error.
+pub(crate) fn remove_tree_at(dir: RawFd, name: &str) -> io::Result<()> {
+    remove_tree_depth(dir, name, 0)
+}
+
+fn remove_tree_depth(dir: RawFd, name: &str, depth: usize) -> io::Result<()> {
+    let c = cstr(name.as_bytes())?;
+    let st = match stat_at(dir, &c) {
+        Ok(st) => st,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return unlink_at(dir, name, 0);
+    }
+    if depth >= REMOVE_DEPTH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{name}: nested too deep to remove"),
+        ));
+    }
+    let sub = open_subdir(dir, name)?;
+    for (n, _) in list(sub.as_raw_fd())? {
+        remove_tree_depth(sub.as_raw_fd(), &n, depth + 1)?;
+    }
+    unlink_at(dir, name, libc::AT_REMOVEDIR)
+}
+
 /// Kind of a directory entry, from `fstatat` (never followed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {

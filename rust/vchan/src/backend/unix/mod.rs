@@ -475,10 +475,8 @@ fn rendezvous_live(root: &Path, xs_path: &str) -> io::Result<bool> {
     let Some(owner) = owner_of_path(xs_path) else {
         return Ok(true);
     };
-    let node = match fsobj::open_dir(&store::node_path(root, xs_path)?) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
+    let Some(node) = store::open_node(root, xs_path)? else {
+        return Ok(false);
     };
     let rootfd = fsobj::open_dir(root)?;
     rendezvous_live_at(rootfd.as_raw_fd(), owner, node.as_raw_fd())
@@ -592,11 +590,8 @@ impl Backend for UnixBackend {
                         return Err(Error::AddrInUse);
                     }
                     // A stale rendezvous of a dead server: replace it.
-                    let node = store::node_path(&self.root, path)?;
-                    if let (Some(parent), Some(name)) =
-                        (node.parent(), node.file_name().and_then(|n| n.to_str()))
-                    {
-                        if let Ok(p) = fsobj::open_dir(parent) {
+                    if let Some((parent, name)) = path.rsplit_once('/') {
+                        if let Ok(Some(p)) = store::open_node(&self.root, parent) {
                             remove_rendezvous_at(p.as_raw_fd(), name);
                         }
                     }
@@ -608,12 +603,8 @@ impl Backend for UnixBackend {
     }
 
     fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
-        let node = match fsobj::open_dir(&store::node_path(&self.root, path)?) {
-            Ok(n) => n,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
-                return Ok(None)
-            }
-            Err(e) => return Err(e.into()),
+        let Some(node) = store::open_node(&self.root, path)? else {
+            return Ok(None);
         };
         let field = |name: &str| -> Result<Option<u32>> {
             Ok(read_u32_leaf(node.as_raw_fd(), name)?.filter(|v| *v != 0))

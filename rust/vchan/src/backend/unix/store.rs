@@ -125,33 +125,54 @@ pub fn directory(root: &Path, xs_path: &str) -> io::Result<Option<Vec<String>>> 
     Ok(Some(names))
 }
 
-/// Remove `xs_path` and everything below it, then prune empty parents.
-pub fn rm(root: &Path, xs_path: &str) -> io::Result<()> {
-    let path = node_path(root, xs_path)?;
-    let res = match fs::symlink_metadata(&path) {
-        Ok(m) if m.is_dir() => fs::remove_dir_all(&path),
-        Ok(_) => fs::remove_file(&path),
-        Err(e) => Err(e),
-    };
-    match res {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    prune_up(root, &path);
-    Ok(())
+/// The components of `xs_path` below `store/` (validated by
+/// [`node_path`]).
+fn components(root: &Path, xs_path: &str) -> io::Result<Vec<String>> {
+    node_path(root, xs_path)?;
+    Ok(xs_path[1..].split('/').map(str::to_owned).collect())
 }
 
-/// Remove empty directories from `path`'s parent up to the store's root.
-pub(crate) fn prune_up(root: &Path, path: &Path) {
-    let top = root.join("store");
-    let mut dir = path.parent();
-    while let Some(d) = dir {
-        if !d.starts_with(&top) || fs::remove_dir(d).is_err() {
+/// Open the directory of node `xs_path` without following any symlink
+/// below the root; `Ok(None)` if there is no such directory.
+pub(crate) fn open_node(root: &Path, xs_path: &str) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    let comps = components(root, xs_path)?;
+    let mut rel: Vec<&str> = vec!["store"];
+    rel.extend(comps.iter().map(String::as_str));
+    fsobj::open_below(root, &rel)
+}
+
+/// Remove `xs_path` and everything below it, then prune empty parents.
+/// Goes through directory descriptors: a symlink planted in the store is
+/// removed if it is the node or below it, never followed.
+pub fn rm(root: &Path, xs_path: &str) -> io::Result<()> {
+    let comps = components(root, xs_path)?;
+    let Some((last, parents)) = comps.split_last() else {
+        return Ok(());
+    };
+    let mut rel: Vec<&str> = vec!["store"];
+    rel.extend(parents.iter().map(String::as_str));
+    let Some(parent) = fsobj::open_below(root, &rel)? else {
+        return Ok(());
+    };
+    fsobj::remove_tree_at(std::os::fd::AsRawFd::as_raw_fd(&parent), last)?;
+    drop(parent);
+    // Prune the parents that became empty, deepest first.
+    while rel.len() > 1 {
+        let name = rel.pop().unwrap_or_default();
+        let Some(dir) = fsobj::open_below(root, &rel)? else {
+            break;
+        };
+        if fsobj::unlink_at(
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            name,
+            libc::AT_REMOVEDIR,
+        )
+        .is_err()
+        {
             break;
         }
-        dir = d.parent();
     }
+    Ok(())
 }
 
 /// Create directory node `xs_path` holding the given leaves, atomically:
