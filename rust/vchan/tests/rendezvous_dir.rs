@@ -150,7 +150,18 @@ fn sweep_follows_no_symlink() {
         before,
         "the sweep reached outside the tree"
     );
-    // And through endpoints' closes too.
+    // Nor do endpoints: creating objects through the planted `gnt` and
+    // `evtchn/0` symlinks is refused (a clean error), never done there.
+    match Endpoint::listen_at(backend(&root, 0), dom(1), &path(0, 1, "q"), 4096, 4096) {
+        Ok(mut s) => s.close().unwrap(),
+        Err(e) => assert!(
+            matches!(&e, Error::Io(io) if io.raw_os_error() == Some(libc::ENOTDIR)),
+            "{e:?}"
+        ),
+    }
+    // Once they are gone, the tree works again.
+    std::fs::remove_file(root.join("gnt")).unwrap();
+    std::fs::remove_file(root.join("evtchn/0")).unwrap();
     let mut s =
         Endpoint::listen_at(backend(&root, 0), dom(1), &path(0, 1, "q"), 4096, 4096).unwrap();
     s.close().unwrap();

@@ -27,16 +27,18 @@ pub(crate) const TMP_PREFIX: &str = ".tmp-";
 /// on a FIFO, never leak into a child.
 pub(crate) const SAFE_OPEN: libc::c_int = libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
 
-/// A file we own and hold locked; unlinked when dropped.
+/// A file we own and hold locked, entry `name` of directory `dir`;
+/// unlinked when dropped.
 #[derive(Debug)]
 pub(crate) struct Owned {
-    path: PathBuf,
+    dir: OwnedFd,
+    name: String,
     file: File,
 }
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let _ = unlink_at(self.dir.as_raw_fd(), &self.name, 0);
     }
 }
 
@@ -281,39 +283,89 @@ pub(crate) fn random() -> u64 {
     h.finish()
 }
 
-/// A unique temporary name in `dir`.
-pub(crate) fn tmp_name(dir: &Path) -> PathBuf {
+/// A unique temporary file name (`.tmp-<pid>-<n>`).
+pub(crate) fn tmp_basename() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{TMP_PREFIX}{}-{n}", std::process::id()))
+    format!("{TMP_PREFIX}{}-{n}", std::process::id())
+}
+
+/// A unique temporary name in `dir`.
+pub(crate) fn tmp_name(dir: &Path) -> PathBuf {
+    dir.join(tmp_basename())
+}
+
+/// Open the directory `root/rel[0]/...` as [`open_below`] does, making
+/// the missing components (mode 0700) on the way.
+fn open_or_make_below(root: &Path, rel: &[&str]) -> io::Result<OwnedFd> {
+    let mut dir = open_dir(root)?;
+    for c in rel {
+        let name = cstr(c.as_bytes())?;
+        dir = match open_subdir(dir.as_raw_fd(), c) {
+            Ok(d) => d,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // SAFETY: `name` is NUL-terminated; `dir` is open.
+                let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o700) };
+                if rc != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::AlreadyExists {
+                        return Err(e);
+                    }
+                }
+                open_subdir(dir.as_raw_fd(), c)?
+            }
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(dir)
 }
 
 /// Create `dir/name` as a locked file holding `content`. Returns
 /// `Ok(None)` when the name is taken (by a live or a stale owner: see
-/// [`reap`]).
+/// [`reap`]). `dir` is a domain directory, `<root>/<kind>/<domid>`: the
+/// two components below the root are opened (made if missing) with
+/// `O_NOFOLLOW`, so an object is never created through a planted symlink.
 pub(crate) fn create(dir: &Path, name: &str, content: &[u8]) -> io::Result<Option<Owned>> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: not a domain directory of the rendezvous tree",
+                dir.display()
+            ),
+        )
+    };
+    let domid = dir.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
+    let kind_dir = dir.parent().ok_or_else(bad)?;
+    let kind = kind_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(bad)?;
+    let root = kind_dir.parent().ok_or_else(bad)?;
+    let c_name = cstr(name.as_bytes())?;
     let mut tries = 0;
     loop {
         tries += 1;
-        mkdir_p(dir)?;
-        let tmp = tmp_name(dir);
-        let file = match fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(SAFE_OPEN)
-            .open(&tmp)
-        {
-            Ok(f) => f,
+        let d = open_or_make_below(root, &[kind, domid])?;
+        let tmp = tmp_basename();
+        let c_tmp = cstr(tmp.as_bytes())?;
+        let file = match open_at(
+            d.as_raw_fd(),
+            &c_tmp,
+            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL,
+        ) {
+            Ok(f) => File::from(f),
             // A concurrent sweep pruned the (empty) directory: try again.
             Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => continue,
             Err(e) => return Err(e),
         };
-        let mut guard = Owned { path: tmp, file };
+        let mut guard = Owned {
+            dir: d.try_clone()?,
+            name: tmp,
+            file,
+        };
         if !flock(guard.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)? {
             // A sweeper took the fresh file for a dead one's (and unlinks
             // it): never publish an object we could not lock.
@@ -328,17 +380,31 @@ pub(crate) fn create(dir: &Path, name: &str, content: &[u8]) -> io::Result<Optio
         if !content.is_empty() {
             guard.file.write_all(content)?;
         }
-        let path = dir.join(name);
-        return match fs::hard_link(&guard.path, &path) {
-            Ok(()) => {
-                // Dropping the guard unlinks the temporary name only.
-                let file = guard.file.try_clone()?;
-                drop(guard);
-                Ok(Some(Owned { path, file }))
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::NotFound && tries < 8 => continue,
-            Err(e) => Err(e),
+        // SAFETY: both names are NUL-terminated, `d` is open.
+        let rc = unsafe {
+            libc::linkat(
+                d.as_raw_fd(),
+                c_tmp.as_ptr(),
+                d.as_raw_fd(),
+                c_name.as_ptr(),
+                0,
+            )
+        };
+        if rc == 0 {
+            // Dropping the guard unlinks the temporary name only.
+            let file = guard.file.try_clone()?;
+            drop(guard);
+            return Ok(Some(Owned {
+                dir: d,
+                name: name.to_owned(),
+                file,
+            }));
+        }
+        let e = io::Error::last_os_error();
+        return match e.kind() {
+            io::ErrorKind::AlreadyExists => Ok(None),
+            io::ErrorKind::NotFound if tries < 8 => continue,
+            _ => Err(e),
         };
     }
 }
