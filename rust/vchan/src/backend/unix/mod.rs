@@ -354,8 +354,9 @@ fn tmp_owner_dead(name: &str) -> bool {
     rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
-/// The leaves of a rendezvous node.
-const RENDEZVOUS_LEAVES: [&str; 2] = ["ring-ref", "event-channel"];
+/// The leaves of a rendezvous node: libxenvchan's two, and the server's
+/// record that the xen backend adds (see `backend/xen/owner.rs`).
+const RENDEZVOUS_LEAVES: [&str; 3] = ["ring-ref", "event-channel", crate::backend::xen::owner::KEY];
 
 /// Remove the rendezvous node `name` of `dir` (or a temporary one): its
 /// two leaves, then the directory if that left it empty. Nothing else in
