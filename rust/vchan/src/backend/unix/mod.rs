@@ -17,7 +17,7 @@
 //! any directory that other users can reach, is refused (with an error
 //! naming the path and the fix), never chmod'ed nor swept. Below the root,
 //! entries are judged through directory descriptors with `O_NOFOLLOW |
-//! O_NONBLOCK` (see [`fsobj`]): a planted symlink, FIFO or directory is
+//! O_NONBLOCK` (see `fsobj.rs`): a planted symlink, FIFO or directory is
 //! skipped, never followed, waited on, or fatal to a sweep. The root's
 //! lock is waited for at most [`ROOT_LOCK_WAIT`].
 //!
