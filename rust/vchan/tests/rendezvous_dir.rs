@@ -172,8 +172,9 @@ fn sweep_follows_no_symlink() {
     );
 }
 
-/// Removing a store node (a server's close, xensim's `xs_rm`) follows no
-/// symlink planted above or at the node: what it points to stays.
+/// Writing, reading and removing store nodes (a server's publish and
+/// close, xensim's `xs_*`) follow no symlink planted above or at the node:
+/// what it points to stays unread and unchanged.
 #[test]
 fn store_removal_follows_no_symlink() {
     let base = private_tempdir();
@@ -188,6 +189,21 @@ fn store_removal_follows_no_symlink() {
     mkdirs(&root.join("store/other"));
     std::os::unix::fs::symlink(victim.join("domain"), root.join("store/other/q")).unwrap();
     let before = snapshot(&victim);
+    // Writes and rendezvous below the symlink are refused, not made there.
+    assert!(unix::store::write(&root, "/local/domain/0/data/vchan/1/x", b"v").is_err());
+    let leaves: [(&str, &[u8]); 1] = [("ring-ref", b"9")];
+    assert!(
+        unix::store::create_dir_with(&root, "/local/domain/0/data/vchan/1/y", &leaves).is_err()
+    );
+    assert_eq!(
+        unix::store::read(&root, "/local/domain/0/data/vchan/1/p/ring-ref").unwrap(),
+        None
+    );
+    assert_eq!(
+        snapshot(&victim),
+        before,
+        "a write reached outside the tree"
+    );
     unix::store::rm(&root, "/local/domain/0/data/vchan/1/p").unwrap();
     unix::store::rm(&root, "/local/domain/0/data/vchan/1").unwrap();
     assert_eq!(

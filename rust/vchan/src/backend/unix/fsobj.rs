@@ -14,11 +14,11 @@
 //! anything else found in the tree is left alone.
 
 use std::ffi::{CStr, CString};
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Prefix of temporary names.
 pub(crate) const TMP_PREFIX: &str = ".tmp-";
@@ -111,6 +111,31 @@ pub(crate) fn unlink_at(dir: RawFd, name: &str, flags: libc::c_int) -> io::Resul
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// `mkdirat(dir, name, 0700)`.
+pub(crate) fn mkdir_at(dir: RawFd, name: &str) -> io::Result<()> {
+    let n = cstr(name.as_bytes())?;
+    // SAFETY: `n` is NUL-terminated.
+    cvt(unsafe { libc::mkdirat(dir, n.as_ptr(), 0o700) }).map(drop)
+}
+
+/// `renameat(dir, from, dir, to)`.
+pub(crate) fn rename_at(dir: RawFd, from: &str, to: &str) -> io::Result<()> {
+    let (f, t) = (cstr(from.as_bytes())?, cstr(to.as_bytes())?);
+    // SAFETY: both names are NUL-terminated.
+    cvt(unsafe { libc::renameat(dir, f.as_ptr(), dir, t.as_ptr()) }).map(drop)
+}
+
+/// Create the regular file `name` of `dir` (mode 0600, which must not
+/// exist) holding `value`.
+pub(crate) fn write_new_at(dir: RawFd, name: &str, value: &[u8]) -> io::Result<()> {
+    let fd = open_at(
+        dir,
+        &cstr(name.as_bytes())?,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+    )?;
+    io::Write::write_all(&mut File::from(fd), value)
 }
 
 /// Remove the directory `name` of `dir` if it is empty (failures ignored:
@@ -249,15 +274,6 @@ pub(crate) fn skipped(where_: &str, name: &str) {
     }
 }
 
-/// Create the directory `dir` (and parents) with mode 0700.
-pub(crate) fn mkdir_p(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
 fn flock(fd: RawFd, op: libc::c_int) -> io::Result<bool> {
     // SAFETY: flock on a valid open descriptor.
     let rc = unsafe { libc::flock(fd, op) };
@@ -291,27 +307,17 @@ pub(crate) fn tmp_basename() -> String {
     format!("{TMP_PREFIX}{}-{n}", std::process::id())
 }
 
-/// A unique temporary name in `dir`.
-pub(crate) fn tmp_name(dir: &Path) -> PathBuf {
-    dir.join(tmp_basename())
-}
-
 /// Open the directory `root/rel[0]/...` as [`open_below`] does, making
 /// the missing components (mode 0700) on the way.
-fn open_or_make_below(root: &Path, rel: &[&str]) -> io::Result<OwnedFd> {
+pub(crate) fn open_or_make_below(root: &Path, rel: &[&str]) -> io::Result<OwnedFd> {
     let mut dir = open_dir(root)?;
     for c in rel {
-        let name = cstr(c.as_bytes())?;
         dir = match open_subdir(dir.as_raw_fd(), c) {
             Ok(d) => d,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // SAFETY: `name` is NUL-terminated; `dir` is open.
-                let rc = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), 0o700) };
-                if rc != 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() != io::ErrorKind::AlreadyExists {
-                        return Err(e);
-                    }
+                match mkdir_at(dir.as_raw_fd(), c) {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => {}
                 }
                 open_subdir(dir.as_raw_fd(), c)?
             }

@@ -425,7 +425,9 @@ mod tests {
 
     fn tempfile_dir() -> PathBuf {
         let d = std::env::temp_dir().join(format!("vchan-gnt-test-{}", std::process::id()));
-        fsobj::mkdir_p(&d).unwrap();
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&d)
+            .unwrap();
         d
     }
 
