@@ -6,6 +6,8 @@
 #   usage: dune build @doc 2>&1 | check-odoc-log.sh
 set -eu
 awk '
+    # dune names the action before its output when stderr is no terminal.
+    /^ +odoc [^ ]+$/ { next }
     /^File ".*\.odoc":$/ { held = $0; next }
     /^Warning: Couldn.t find the following modules:$/ && held != "" { missing = 1; next }
     missing {
