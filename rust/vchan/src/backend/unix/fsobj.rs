@@ -334,27 +334,12 @@ pub(crate) fn open_or_make_below(root: &Path, rel: &[&str]) -> io::Result<OwnedF
 /// `O_NOFOLLOW`, so an object is never created through a planted symlink.
 pub(crate) fn create(dir: &Path, name: &str, content: &[u8]) -> io::Result<Option<Owned>> {
     use std::io::Write;
-    let bad = || {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "{}: not a domain directory of the rendezvous tree",
-                dir.display()
-            ),
-        )
-    };
-    let domid = dir.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
-    let kind_dir = dir.parent().ok_or_else(bad)?;
-    let kind = kind_dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(bad)?;
-    let root = kind_dir.parent().ok_or_else(bad)?;
+    let (root, rel) = split_dom_dir(dir)?;
     let c_name = cstr(name.as_bytes())?;
     let mut tries = 0;
     loop {
         tries += 1;
-        let d = open_or_make_below(root, &[kind, domid])?;
+        let d = open_or_make_below(root, &rel)?;
         let tmp = tmp_basename();
         let c_tmp = cstr(tmp.as_bytes())?;
         let file = match open_at(
@@ -482,17 +467,43 @@ pub(crate) fn reap_at(dir: RawFd, name: &str) -> io::Result<bool> {
     Ok(true)
 }
 
-/// Split `path` into its directory (opened, see [`open_dir`]) and name.
+/// Split a domain directory `<root>/<kind>/<domid>` (see the `dom_dir`
+/// functions) into the root and the two components below it.
+fn split_dom_dir(dir: &Path) -> io::Result<(&Path, [&str; 2])> {
+    let bad = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{}: not a domain directory of the rendezvous tree",
+                dir.display()
+            ),
+        )
+    };
+    let domid = dir.file_name().and_then(|n| n.to_str()).ok_or_else(bad)?;
+    let kind_dir = dir.parent().ok_or_else(bad)?;
+    let kind = kind_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(bad)?;
+    let root = kind_dir.parent().ok_or_else(bad)?;
+    Ok((root, [kind, domid]))
+}
+
+/// Open domain directory `<root>/<kind>/<domid>` without following a
+/// symlink below the root; `Ok(None)` if it does not exist.
+pub(crate) fn open_dom_dir(dir: &Path) -> io::Result<Option<OwnedFd>> {
+    let (root, rel) = split_dom_dir(dir)?;
+    open_below(root, &rel)
+}
+
+/// Split the path of an object, `<domain directory>/<name>`, into its
+/// directory (opened, see [`open_dom_dir`]) and name.
 fn parent_and_name(path: &Path) -> io::Result<Option<(OwnedFd, String)>> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
     else {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     };
-    match open_dir(parent) {
-        Ok(d) => Ok(Some((d, name.to_owned()))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(open_dom_dir(parent)?.map(|d| (d, name.to_owned())))
 }
 
 /// [`is_live_at`] by path.

@@ -289,8 +289,9 @@ pub fn parse_published(text: &[u8]) -> Option<Published> {
 fn open_share(root: &Path, owner: u32, id: u32, end: usize, writable: bool) -> io::Result<OwnedFd> {
     let what = format!("grant {id} of domain {owner}");
     let bad = |kind: io::ErrorKind, why: &str| io::Error::new(kind, format!("{what}: {why}"));
-    let dir = fsobj::open_dir(&dom_dir(root, owner))
-        .map_err(|e| bad(e.kind(), &format!("no such share ({e})")))?;
+    let dir = fsobj::open_dom_dir(&dom_dir(root, owner))
+        .map_err(|e| bad(e.kind(), &format!("no such share ({e})")))?
+        .ok_or_else(|| bad(io::ErrorKind::NotFound, "no such share"))?;
     let Some(file) = fsobj::open_reg_at(dir.as_raw_fd(), &id.to_string())? else {
         return Err(bad(io::ErrorKind::NotFound, "no such share"));
     };
