@@ -7,6 +7,6 @@ let of_string s =
     Error
       (`Msg
         (Printf.sprintf
-           "invalid vchan port %S: expected one or more of [a-zA-Z0-9_-]" s))
+           "invalid vchan port %S: expected 1 to 255 of [a-zA-Z0-9_-]" s))
 
 let to_string t = t

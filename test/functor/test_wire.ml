@@ -38,15 +38,22 @@ let rec fresh dir ~max f =
 
 (* ---- The unix backend as Mirage-style modules (client side only) ---- *)
 
-(* Page [i] of share [id] of a domain is grant [id lsl 9 lor i], a page of
-   the file gnt/<domid>/<id>. *)
+(* Page [i] of share [id] of a domain is grant [id lsl 9 lor i]: the lock
+   file gnt/<domid>/<id> names the owner's sealed memfd as
+   "memfd <pid> <fd> <inode> <pages>", which a mapper opens through /proc. *)
 module Memory = struct
   type grant = int32
 
   let grant_of_int32 g = g
   let int32_of_grant g = g
 
-  type share = { grants : grant list; buf : Vchan_rs.S.page; file : string; fd : Unix.file_descr }
+  type share = {
+    grants : grant list;
+    buf : Vchan_rs.S.page;
+    file : string;
+    lock : Unix.file_descr;
+    memfd : Unix.file_descr;
+  }
 
   let grants_of_share s = s.grants
   let buf_of_share s = s.buf
@@ -59,20 +66,27 @@ module Memory = struct
 
   let share ~domid:_ ~npages ~rw:_ =
     let dir = Printf.sprintf "%s/gnt/%d" (root ()) (own ()) in
-    fresh dir ~max:0x3fffff (fun id fd ->
-        Unix.ftruncate fd (npages * 4096);
+    let memfd = Test_flock.sealed_memfd (npages * 4096) in
+    fresh dir ~max:0x3fffff (fun id lock ->
+        let text =
+          Printf.sprintf "memfd %d %d %d %d\n" (Unix.getpid ()) (Obj.magic memfd : int)
+            (Unix.fstat memfd).Unix.st_ino npages
+        in
+        ignore (Unix.write_substring lock text 0 (String.length text));
         incr shared;
         {
           grants = List.init npages (fun i -> Int32.of_int ((id lsl 9) lor i));
-          buf = map_fd fd ~page:0 ~len:(npages * 4096);
+          buf = map_fd memfd ~page:0 ~len:(npages * 4096);
           file = Printf.sprintf "%s/%d" dir id;
-          fd;
+          lock;
+          memfd;
         })
 
   (* The GC unmaps the memory when the views are gone. *)
   let unshare s =
     Sys.remove s.file;
-    Unix.close s.fd;
+    Unix.close s.lock;
+    Unix.close s.memfd;
     decr shared;
     Lwt.return_unit
 
@@ -91,8 +105,15 @@ module Memory = struct
           (fun i (_, g) ->
             if g <> Int32.add first (Int32.of_int i) then fail "mapv: grants not one run")
           grants;
-        let file = Printf.sprintf "%s/gnt/%d/%d" (root ()) domid id in
-        let fd = Unix.openfile file [ Unix.O_RDWR ] 0 in
+        let ic = open_in (Printf.sprintf "%s/gnt/%d/%d" (root ()) domid id) in
+        let published = input_line ic in
+        close_in ic;
+        let fd =
+          Scanf.sscanf published "memfd %d %d %d %d" (fun pid fd ino _ ->
+              let fd = Unix.openfile (Printf.sprintf "/proc/%d/fd/%d" pid fd) [ Unix.O_RDWR ] 0 in
+              if (Unix.fstat fd).Unix.st_ino <> ino then fail "grant %ld: not the published memfd" first;
+              fd)
+        in
         let view = map_fd fd ~page ~len:(List.length grants * 4096) in
         Unix.close fd;
         incr mapped;
@@ -376,6 +397,12 @@ let () =
   | Some spec -> child spec
   | None ->
       ignore (Test_harness.unix_backend_root () : string);
+      (* The rendezvous directory, as the backend makes it (with its marker),
+         whichever side comes first. *)
+      mkdir_p (root ());
+      let oc = open_out (Filename.concat (root ()) ".vchan-root") in
+      output_string oc "vchan-rs unix backend rendezvous directory\n";
+      close_out oc;
       Test_harness.run "vchan-rs functor on the wire"
         [
           ( "functor client, lwt-unix server",

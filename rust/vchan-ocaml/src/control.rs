@@ -18,7 +18,7 @@ fn backend(name: Option<String>) -> vchan::Result<Arc<dyn Backend>> {
 
 fn domid(d: ocaml::Int) -> vchan::Result<DomId> {
     u32::try_from(d)
-        .map_err(|_| vchan::Error::InvalidDomid(u32::MAX))
+        .map_err(|_| vchan::Error::BadDomid(d.to_string()))
         .and_then(DomId::new)
 }
 
