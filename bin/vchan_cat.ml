@@ -1,7 +1,7 @@
 (* vchan-cat: proxy stdin/stdout over a vchan, like nc. *)
 
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module E = Vchan_rs_lwt_unix.Endpoint
 
 exception Failed of string
 
@@ -92,12 +92,12 @@ let describe_wait ~listen ~backend domid port =
   let backend =
     match backend with
     | Some b -> b
-    | None -> ( match Vchan_rs.Backend.default () with Ok b -> b | Error _ -> Unix)
+    | None -> ( match Vchan_rs_lwt_unix.Backend.default () with Ok b -> b | Error _ -> Unix)
   in
   let env v = match Sys.getenv_opt v with Some "" | None -> None | s -> s in
   let own, where =
     match backend with
-    | Vchan_rs.Backend.Unix ->
+    | Vchan_rs_lwt_unix.Backend.Unix ->
         let dir =
           match (env "VCHAN_UNIX_DIR", env "XDG_RUNTIME_DIR") with
           | Some d, _ -> d
@@ -119,7 +119,7 @@ let describe_wait ~listen ~backend domid port =
     client
     (if listen then "to connect to" else "to find the server of")
     server (Vchan_rs.Port.to_string port)
-    (Vchan_rs.Backend.to_string backend)
+    (Vchan_rs_lwt_unix.Backend.to_string backend)
     server client (Vchan_rs.Port.to_string port) where
 
 (* Tell the user once, after [after] seconds, what we are still waiting for. *)
@@ -230,13 +230,13 @@ let size =
 
 let backend =
   let parse s =
-    match Vchan_rs.Backend.of_string s with
+    match Vchan_rs_lwt_unix.Backend.of_string s with
     | Ok b -> Ok (Some b)
     | Error (`Msg m) -> Error (`Msg m)
   in
   let print ppf = function
     | None -> Format.pp_print_string ppf "$VCHAN_BACKEND"
-    | Some b -> Format.pp_print_string ppf (Vchan_rs.Backend.to_string b)
+    | Some b -> Format.pp_print_string ppf (Vchan_rs_lwt_unix.Backend.to_string b)
   in
   Arg.conv ~docv:"BACKEND" (parse, print)
 

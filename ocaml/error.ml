@@ -25,15 +25,3 @@ let () =
   Printexc.register_printer (function
     | Vchan e -> Some ("Vchan_rs.Error.Vchan: " ^ to_string e)
     | _ -> None)
-
-(* Keep in sync with rust/vchan-ocaml/src/lib.rs (Kind). *)
-let of_code ((kind, msg) : int * string) : t =
-  match kind with
-  | 1 -> `Closed
-  | 2 -> `Busy
-  | 3 -> `Addr_in_use
-  | 4 -> `Timeout
-  | 5 -> `Invalid_argument msg
-  | 6 -> `Unavailable msg
-  | 7 -> `Protocol msg
-  | _ -> `System msg

@@ -23,8 +23,3 @@ val to_string : t -> string
 exception Vchan of t
 (** Raised (or returned as a failed promise) by the functions that create
     endpoints, and by the [Lwt_io] channels of [Vchan_rs_lwt_unix]. *)
-
-(**/**)
-
-val of_code : int * string -> t
-(* From the stubs' (kind, message) pairs. *)

@@ -1,7 +1,12 @@
 type t = string
 
-(* Validation is Rust's (vchan::Port::new): one rule, one place. *)
+(* The rule is the Rust core's (vchan_core::name::valid_port). *)
 let of_string s =
-  match Stubs.port_check s with Ok () -> Ok s | Error m -> Error (`Msg m)
+  if Freestanding.port_valid s = 1 then Ok s
+  else
+    Error
+      (`Msg
+        (Printf.sprintf
+           "invalid vchan port %S: expected 1 to 255 of [a-zA-Z0-9_-]" s))
 
 let to_string t = t

@@ -1,6 +1,109 @@
 (** Module types, written out to match mirage-flow 4's [Mirage_flow.S] and
-    ocaml-vchan 6's [Vchan.S.ENDPOINT] structurally, without depending on
-    either package. *)
+    ocaml-vchan 6's [Vchan.S] ([ENDPOINT], [EVENTS], [MEMORY],
+    [CONFIGURATION]) structurally, without depending on either package: so
+    the modules written for ocaml-vchan's functor (its [In_memory_events],
+    mirage-xen's event channels and grant tables, [Vchan.Xenstore.Make])
+    apply to {!Endpoint.Make} unchanged. *)
+
+type page = (char, Bigarray.int8_unsigned_elt, Bigarray.c_layout) Bigarray.Array1.t
+(** Memory as io-page's [Io_page.t] (which is this type): one or more
+    4096-byte pages. *)
+
+(** Where a server publishes its rendezvous and a client finds it (xenstore
+    under Xen), as ocaml-vchan's [S.CONFIGURATION]. *)
+module type CONFIGURATION = sig
+  type t = { ring_ref : string; event_channel : string }
+  (** The grant ref of the shared page and the server's event channel port. *)
+
+  val write : client_domid:int -> port:Port.t -> t -> unit Lwt.t
+  (** [write ~client_domid ~port t] publishes [t] for [client_domid]. *)
+
+  val read : server_domid:int -> port:Port.t -> t Lwt.t
+  (** [read ~server_domid ~port] waits for and returns what the server
+      published. *)
+
+  val delete : client_domid:int -> port:Port.t -> unit Lwt.t
+  (** [delete ~client_domid ~port] removes it. *)
+end
+
+(** Shared memory (grant tables under Xen), as ocaml-vchan's [S.MEMORY]. *)
+module type MEMORY = sig
+  type grant
+  (** A grant reference. *)
+
+  val grant_of_int32 : int32 -> grant
+  (** A grant from the number that travels in the shared page. *)
+
+  val int32_of_grant : grant -> int32
+  (** The number written in the shared page for a grant. *)
+
+  type share
+  (** Pages we share. *)
+
+  val grants_of_share : share -> grant list
+  (** The refs of a share's pages, in order. *)
+
+  val buf_of_share : share -> page
+  (** The shared pages, contiguous. *)
+
+  val share : domid:int -> npages:int -> rw:bool -> share
+  (** [share ~domid ~npages ~rw] shares [npages] fresh pages with [domid]. *)
+
+  val unshare : share -> unit Lwt.t
+  (** [unshare s] ends the sharing of [s]'s pages. *)
+
+  type mapping
+  (** Pages of another domain we mapped. *)
+
+  val buf_of_mapping : mapping -> page
+  (** The mapped pages, contiguous. *)
+
+  val map : domid:int -> grant:grant -> rw:bool -> mapping
+  (** [map ~domid ~grant ~rw] maps one page. *)
+
+  val mapv : grants:(int * grant) list -> rw:bool -> mapping
+  (** [mapv ~grants ~rw] maps the [(domid, grant)] pages contiguously. *)
+
+  val unmap : mapping -> unit
+  (** [unmap m] unmaps [m]'s pages. *)
+end
+
+(** Event channels, as ocaml-vchan's [S.EVENTS]. *)
+module type EVENTS = sig
+  type port
+  (** Where a channel can be connected; exchanged out of band. *)
+
+  val port_of_string : string -> (port, [> `Msg of string ]) result
+  (** A port from its printed form (as published in the store). *)
+
+  val string_of_port : port -> string
+  (** The printed form of a port. *)
+
+  type channel
+  (** One end of a connection between two domains. *)
+
+  type event
+  (** A notification: events carry no data and may coalesce. *)
+
+  val initial : event
+  (** The event that "fired" when the program started. *)
+
+  val recv : channel -> event -> event Lwt.t
+  (** [recv channel event] waits for an event newer than [event] (at once
+      if one arrived since). *)
+
+  val send : channel -> unit
+  (** [send channel] signals the other end. *)
+
+  val listen : int -> port * channel
+  (** [listen domid] allocates a port that [domid] may [connect] to. *)
+
+  val connect : int -> port -> channel
+  (** [connect domid port] connects to [port] of [domid]. *)
+
+  val close : channel -> unit
+  (** [close channel] closes this end. *)
+end
 
 type 'a or_eof = [ `Data of 'a | `Eof ]
 (** [Mirage_flow.or_eof]: data, or the end of the stream. *)

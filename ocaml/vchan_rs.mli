@@ -1,17 +1,26 @@
-(** Xen vchan for OCaml, over a Rust implementation of the protocol.
+(** Xen vchan for OCaml and MirageOS, over a Rust implementation of the
+    protocol (library [vchan-rs]).
 
-    A drop-in for the shapes of mirage/ocaml-vchan 6: {!Port} is
-    [Vchan.Port], {!S.ENDPOINT} is [Vchan.S.ENDPOINT] (with a
-    [Mirage_flow.S]-shaped flow), and {!Endpoint} implements it for Lwt on
-    Unix, with the unix backend (no hypervisor) by default and Xen when
-    asked. [Vchan_rs_lwt_unix] (library [vchan-rs.lwt-unix]) adds
-    [Lwt_io] channels, as ocaml-vchan's [Vchan_lwt_unix].
+    A drop-in for mirage/ocaml-vchan 6's library [vchan]: {!Port} is
+    [Vchan.Port], {!S} holds [Vchan.S]'s module types ([ENDPOINT] with a
+    [Mirage_flow.S]-shaped flow, [EVENTS], [MEMORY], [CONFIGURATION]),
+    {!Endpoint.Make} is [Vchan.Endpoint.Make], {!In_memory} and
+    {!In_memory_events} are ocaml-vchan's. The rings are those of the Rust
+    core, linked from a freestanding archive (no libc, no allocation, no
+    threads), so this library depends on nothing a unikernel lacks.
+
+    For Lwt programs on Unix, [Vchan_rs_lwt_unix] (library
+    [vchan-rs.lwt-unix]) has an endpoint over the unix backend (no
+    hypervisor) or Xen's libraries, and [Lwt_io] channels.
 
     {[
-      (* Domain 0 (VCHAN_DOMID=0): serve domain 1 on port "hello". *)
+      (* Two endpoints in one process. *)
       let port = Result.get_ok (Vchan_rs.Port.of_string "hello") in
-      Vchan_rs.Endpoint.server ~domid:1 ~port () >>= fun t ->
-      Vchan_rs.Endpoint.write t (Cstruct.of_string "hi")
+      let server = Vchan_rs.In_memory.server ~domid:1 ~port () in
+      Vchan_rs.In_memory.client ~domid:0 ~port () >>= fun c ->
+      server >>= fun s ->
+      Vchan_rs.In_memory.write c (Cstruct.of_string "hi") >>= fun _ ->
+      Vchan_rs.In_memory.read s
     ]} *)
 
 module Port = Port
@@ -20,11 +29,15 @@ module Port = Port
 module Error = Error
 (** The errors of endpoints, and the exception {!Error.Vchan}. *)
 
-module Backend = Backend
-(** The backends: unix (no hypervisor, the default) and Xen. *)
-
 module S = S
-(** Module types: [Mirage_flow.S]'s and [Vchan.S.ENDPOINT]'s shapes. *)
+(** Module types: ocaml-vchan's [Vchan.S] ([ENDPOINT] with a
+    [Mirage_flow.S]-shaped flow, [EVENTS], [MEMORY], [CONFIGURATION]). *)
 
-module Endpoint = Endpoint
-(** Endpoints for Lwt on Unix: {!S.ENDPOINT} and extras. *)
+module Endpoint = Functor_endpoint
+(** The functor [Make], as ocaml-vchan's [Vchan.Endpoint]. *)
+
+module In_memory_events = In_memory_events
+(** Event channels within one process, as ocaml-vchan's. *)
+
+module In_memory = In_memory
+(** Both ends in one process, as ocaml-vchan's [Vchan.In_memory]. *)

@@ -63,4 +63,18 @@ if ! $rust_ok; then
     echo "setup: $rust_msg" >&2
     exit 1
 fi
+# The freestanding archive (rust/vchan-freestanding) is also built for
+# bare-metal x86_64, as a unikernel links it (the build group needs it).
+if [ ! -d "$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-none" ]; then
+    if [ "$mode" = --check ]; then
+        echo "setup: Rust target x86_64-unknown-none missing: rustup target add x86_64-unknown-none" >&2
+        exit 1
+    elif command -v rustup > /dev/null; then
+        echo "setup: rustup target add x86_64-unknown-none"
+        rustup target add x86_64-unknown-none
+    else
+        echo "setup: Rust target x86_64-unknown-none missing and no rustup to add it" >&2
+        exit 1
+    fi
+fi
 [ "$mode" = --check ] || echo "setup: ok ($*: ${#missing[@]} package(s) installed; $(cargo --version))"

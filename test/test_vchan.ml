@@ -5,7 +5,7 @@
    is the client (domain 1). All of them meet in a fresh VCHAN_UNIX_DIR. *)
 
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module E = Vchan_rs_lwt_unix.Endpoint
 
 let port s = Result.get_ok (Vchan_rs.Port.of_string s)
 let child_var = "VCHAN_RS_TEST_CHILD"
@@ -16,26 +16,7 @@ let get_ok what = function
   | Ok x -> x
   | Error e -> fail "%s: %s" what (Vchan_rs.Error.to_string e)
 
-(* Deterministic pseudo-random bytes (xorshift64), fast enough for 100 MiB. *)
-let pseudo_random ?(seed = 0x9E3779B97F4A7C15L) n =
-  let b = Bytes.create n in
-  let s = ref seed in
-  let next () =
-    let x = !s in
-    let x = Int64.logxor x (Int64.shift_left x 13) in
-    let x = Int64.logxor x (Int64.shift_right_logical x 7) in
-    let x = Int64.logxor x (Int64.shift_left x 17) in
-    s := x;
-    x
-  in
-  let words = n / 8 in
-  for i = 0 to words - 1 do
-    Bytes.set_int64_le b (i * 8) (next ())
-  done;
-  for i = words * 8 to n - 1 do
-    Bytes.set_uint8 b i (Int64.to_int (next ()) land 0xff)
-  done;
-  b
+let pseudo_random = Test_harness.pseudo_random
 
 (* ---- Server roles, run in child processes ---- *)
 
@@ -433,7 +414,7 @@ let test_errors () =
   (match E.listen ~domid:40000 ~port:(port "sz") () with
   | _ -> Alcotest.fail "domain 40000 was accepted"
   | exception Vchan_rs.Error.Vchan (`Invalid_argument _) -> ());
-  (match E.listen ~backend:Vchan_rs.Backend.Xen ~domid:1 ~port:(port "x") () with
+  (match E.listen ~backend:Vchan_rs_lwt_unix.Backend.Xen ~domid:1 ~port:(port "x") () with
   | t -> Lwt_main.run (E.close t)
   | exception Vchan_rs.Error.Vchan (`Unavailable _ | `System _) -> ());
   (* A second server on the same port is refused while the first lives. *)
@@ -722,25 +703,11 @@ let isolated f () =
   Alcotest.(check (list string)) "nothing left in the rendezvous directory" []
     (List.filter (fun p -> p <> marker) (files dir))
 
-let rec rm_rf p =
-  if Sys.file_exists p then
-    if Sys.is_directory p then begin
-      Array.iter (fun f -> rm_rf (Filename.concat p f)) (Sys.readdir p);
-      Unix.rmdir p
-    end
-    else Sys.remove p
-
 let () =
   match Sys.getenv_opt child_var with
   | Some role -> run_child role
   | None ->
-      let root = Filename.temp_file "vchan-rs-test" "" in
-      Sys.remove root;
-      Unix.mkdir root 0o700;
-      tmp_root := root;
-      Unix.putenv "VCHAN_DOMID" "1";
-      Unix.putenv "VCHAN_BACKEND" "unix";
-      at_exit (fun () -> rm_rf root);
+      tmp_root := Test_harness.unix_backend_root ();
       Test_harness.run "vchan-rs"
         ([
           ( "endpoint",

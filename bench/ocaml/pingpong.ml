@@ -1,9 +1,10 @@
-(* Round-trip latency and one-way throughput between two processes over the
+(* Round-trip latency and one-way throughput: first Vchan_rs.In_memory in
+   this process (In_memory_bench), then between two processes over the
    unix backend: this program forks a server (domain 0) and is its client
    (domain 1).  Usage: pingpong.exe [ROUNDS] [SIZE] *)
 
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module E = Vchan_rs_lwt_unix.Endpoint
 
 let get = function Ok x -> x | Error e -> failwith (Vchan_rs.Error.to_string e)
 let port = Result.get_ok (Vchan_rs.Port.of_string "pingpong")
@@ -67,6 +68,7 @@ let client rounds size =
 let () =
   let rounds = try int_of_string Sys.argv.(1) with _ -> 20000 in
   let size = try int_of_string Sys.argv.(2) with _ -> 64 in
+  In_memory_bench.run rounds size;
   let dir = Filename.temp_file "vchan-pingpong" "" in
   Sys.remove dir;
   Unix.putenv "VCHAN_UNIX_DIR" dir;

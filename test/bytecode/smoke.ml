@@ -2,7 +2,7 @@
    one Lwt loop), each direction through the *_byte stubs. *)
 
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module E = Vchan_rs_lwt_unix.Endpoint
 
 let () =
   let dir = Filename.temp_file "vchan-rs-bc" "" in

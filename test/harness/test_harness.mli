@@ -5,3 +5,13 @@ val run : string -> (string * (string * (unit -> unit)) list) list -> unit
     then prints a closing line in cargo's format
     ([test result: ok. N passed; M failed]), which [.ci/run] sums over all
     test runners, and exits with status 1 if a case failed. *)
+
+val pseudo_random : ?seed:int64 -> int -> bytes
+(** [pseudo_random ?seed n] is [n] deterministic pseudo-random bytes
+    (xorshift64), fast enough for 100 MiB. *)
+
+val unix_backend_root : unit -> string
+(** [unix_backend_root ()] makes a fresh directory (removed at exit), puts
+    the unix backend's rendezvous in its [vchan] subdirectory
+    ([VCHAN_UNIX_DIR]), and sets [VCHAN_DOMID=1] and [VCHAN_BACKEND=unix]
+    for this process and its children. Returns the directory. *)

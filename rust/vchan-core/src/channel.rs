@@ -105,46 +105,6 @@ pub struct Span {
     pub len: usize,
 }
 
-/// Read the ring orders from a shared page, once, and validate them, as a
-/// client does right after mapping the page.
-pub fn read_orders<P: SharedPage>(page: &P) -> Result<Orders, Error> {
-    let left = page.load_u16(LEFT_ORDER, Acquire);
-    let right = page.load_u16(RIGHT_ORDER, Acquire);
-    Orders::validate(left, right)
-}
-
-/// Read grant ref number `index` from the page's `grants[]`.
-pub fn read_grant<P: SharedPage>(page: &P, index: usize) -> Result<u32, Error> {
-    if index >= MAX_GRANTS {
-        return Err(Error::GrantIndex(index));
-    }
-    Ok(page.load_u32(GRANTS + 4 * index, Relaxed))
-}
-
-/// Write grant ref number `index` into the page's `grants[]` (server side,
-/// during set-up).
-pub fn write_grant<P: SharedPage>(page: &P, index: usize, gref: u32) -> Result<(), Error> {
-    if index >= MAX_GRANTS {
-        return Err(Error::GrantIndex(index));
-    }
-    page.store_u32(GRANTS + 4 * index, gref, Relaxed);
-    Ok(())
-}
-
-/// Initialise a freshly shared page as a server does: zero it, write the
-/// orders, `cli_live = 2` (waiting), `srv_live = 1`, and ask the client to
-/// notify after it writes.
-pub fn init_server_page<P: SharedPage>(page: &P, orders: Orders) {
-    for offset in (0..PAGE_SIZE).step_by(4) {
-        page.store_u32(offset, 0, Relaxed);
-    }
-    page.store_u16(LEFT_ORDER, u16::from(orders.left()), Relaxed);
-    page.store_u16(RIGHT_ORDER, u16::from(orders.right()), Relaxed);
-    page.store_u8(CLI_LIVE, LIVE_WAITING, Relaxed);
-    page.store_u8(CLI_NOTIFY, NOTIFY_WRITE, Relaxed);
-    page.store_u8(SRV_LIVE, LIVE_CONNECTED, Release);
-}
-
 /// One endpoint of a vchan over a shared page `P` and rings `R`.
 ///
 /// Our own indices (`cons` of the ring we read, `prod` of the ring we write)
@@ -177,13 +137,13 @@ pub struct Channel<P, R> {
 
 impl<P: SharedPage, R: RingMem> Channel<P, R> {
     /// Build the server's endpoint on a page already set up by
-    /// [`init_server_page`], with its read (left) and write (right) rings.
+    /// [`init_server_page`](crate::setup::init_server_page), with its read (left) and write (right) rings.
     pub fn server(page: P, orders: Orders, read: R, write: R) -> Result<Self, Error> {
         Self::new(page, Role::Server, orders, read, write, 0, 0)
     }
 
     /// Build the client's endpoint on a mapped page whose orders were
-    /// validated by [`read_orders`], and announce it: `cli_live = 1`,
+    /// validated by [`read_orders`](crate::setup::read_orders), and announce it: `cli_live = 1`,
     /// `srv_notify = WRITE`. The caller then signals the event channel.
     pub fn client(page: P, orders: Orders, read: R, write: R) -> Result<Self, Error> {
         // Our own indices are read once, now; afterwards we trust only our

@@ -70,6 +70,13 @@ pub enum Error {
     },
     /// A grant index outside the shared page's `grants[]` array.
     GrantIndex(usize),
+    /// A grant list whose length is not the ring's page count.
+    GrantCount {
+        /// Pages of the ring.
+        expected: usize,
+        /// Grant refs handed in.
+        actual: usize,
+    },
 }
 
 impl Error {
@@ -124,6 +131,10 @@ impl fmt::Display for Error {
                 "cannot consume {requested} bytes: only {available} readable"
             ),
             Error::GrantIndex(i) => write!(f, "grant index {i} outside the shared page"),
+            Error::GrantCount { expected, actual } => write!(
+                f,
+                "{actual} grant refs given for a ring of {expected} pages"
+            ),
         }
     }
 }

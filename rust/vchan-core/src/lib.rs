@@ -2,8 +2,10 @@
 //! with Xen's C library and with mirage/ocaml-vchan.
 //!
 //! `#![no_std]`, no `alloc`, no libc: this crate only knows the shared
-//! page's layout ([`layout`]), the ring orders ([`Orders`]), and how one
-//! endpoint moves bytes through the rings ([`Channel`]). Mapping memory,
+//! page's layout ([`layout`]), the ring orders ([`Orders`]), how a vchan
+//! is set up over memory its caller shared or mapped ([`setup`], Xen's
+//! `init.c`), and how one endpoint moves bytes through the rings
+//! ([`Channel`], Xen's `io.c`). Mapping memory,
 //! event channels and the rendezvous store are the business of the
 //! `vchan` crate's backends.
 //!
@@ -27,14 +29,15 @@ pub mod channel;
 pub mod error;
 pub mod layout;
 pub mod mem;
+pub mod name;
 pub mod order;
+pub mod setup;
 
-pub use channel::{
-    init_server_page, read_grant, read_orders, write_grant, Channel, LiveState, Span, Transfer,
-};
+pub use channel::{Channel, LiveState, Span, Transfer};
 pub use error::Error;
 pub use mem::{RawPage, RawRing, RingMem, SharedPage};
 pub use order::Orders;
+pub use setup::{init_server_page, read_grant, read_orders, write_grant};
 
 /// Which end of a vchan: the server shares the memory, the client maps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

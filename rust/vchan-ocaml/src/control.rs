@@ -81,15 +81,6 @@ pub fn vchan_rs_try_connect(
     }
 }
 
-/// `port_check name`: `Ok ()` if `name` is a valid port name (the one
-/// place where port names are validated: [`Port::new`]), else
-/// `Error message`.
-#[ocaml::func]
-#[ocaml::sig("string -> (unit, string) result")]
-pub fn vchan_rs_port_check(name: String) -> Result<(), String> {
-    Port::new(&name).map(drop).map_err(|e| e.to_string())
-}
-
 /// `close h`: the protocol close (the peer sees it at once), keeping the
 /// memory mapped until the ring bigarray is finalised ([`crate::ring`]).
 /// Idempotent.

@@ -233,9 +233,9 @@ pub unsafe extern "C" fn vchan_rs_state(h: isize) -> isize {
     // SAFETY: per this function's contract.
     let h = unsafe { handle(h) };
     let r = h.ep.state().map(|s| match s {
-        State::Waiting => 0,
-        State::Connected => 1,
-        State::Exited => 2,
+        State::Waiting => crate::boundary::STATE_WAITING,
+        State::Connected => crate::boundary::STATE_CONNECTED,
+        State::Exited => crate::boundary::STATE_EXITED,
     });
     h.code(r)
 }

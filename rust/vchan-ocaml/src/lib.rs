@@ -38,36 +38,31 @@ pub mod ring;
 
 use vchan::{Endpoint, Error, RetainedMemory};
 
-/// Would block: wait for the event descriptor to poll readable, then retry.
-pub const E_AGAIN: isize = -1;
-/// End of stream: the peer closed and everything it wrote was read.
-pub const E_EOF: isize = -2;
-/// Closed: by us, or (for writes) by the peer.
-pub const E_CLOSED: isize = -3;
-/// Any other error; `vchan_rs_last_error` tells which.
-pub const E_ERROR: isize = -4;
+pub mod boundary;
 
-/// Error kinds reported to OCaml with a message, as `(kind, message)`.
-/// Keep in sync with `ocaml/error.ml`.
+pub use boundary::{E_AGAIN, E_CLOSED, E_EOF, E_ERROR};
+
+/// Error kinds reported to OCaml with a message, as `(kind, message)`
+/// (values from [`boundary`], whose OCaml side is generated).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(isize)]
 pub enum Kind {
     /// A system call failed.
-    System = 0,
+    System = boundary::KIND_SYSTEM,
     /// The channel is closed.
-    Closed = 1,
+    Closed = boundary::KIND_CLOSED,
     /// Another client is connected to this server.
-    Busy = 2,
+    Busy = boundary::KIND_BUSY,
     /// A live server already serves this client domain and port.
-    AddrInUse = 3,
+    AddrInUse = boundary::KIND_ADDR_IN_USE,
     /// No server appeared in time.
-    Timeout = 4,
+    Timeout = boundary::KIND_TIMEOUT,
     /// A bad argument (port name, domain id, ring size, packet size).
-    InvalidArgument = 5,
+    InvalidArgument = boundary::KIND_INVALID_ARGUMENT,
     /// The backend cannot be used here.
-    Unavailable = 6,
+    Unavailable = boundary::KIND_UNAVAILABLE,
     /// The peer broke the protocol.
-    Protocol = 7,
+    Protocol = boundary::KIND_PROTOCOL,
 }
 
 impl Kind {

@@ -115,6 +115,7 @@ unsafe extern "C" fn finalize(v: Value) {
 /// # Safety
 ///
 /// `h` is a tagged OCaml int holding a live handle.
+#[ocaml::sig("handle -> Cstruct.buffer")]
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
     let addr = h >> 1;

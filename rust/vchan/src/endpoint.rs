@@ -5,11 +5,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vchan_core::layout::{Placement, CLI_LIVE, LIVE_EXITED, SRV_LIVE};
-use vchan_core::{
-    init_server_page, read_grant, read_orders, write_grant, Channel, LiveState, Orders, RawPage,
-    RawRing, Role, SharedPage, Span, Transfer,
-};
+use vchan_core::layout::{CLI_LIVE, LIVE_EXITED, SRV_LIVE};
+use vchan_core::setup::{self, External};
+use vchan_core::{Channel, LiveState, Orders, RawPage, RawRing, Role, SharedPage, Span, Transfer};
 
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
 use crate::error::{Error, Result};
@@ -101,40 +99,17 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-fn ring_in(
-    page: &dyn Region,
-    order: u8,
-    regions: &mut Vec<Box<dyn Region>>,
-    region: Option<Box<dyn Region>>,
-) -> Result<RawRing> {
-    let len = 1usize << order;
-    let base = match (Placement::of_order(order), region) {
-        (Some(Placement::InPage { offset }), _) => {
-            // SAFETY: offset + len <= 4096 for in-page orders (1024 + 1024,
-            // 2048 + 2048), within the page region.
-            unsafe { page.as_ptr().add(offset) }
-        }
-        (Some(Placement::Pages { .. }), Some(r)) => {
-            if r.len() != len {
-                return Err(Error::Core(vchan_core::Error::RingMemSize {
-                    expected: len,
-                    actual: r.len(),
-                }));
-            }
-            let p = r.as_ptr();
-            regions.push(r);
-            p
-        }
-        _ => {
-            return Err(Error::Core(vchan_core::Error::RingMemSize {
-                expected: len,
-                actual: 0,
-            }))
-        }
-    };
-    // SAFETY: `base` points to `len` bytes of a region kept alive in
-    // `Live` for as long as the channel.
-    unsafe { RawRing::new(base, len) }.ok_or_else(|| Error::Io(io::Error::other("null ring")))
+/// The grant refs of an optional region (none for an in-page ring).
+fn refs(region: &Option<Box<dyn Region>>) -> &[u32] {
+    region.as_ref().map_or(&[], |r| r.refs())
+}
+
+/// The ring memory of an optional region (a ring in its own pages).
+fn external(region: &Option<Box<dyn Region>>) -> Option<External> {
+    region.as_ref().map(|r| External {
+        base: r.as_ptr(),
+        len: r.len(),
+    })
 }
 
 fn raw_page(page: &dyn Region) -> Result<RawPage> {
@@ -172,25 +147,19 @@ impl Endpoint {
         let mut event = backend.bind_unbound(client)?;
         let page = backend.share(client, 1, Some((SRV_LIVE as u32, &mut *event)))?;
         let raw = raw_page(&*page)?;
-        init_server_page(&raw, orders);
-        let mut rings = Vec::new();
-        let share_ring = |order: u8, first_grant: usize| -> Result<Option<Box<dyn Region>>> {
-            match Placement::of_order(order) {
-                Some(Placement::Pages { count }) => {
-                    let r = backend.share(client, count, None)?;
-                    for (i, gref) in r.refs().iter().enumerate() {
-                        write_grant(&raw, first_grant + i, *gref)?;
-                    }
-                    Ok(Some(r))
-                }
+        let share_ring = |order: u8| -> Result<Option<Box<dyn Region>>> {
+            match setup::ring_pages(order) {
+                Some(count) if count > 0 => Ok(Some(backend.share(client, count, None)?)),
                 _ => Ok(None),
             }
         };
-        let left = share_ring(orders.left(), orders.grant_range_left().start)?;
-        let right = share_ring(orders.right(), orders.grant_range_right().start)?;
-        let read = ring_in(&*page, orders.left(), &mut rings, left)?;
-        let write = ring_in(&*page, orders.right(), &mut rings, right)?;
-        let ch = Channel::server(raw, orders, read, write)?;
+        let left = share_ring(orders.left())?;
+        let right = share_ring(orders.right())?;
+        setup::init_server(&raw, orders, refs(&left), refs(&right))?;
+        // SAFETY: the page and ring regions live in `Live` with the channel
+        // and are dropped after it.
+        let ch = unsafe { setup::server_channel(raw, orders, external(&left), external(&right))? };
+        let rings = left.into_iter().chain(right).collect();
         let rv = Rendezvous {
             ring_ref: page.refs().first().copied().unwrap_or(0),
             event_channel: event.port(),
@@ -278,27 +247,23 @@ impl Endpoint {
         )?;
         let raw = raw_page(&*page)?;
         // Orders and grant refs are read once, here, and validated.
-        let orders = read_orders(&raw)?;
-        let map_ring = |order: u8,
-                        grants: std::ops::Range<usize>,
-                        writable: bool|
-         -> Result<Option<Box<dyn Region>>> {
-            match Placement::of_order(order) {
-                Some(Placement::Pages { .. }) => {
-                    let refs = grants
-                        .map(|i| read_grant(&raw, i))
-                        .collect::<core::result::Result<Vec<u32>, _>>()?;
-                    Ok(Some(backend.map(server, &refs, writable, None)?))
-                }
-                _ => Ok(None),
+        let orders = setup::read_orders(&raw)?;
+        let pages = |order: u8| setup::ring_pages(order).unwrap_or(0);
+        let mut left_refs = vec![0u32; pages(orders.left())];
+        let mut right_refs = vec![0u32; pages(orders.right())];
+        setup::read_client_grants(&raw, orders, &mut left_refs, &mut right_refs)?;
+        let map_ring = |refs: &[u32], writable: bool| -> Result<Option<Box<dyn Region>>> {
+            if refs.is_empty() {
+                return Ok(None);
             }
+            Ok(Some(backend.map(server, refs, writable, None)?))
         };
-        let left = map_ring(orders.left(), orders.grant_range_left(), true)?;
-        let right = map_ring(orders.right(), orders.grant_range_right(), false)?;
-        let mut rings = Vec::new();
-        let write = ring_in(&*page, orders.left(), &mut rings, left)?;
-        let read = ring_in(&*page, orders.right(), &mut rings, right)?;
-        let ch = Channel::client(raw, orders, read, write)?;
+        let left = map_ring(&left_refs, true)?;
+        let right = map_ring(&right_refs, false)?;
+        // SAFETY: the page and ring regions live in `Live` with the channel
+        // and are dropped after it.
+        let ch = unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
+        let rings = left.into_iter().chain(right).collect();
         event.notify()?;
         let live = Live {
             ch,

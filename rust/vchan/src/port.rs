@@ -5,9 +5,6 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::str::FromStr;
 
-/// First domain id Xen reserves (`DOMID_FIRST_RESERVED`); valid ids are below.
-pub const DOMID_FIRST_RESERVED: u32 = 0x7ff0;
-
 /// A Xen domain id, range-checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct DomId(u16);
@@ -15,7 +12,7 @@ pub struct DomId(u16);
 impl DomId {
     /// Check a domain id.
     pub fn new(id: u32) -> Result<DomId> {
-        if id < DOMID_FIRST_RESERVED {
+        if vchan_core::name::valid_domid(id) {
             Ok(DomId(id as u16))
         } else {
             Err(Error::InvalidDomid(id))
@@ -44,9 +41,7 @@ impl FromStr for DomId {
     }
 }
 
-/// Longest port name: a port is a file name in the unix backend's store
-/// (`NAME_MAX`), so longer ones are refused here, where names are parsed.
-pub const MAX_PORT_LEN: usize = 255;
+pub use vchan_core::name::{DOMID_FIRST_RESERVED, MAX_PORT_LEN};
 
 /// A vchan port name: 1 to [`MAX_PORT_LEN`] of `[a-zA-Z0-9_-]`, the
 /// characters ocaml-vchan's `Port.of_string` accepts.
@@ -56,12 +51,7 @@ pub struct Port(String);
 impl Port {
     /// Validate a port name.
     pub fn new(name: &str) -> Result<Port> {
-        let ok = !name.is_empty()
-            && name.len() <= MAX_PORT_LEN
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok {
+        if vchan_core::name::valid_port(name.as_bytes()) {
             Ok(Port(name.to_owned()))
         } else {
             Err(Error::InvalidPort(name.to_owned()))

@@ -1,5 +1,7 @@
 open Lwt.Infix
-module E = Vchan_rs.Endpoint
+module Endpoint = Endpoint
+module Backend = Backend
+module E = Endpoint
 
 module M : Vchan_rs.S.ENDPOINT with type port = Vchan_rs.Port.t = E
 

@@ -3,7 +3,7 @@
     An endpoint is one end of a vchan: two byte rings in memory shared
     between a {e server} (which allocates the memory) and a {e client}
     (which maps it). This module has the shape of ocaml-vchan's
-    [Vchan.S.ENDPOINT] (see {!S.ENDPOINT}) plus extras: explicit backends,
+    [Vchan.S.ENDPOINT] (see {!Vchan_rs.S.ENDPOINT}) plus extras: explicit backends,
     a non-waiting [listen], connection timeouts, the peer's state, and packet
     I/O.
 
@@ -27,21 +27,21 @@ type t
 type flow = t
 (** The same endpoint, under the name [Mirage_flow.S] uses. *)
 
-type port = Port.t
-(** Port names ({!Port}). *)
+type port = Vchan_rs.Port.t
+(** Port names ({!Vchan_rs.Port}). *)
 
-type error = Error.t
+type error = Vchan_rs.Error.t
 (** Read errors: [`Protocol] (the peer broke the protocol) or [`System]. *)
 
 val pp_error : Format.formatter -> error -> unit
-(** [pp_error] prints a read error, as {!Error.pp}. *)
+(** [pp_error] prints a read error, as {!Vchan_rs.Error.pp}. *)
 
-type write_error = Error.t
+type write_error = Vchan_rs.Error.t
 (** Write errors: [`Closed] once we or the peer closed, else as {!error}
     ([`Invalid_argument] for a packet larger than the ring). *)
 
 val pp_write_error : Format.formatter -> write_error -> unit
-(** [pp_write_error] prints a write error, as {!Error.pp}. *)
+(** [pp_write_error] prints a write error, as {!Vchan_rs.Error.pp}. *)
 
 (** {1 Connecting} *)
 
@@ -55,7 +55,7 @@ val server :
 (** [server ~domid ~port ?read_size ?write_size ()] is {!listen} with the
     default backend, then {!accept}: it resolves once client domain [domid]
     connected. Ring sizes default to 65536 bytes. Fails with
-    {!Error.Vchan}. *)
+    {!Vchan_rs.Error.Vchan}. *)
 
 val client : domid:int -> port:port -> unit -> t Lwt.t
 (** [client ~domid ~port ()] is {!connect} with the default backend and no
@@ -74,7 +74,7 @@ val listen :
     [read_size] and [write_size] (default 65536) are the minimum sizes of
     the rings we read from and write to, at most 1 MiB. [backend] defaults
     to {!Backend.default}.
-    @raise Error.Vchan on failure (e.g. [`Addr_in_use], [`Invalid_argument]). *)
+    @raise Vchan_rs.Error.Vchan on failure (e.g. [`Addr_in_use], [`Invalid_argument]). *)
 
 val accept : t -> unit Lwt.t
 (** [accept t] resolves once the client of server [t] connected (or came and
@@ -90,12 +90,12 @@ val connect :
 (** [connect ~domid ~port ()] connects to the server in domain [domid] on
     [port]. While no server is there, it retries with a growing pause (1 ms
     up to 50 ms), for at most [timeout] seconds (default, and [infinity]:
-    forever). Fails with {!Error.Vchan} ([`Timeout], [`Busy], ...;
+    forever). Fails with {!Vchan_rs.Error.Vchan} ([`Timeout], [`Busy], ...;
     [`Invalid_argument] for a [timeout] that is [nan] or negative). *)
 
 (** {1 Flow} *)
 
-val read : flow -> (Cstruct.t S.or_eof, error) result Lwt.t
+val read : flow -> (Cstruct.t Vchan_rs.S.or_eof, error) result Lwt.t
 (** [read t] waits for data and returns [Ok (`Data view)], a view of at most
     the contiguous readable bytes of the read ring (zero-copy; see above),
     or [Ok `Eof] once the peer closed and every byte it wrote before
@@ -148,7 +148,7 @@ val send : t -> Cstruct.t -> (unit, write_error) result Lwt.t
     room for all of it: the reader never sees part of it. A packet larger
     than the write ring fails with [`Invalid_argument]. *)
 
-val recv : t -> Cstruct.t -> (unit S.or_eof, error) result Lwt.t
+val recv : t -> Cstruct.t -> (unit Vchan_rs.S.or_eof, error) result Lwt.t
 (** [recv t buf] fills all of [buf] at once (a packet sent with {!send}),
     waiting until that much is readable; [Ok `Eof] at the end of the
     stream. A packet larger than the read ring can never arrive. *)

@@ -1,13 +1,19 @@
-(** Vchan endpoints as [Lwt_io] channels, mirroring ocaml-vchan's
-    [Vchan_lwt_unix].
+(** Vchan endpoints for Lwt on Unix (library [vchan-rs.lwt-unix]), as
+    ocaml-vchan's [Vchan_lwt_unix]: {!Endpoint} over the Rust std crate's
+    unix backend (no hypervisor) or xen backend, and [Lwt_io] channels.
 
     The backend is the one [$VCHAN_BACKEND] names (unix by default; see
-    {!Vchan_rs.Backend}); for another, make the endpoint with
-    {!Vchan_rs.Endpoint.listen} or {!Vchan_rs.Endpoint.connect} and wrap it
-    with {!of_flow}. *)
+    {!Backend}); for another, make the endpoint with {!Endpoint.listen} or
+    {!Endpoint.connect} and wrap it with {!of_flow}. *)
+
+module Backend = Backend
+(** Which backend an endpoint lives in. *)
+
+module Endpoint = Endpoint
+(** The endpoint, with its extras. *)
 
 module M : Vchan_rs.S.ENDPOINT with type port = Vchan_rs.Port.t
-(** The endpoint, with types abstract as in ocaml-vchan ({!Vchan_rs.Endpoint}
+(** The endpoint, with types abstract as in ocaml-vchan ({!Endpoint}
     is the same implementation with its types and extras exposed). *)
 
 val open_client :
@@ -36,6 +42,6 @@ val open_server :
 
 val of_flow :
   ?buffer_size:int ->
-  Vchan_rs.Endpoint.t ->
+  Endpoint.t ->
   Lwt_io.input_channel * Lwt_io.output_channel
 (** [of_flow t] are channels over endpoint [t], as {!open_client} returns. *)

@@ -1,3 +1,7 @@
+module Port = Vchan_rs.Port
+module Error = Vchan_rs.Error
+module S = Vchan_rs.S
+
 open Lwt.Infix
 
 type port = Port.t
@@ -89,7 +93,7 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
     Stubs.listen backend domid (Port.to_string port) read_size write_size
   with
   | Ok h -> make h
-  | Error e -> raise (Error.Vchan (Error.of_code e))
+  | Error e -> raise (Error.Vchan (Stubs.error_of_kind e))
 
 (* Waiting.
 
@@ -111,7 +115,7 @@ let start_poller t =
           (fun () ->
             Lwt_unix.wait_read t.lfd >|= fun () ->
             if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
-              t.failed <- Some (Error.of_code (Stubs.last_error t.h)))
+              t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h)))
           (fun _ -> Lwt.return_unit)
         >|= fun () ->
         t.polling <- false;
@@ -129,15 +133,15 @@ let retry t k =
     match t.failed with Some e -> Lwt.return (Error e) | None -> k ()
   end
 
-let last_error t = Error.of_code (Stubs.last_error t.h)
+let last_error t = Stubs.error_of_kind (Stubs.last_error t.h)
 
 let state t =
   if t.closed then Exited
   else
-    match Stubs.state t.h with
-    | 0 -> Waiting
-    | 1 -> Connected
-    | _ -> Exited
+    let s = Stubs.state t.h in
+    if s = Stubs.state_waiting then Waiting
+    else if s = Stubs.state_connected then Connected
+    else Exited
 
 let accept t =
   let rec go () =
@@ -171,7 +175,7 @@ let connect ?backend ?timeout ~domid ~port () =
       let deadline = Option.map (fun s -> Unix.gettimeofday () +. s) timeout in
       let rec attempt pause =
         match Stubs.try_connect backend domid port with
-        | Error e -> fail_with (Error.of_code e)
+        | Error e -> fail_with (Stubs.error_of_kind e)
         | Ok h when h <> 0 -> Lwt.return (make h)
         | Ok _ -> (
             let now = Unix.gettimeofday () in
