@@ -1,16 +1,23 @@
 //! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
-//! xensim), a Unix stream socket, a pipe and a spinning shared-memory ring,
-//! each as two processes on this machine. Prints one table.
+//! xensim), a Unix stream socket, a pipe and the limit (spinning
+//! shared-memory rings), each as two processes on this machine. Prints a
+//! table and writes it as CSV and SVG (`--out DIR`, default
+//! bench/results).
 //!
-//!   vchan-bench [--runs N] [--secs S] [--rounds N] [--only TEXT] [--no-pin]
+//!   vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S]
+//!               [--only TEXT] [--no-pin] [--out DIR] [--smoke]
 //!
 //! Each stream cell moves as many bytes as take about S seconds (a short
-//! probe run sizes it); each cell is the median of N runs. Ping-pong cells
-//! are the median round trip over --rounds 64-byte round trips (median of
-//! the N runs' medians). --only runs just the cells whose
-//! "workload / column" contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs").
-//! The two processes of a cell run pinned to CPUs 0 and 1, one each;
-//! --no-pin leaves them to the scheduler.
+//! probe run sizes it); each cell is the median of N runs (of fewer in the
+//! message-size sweep). The limit column tries publishing its index every
+//! ring/1 .. ring/16 bytes and keeps the fastest. Ping-pong cells are the
+//! median round trip over --rounds 64-byte round trips (median of the N
+//! runs' medians). --only runs just the cells whose "workload / column"
+//! contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs"). The two
+//! processes of a cell run pinned to CPUs 0 and 1, one each; --no-pin
+//! leaves them to the scheduler. --smoke runs every cell once on a few MiB
+//! (make test): it checks that every row runs and verifies its data, and
+//! measures nothing worth reading.
 
 mod kernel;
 mod pair;
@@ -19,6 +26,7 @@ mod shm;
 mod workload;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kernel::{Job, Kind, Outcome};
@@ -43,7 +51,7 @@ enum Column {
     C,
     Socket,
     Pipe,
-    Shm,
+    Limit,
 }
 
 const COLUMNS: [Column; 5] = [
@@ -51,7 +59,7 @@ const COLUMNS: [Column; 5] = [
     Column::C,
     Column::Socket,
     Column::Pipe,
-    Column::Shm,
+    Column::Limit,
 ];
 
 impl Column {
@@ -61,22 +69,70 @@ impl Column {
             Column::C => "C libxenvchan",
             Column::Socket => "unix socket",
             Column::Pipe => "pipe",
-            Column::Shm => "shm limit",
+            Column::Limit => "limit",
         }
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The publish granularities the limit column tries: ring / these.
+const LIMIT_DIVISORS: [usize; 5] = [1, 2, 4, 8, 16];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Work {
-    Stream { ring: usize },
+    /// One-way stream in `chunk`-byte writes into `chunk`-byte reads.
+    Stream { ring: usize, chunk: usize },
     PingPong,
+    /// One cache line back and forth: the floor of any hand-off.
+    Floor,
+    /// CPU used by an endpoint blocked on a silent peer.
+    Idle,
+    /// System calls per round trip on one side when both sleep each round.
+    Syscalls,
 }
 
 impl Work {
     fn title(self) -> String {
         match self {
-            Work::Stream { ring } => format!("stream, {} rings (GiB/s)", size_name(ring)),
+            Work::Stream { ring, chunk } if chunk == CHUNK => {
+                format!("stream, {} rings (GiB/s)", size_name(ring))
+            }
+            Work::Stream { ring, chunk } => format!(
+                "stream, {} rings, {} writes (GiB/s)",
+                size_name(ring),
+                size_name(chunk)
+            ),
             Work::PingPong => format!("ping-pong {MSG} B (µs round trip)"),
+            Work::Floor => "cache-line ping-pong (µs round trip)".into(),
+            Work::Idle => "idle, blocked on a silent peer (% of a core)".into(),
+            Work::Syscalls => "system calls per round trip, one side, both sleeping".into(),
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Work::Stream { .. } => "GiB/s",
+            Work::PingPong | Work::Floor => "us",
+            Work::Idle => "% of a core",
+            Work::Syscalls => "calls",
+        }
+    }
+
+    /// Is a larger value better?
+    fn higher_is_better(self) -> bool {
+        matches!(self, Work::Stream { .. })
+    }
+
+    /// Why `col` has no cell in this row, if it has none.
+    fn not_applicable(self, col: Column) -> Option<&'static str> {
+        match (self, col) {
+            (Work::Floor, Column::Limit) => None,
+            (Work::Floor, _) => Some("the floor is shared memory alone"),
+            (Work::Idle, Column::Limit) => Some("spins by design: 100%"),
+            (Work::Syscalls, Column::Socket | Column::Pipe) => {
+                Some("a blocking write and a blocking read: 2 by construction")
+            }
+            (Work::Syscalls, Column::Limit) => Some("spins: none"),
+            _ => None,
         }
     }
 }
@@ -84,8 +140,10 @@ impl Work {
 fn size_name(n: usize) -> String {
     if n >= 1 << 20 {
         format!("{} MiB", n >> 20)
-    } else {
+    } else if n >= 1024 {
         format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
     }
 }
 
@@ -93,11 +151,19 @@ struct Opts {
     runs: usize,
     secs: f64,
     rounds: u64,
+    /// How long the idle row's peer stays silent (ms).
+    idle_ms: u64,
+    /// Rounds of the two system-call runs (their difference is counted).
+    sys_rounds: [u64; 2],
+    /// A fixed amount per stream run instead of calibrating (smoke runs).
+    fixed_total: Option<u64>,
     /// Run only the cells whose "workload / column" contains this.
     only: Option<String>,
     /// Pin the two processes of each cell to CPUs 0 and 1 (the default
     /// with two CPUs or more).
     pin: bool,
+    /// Where the CSV and the SVG go.
+    out: PathBuf,
 }
 
 struct Bench {
@@ -106,12 +172,15 @@ struct Bench {
     tmp: PathBuf,
 }
 
-/// One measurement: GiB/s for a stream, µs for a ping-pong; and how often
-/// the measuring side (stream reader, pinger) slept.
+/// One measurement: GiB/s for a stream, µs for a ping-pong, % of a core
+/// for idle, calls per round; and how often the measuring side (stream
+/// reader, pinger) slept.
 #[derive(Debug, Clone, Copy)]
 enum Sample {
     Stream { bytes: u64, secs: f64, sleeps: u64 },
     Rtt { ns: u64, sleeps: u64 },
+    Idle { cpu_secs: f64, wall_secs: f64 },
+    Calls { per_round: f64 },
 }
 
 impl Sample {
@@ -119,6 +188,8 @@ impl Sample {
         match *self {
             Sample::Stream { secs, .. } => secs,
             Sample::Rtt { ns, .. } => ns as f64 * 1e-9,
+            Sample::Idle { wall_secs, .. } => wall_secs,
+            Sample::Calls { .. } => 0.0,
         }
     }
 
@@ -128,14 +199,28 @@ impl Sample {
                 bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64
             }
             Sample::Rtt { ns, .. } => ns as f64 / 1000.0,
+            Sample::Idle {
+                cpu_secs,
+                wall_secs,
+            } => 100.0 * cpu_secs / wall_secs.max(1e-9),
+            Sample::Calls { per_round } => per_round,
         }
     }
 
-    fn sleeps(&self) -> u64 {
+    fn sleeps(&self) -> Option<u64> {
         match *self {
-            Sample::Stream { sleeps, .. } | Sample::Rtt { sleeps, .. } => sleeps,
+            Sample::Stream { sleeps, .. } | Sample::Rtt { sleeps, .. } => Some(sleeps),
+            _ => None,
         }
     }
+}
+
+/// A row's result for one column.
+struct Cell {
+    runs: Vec<Sample>,
+    /// How the cell was measured, when that varies (the limit's best
+    /// publish granularity).
+    note: String,
 }
 
 impl Bench {
@@ -151,35 +236,54 @@ impl Bench {
             .map_err(|e| format!("temp dir: {e}"))
     }
 
-    fn stream(&self, col: Column, ring: usize, total: u64) -> Result<Sample, String> {
+    /// A vchan pair (vchan-rs or C) in `mode` ("stream", "ping"/"pong",
+    /// "idle"), with the client's COUNT and SIZE; `wrap` may put a tracer
+    /// in front of the server.
+    fn vchan_pair(
+        &self,
+        col: Column,
+        ring: usize,
+        modes: [&str; 2],
+        count: u64,
+        size: usize,
+        env: &[(&str, String)],
+        wrap: Option<&dyn Fn(Command) -> Command>,
+    ) -> Result<(pair::Values, pair::Values), String> {
         let s = |v: &dyn ToString| v.to_string();
+        let dir = self.rendezvous()?;
+        let srv: Vec<String> = vec![
+            s(&"server"),
+            s(&1),
+            s(&pair::PATH),
+            s(&ring),
+            s(&modes[0]),
+            s(&count),
+            s(&size),
+        ];
+        let cli: Vec<String> = vec![
+            s(&"client"),
+            s(&0),
+            s(&pair::PATH),
+            s(&modes[1]),
+            s(&count),
+            s(&size),
+        ];
+        self.run_pair(col, dir.path(), &srv, &cli, env, wrap)
+    }
+
+    fn stream(&self, col: Column, work: Work, total: u64, publish: usize) -> Result<Sample, String> {
+        let Work::Stream { ring, chunk } = work else {
+            return Err("not a stream".into());
+        };
         let outcome = match col {
             Column::VchanRs | Column::C => {
-                let dir = self.rendezvous()?;
-                let d = dir.path();
-                let srv: Vec<String> = vec![
-                    s(&"server"),
-                    s(&1),
-                    s(&pair::PATH),
-                    s(&ring),
-                    s(&"stream"),
-                    s(&total),
-                    s(&CHUNK),
-                ];
-                let cli: Vec<String> = vec![
-                    s(&"client"),
-                    s(&0),
-                    s(&pair::PATH),
-                    s(&"stream"),
-                    s(&total),
-                    s(&CHUNK),
-                ];
-                let (sv, _) = self.run_pair(col, d, &srv, &cli)?;
+                let (sv, _) =
+                    self.vchan_pair(col, ring, ["stream", "stream"], total, chunk, &[], None)?;
                 pair::stream_outcome(&sv)?
             }
-            Column::Socket => kernel_stream(Kind::Socket, ring, total, self.pin())?,
-            Column::Pipe => kernel_stream(Kind::Pipe, ring, total, self.pin())?,
-            Column::Shm => kernel_stream(Kind::Shm, ring, total, self.pin())?,
+            Column::Socket => kernel_stream(Kind::Socket, ring, total, chunk, self.pin())?,
+            Column::Pipe => kernel_stream(Kind::Pipe, ring, total, chunk, self.pin())?,
+            Column::Limit => kernel_stream(Kind::Shm(publish), ring, total, chunk, self.pin())?,
         };
         check_samples(&outcome, total)?;
         Ok(Sample::Stream {
@@ -189,50 +293,99 @@ impl Bench {
         })
     }
 
-    fn ping(&self, col: Column) -> Result<Sample, String> {
-        let s = |v: &dyn ToString| v.to_string();
+    fn ping(&self, col: Column, job: Job) -> Result<Sample, String> {
         let rounds = self.opts.rounds;
         let (ns, sleeps) = match col {
             Column::VchanRs | Column::C => {
-                let dir = self.rendezvous()?;
-                let srv: Vec<String> = vec![
-                    s(&"server"),
-                    s(&1),
-                    s(&pair::PATH),
-                    s(&PING_RING),
-                    s(&"pong"),
-                    s(&rounds),
-                    s(&MSG),
-                ];
-                let cli: Vec<String> = vec![
-                    s(&"client"),
-                    s(&0),
-                    s(&pair::PATH),
-                    s(&"ping"),
-                    s(&rounds),
-                    s(&MSG),
-                ];
-                let (_, cv) = self.run_pair(col, dir.path(), &srv, &cli)?;
+                let (_, cv) =
+                    self.vchan_pair(col, PING_RING, ["pong", "ping"], rounds, MSG, &[], None)?;
                 (pair::get(&cv, "median_ns")?, pair::get(&cv, "sleeps")?)
             }
-            Column::Socket | Column::Pipe | Column::Shm => {
+            Column::Socket | Column::Pipe | Column::Limit => {
                 let kind = match col {
                     Column::Socket => Kind::Socket,
                     Column::Pipe => Kind::Pipe,
-                    _ => Kind::Shm,
+                    _ => Kind::Shm(MSG),
                 };
-                match kernel::run(
-                    kind,
-                    PING_RING,
-                    Job::PingPong { rounds, msg: MSG },
-                    self.pin(),
-                )? {
+                match kernel::run(kind, PING_RING, job, self.pin())? {
                     Outcome::Rtt(p) => (p.median_ns, p.sleeps),
-                    Outcome::Stream(_) => return Err("unexpected outcome".into()),
+                    _ => return Err("unexpected outcome".into()),
                 }
             }
         };
         Ok(Sample::Rtt { ns, sleeps })
+    }
+
+    fn idle(&self, col: Column) -> Result<Sample, String> {
+        let ms = self.opts.idle_ms;
+        let (cpu_secs, wall_secs) = match col {
+            Column::VchanRs | Column::C => {
+                let (sv, _) =
+                    self.vchan_pair(col, PING_RING, ["idle", "idle"], ms, 1, &[], None)?;
+                (pair::get(&sv, "cpu_secs")?, pair::get(&sv, "wall_secs")?)
+            }
+            Column::Socket | Column::Pipe => {
+                let kind = if col == Column::Socket {
+                    Kind::Socket
+                } else {
+                    Kind::Pipe
+                };
+                match kernel::run(kind, PING_RING, Job::Idle { ms }, self.pin())? {
+                    Outcome::Idle(o) => (o.cpu_secs, o.wall_secs),
+                    _ => return Err("unexpected outcome".into()),
+                }
+            }
+            Column::Limit => return Err("not applicable".into()),
+        };
+        if wall_secs < ms as f64 / 1000.0 * 0.9 {
+            return Err(format!("blocked only {wall_secs:.3} s of {ms} ms"));
+        }
+        Ok(Sample::Idle {
+            cpu_secs,
+            wall_secs,
+        })
+    }
+
+    /// System calls of the echoing side (the server) per round of a
+    /// ping-pong in which both sides sleep [`SYS_DELAY_US`] before each
+    /// message (so each side sleeps every round): traced with `strace -c`
+    /// over two runs of different lengths, the difference divided by the
+    /// difference in rounds (set-up cancels out), the delay's own sleep
+    /// not counted.
+    fn syscalls(&self, col: Column) -> Result<Sample, String> {
+        let mut counts = [0u64; 2];
+        for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
+            let out = self.tmp.join(format!("strace-{i}"));
+            let o = out.clone();
+            let wrap = move |c: Command| {
+                let mut t = Command::new("strace");
+                t.arg("-f").arg("-c").arg("-o").arg(&o).arg(c.get_program());
+                t.args(c.get_args());
+                for (k, v) in c.get_envs() {
+                    match v {
+                        Some(v) => t.env(k, v),
+                        None => t.env_remove(k),
+                    };
+                }
+                t
+            };
+            let env = [("BENCH_DELAY_US", SYS_DELAY_US.to_string())];
+            self.vchan_pair(
+                col,
+                PING_RING,
+                ["pong", "ping"],
+                rounds,
+                MSG,
+                &env,
+                Some(&wrap),
+            )?;
+            let text = std::fs::read_to_string(&out).map_err(|e| format!("strace output: {e}"))?;
+            counts[i] = strace_calls(&text)?;
+        }
+        let [a, b] = self.opts.sys_rounds;
+        Ok(Sample::Calls {
+            per_round: (counts[1] as f64 - counts[0] as f64) / (b - a) as f64,
+        })
     }
 
     /// Run a server and a client given xvbench's argument lists (role,
@@ -245,9 +398,11 @@ impl Bench {
         dir: &Path,
         srv: &[String],
         cli: &[String],
+        env: &[(&str, String)],
+        wrap: Option<&dyn Fn(Command) -> Command>,
     ) -> Result<(pair::Values, pair::Values), String> {
         let d = dir.display().to_string();
-        let (server, client) = if col == Column::C {
+        let (mut server, mut client) = if col == Column::C {
             let c = self.c.as_ref().map_err(Clone::clone)?;
             (c.command(0, dir, srv), c.command(1, dir, cli))
         } else {
@@ -258,19 +413,26 @@ impl Bench {
             cli.splice(1..3, [d]);
             (pair::rust_command(&srv)?, pair::rust_command(&cli)?)
         };
+        for (k, v) in env {
+            server.env(k, v);
+            client.env(k, v);
+        }
+        if let Some(w) = wrap {
+            server = w(server);
+        }
         pair::run(server, client, LIMIT, self.pin())
     }
 
     /// How much one stream run of `work` on `col` moves: probe with
     /// growing amounts until a run lasts a tenth of the target, then size
-    /// the measured runs from its rate. 0 for a ping-pong.
-    fn calibrate(&self, work: Work, col: Column) -> Result<u64, String> {
-        let Work::Stream { ring } = work else {
-            return Ok(0);
-        };
+    /// the measured runs from its rate.
+    fn calibrate(&self, work: Work, col: Column, publish: usize) -> Result<u64, String> {
+        if let Some(t) = self.opts.fixed_total {
+            return Ok(t);
+        }
         let mut total = PROBE;
         let probe = loop {
-            let s = self.stream(col, ring, total)?;
+            let s = self.stream(col, work, total, publish)?;
             if s.secs() >= self.opts.secs / 10.0 || total >= MAX_TOTAL {
                 break s.value();
             }
@@ -280,56 +442,128 @@ impl Bench {
         Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
     }
 
+    /// The limit's publish granularity for a stream row: one run of
+    /// `total` at each of ring/1 .. ring/16, the fastest wins.
+    fn best_publish(&self, work: Work, total: u64) -> Result<(usize, String), String> {
+        let Work::Stream { ring, .. } = work else {
+            return Ok((MSG, String::new()));
+        };
+        let mut tried = Vec::new();
+        let mut best = (0.0, ring, 1);
+        for d in LIMIT_DIVISORS {
+            let v = self.stream(Column::Limit, work, total, ring / d)?.value();
+            tried.push(format!("/{d}: {}", fmt(v)));
+            if v > best.0 {
+                best = (v, ring / d, d);
+            }
+        }
+        let note = format!(
+            "publishes every ring/{} = {} (tried {})",
+            best.2,
+            size_name(best.1),
+            tried.join(", ")
+        );
+        Ok((best.1, note))
+    }
+
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
-    fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
+    fn measure(&self, work: Work, col: Column, total: u64, publish: usize) -> Result<Sample, String> {
         match work {
-            Work::Stream { ring } => self.stream(col, ring, total),
-            Work::PingPong => self.ping(col),
+            Work::Stream { .. } => self.stream(col, work, total, publish),
+            Work::PingPong => self.ping(
+                col,
+                Job::PingPong {
+                    rounds: self.opts.rounds,
+                    msg: MSG,
+                },
+            ),
+            Work::Floor => self.ping(
+                col,
+                Job::Bounce {
+                    rounds: self.opts.rounds,
+                },
+            ),
+            Work::Idle => self.idle(col),
+            Work::Syscalls => self.syscalls(col),
         }
     }
 
-    /// One row: the median of `runs` runs per column, with the runs.
-    /// Runs go round-robin over the columns (run 1 of each, then run 2 of
-    /// each, ...), so that a change in the machine's speed (a shared host
-    /// moving the virtual CPUs) falls on every column alike.
-    fn row(&self, work: Work, cols: &[Column]) -> Vec<Result<Vec<Sample>, String>> {
-        let mut totals: Vec<Result<u64, String>> =
-            cols.iter().map(|&c| self.calibrate(work, c)).collect();
-        let mut runs: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
-        for _ in 0..self.opts.runs {
+    /// One row: `runs` runs per column, round-robin over the columns
+    /// (run 1 of each, then run 2 of each, ...), so that a change in the
+    /// machine's speed (a shared host moving the virtual CPUs) falls on
+    /// every column alike.
+    fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
+        let setup = |col: Column| -> Result<(u64, usize, String), String> {
+            let Work::Stream { ring, .. } = work else {
+                return Ok((0, MSG, String::new()));
+            };
+            let total = self.calibrate(work, col, ring / 4)?;
+            if col == Column::Limit {
+                let (publish, note) = self.best_publish(work, total)?;
+                return Ok((total, publish, note));
+            }
+            Ok((total, ring, String::new()))
+        };
+        let mut setups: Vec<Result<(u64, usize, String), String>> =
+            cols.iter().map(|&c| setup(c)).collect();
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
+        for _ in 0..runs {
             for (i, &col) in cols.iter().enumerate() {
-                let Ok(total) = totals[i] else { continue };
-                match self.measure(work, col, total) {
-                    Ok(v) => runs[i].push(v),
-                    Err(e) => totals[i] = Err(e),
+                let Ok((total, publish, _)) = &setups[i] else {
+                    continue;
+                };
+                match self.measure(work, col, *total, *publish) {
+                    Ok(v) => samples[i].push(v),
+                    Err(e) => setups[i] = Err(e),
                 }
             }
         }
-        totals
+        setups
             .into_iter()
-            .zip(runs)
-            .map(|(t, r)| t.map(|_| r))
+            .zip(samples)
+            .map(|(s, runs)| s.map(|(_, _, note)| Cell { runs, note }))
             .collect()
     }
+}
+
+/// How often the system-call row's sides sleep before each message (µs):
+/// well beyond the longest spin, so every wait sleeps.
+const SYS_DELAY_US: u64 = 1000;
+
+/// The total of the `calls` column of `strace -c` output, without the
+/// sleeps the workload makes on purpose.
+fn strace_calls(text: &str) -> Result<u64, String> {
+    let mut total = 0;
+    let mut seen = false;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // % time, seconds, usecs/call, calls, [errors,] syscall
+        if f.len() < 5 || f[0].parse::<f64>().is_err() {
+            continue;
+        }
+        let name = f[f.len() - 1];
+        if name == "total" || name.contains("nanosleep") {
+            continue;
+        }
+        total += f[3].parse::<u64>().map_err(|_| format!("strace line {line:?}"))?;
+        seen = true;
+    }
+    if !seen {
+        return Err("no system calls in the strace output".into());
+    }
+    Ok(total)
 }
 
 fn kernel_stream(
     kind: Kind,
     ring: usize,
     total: u64,
+    chunk: usize,
     pin: Option<[usize; 2]>,
 ) -> Result<workload::StreamOutcome, String> {
-    match kernel::run(
-        kind,
-        ring,
-        Job::Stream {
-            total,
-            chunk: CHUNK,
-        },
-        pin,
-    )? {
+    match kernel::run(kind, ring, Job::Stream { total, chunk }, pin)? {
         Outcome::Stream(o) => Ok(o),
-        Outcome::Rtt(_) => Err("unexpected outcome".into()),
+        _ => Err("unexpected outcome".into()),
     }
 }
 
@@ -356,8 +590,12 @@ fn parse_opts() -> Result<Opts, String> {
         runs: 5,
         secs: 1.0,
         rounds: 20_000,
+        idle_ms: 10_000,
+        sys_rounds: [200, 600],
+        fixed_total: None,
         only: None,
         pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -366,19 +604,33 @@ fn parse_opts() -> Result<Opts, String> {
             "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "bad --runs")?,
             "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
             "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
+            "--idle-secs" => {
+                let s: f64 = val("--idle-secs")?
+                    .parse()
+                    .map_err(|_| "bad --idle-secs")?;
+                o.idle_ms = (s * 1000.0) as u64;
+            }
             "--only" => o.only = Some(val("--only")?),
             "--no-pin" => o.pin = false,
+            "--out" => o.out = PathBuf::from(val("--out")?),
+            "--smoke" => {
+                o.runs = 1;
+                o.rounds = 200;
+                o.idle_ms = 300;
+                o.sys_rounds = [20, 40];
+                o.fixed_total = Some(4 * MIB);
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--only TEXT] [--no-pin]"
+                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] [--only TEXT] [--no-pin] [--out DIR] [--smoke]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if o.runs == 0 || o.rounds == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
-        return Err("--runs, --rounds and --secs must be positive".into());
+    if o.runs == 0 || o.rounds == 0 || o.idle_ms == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
+        return Err("--runs, --rounds, --idle-secs and --secs must be positive".into());
     }
     Ok(o)
 }
@@ -430,6 +682,136 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// The rows of the table, in order, with how many runs each cell gets.
+fn works(runs: usize) -> Vec<(Work, usize)> {
+    let mut w: Vec<(Work, usize)> = RINGS
+        .iter()
+        .map(|&ring| (Work::Stream { ring, chunk: CHUNK }, runs))
+        .collect();
+    w.push((Work::PingPong, runs));
+    w.push((Work::Floor, runs));
+    // Message sizes through 64 KiB rings (64 KiB itself is the row above).
+    let sweep = runs.min(3);
+    for chunk in [64, KIB, 16 * KIB, 256 * KIB, 1024 * KIB] {
+        w.push((
+            Work::Stream {
+                ring: 64 * KIB,
+                chunk,
+            },
+            sweep,
+        ));
+    }
+    w.push((Work::Idle, 1));
+    w.push((Work::Syscalls, 1));
+    w
+}
+
+/// One finished row: per column the median (NaN if none), the runs, the
+/// sleeps, and a note (why it has no value, or how it was measured).
+struct RowOut {
+    work: Work,
+    median: Vec<f64>,
+    runs: Vec<Vec<f64>>,
+    sleeps: Vec<f64>,
+    notes: Vec<String>,
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
+    for r in rows {
+        for (i, c) in COLUMNS.iter().enumerate() {
+            let v = |x: f64| if x.is_finite() { format!("{x}") } else { String::new() };
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                q(&r.work.title()),
+                q(r.work.unit()),
+                q(c.title()),
+                v(r.median[i]),
+                q(&r.runs[i].iter().map(|&x| v(x)).collect::<Vec<_>>().join(" ")),
+                v(r.sleeps[i]),
+                q(&r.notes[i]),
+            ));
+        }
+    }
+    std::fs::write(path, out)
+}
+
+/// A bar chart: one group per row, one bar per column, each bar's length
+/// relative to the best cell of its row (for µs, the best is the
+/// smallest), labelled with its value.
+fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
+    const COLORS: [&str; 5] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f"];
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let (left, bar_w, bar_h, gap) = (330.0, 420.0, 11.0, 14.0);
+    let group_h = bar_h * COLUMNS.len() as f64 + gap;
+    let height = 70.0 + group_h * rows.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"10\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"13\">{}</text>\n",
+        esc(title)
+    );
+    for (i, c) in COLUMNS.iter().enumerate() {
+        let x = left + i as f64 * 100.0;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"39\">{}</text>\n",
+            COLORS[i],
+            x + 14.0,
+            esc(c.title())
+        ));
+    }
+    for (g, r) in rows.iter().enumerate() {
+        let y0 = 55.0 + g as f64 * group_h;
+        svg.push_str(&format!(
+            "<text x=\"10\" y=\"{}\">{}</text>\n",
+            y0 + bar_h * 2.5,
+            esc(&r.work.title())
+        ));
+        let vals: Vec<f64> = r.median.iter().copied().filter(|v| v.is_finite()).collect();
+        let best = if r.work.higher_is_better() {
+            vals.iter().copied().fold(0.0, f64::max)
+        } else {
+            vals.iter().copied().filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min)
+        };
+        for (i, &v) in r.median.iter().enumerate() {
+            let y = y0 + i as f64 * bar_h;
+            if !v.is_finite() {
+                continue;
+            }
+            let rel = if r.work.higher_is_better() {
+                v / best
+            } else if v > 0.0 {
+                best / v
+            } else {
+                1.0
+            };
+            let w = (rel.clamp(0.0, 1.0) * bar_w).max(1.0);
+            svg.push_str(&format!(
+                "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{} {}</text>\n",
+                bar_h - 2.0,
+                COLORS[i],
+                left + w + 4.0,
+                y + bar_h - 3.0,
+                fmt(v),
+                esc(r.work.unit())
+            ));
+        }
+    }
+    svg.push_str("</svg>\n");
+    std::fs::write(path, svg)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
@@ -462,72 +844,93 @@ fn main() {
         tmp: tmp.path().to_path_buf(),
     };
 
-    let works: Vec<Work> = RINGS
-        .iter()
-        .map(|&ring| Work::Stream { ring })
-        .chain([Work::PingPong])
-        .collect();
-    let mut table: Vec<Vec<f64>> = Vec::new();
-    let mut sleep_table: Vec<Vec<f64>> = Vec::new();
+    let mut rows: Vec<RowOut> = Vec::new();
     let mut errors = Vec::new();
-    for &w in &works {
+    for (w, runs) in works(bench.opts.runs) {
+        let selected = |c: &Column| {
+            let name = format!("{} / {}", w.title(), c.title());
+            bench
+                .opts
+                .only
+                .as_ref()
+                .is_none_or(|o| name.contains(o.as_str()))
+        };
         let cols: Vec<Column> = COLUMNS
             .into_iter()
-            .filter(|c| {
-                let name = format!("{} / {}", w.title(), c.title());
-                bench
-                    .opts
-                    .only
-                    .as_ref()
-                    .is_none_or(|o| name.contains(o.as_str()))
-            })
+            .filter(|c| selected(c) && w.not_applicable(*c).is_none())
             .collect();
+        if cols.is_empty() {
+            continue;
+        }
         let t = Instant::now();
-        let results = bench.row(w, &cols);
-        let secs = t.elapsed().as_secs_f64();
-        let mut row = vec![f64::NAN; COLUMNS.len()];
-        let mut sleep_row = vec![f64::NAN; COLUMNS.len()];
+        let results = bench.row(w, &cols, runs);
+        let n = COLUMNS.len();
+        let mut out = RowOut {
+            work: w,
+            median: vec![f64::NAN; n],
+            runs: vec![Vec::new(); n],
+            sleeps: vec![f64::NAN; n],
+            notes: COLUMNS
+                .iter()
+                .map(|&c| match w.not_applicable(c) {
+                    Some(why) => format!("n/a: {why}"),
+                    None if selected(&c) => String::new(),
+                    None => "not run (--only)".into(),
+                })
+                .collect(),
+        };
         for (col, r) in cols.iter().zip(results) {
             let Some(at) = COLUMNS.iter().position(|c| c == col) else {
                 continue;
             };
             match r {
-                Ok(all) => {
-                    let values: Vec<f64> = all.iter().map(Sample::value).collect();
+                Ok(cell) => {
+                    let values: Vec<f64> = cell.runs.iter().map(Sample::value).collect();
                     let m = median(&values);
+                    let sleeps: Vec<f64> = cell
+                        .runs
+                        .iter()
+                        .filter_map(|s| s.sleeps().map(|v| v as f64))
+                        .collect();
                     eprintln!(
-                        "{:<36} {:<14} median {:>8}  runs [{}]  sleeps [{}]",
+                        "{:<52} {:<14} median {:>8}  runs [{}]{}{}",
                         w.title(),
                         col.title(),
                         fmt(m),
-                        values
-                            .iter()
-                            .map(|&v| fmt(v))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        all.iter()
-                            .map(|s| s.sleeps().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        values.iter().map(|&v| fmt(v)).collect::<Vec<_>>().join(", "),
+                        if sleeps.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "  sleeps [{}]",
+                                sleeps.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
+                            )
+                        },
+                        if cell.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  {}", cell.note)
+                        }
                     );
-                    row[at] = m;
-                    let sleeps: Vec<f64> = all.iter().map(|s| s.sleeps() as f64).collect();
-                    sleep_row[at] = median(&sleeps);
+                    out.median[at] = m;
+                    out.runs[at] = values;
+                    out.sleeps[at] = if sleeps.is_empty() { f64::NAN } else { median(&sleeps) };
+                    out.notes[at] = cell.note;
                 }
                 Err(e) => {
-                    eprintln!("{:<36} {:<14} FAILED: {e}", w.title(), col.title());
+                    eprintln!("{:<52} {:<14} FAILED: {e}", w.title(), col.title());
                     errors.push(format!("{} / {}: {e}", w.title(), col.title()));
+                    out.notes[at] = format!("FAILED: {e}");
                 }
             }
         }
-        eprintln!("({:.1} s)", secs);
-        table.push(row);
-        sleep_table.push(sleep_row);
+        eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
+        rows.push(out);
     }
 
     println!();
     println!(
-        "## vchan-bench: two processes per cell, medians of {} runs",
+        "## vchan-bench: two processes per cell, medians of up to {} runs",
         bench.opts.runs
     );
     for m in machine() {
@@ -537,21 +940,16 @@ fn main() {
     let mut head: Vec<String> = vec!["workload".into()];
     head.extend(COLUMNS.iter().map(|c| c.title().to_owned()));
     head.push("vchan-rs / C".into());
-    head.push("vchan-rs / shm limit".into());
+    head.push("vchan-rs / socket".into());
+    head.push("vchan-rs / limit".into());
     println!("| {} |", head.join(" | "));
     println!("|{}", "---|".repeat(head.len()));
-    for (w, row) in works.iter().zip(&table) {
-        let mut cells = vec![w.title()];
-        cells.extend(row.iter().map(|&v| fmt(v)));
-        let ratio = |a: f64, b: f64| {
-            if a.is_finite() && b.is_finite() && b > 0.0 {
-                format!("{:.2}", a / b)
-            } else {
-                "n/a".into()
-            }
-        };
-        cells.push(ratio(row[0], row[1]));
-        cells.push(ratio(row[0], row[4]));
+    for r in &rows {
+        let mut cells = vec![r.work.title()];
+        cells.extend(r.median.iter().map(|&v| fmt(v)));
+        cells.push(ratio(r.median[0], r.median[1]));
+        cells.push(ratio(r.median[0], r.median[2]));
+        cells.push(ratio(r.median[0], r.median[4]));
         println!("| {} |", cells.join(" | "));
     }
     println!();
@@ -559,27 +957,40 @@ fn main() {
     println!();
     println!("| workload | {} |", COLUMNS.map(Column::title).join(" | "));
     println!("|{}", "---|".repeat(COLUMNS.len() + 1));
-    for (w, row) in works.iter().zip(&sleep_table) {
-        let cells: Vec<String> = row
+    for r in rows.iter().filter(|r| r.sleeps.iter().any(|v| v.is_finite())) {
+        let cells: Vec<String> = r
+            .sleeps
             .iter()
-            .map(|&v| {
-                if v.is_finite() {
-                    format!("{v:.0}")
-                } else {
-                    "n/a".into()
-                }
-            })
+            .map(|&v| if v.is_finite() { format!("{v:.0}") } else { "n/a".into() })
             .collect();
-        println!("| {} | {} |", w.title(), cells.join(" | "));
+        println!("| {} | {} |", r.work.title(), cells.join(" | "));
+    }
+    println!();
+    println!("Notes:");
+    for r in &rows {
+        for (c, n) in COLUMNS.iter().zip(&r.notes) {
+            if !n.is_empty() {
+                println!("- {} / {}: {n}", r.work.title(), c.title());
+            }
+        }
     }
     println!();
     println!("Ratios are plain quotients: for GiB/s above 1 means vchan-rs is faster; for µs below 1 does.");
     println!(
-        "Every writer uses {} KiB writes, every reader a {} KiB buffer; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
+        "Writers use {} KiB writes and readers {} KiB buffers unless the row says otherwise; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
         CHUNK / KIB,
         CHUNK / KIB,
         size_name(PING_RING),
         bench.opts.rounds
+    );
+    println!(
+        "The limit: spinning single-producer/single-consumer rings in shared memory, no notifications; the best of publishing every ring/{:?}.",
+        LIMIT_DIVISORS
+    );
+    println!(
+        "Idle: CPU time of an endpoint blocked in a read while its peer stays silent {:.1} s. System calls: strace -c of the echoing side of a ping-pong in which both sides sleep {SYS_DELAY_US} µs before each message, runs of {:?} rounds differenced; the deliberate sleep not counted.",
+        bench.opts.idle_ms as f64 / 1000.0,
+        bench.opts.sys_rounds
     );
     println!(
         "{}",
@@ -592,6 +1003,24 @@ fn main() {
     println!(
         "Readers check one byte per 4 KiB of a deterministic pattern; ping-pong checks every echo."
     );
+    if let Err(e) = std::fs::create_dir_all(&bench.opts.out)
+        .and_then(|_| write_csv(&bench.opts.out.join("bench.csv"), &rows))
+        .and_then(|_| {
+            write_svg(
+                &bench.opts.out.join("bench.svg"),
+                &rows,
+                "vchan-bench: each bar relative to the best of its row",
+            )
+        })
+    {
+        errors.push(format!("writing {}: {e}", bench.opts.out.display()));
+    } else {
+        println!(
+            "Wrote {} and {}.",
+            bench.opts.out.join("bench.csv").display(),
+            bench.opts.out.join("bench.svg").display()
+        );
+    }
     println!("Total time: {:.0} s.", started.elapsed().as_secs_f64());
     if !errors.is_empty() {
         println!();

@@ -205,6 +205,15 @@ impl Link for EpLink {
     }
 }
 
+/// Apply `BENCH_SEGMENT` (bytes, both directions), if set.
+fn segment(ep: &mut vchan::Endpoint) -> Result<(), String> {
+    if let Ok(v) = std::env::var("BENCH_SEGMENT") {
+        let n: usize = v.parse().map_err(|_| format!("bad BENCH_SEGMENT {v:?}"))?;
+        ep.set_segments(n, n).map_err(|e| format!("segments: {e}"))?;
+    }
+    Ok(())
+}
+
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
     args.get(i)
         .ok_or_else(|| format!("missing {what}"))?
@@ -213,8 +222,9 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T,
 }
 
 /// The vchan-rs child roles, the same as xvbench's:
-///   server DIR RING stream|pong COUNT SIZE
-///   client DIR stream|ping COUNT SIZE
+///   server DIR RING stream|pong|idle COUNT SIZE
+///   client DIR stream|ping|idle COUNT SIZE
+/// `BENCH_SEGMENT=N` sets the endpoints' publish granularity.
 pub fn role(args: &[String]) -> Result<(), String> {
     use std::sync::Arc;
     use vchan::{DomId, Endpoint, UnixBackend};
@@ -237,10 +247,12 @@ pub fn role(args: &[String]) -> Result<(), String> {
             println!("listening");
             ep.accept(Some(Duration::from_secs(30)))
                 .map_err(|e| format!("accept: {e}"))?;
+            segment(&mut ep)?;
             let mut link = EpLink(ep);
             match mode.as_str() {
                 "stream" => workload::stream_read(&mut link, count, size)?.print(),
                 "pong" => workload::pong(&mut link, count, size)?,
+                "idle" => workload::idle_read(&mut link)?.print(),
                 m => return Err(format!("unknown server mode {m}")),
             }
             link.0.close().map_err(|e| format!("close: {e}"))
@@ -252,9 +264,11 @@ pub fn role(args: &[String]) -> Result<(), String> {
             let mut ep = Endpoint::connect_at(backend(1)?, dom(0)?, PATH, Some(Duration::from_secs(30)))
                 .map_err(|e| format!("connect: {e}"))?;
             ep.set_nonblocking(false);
+            segment(&mut ep)?;
             let mut link = EpLink(ep);
             match mode.as_str() {
                 "stream" => workload::stream_write(&mut link, count, size)?,
+                "idle" => workload::idle_write(&mut link, count)?,
                 "ping" => {
                     let p = workload::ping(&mut link, count, size)?;
                     println!("median_ns={}", p.median_ns);

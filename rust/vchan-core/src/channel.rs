@@ -173,6 +173,30 @@ pub struct Channel<P, R> {
     rd_prod_off: usize,
     wr_cons_off: usize,
     wr_prod_off: usize,
+    /// A stream write publishes `prod` after every this many bytes.
+    wr_seg: usize,
+    /// A stream read releases `cons` after every this many bytes.
+    rd_seg: usize,
+}
+
+/// The default publish granularity of stream copies through a ring of
+/// `size` bytes: a quarter of the ring, at least 1 KiB, at most 64 KiB.
+///
+/// A copy larger than this is pipelined: the index is published after
+/// each segment, so the peer starts copying the first segment while we
+/// copy the next, and both cores work at once. Measured with `make bench`
+/// (the limit row tries ring/1 .. ring/16): publishing a 64 KiB ring every
+/// 16 KiB moves about twice what whole-ring chunks do; below ~1 KiB the
+/// per-segment barrier and the cache-line hand-off of the index dominate.
+pub const fn default_segment(size: usize) -> usize {
+    let q = size / 4;
+    if q < 1024 {
+        1024
+    } else if q > 65536 {
+        65536
+    } else {
+        q
+    }
 }
 
 impl<P: SharedPage, R: RingMem> Channel<P, R> {
@@ -215,6 +239,7 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         }
         let (rd_cons_off, rd_prod_off) = role.read_indices();
         let (wr_cons_off, wr_prod_off) = role.write_indices();
+        let (wr_seg, rd_seg) = (default_segment(wr_size), default_segment(rd_size));
         Ok(Channel {
             page,
             rd,
@@ -229,7 +254,24 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
             rd_prod_off,
             wr_cons_off,
             wr_prod_off,
+            wr_seg,
+            rd_seg,
         })
+    }
+
+    /// Set the publish granularity of stream writes and reads (bytes; 0
+    /// means "never split": one publication per call). See
+    /// [`default_segment`]. Packets (`send`/`recv`) are never split: the
+    /// peer sees them whole.
+    pub fn set_segments(&mut self, write: usize, read: usize) {
+        let whole = |n: usize| if n == 0 { usize::MAX } else { n };
+        self.wr_seg = whole(write);
+        self.rd_seg = whole(read);
+    }
+
+    /// The publish granularities of stream (write, read) copies.
+    pub fn segments(&self) -> (usize, usize) {
+        (self.wr_seg, self.rd_seg)
     }
 
     /// This endpoint's role.
@@ -368,6 +410,13 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     }
 
     /// Stream write: copy as much of `buf` as fits (possibly 0 bytes).
+    ///
+    /// The copy is pipelined: `prod` is published after every segment
+    /// ([`set_segments`](Channel::set_segments)), each publication followed
+    /// by the notify check of Xen's protocol, so a spinning reader starts
+    /// on the first segment at once. `notify` is set if any publication
+    /// found the peer's request (the bit is cleared once; the caller
+    /// signals once, after the whole copy).
     #[inline]
     pub fn write(&mut self, buf: &[u8]) -> Result<Transfer, Error> {
         let space = self.buffer_space()?;
@@ -375,8 +424,12 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         if n == 0 {
             return Ok(Transfer::NOTHING);
         }
-        self.copy_in(&buf[..n]);
-        Ok(self.publish_prod(n))
+        let mut notify = false;
+        for seg in buf[..n].chunks(self.wr_seg) {
+            self.copy_in(seg);
+            notify |= self.publish_prod(seg.len()).notify;
+        }
+        Ok(Transfer { bytes: n, notify })
     }
 
     /// Packet send: copy all of `buf` or nothing. A packet larger than the
@@ -398,6 +451,10 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     }
 
     /// Stream read: copy up to `buf.len()` readable bytes (possibly 0).
+    ///
+    /// Pipelined like [`write`](Channel::write): `cons` is released after
+    /// every segment, so a writer waiting for space refills the ring while
+    /// we copy the rest.
     #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<Transfer, Error> {
         let ready = self.data_ready()?;
@@ -405,8 +462,12 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         if n == 0 {
             return Ok(Transfer::NOTHING);
         }
-        self.copy_out(&mut buf[..n]);
-        Ok(self.publish_cons(n))
+        let mut notify = false;
+        for seg in buf[..n].chunks_mut(self.rd_seg) {
+            self.copy_out(seg);
+            notify |= self.publish_cons(seg.len()).notify;
+        }
+        Ok(Transfer { bytes: n, notify })
     }
 
     /// Packet receive: fill all of `buf` or read nothing. A packet larger

@@ -30,7 +30,8 @@ pub mod mem;
 pub mod order;
 
 pub use channel::{
-    init_server_page, read_grant, read_orders, write_grant, Channel, LiveState, Span, Transfer,
+    default_segment, init_server_page, read_grant, read_orders, write_grant, Channel, LiveState,
+    Span, Transfer,
 };
 pub use error::Error;
 pub use mem::{RawPage, RawRing, RingMem, SharedPage};

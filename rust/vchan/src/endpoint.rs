@@ -349,6 +349,16 @@ impl Endpoint {
         self.nonblocking = nonblocking;
     }
 
+    /// Set how often stream copies publish their progress to the peer:
+    /// after every `write` bytes written and `read` bytes read (0: once per
+    /// call). The default is [`vchan_core::default_segment`] of each ring
+    /// size, which suits a peer that copies at the same time; a tuning
+    /// knob for benchmarks.
+    pub fn set_segments(&mut self, write: usize, read: usize) -> Result<()> {
+        self.live_mut()?.ch.set_segments(write, read);
+        Ok(())
+    }
+
     /// Is the endpoint in non-blocking mode?
     pub fn is_nonblocking(&self) -> bool {
         self.nonblocking
