@@ -2,11 +2,19 @@
 //!
 //! A handle may bind several ports. Its descriptor (`xenevtchn_fd`) is an
 //! epoll instance over the ports' own descriptors plus an eventfd that is
-//! kept readable while events are known but not yet returned by
+//! kept readable while ports are queued but not yet returned by
 //! `xenevtchn_pending`. `xenevtchn_pending` blocks, as a read of Xen's
 //! `/dev/xen/evtchn` does, unless the caller made that descriptor
-//! non-blocking (then -1 with `EAGAIN`). Masking is not simulated:
-//! `xenevtchn_unmask` does nothing, and events on a port coalesce.
+//! non-blocking (then -1 with `EAGAIN`).
+//!
+//! Masking follows Linux's evtchn driver ([`Delivery`]): an event queues
+//! its port and masks it; events while the port is masked are latched,
+//! and `xenevtchn_unmask` queues a latched port again. That re-delivery
+//! is what callers such as `vchan-socket-proxy` rely on: it consumes one
+//! event in `libxenvchan_wait` and then `select`s on the descriptor
+//! before it looks at the ring, so an event merged into the one it
+//! consumed would be lost for good (issue 10: the proxy slept on a full
+//! ring whose writer had cleared the notify bit and signalled).
 
 use std::ffi::{c_int, c_uint, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -16,6 +24,70 @@ use vchan::backend::unix::RootLock;
 use vchan::backend::EventChannel;
 
 use crate::{gnt, io_errno, own_domid, set_errno, with, Global, PortEnt};
+
+/// One port's place in the delivery cycle of Linux's evtchn driver
+/// (`drivers/xen/evtchn.c`): the interrupt handler, run when an event
+/// arrives, queues the port for `read` and masks it; while it is masked
+/// further events only leave Xen's pending bit set (they merge into one);
+/// the `write` that unmasks it (`xenevtchn_unmask`) lets a pending event
+/// through, which queues the port again.
+///
+/// xensim sees events only when it drains a port's socket, possibly long
+/// after they were sent. Under Xen the handler runs at once, so of `n`
+/// events found by one drain the first queues the port and the others
+/// arrived while it was masked: they are latched, not lost. (Xen may merge
+/// two events that come within the handler's latency; we deliver one more
+/// than Xen then, and a spurious event is always allowed.)
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Queued for `xenevtchn_pending`.
+    queued: bool,
+    /// Masked: queued or returned by `xenevtchn_pending`, not yet unmasked.
+    masked: bool,
+    /// An event arrived while masked.
+    latched: bool,
+}
+
+impl Delivery {
+    /// `n` events arrived.
+    pub fn arrive(&mut self, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if self.masked {
+            self.latched = true;
+            return;
+        }
+        self.queued = true;
+        self.masked = true;
+        self.latched = n > 1;
+    }
+
+    /// Is the port queued?
+    pub fn is_queued(&self) -> bool {
+        self.queued
+    }
+
+    /// Take the port off the queue (`xenevtchn_pending` returns it); it
+    /// stays masked.
+    pub fn take(&mut self) -> bool {
+        std::mem::take(&mut self.queued)
+    }
+
+    /// `xenevtchn_unmask`: a latched event queues the port again (true).
+    /// A port still queued stays masked (libxenvchan never unmasks one).
+    pub fn unmask(&mut self) -> bool {
+        if self.queued {
+            return false;
+        }
+        self.masked = false;
+        if std::mem::take(&mut self.latched) {
+            self.arrive(1);
+            return true;
+        }
+        false
+    }
+}
 
 /// An open event channel handle (opaque to C).
 #[derive(Debug)]
@@ -143,7 +215,7 @@ fn bind(
             PortEnt {
                 handle: h.id,
                 ev,
-                pending: false,
+                delivery: Delivery::default(),
                 unmap_done: false,
             },
         );
@@ -220,12 +292,32 @@ pub unsafe extern "C" fn xenevtchn_notify(xce: *mut XenevtchnHandle, port: u32) 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, _port: u32) -> c_int {
+pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, port: u32) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.
-    match unsafe { handle(xce) } {
-        Ok(_) => 0,
+    let h = match unsafe { handle(xce) } {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let requeued = with(|g| match g.ports.get_mut(&port) {
+        Some(p) if p.handle == h.id => Ok(p.delivery.unmask()),
+        _ => Err(libc::EINVAL),
+    });
+    match requeued {
+        Ok(true) => {
+            wake(h);
+            0
+        }
+        Ok(false) => 0,
         Err(e) => fail(e),
     }
+}
+
+/// Make the handle's descriptor readable (a port is queued).
+fn wake(h: &XenevtchnHandle) {
+    let v: u64 = 1;
+    // SAFETY: writing 8 bytes from `v` to our non-blocking eventfd; it can
+    // only fail once the counter is near overflow, when it is readable.
+    unsafe { libc::write(h.efd.as_raw_fd(), (&v as *const u64).cast(), 8) };
 }
 
 /// Does `fd` poll readable right now?
@@ -261,16 +353,15 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
         // (spurious) event, which libxenvchan tolerates.
         let ready = readable(ent.ev.fd());
         let ev = ent.ev.drain().map_err(|e| io_errno(&e))?;
-        if ev.fired || ready {
-            ent.pending = true;
-        }
+        let mut arrived = ev.notifies.max(u32::from(ready));
         if ev.peer_gone && !ent.unmap_done {
             ent.unmap_done = true;
-            ent.pending = true;
+            arrived = arrived.max(1);
             if let Some(u) = ent.ev.peer_unmap() {
                 unmaps.push(u);
             }
         }
+        ent.delivery.arrive(arrived);
     }
     for u in unmaps {
         gnt::clear_notify_byte(g, u.owner, u.gref, u.offset);
@@ -279,9 +370,9 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
     let mut more = false;
     for port in &ports {
         if let Some(ent) = g.ports.get_mut(port) {
-            if ent.pending {
+            if ent.delivery.is_queued() {
                 if pick.is_none() {
-                    ent.pending = false;
+                    ent.delivery.take();
                     pick = Some(*port);
                 } else {
                     more = true;
@@ -289,15 +380,13 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
             }
         }
     }
-    // Keep the handle's descriptor readable while events are left.
-    let mut v: u64 = 1;
-    let p = (&mut v as *mut u64).cast::<c_void>();
+    // Keep the handle's descriptor readable while ports are queued.
     if more {
-        // SAFETY: writing 8 bytes from `v` to our eventfd.
-        unsafe { libc::write(h.efd.as_raw_fd(), p, 8) };
+        wake(h);
     } else {
+        let mut v: u64 = 0;
         // SAFETY: reading 8 bytes into `v` from our non-blocking eventfd.
-        unsafe { libc::read(h.efd.as_raw_fd(), p, 8) };
+        unsafe { libc::read(h.efd.as_raw_fd(), (&mut v as *mut u64).cast(), 8) };
     }
     Ok(pick)
 }

@@ -36,7 +36,8 @@
 //! # ...and in domain 1, any vchan-rs unix-backend client of that path.
 //! ```
 //!
-//! Not simulated: permissions, event channel masking (events coalesce),
+//! Event channel masking is simulated as Linux's evtchn driver does it
+//! (see [`evtchn::Delivery`]). Not simulated: permissions,
 //! `xs_fileno` (watches are polled inside `xs_read_watch`), and the
 //! hypervisor's unmap-notify on a clean unmap (libxenvchan clears its
 //! live byte and notifies by itself before unmapping).
@@ -65,8 +66,8 @@ pub(crate) struct PortEnt {
     /// The xenevtchn handle it is bound on.
     pub(crate) handle: u64,
     pub(crate) ev: UnixEvent,
-    /// An event arrived that `xenevtchn_pending` has not returned yet.
-    pub(crate) pending: bool,
+    /// Where the port stands in Xen's delivery cycle.
+    pub(crate) delivery: evtchn::Delivery,
     /// The peer's unmap-notify has been carried out.
     pub(crate) unmap_done: bool,
 }

@@ -30,8 +30,11 @@ pub trait Region: Send {
 /// What [`EventChannel::drain`] found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Events {
-    /// At least one notification arrived.
-    pub fired: bool,
+    /// How many notifications arrived (0: none). A backend that cannot
+    /// count them reports 1 for any number. xensim needs the count to
+    /// simulate Xen's masking: a notification that arrives while an earlier
+    /// one is still undelivered is not lost but delivered again on unmask.
+    pub notifies: u32,
     /// The peer is gone (its process died or closed the channel). The
     /// endpoint then treats the peer's live byte as 0, as Xen's
     /// unmap-notify would have made it.

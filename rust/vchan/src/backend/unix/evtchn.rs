@@ -366,7 +366,7 @@ impl EventChannel for UnixEvent {
                 }
                 let msg = &buf[..n as usize];
                 match msg[0] {
-                    MSG_NOTIFY => ev.fired = true,
+                    MSG_NOTIFY => ev.notifies = ev.notifies.saturating_add(1),
                     MSG_UNMAP if msg.len() == UNMAP_LEN => {
                         let w = |i: usize| {
                             u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]])
@@ -388,7 +388,7 @@ impl EventChannel for UnixEvent {
             }
             if !self.gone_reported {
                 self.gone_reported = true;
-                ev.fired = true;
+                ev.notifies = ev.notifies.max(1);
             }
             ev.peer_gone = true;
         }

@@ -135,7 +135,7 @@ impl EventChannel for XenEvent {
                     _ => return Err(e),
                 }
             };
-            ev.fired = true;
+            ev.notifies = ev.notifies.saturating_add(1);
             // SAFETY: h is open; p is a port it reported pending.
             if unsafe { (self.lib.xenevtchn_unmask)(self.h, p) } < 0 {
                 return Err(io::Error::last_os_error());
