@@ -120,10 +120,10 @@ fn two_processes(
 ) -> Result<Outcome, String> {
     fork_pair(
         move || match job {
-                Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
-                Job::PingPong { rounds, msg } => workload::pong(&mut child, rounds, msg),
-                Job::Idle { ms } => workload::idle_write(&mut child, ms),
-                Job::Bounce { .. } => Err("a cache-line bounce needs shared memory".into()),
+            Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
+            Job::PingPong { rounds, msg } => workload::pong(&mut child, rounds, msg),
+            Job::Idle { ms } => workload::idle_write(&mut child, ms),
+            Job::Bounce { .. } => Err("a cache-line bounce needs shared memory".into()),
         },
         || match job {
             Job::Stream { total, chunk } => {

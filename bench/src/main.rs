@@ -80,7 +80,10 @@ const LIMIT_DIVISORS: [usize; 5] = [1, 2, 4, 8, 16];
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Work {
     /// One-way stream in `chunk`-byte writes into `chunk`-byte reads.
-    Stream { ring: usize, chunk: usize },
+    Stream {
+        ring: usize,
+        chunk: usize,
+    },
     PingPong,
     /// One cache line back and forth: the floor of any hand-off.
     Floor,
@@ -271,7 +274,13 @@ impl Bench {
         self.run_pair(col, dir.path(), &srv, &cli, env, wrap)
     }
 
-    fn stream(&self, col: Column, work: Work, total: u64, publish: usize) -> Result<Sample, String> {
+    fn stream(
+        &self,
+        col: Column,
+        work: Work,
+        total: u64,
+        publish: usize,
+    ) -> Result<Sample, String> {
         let Work::Stream { ring, chunk } = work else {
             return Err("not a stream".into());
         };
@@ -352,8 +361,11 @@ impl Bench {
     /// over two runs of different lengths, the difference divided by the
     /// difference in rounds (set-up cancels out), the delay's own sleep
     /// not counted.
-    fn syscalls(&self, col: Column) -> Result<Sample, String> {
-        let mut counts = [0u64; 2];
+    fn syscalls(&self, col: Column) -> Result<(Sample, String), String> {
+        let mut counts = [
+            std::collections::BTreeMap::new(),
+            std::collections::BTreeMap::new(),
+        ];
         for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
             let out = self.tmp.join(format!("strace-{i}"));
             let o = out.clone();
@@ -383,9 +395,23 @@ impl Bench {
             counts[i] = strace_calls(&text)?;
         }
         let [a, b] = self.opts.sys_rounds;
-        Ok(Sample::Calls {
-            per_round: (counts[1] as f64 - counts[0] as f64) / (b - a) as f64,
-        })
+        let per = |name: &String| {
+            let (x, y) = (counts[0].get(name), counts[1].get(name));
+            (y.copied().unwrap_or(0) as f64 - x.copied().unwrap_or(0) as f64) / (b - a) as f64
+        };
+        let mut by_call: Vec<(f64, &String)> = counts[1]
+            .keys()
+            .map(|k| (per(k), k))
+            .filter(|(v, _)| *v >= 0.05)
+            .collect();
+        by_call.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let note = by_call
+            .iter()
+            .map(|(v, k)| format!("{k} {v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let total: f64 = counts[1].keys().map(per).sum();
+        Ok((Sample::Calls { per_round: total }, note))
     }
 
     /// Run a server and a client given xvbench's argument lists (role,
@@ -467,7 +493,13 @@ impl Bench {
     }
 
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
-    fn measure(&self, work: Work, col: Column, total: u64, publish: usize) -> Result<Sample, String> {
+    fn measure(
+        &self,
+        work: Work,
+        col: Column,
+        total: u64,
+        publish: usize,
+    ) -> Result<Sample, String> {
         match work {
             Work::Stream { .. } => self.stream(col, work, total, publish),
             Work::PingPong => self.ping(
@@ -484,7 +516,7 @@ impl Bench {
                 },
             ),
             Work::Idle => self.idle(col),
-            Work::Syscalls => self.syscalls(col),
+            Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
         }
     }
 
@@ -493,6 +525,18 @@ impl Bench {
     /// machine's speed (a shared host moving the virtual CPUs) falls on
     /// every column alike.
     fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
+        if work == Work::Syscalls {
+            // One traced pair of runs per column; the note says which calls.
+            return cols
+                .iter()
+                .map(|&c| {
+                    self.syscalls(c).map(|(s, note)| Cell {
+                        runs: vec![s],
+                        note: format!("per round trip: {note}"),
+                    })
+                })
+                .collect();
+        }
         let setup = |col: Column| -> Result<(u64, usize, String), String> {
             let Work::Stream { ring, .. } = work else {
                 return Ok((0, MSG, String::new()));
@@ -530,10 +574,10 @@ impl Bench {
 /// well beyond the longest spin, so every wait sleeps.
 const SYS_DELAY_US: u64 = 1000;
 
-/// The total of the `calls` column of `strace -c` output, without the
+/// The `calls` column of `strace -c` output by system call, without the
 /// sleeps the workload makes on purpose.
-fn strace_calls(text: &str) -> Result<u64, String> {
-    let mut total = 0;
+fn strace_calls(text: &str) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let mut total = std::collections::BTreeMap::new();
     let mut seen = false;
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -545,7 +589,10 @@ fn strace_calls(text: &str) -> Result<u64, String> {
         if name == "total" || name.contains("nanosleep") {
             continue;
         }
-        total += f[3].parse::<u64>().map_err(|_| format!("strace line {line:?}"))?;
+        let n = f[3]
+            .parse::<u64>()
+            .map_err(|_| format!("strace line {line:?}"))?;
+        total.insert(name.to_owned(), n);
         seen = true;
     }
     if !seen {
@@ -605,9 +652,7 @@ fn parse_opts() -> Result<Opts, String> {
             "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
             "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
             "--idle-secs" => {
-                let s: f64 = val("--idle-secs")?
-                    .parse()
-                    .map_err(|_| "bad --idle-secs")?;
+                let s: f64 = val("--idle-secs")?.parse().map_err(|_| "bad --idle-secs")?;
                 o.idle_ms = (s * 1000.0) as u64;
             }
             "--only" => o.only = Some(val("--only")?),
@@ -729,14 +774,24 @@ fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
         for (i, c) in COLUMNS.iter().enumerate() {
-            let v = |x: f64| if x.is_finite() { format!("{x}") } else { String::new() };
+            let v = |x: f64| {
+                if x.is_finite() {
+                    format!("{x}")
+                } else {
+                    String::new()
+                }
+            };
             out.push_str(&format!(
                 "{},{},{},{},{},{},{}\n",
                 q(&r.work.title()),
                 q(r.work.unit()),
                 q(c.title()),
                 v(r.median[i]),
-                q(&r.runs[i].iter().map(|&x| v(x)).collect::<Vec<_>>().join(" ")),
+                q(&r.runs[i]
+                    .iter()
+                    .map(|&x| v(x))
+                    .collect::<Vec<_>>()
+                    .join(" ")),
                 v(r.sleeps[i]),
                 q(&r.notes[i]),
             ));
@@ -782,7 +837,10 @@ fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
         let best = if r.work.higher_is_better() {
             vals.iter().copied().fold(0.0, f64::max)
         } else {
-            vals.iter().copied().filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min)
+            vals.iter()
+                .copied()
+                .filter(|&v| v > 0.0)
+                .fold(f64::INFINITY, f64::min)
         };
         for (i, &v) in r.median.iter().enumerate() {
             let y = y0 + i as f64 * bar_h;
@@ -897,13 +955,21 @@ fn main() {
                         w.title(),
                         col.title(),
                         fmt(m),
-                        values.iter().map(|&v| fmt(v)).collect::<Vec<_>>().join(", "),
+                        values
+                            .iter()
+                            .map(|&v| fmt(v))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         if sleeps.is_empty() {
                             String::new()
                         } else {
                             format!(
                                 "  sleeps [{}]",
-                                sleeps.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(", ")
+                                sleeps
+                                    .iter()
+                                    .map(|v| format!("{v:.0}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )
                         },
                         if cell.note.is_empty() {
@@ -914,7 +980,11 @@ fn main() {
                     );
                     out.median[at] = m;
                     out.runs[at] = values;
-                    out.sleeps[at] = if sleeps.is_empty() { f64::NAN } else { median(&sleeps) };
+                    out.sleeps[at] = if sleeps.is_empty() {
+                        f64::NAN
+                    } else {
+                        median(&sleeps)
+                    };
                     out.notes[at] = cell.note;
                 }
                 Err(e) => {
@@ -957,11 +1027,20 @@ fn main() {
     println!();
     println!("| workload | {} |", COLUMNS.map(Column::title).join(" | "));
     println!("|{}", "---|".repeat(COLUMNS.len() + 1));
-    for r in rows.iter().filter(|r| r.sleeps.iter().any(|v| v.is_finite())) {
+    for r in rows
+        .iter()
+        .filter(|r| r.sleeps.iter().any(|v| v.is_finite()))
+    {
         let cells: Vec<String> = r
             .sleeps
             .iter()
-            .map(|&v| if v.is_finite() { format!("{v:.0}") } else { "n/a".into() })
+            .map(|&v| {
+                if v.is_finite() {
+                    format!("{v:.0}")
+                } else {
+                    "n/a".into()
+                }
+            })
             .collect();
         println!("| {} | {} |", r.work.title(), cells.join(" | "));
     }

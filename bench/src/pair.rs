@@ -209,7 +209,8 @@ impl Link for EpLink {
 fn segment(ep: &mut vchan::Endpoint) -> Result<(), String> {
     if let Ok(v) = std::env::var("BENCH_SEGMENT") {
         let n: usize = v.parse().map_err(|_| format!("bad BENCH_SEGMENT {v:?}"))?;
-        ep.set_segments(n, n).map_err(|e| format!("segments: {e}"))?;
+        ep.set_segments(n, n)
+            .map_err(|e| format!("segments: {e}"))?;
     }
     Ok(())
 }

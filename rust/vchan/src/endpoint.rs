@@ -444,10 +444,16 @@ impl Endpoint {
     /// Consume pending events without blocking; a vanished peer is marked
     /// exited in the page (what Xen's unmap-notify does).
     fn drain(&mut self) -> Result<()> {
+        let ev = self.live_mut()?.event.drain()?;
+        self.absorb(ev)
+    }
+
+    /// Note what consuming events found (a vanished peer is marked exited
+    /// in the page).
+    fn absorb(&mut self, ev: crate::backend::Events) -> Result<()> {
         self.drained_at = coarse_ms();
         let role = self.role;
         let live = self.live_mut()?;
-        let ev = live.event.drain()?;
         if ev.peer_gone {
             let page = live.ch.page();
             let offset = role.peer().live_offset();
@@ -463,6 +469,12 @@ impl Endpoint {
     /// Block until the event channel fires (or `timeout` passes), then
     /// consume its events. Returns false on timeout.
     pub fn wait_timeout(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        if timeout.is_none() {
+            // Waiting and consuming in one system call where the backend can.
+            let ev = self.live_mut()?.event.wait()?;
+            self.absorb(ev)?;
+            return Ok(true);
+        }
         let fd = self.live()?.event.fd();
         let fired = poll_fd(fd, timeout)?;
         self.drain()?;
