@@ -42,20 +42,24 @@ const RINGS: [usize; 3] = [4 * KIB, 64 * KIB, 1024 * KIB];
 const PING_RING: usize = 64 * KIB;
 const PROBE: u64 = 8 * MIB;
 const MAX_TOTAL: u64 = 16 << 30;
+/// Bytes per run of the Lwt_io and vchan-cat rows (the file is in tmpfs).
+const CAT_TOTAL: u64 = 1 << 30;
 /// Any one run that takes longer than this is killed.
 const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Column {
     VchanRs,
+    OCaml,
     C,
     Socket,
     Pipe,
     Limit,
 }
 
-const COLUMNS: [Column; 5] = [
+const COLUMNS: [Column; 6] = [
     Column::VchanRs,
+    Column::OCaml,
     Column::C,
     Column::Socket,
     Column::Pipe,
@@ -66,11 +70,17 @@ impl Column {
     fn title(self) -> &'static str {
         match self {
             Column::VchanRs => "vchan-rs",
+            Column::OCaml => "vchan-rs OCaml",
             Column::C => "C libxenvchan",
             Column::Socket => "unix socket",
             Column::Pipe => "pipe",
             Column::Limit => "limit",
         }
+    }
+
+    /// Its index in [`COLUMNS`].
+    fn at(self) -> usize {
+        COLUMNS.iter().position(|&c| c == self).unwrap_or(0)
     }
 }
 
@@ -91,6 +101,10 @@ enum Work {
     Idle,
     /// System calls per round trip on one side when both sleep each round.
     Syscalls,
+    /// The OCaml library's Lwt_io channels, one way (64 KiB rings).
+    LwtIo,
+    /// vchan-cat, a tmpfs file to /dev/null (64 KiB rings).
+    Cat,
 }
 
 impl Work {
@@ -108,12 +122,14 @@ impl Work {
             Work::Floor => "cache-line ping-pong (µs round trip)".into(),
             Work::Idle => "idle, blocked on a silent peer (% of a core)".into(),
             Work::Syscalls => "system calls per round trip, one side, both sleeping".into(),
+            Work::LwtIo => "stream, 64 KiB rings, OCaml Lwt_io channels (GiB/s)".into(),
+            Work::Cat => "vchan-cat, tmpfs file to /dev/null, 64 KiB rings (GiB/s)".into(),
         }
     }
 
     fn unit(self) -> &'static str {
         match self {
-            Work::Stream { .. } => "GiB/s",
+            Work::Stream { .. } | Work::LwtIo | Work::Cat => "GiB/s",
             Work::PingPong | Work::Floor => "us",
             Work::Idle => "% of a core",
             Work::Syscalls => "calls",
@@ -122,12 +138,19 @@ impl Work {
 
     /// Is a larger value better?
     fn higher_is_better(self) -> bool {
-        matches!(self, Work::Stream { .. })
+        matches!(self, Work::Stream { .. } | Work::LwtIo | Work::Cat)
     }
 
     /// Why `col` has no cell in this row, if it has none.
     fn not_applicable(self, col: Column) -> Option<&'static str> {
         match (self, col) {
+            (Work::LwtIo | Work::Cat, Column::OCaml) => None,
+            (Work::LwtIo, _) => Some("OCaml's Lwt_io only"),
+            (Work::Cat, _) => Some("vchan-cat (OCaml) only"),
+            (Work::Stream { chunk, .. }, Column::OCaml) if chunk != CHUNK => {
+                Some("the sweep is not run for OCaml")
+            }
+            (Work::Idle, Column::OCaml) => Some("not run for OCaml"),
             (Work::Floor, Column::Limit) => None,
             (Work::Floor, _) => Some("the floor is shared memory alone"),
             (Work::Idle, Column::Limit) => Some("spins by design: 100%"),
@@ -218,6 +241,20 @@ impl Sample {
     }
 }
 
+/// What a vchan pair gets besides its arguments: environment variables
+/// for both sides, and a wrapper for the server's command (a tracer).
+struct Extra<'a> {
+    env: &'a [(&'a str, String)],
+    wrap: Option<&'a dyn Fn(Command) -> Command>,
+}
+
+impl Extra<'_> {
+    const NONE: Extra<'static> = Extra {
+        env: &[],
+        wrap: None,
+    };
+}
+
 /// A row's result for one column.
 struct Cell {
     runs: Vec<Sample>,
@@ -249,8 +286,7 @@ impl Bench {
         modes: [&str; 2],
         count: u64,
         size: usize,
-        env: &[(&str, String)],
-        wrap: Option<&dyn Fn(Command) -> Command>,
+        extra: &Extra,
     ) -> Result<(pair::Values, pair::Values), String> {
         let s = |v: &dyn ToString| v.to_string();
         let dir = self.rendezvous()?;
@@ -271,7 +307,7 @@ impl Bench {
             s(&count),
             s(&size),
         ];
-        self.run_pair(col, dir.path(), &srv, &cli, env, wrap)
+        self.run_pair(col, dir.path(), &srv, &cli, extra)
     }
 
     fn stream(
@@ -285,9 +321,9 @@ impl Bench {
             return Err("not a stream".into());
         };
         let outcome = match col {
-            Column::VchanRs | Column::C => {
+            Column::VchanRs | Column::C | Column::OCaml => {
                 let (sv, _) =
-                    self.vchan_pair(col, ring, ["stream", "stream"], total, chunk, &[], None)?;
+                    self.vchan_pair(col, ring, ["stream", "stream"], total, chunk, &Extra::NONE)?;
                 pair::stream_outcome(&sv)?
             }
             Column::Socket => kernel_stream(Kind::Socket, ring, total, chunk, self.pin())?,
@@ -305,9 +341,9 @@ impl Bench {
     fn ping(&self, col: Column, job: Job) -> Result<Sample, String> {
         let rounds = self.opts.rounds;
         let (ns, sleeps) = match col {
-            Column::VchanRs | Column::C => {
+            Column::VchanRs | Column::C | Column::OCaml => {
                 let (_, cv) =
-                    self.vchan_pair(col, PING_RING, ["pong", "ping"], rounds, MSG, &[], None)?;
+                    self.vchan_pair(col, PING_RING, ["pong", "ping"], rounds, MSG, &Extra::NONE)?;
                 (pair::get(&cv, "median_ns")?, pair::get(&cv, "sleeps")?)
             }
             Column::Socket | Column::Pipe | Column::Limit => {
@@ -330,7 +366,7 @@ impl Bench {
         let (cpu_secs, wall_secs) = match col {
             Column::VchanRs | Column::C => {
                 let (sv, _) =
-                    self.vchan_pair(col, PING_RING, ["idle", "idle"], ms, 1, &[], None)?;
+                    self.vchan_pair(col, PING_RING, ["idle", "idle"], ms, 1, &Extra::NONE)?;
                 (pair::get(&sv, "cpu_secs")?, pair::get(&sv, "wall_secs")?)
             }
             Column::Socket | Column::Pipe => {
@@ -344,7 +380,7 @@ impl Bench {
                     _ => return Err("unexpected outcome".into()),
                 }
             }
-            Column::Limit => return Err("not applicable".into()),
+            Column::Limit | Column::OCaml => return Err("not applicable".into()),
         };
         if wall_secs < ms as f64 / 1000.0 * 0.9 {
             return Err(format!("blocked only {wall_secs:.3} s of {ms} ms"));
@@ -388,8 +424,10 @@ impl Bench {
                 ["pong", "ping"],
                 rounds,
                 MSG,
-                &env,
-                Some(&wrap),
+                &Extra {
+                    env: &env,
+                    wrap: Some(&wrap),
+                },
             )?;
             let text = std::fs::read_to_string(&out).map_err(|e| format!("strace output: {e}"))?;
             counts[i] = strace_calls(&text)?;
@@ -424,13 +462,22 @@ impl Bench {
         dir: &Path,
         srv: &[String],
         cli: &[String],
-        env: &[(&str, String)],
-        wrap: Option<&dyn Fn(Command) -> Command>,
+        extra: &Extra,
     ) -> Result<(pair::Values, pair::Values), String> {
         let d = dir.display().to_string();
         let (mut server, mut client) = if col == Column::C {
             let c = self.c.as_ref().map_err(Clone::clone)?;
             (c.command(0, dir, srv), c.command(1, dir, cli))
+        } else if col == Column::OCaml {
+            // vbench.exe: `server RING ...`, `client ...`.
+            let mut srv: Vec<String> = srv.to_vec();
+            srv.drain(1..3);
+            let mut cli: Vec<String> = cli.to_vec();
+            cli.drain(1..3);
+            (
+                pair::ocaml_command(dir, 0, &srv)?,
+                pair::ocaml_command(dir, 1, &cli)?,
+            )
         } else {
             // Rust roles: `server DIR RING ...`, `client DIR ...`.
             let mut srv: Vec<String> = srv.to_vec();
@@ -439,11 +486,11 @@ impl Bench {
             cli.splice(1..3, [d]);
             (pair::rust_command(&srv)?, pair::rust_command(&cli)?)
         };
-        for (k, v) in env {
+        for (k, v) in extra.env {
             server.env(k, v);
             client.env(k, v);
         }
-        if let Some(w) = wrap {
+        if let Some(w) = extra.wrap {
             server = w(server);
         }
         pair::run(server, client, LIMIT, self.pin())
@@ -517,7 +564,52 @@ impl Bench {
             ),
             Work::Idle => self.idle(col),
             Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
+            Work::LwtIo => {
+                let (sv, _) = self.vchan_pair(
+                    Column::OCaml,
+                    64 * KIB,
+                    ["lwtio", "lwtio"],
+                    total,
+                    CHUNK,
+                    &Extra::NONE,
+                )?;
+                let o = pair::stream_outcome(&sv)?;
+                check_samples(&o, total)?;
+                Ok(Sample::Stream {
+                    bytes: o.bytes,
+                    secs: o.secs,
+                    sleeps: o.sleeps,
+                })
+            }
+            Work::Cat => self.cat(total),
         }
+    }
+
+    /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
+    /// client sending a tmpfs file of `total` bytes; the wall time from
+    /// the client's start to both ends' exit.
+    fn cat(&self, total: u64) -> Result<Sample, String> {
+        let exe = pair::vchan_cat()?;
+        let dir = self.rendezvous()?;
+        let file = pair::tmpfs_file(total)?;
+        let mut server = Command::new(&exe);
+        server
+            .args(["-l", "-d", "1", "bench"])
+            .env("VCHAN_UNIX_DIR", dir.path())
+            .env("VCHAN_DOMID", "0")
+            .stdout(std::process::Stdio::null());
+        let mut client = Command::new(&exe);
+        client
+            .args(["0", "bench"])
+            .env("VCHAN_UNIX_DIR", dir.path())
+            .env("VCHAN_DOMID", "1")
+            .stdin(std::fs::File::open(file.path()).map_err(|e| format!("open: {e}"))?);
+        let secs = pair::run_cat(server, client, dir.path(), LIMIT, self.pin())?;
+        Ok(Sample::Stream {
+            bytes: total,
+            secs,
+            sleeps: 0,
+        })
     }
 
     /// One row: `runs` runs per column, round-robin over the columns
@@ -538,6 +630,10 @@ impl Bench {
                 .collect();
         }
         let setup = |col: Column| -> Result<(u64, usize, String), String> {
+            if matches!(work, Work::LwtIo | Work::Cat) {
+                // About a second's worth at a few GiB/s.
+                return Ok((self.opts.fixed_total.unwrap_or(CAT_TOTAL), 0, String::new()));
+            }
             let Work::Stream { ring, .. } = work else {
                 return Ok((0, MSG, String::new()));
             };
@@ -733,6 +829,8 @@ fn works(runs: usize) -> Vec<(Work, usize)> {
         .iter()
         .map(|&ring| (Work::Stream { ring, chunk: CHUNK }, runs))
         .collect();
+    w.push((Work::LwtIo, runs.min(3)));
+    w.push((Work::Cat, runs.min(3)));
     w.push((Work::PingPong, runs));
     w.push((Work::Floor, runs));
     // Message sizes through 64 KiB rings (64 KiB itself is the row above).
@@ -804,7 +902,9 @@ fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
 /// relative to the best cell of its row (for µs, the best is the
 /// smallest), labelled with its value.
 fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
-    const COLORS: [&str; 5] = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f"];
+    const COLORS: [&str; 6] = [
+        "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f",
+    ];
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -818,7 +918,7 @@ fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
         esc(title)
     );
     for (i, c) in COLUMNS.iter().enumerate() {
-        let x = left + i as f64 * 100.0;
+        let x = 10.0 + i as f64 * 140.0;
         svg.push_str(&format!(
             "<rect x=\"{x}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"39\">{}</text>\n",
             COLORS[i],
@@ -1012,14 +1112,32 @@ fn main() {
     head.push("vchan-rs / C".into());
     head.push("vchan-rs / socket".into());
     head.push("vchan-rs / limit".into());
+    head.push("OCaml / vchan-rs".into());
+    // The Rust figure the OCaml-only rows compare with.
+    let rust_64k = rows
+        .iter()
+        .find(|r| {
+            r.work
+                == Work::Stream {
+                    ring: 64 * KIB,
+                    chunk: CHUNK,
+                }
+        })
+        .map_or(f64::NAN, |r| r.median[Column::VchanRs.at()]);
     println!("| {} |", head.join(" | "));
     println!("|{}", "---|".repeat(head.len()));
     for r in &rows {
         let mut cells = vec![r.work.title()];
         cells.extend(r.median.iter().map(|&v| fmt(v)));
-        cells.push(ratio(r.median[0], r.median[1]));
-        cells.push(ratio(r.median[0], r.median[2]));
-        cells.push(ratio(r.median[0], r.median[4]));
+        let m = |c: Column| r.median[c.at()];
+        cells.push(ratio(m(Column::VchanRs), m(Column::C)));
+        cells.push(ratio(m(Column::VchanRs), m(Column::Socket)));
+        cells.push(ratio(m(Column::VchanRs), m(Column::Limit)));
+        let rust = match r.work {
+            Work::LwtIo | Work::Cat => rust_64k,
+            _ => m(Column::VchanRs),
+        };
+        cells.push(ratio(m(Column::OCaml), rust));
         println!("| {} |", cells.join(" | "));
     }
     println!();

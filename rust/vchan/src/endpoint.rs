@@ -58,6 +58,12 @@ pub struct Endpoint {
     /// Where a server published its rendezvous.
     path: Option<String>,
     nonblocking: bool,
+    /// Spin before answering `WouldBlock` too (see
+    /// [`set_nonblocking_spin`](Endpoint::set_nonblocking_spin)).
+    nonblocking_spin: bool,
+    /// When a non-blocking operation last answered `WouldBlock` after a
+    /// failed spin (the next `consume_events` tells how long it waited).
+    blocked_at: Option<Instant>,
     spin: Spin,
     /// The peer went away without closing (see
     /// [`peer_vanished`](Endpoint::peer_vanished)).
@@ -318,6 +324,8 @@ impl Endpoint {
             peer,
             path,
             nonblocking: false,
+            nonblocking_spin: false,
+            blocked_at: None,
             spin: Spin::new(),
             vanished: false,
             drained_at: coarse_ms(),
@@ -357,6 +365,18 @@ impl Endpoint {
     pub fn set_segments(&mut self, write: usize, read: usize) -> Result<()> {
         self.live_mut()?.ch.set_segments(write, read);
         Ok(())
+    }
+
+    /// In non-blocking mode, spin on the peer's index (bounded and
+    /// adaptive, as blocking mode does before sleeping: at most 100 µs,
+    /// 2 µs once the peer has been idle) before answering `WouldBlock`. For
+    /// event loops that can afford that much busy waiting per operation
+    /// (the OCaml binding): a busy peer is then met at shared-memory speed
+    /// with no event at all. How long the caller then waited, measured
+    /// from the `WouldBlock` to the next
+    /// [`consume_events`](Endpoint::consume_events), adapts the budget.
+    pub fn set_nonblocking_spin(&mut self, spin: bool) {
+        self.nonblocking_spin = spin;
     }
 
     /// Is the endpoint in non-blocking mode?
@@ -407,6 +427,9 @@ impl Endpoint {
     /// [`wait`](Endpoint::wait)): call it when the event descriptor polls
     /// readable, then retry the operations that would have blocked.
     pub fn consume_events(&mut self) -> Result<()> {
+        if let Some(t) = self.blocked_at.take() {
+            self.spin.woke_after(t.elapsed());
+        }
         self.drain()
     }
 
@@ -522,7 +545,7 @@ impl Endpoint {
         arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
     ) -> Result<()> {
         let started = Instant::now();
-        if !self.nonblocking {
+        if !self.nonblocking || self.nonblocking_spin {
             let ch = &self.live.as_ref().ok_or(Error::Closed)?.ch;
             let exited = || matches!(ch.peer_state(), Ok(LiveState::Exited) | Err(_));
             if self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
@@ -534,6 +557,9 @@ impl Endpoint {
             return Ok(());
         }
         if self.nonblocking {
+            if self.nonblocking_spin {
+                self.blocked_at = Some(started);
+            }
             return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
         }
         self.wait()?;

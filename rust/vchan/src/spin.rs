@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 const MIN: Duration = Duration::from_micros(2);
 const MAX: Duration = Duration::from_micros(100);
 const START: Duration = Duration::from_micros(20);
+/// A side that waited longer than this was facing an idle peer: it starts
+/// again from the shortest spin at once.
+const IDLE: Duration = Duration::from_millis(1);
 
 /// The adaptive spin budget of one endpoint.
 #[derive(Debug, Clone)]
@@ -30,9 +33,12 @@ impl Spin {
     /// After a failed spin, the side slept and was woken `waited` after it
     /// began to wait: if that is within the longest budget, spinning that
     /// long (with margin) would have succeeded, so the budget becomes so.
+    /// After a wait longer than [`IDLE`], the budget drops to the minimum.
     pub(crate) fn woke_after(&mut self, waited: Duration) {
         if waited < MAX {
             self.budget = self.budget.max((waited * 2).min(MAX));
+        } else if waited > IDLE {
+            self.budget = MIN;
         }
     }
 
@@ -76,6 +82,11 @@ mod tests {
         idle.budget = MIN;
         idle.woke_after(Duration::from_millis(5));
         assert_eq!(idle.budget, MIN);
+        // A side that faced a long-idle peer stops spinning at once.
+        let mut busy = Spin::new();
+        busy.budget = MAX;
+        busy.woke_after(Duration::from_millis(5));
+        assert_eq!(busy.budget, MIN);
         // A spin that succeeds doubles it.
         let mut t = Spin::new();
         assert!(t.spin(|| true));
