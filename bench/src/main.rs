@@ -503,15 +503,20 @@ impl Bench {
         if let Some(t) = self.opts.fixed_total {
             return Ok(t);
         }
+        // The message-size sweep's runs are half as long.
+        let secs = match work {
+            Work::Stream { chunk, .. } if chunk != CHUNK => self.opts.secs / 2.0,
+            _ => self.opts.secs,
+        };
         let mut total = PROBE;
         let probe = loop {
             let s = self.stream(col, work, total, publish)?;
-            if s.secs() >= self.opts.secs / 10.0 || total >= MAX_TOTAL {
+            if s.secs() >= secs / 10.0 || total >= MAX_TOTAL {
                 break s.value();
             }
             total = (total * 8).min(MAX_TOTAL);
         };
-        let want = probe * self.opts.secs * (1u64 << 30) as f64;
+        let want = probe * secs * (1u64 << 30) as f64;
         Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
     }
 
