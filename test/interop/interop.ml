@@ -166,9 +166,8 @@ let duplex ~cat_serves () =
    at its end the proxy closes) writes it to its standard output. The proxy
    drops what is still in the ring once it sees a close: vchan-cat lingers
    until it was all read. *)
-let to_proxy ~proxy_serves () =
-  let dir = fresh_dir (if proxy_serves then "proxy-server" else "proxy-client") in
-  let size = (5 * mib) + 3 in
+let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves () =
+  let dir = fresh_dir ((if proxy_serves then "proxy-server" else "proxy-client") ^ name) in
   let file = random_file dir "in" size in
   let out = Filename.concat dir "out" in
   let port = "proxy" in
@@ -195,17 +194,121 @@ let to_proxy ~proxy_serves () =
     end
   in
   List.iter Unix.close [ p_in; p_out; cat_in ];
-  expect_ok "vchan-cat" cat_pid;
+  (match wait_exit ~timeout "vchan-cat" cat_pid with
+   | 0 -> ()
+   | n ->
+       (try Unix.kill proxy_pid Sys.sigkill with Unix.Unix_error _ -> ());
+       ignore (Unix.waitpid [] proxy_pid);
+       fail "vchan-cat exit status %d" n);
   ignore (wait_exit ~timeout:10. "vchan-socket-proxy" proxy_pid);
   Unix.close p_hold;
   Alcotest.(check int) "size" size (file_size out);
   same "vchan-cat -> vchan-socket-proxy" file out
+
+(* ---- the same, and C peers that exit or die, with every CPU busy ---- *)
+
+(* Run [f] with one busy loop per CPU (issue 10: a lost wake-up that only
+   load exposed). *)
+let under_load f () =
+  let cpus =
+    let ic = Unix.open_process_args_in "nproc" [| "nproc" |] in
+    let n = try int_of_string (String.trim (input_line ic)) with _ -> 2 in
+    ignore (Unix.close_process_in ic);
+    max 1 n
+  in
+  let burners =
+    List.init cpus (fun _ ->
+        Unix.create_process "/bin/sh" [| "/bin/sh"; "-c"; "while :; do :; done" |]
+          Unix.stdin Unix.stdout Unix.stderr)
+  in
+  Fun.protect f ~finally:(fun () ->
+      List.iter
+        (fun p ->
+          (try Unix.kill p Sys.sigkill with Unix.Unix_error _ -> ());
+          ignore (Unix.waitpid [] p))
+        burners)
+
+let runs = 25
+
+(* Many short copies to the proxy; a hang fails the run after 20 s. *)
+let to_proxy_under_load ~proxy_serves () =
+  for run = 1 to runs do
+    let size = 1 + Random.int (600 * 1024) in
+    to_proxy ~size ~name:(Printf.sprintf "-load-%d" run) ~timeout:20. ~proxy_serves ()
+  done
+
+(* The C peer sends a file and exits at once (libxenvchan_close with the
+   ring possibly full): vchan-cat writes all of it and exits 0. *)
+let from_exiting_c ~cat_serves () =
+  for run = 1 to runs / 2 do
+    let dir = fresh_dir (Printf.sprintf "c-exits-%b-%d" cat_serves run) in
+    let size = Random.int (300 * 1024) in
+    let file = random_file dir "in" size in
+    let out = Filename.concat dir "out" in
+    let port = "exits" in
+    let c_in = openr file and cat_out = openw out in
+    let cat_in, hold = silent_stdin () in
+    let c_argv =
+      if cat_serves then [ Lazy.force xvchan; "client"; "0"; xs_path port; "stream-close" ]
+      else [ Lazy.force xvchan; "server"; "1"; xs_path port; "1024"; "2048"; "stream-close" ]
+    in
+    let cat_pid, c_pid =
+      if cat_serves then begin
+        let cat_pid = spawn dir 0 ~stdin:cat_in ~stdout:cat_out [| Lazy.force cat; "-l"; "1"; port |] in
+        wait_for_file (rendezvous dir port);
+        (cat_pid, spawn dir 1 ~stdin:c_in ~stdout:Unix.stdout (under_xensim c_argv))
+      end
+      else begin
+        let c_pid = spawn dir 0 ~stdin:c_in ~stdout:Unix.stdout (under_xensim c_argv) in
+        (spawn dir 1 ~stdin:cat_in ~stdout:cat_out [| Lazy.force cat; "--timeout"; "10"; "0"; port |], c_pid)
+      end
+    in
+    List.iter Unix.close [ c_in; cat_out; cat_in ];
+    Alcotest.(check int) "vchan-cat exit status" 0 (wait_exit ~timeout:20. "vchan-cat" cat_pid);
+    expect_ok "C peer" c_pid;
+    Unix.close hold;
+    same "C -> vchan-cat" file out
+  done
+
+(* vchan-cat sends to a proxy that stops reading (its output is a pipe
+   nobody drains once the first bytes came) and is then SIGKILLed: vchan-cat
+   fails (status 1), it does not wait for ever. *)
+let to_killed_proxy () =
+  for run = 1 to runs / 2 do
+    let dir = fresh_dir (Printf.sprintf "proxy-killed-%d" run) in
+    let file = random_file dir "in" (8 * mib) in
+    let port = "killed" in
+    let p_in, p_hold = silent_stdin () in
+    let p_out, p_out_hold = Unix.pipe ~cloexec:true () in
+    let proxy_pid =
+      spawn dir 0 ~stdin:p_in ~stdout:p_out_hold
+        (under_xensim [ proxy; "-m"; "server"; "1"; xs_path port; "-" ])
+    in
+    let cat_in = openr file in
+    let cat_pid =
+      spawn dir 1 ~stdin:cat_in ~stdout:Unix.stdout [| Lazy.force cat; "--timeout"; "10"; "0"; port |]
+    in
+    List.iter Unix.close [ p_in; cat_in; p_out_hold ];
+    (* Kill it once vchan-cat is connected and sending (killed earlier, the
+       proxy leaves a rendezvous that vchan-cat rightly waits on, for a new
+       server, until its --timeout). *)
+    (match Unix.select [ p_out ] [] [] 10. with
+     | [], _, _ -> fail "run %d: the proxy received nothing within 10 s" run
+     | _ -> ());
+    Unix.sleepf (Random.float 0.05);
+    Unix.kill proxy_pid Sys.sigkill;
+    ignore (Unix.waitpid [] proxy_pid);
+    Alcotest.(check int) "vchan-cat exit status after its peer died" 1
+      (wait_exit ~timeout:10. "vchan-cat" cat_pid);
+    List.iter Unix.close [ p_hold; p_out ]
+  done
 
 let () =
   let r = Filename.temp_file "vchan-rs-interop" "" in
   Sys.remove r;
   Unix.mkdir r 0o700;
   root := r;
+  Random.self_init ();
   at_exit (fun () -> ignore (Sys.command ("rm -rf " ^ Filename.quote r)));
   Test_harness.run "vchan-rs interop"
     [
@@ -216,7 +319,15 @@ let () =
         ] );
       ( "vchan-socket-proxy",
         [
-          ("proxy serves, vchan-cat sends a file", to_proxy ~proxy_serves:true);
-          ("vchan-cat serves and sends a file to the proxy", to_proxy ~proxy_serves:false);
+          ("proxy serves, vchan-cat sends a file", fun () -> to_proxy ~proxy_serves:true ());
+          ("vchan-cat serves and sends a file to the proxy", fun () -> to_proxy ~proxy_serves:false ());
+        ] );
+      ( "under load",
+        [
+          ("proxy serves, vchan-cat sends, 25 runs", under_load (to_proxy_under_load ~proxy_serves:true));
+          ("vchan-cat serves, proxy receives, 25 runs", under_load (to_proxy_under_load ~proxy_serves:false));
+          ("C server sends and exits, vchan-cat receives", under_load (from_exiting_c ~cat_serves:false));
+          ("C client sends and exits, vchan-cat receives", under_load (from_exiting_c ~cat_serves:true));
+          ("proxy killed while vchan-cat sends", under_load to_killed_proxy);
         ] );
     ]

@@ -74,18 +74,19 @@ impl Delivery {
         std::mem::take(&mut self.queued)
     }
 
-    /// `xenevtchn_unmask`: a latched event queues the port again (true).
-    /// A port still queued stays masked (libxenvchan never unmasks one).
-    pub fn unmask(&mut self) -> bool {
-        if self.queued {
-            return false;
+    /// `xenevtchn_unmask`: `None` if the port was not masked after a
+    /// delivery (a port still queued stays masked: libxenvchan never
+    /// unmasks one); else whether a latched event queued it again.
+    pub fn unmask(&mut self) -> Option<bool> {
+        if self.queued || !self.masked {
+            return None;
         }
         self.masked = false;
         if std::mem::take(&mut self.latched) {
             self.arrive(1);
-            return true;
+            return Some(true);
         }
-        false
+        Some(false)
     }
 }
 
@@ -103,16 +104,20 @@ fn last_errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
-fn epoll_add(ep: RawFd, fd: RawFd) -> Result<(), i32> {
+fn epoll_ctl(ep: RawFd, op: c_int, fd: RawFd) -> Result<(), i32> {
     let mut ev = libc::epoll_event {
         events: libc::EPOLLIN as u32,
         u64: fd as u64,
     };
     // SAFETY: both descriptors are valid; `ev` lives across the call.
-    if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+    if unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) } < 0 {
         return Err(last_errno());
     }
     Ok(())
+}
+
+fn epoll_add(ep: RawFd, fd: RawFd) -> Result<(), i32> {
+    epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd)
 }
 
 fn open_handle() -> Result<XenevtchnHandle, i32> {
@@ -298,8 +303,18 @@ pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, port: u32) 
         Ok(h) => h,
         Err(e) => return fail(e),
     };
+    // A masked port's socket is out of the handle's epoll set, so that the
+    // handle's descriptor is not readable for events that only latch (as
+    // under Xen); unmasking puts it back, and what arrived meanwhile then
+    // makes the descriptor readable.
     let requeued = with(|g| match g.ports.get_mut(&port) {
-        Some(p) if p.handle == h.id => Ok(p.delivery.unmask()),
+        Some(p) if p.handle == h.id => match p.delivery.unmask() {
+            None => Ok(false),
+            Some(requeued) => {
+                epoll_add(h.epoll.as_raw_fd(), p.ev.fd())?;
+                Ok(requeued)
+            }
+        },
         _ => Err(libc::EINVAL),
     });
     match requeued {
@@ -373,6 +388,7 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
             if ent.delivery.is_queued() {
                 if pick.is_none() {
                     ent.delivery.take();
+                    epoll_ctl(h.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, ent.ev.fd())?;
                     pick = Some(*port);
                 } else {
                     more = true;
@@ -423,5 +439,69 @@ pub unsafe extern "C" fn xenevtchn_pending(xce: *mut XenevtchnHandle) -> c_int {
                 return fail(e);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Delivery;
+
+    #[test]
+    fn one_event_is_delivered_once() {
+        let mut d = Delivery::default();
+        d.arrive(1);
+        assert!(d.take());
+        assert!(!d.take());
+        assert_eq!(d.unmask(), Some(false), "nothing arrived while masked");
+        assert_eq!(d.unmask(), None, "not masked any more");
+        assert!(!d.is_queued());
+    }
+
+    #[test]
+    fn events_while_masked_are_delivered_after_unmask() {
+        let mut d = Delivery::default();
+        // Two events seen by one drain: the second came while masked.
+        d.arrive(2);
+        assert!(d.take());
+        assert!(!d.is_queued(), "masked: not delivered before unmask");
+        assert_eq!(
+            d.unmask(),
+            Some(true),
+            "the latched event queues the port again"
+        );
+        assert!(d.take());
+        assert_eq!(d.unmask(), Some(false));
+        // An event after delivery, before unmask: latched, not lost.
+        d.arrive(1);
+        assert!(d.take());
+        d.arrive(1);
+        d.arrive(3);
+        assert!(!d.is_queued());
+        assert_eq!(d.unmask(), Some(true));
+        assert!(d.take());
+        assert_eq!(d.unmask(), Some(false), "latched events merge into one");
+    }
+
+    #[test]
+    fn unmask_of_a_queued_port_keeps_it_masked() {
+        let mut d = Delivery::default();
+        d.arrive(1);
+        assert_eq!(d.unmask(), None);
+        d.arrive(1);
+        assert!(d.take());
+        assert_eq!(
+            d.unmask(),
+            Some(true),
+            "the event that came while queued is kept"
+        );
+        assert!(d.take());
+    }
+
+    #[test]
+    fn nothing_arrives_for_zero_events() {
+        let mut d = Delivery::default();
+        d.arrive(0);
+        assert!(!d.is_queued());
+        assert_eq!(d.unmask(), None);
     }
 }

@@ -122,6 +122,37 @@ static void events_and_grants(void)
 	CHECK(xenevtchn_notify(b, pb) == 0);
 	CHECK(readable(fa, 2000));
 	CHECK(xenevtchn_pending(a) == pa);
+	/* Until unmasked, events on pa do not make the descriptor readable. */
+	CHECK(xenevtchn_notify(b, pb) == 0);
+	CHECK(!readable(fa, 50));
+	CHECK(xenevtchn_unmask(a, pa) == 0);
+	CHECK(readable(fa, 2000));
+	CHECK(xenevtchn_pending(a) == pa);
+	CHECK(xenevtchn_unmask(a, pa) == 0);
+
+	/* Masking as Linux's evtchn driver does it: a port returned by
+	 * xenevtchn_pending stays masked; an event meanwhile is not lost but
+	 * delivered once it is unmasked (vchan-socket-proxy relies on it). */
+	CHECK(xenevtchn_notify(b, pb) == 0);
+	CHECK(xenevtchn_notify(b, pb) == 0);
+	CHECK(readable(fa, 2000));
+	CHECK(xenevtchn_pending(a) == pa);
+	CHECK(!readable(fa, 50));
+	CHECK(xenevtchn_unmask(a, pa) == 0);
+	CHECK(readable(fa, 0));
+	CHECK(xenevtchn_pending(a) == pa);
+	CHECK(xenevtchn_unmask(a, pa) == 0);
+	CHECK(!readable(fa, 50));
+	CHECK(xenevtchn_notify(b, pb) == 0);
+	CHECK(readable(fa, 2000));
+	CHECK(xenevtchn_pending(a) == pa);
+	CHECK(xenevtchn_notify(b, pb) == 0);
+	CHECK(!readable(fa, 50));
+	CHECK(xenevtchn_unmask(a, pa) == 0);
+	CHECK(readable(fa, 2000));
+	CHECK(xenevtchn_pending(a) == pa);
+	CHECK(xenevtchn_unmask(a, pa) == 0);
+	CHECK(xenevtchn_unmask(a, pa + 1000) == -1 && errno == EINVAL);
 
 	/* A shared page with an unmap-notify on port pa, mapped back. */
 	page = xengntshr_share_page_notify(shr, 5, &ref, 1, 21, pa);

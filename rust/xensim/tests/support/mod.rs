@@ -1,0 +1,216 @@
+//! What the xensim integration tests share: the launcher, the xensim
+//! libraries and the C peer (built once per test binary), spawning C
+//! programs under xensim, feeding and draining them, Rust endpoints.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use vchan::Endpoint;
+
+use crate::common::{backend, dom, hex, pump, sigkill, Source};
+
+pub const T: Option<Duration> = Some(Duration::from_secs(20));
+pub const MIB: u64 = 1 << 20;
+pub const PROXY: &str = "/usr/lib/xen-4.17/bin/vchan-socket-proxy";
+
+/// The launcher built by cargo for this test run.
+pub fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_vchan-xensim"))
+}
+
+/// Link the xensim libraries (once) and build the C peer (once); returns
+/// the C peer's path.
+pub fn xvchan() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let exe = launcher();
+        let release = exe.parent().expect("launcher directory");
+        let target = release.parent().expect("target directory");
+        // `cargo test` builds this crate's archive under deps/ (with its
+        // own hash) without updating release/libxensim.a: link the newest.
+        let archive = std::fs::read_dir(release.join("deps"))
+            .expect("target/release/deps")
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("libxensim-") && n.ends_with(".a")
+            })
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+            .expect("no libxensim-*.a under target/release/deps")
+            .path();
+        let libdir = release.join("xensim-tests/lib");
+        let st = Command::new(manifest.join("../../scripts/link-xensim.sh"))
+            .arg(target)
+            .arg(&archive)
+            .arg(&libdir)
+            .status()
+            .expect("run scripts/link-xensim.sh");
+        assert!(st.success(), "link-xensim.sh failed");
+        for l in [
+            "libxengnttab.so.1",
+            "libxenevtchn.so.1",
+            "libxenstore.so.4",
+            "libxenctrl.so.4.17",
+        ] {
+            assert!(libdir.join(l).exists(), "{l} missing");
+        }
+        let out = release.join("xensim-tests");
+        std::fs::create_dir_all(&out).unwrap();
+        let bin = out.join("xvchan");
+        // Build under a private name, then rename: another test run may
+        // be executing the previous binary.
+        let tmp = out.join(format!(".xvchan-{}", std::process::id()));
+        let st = Command::new("cc")
+            .args(["-O2", "-Wall", "-Werror", "-o"])
+            .arg(&tmp)
+            .arg(manifest.join("tests/c/xvchan.c"))
+            .arg("-lxenvchan")
+            .status()
+            .expect("run cc");
+        assert!(st.success(), "cc tests/c/xvchan.c -lxenvchan failed");
+        std::fs::rename(&tmp, &bin).expect("install xvchan");
+        bin
+    })
+}
+
+/// The directory of the xensim libraries the tests run on.
+pub fn xensim_lib() -> PathBuf {
+    xvchan();
+    launcher().parent().unwrap().join("xensim-tests/lib")
+}
+
+/// A fresh rendezvous directory (short, for socket paths).
+pub fn tmpdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("xs")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// `cmd args` under the launcher in domain `domid`, rooted at `dir`.
+pub fn under_xensim(domid: u32, dir: &Path, cmd: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(launcher());
+    c.arg("--domid")
+        .arg(domid.to_string())
+        .arg("--")
+        .arg(cmd)
+        .args(args)
+        .env("VCHAN_UNIX_DIR", dir)
+        .env("VCHAN_XENSIM_LIB", xensim_lib())
+        .env_remove("VCHAN_DOMID")
+        .stderr(Stdio::inherit());
+    c
+}
+
+pub fn spawn_c(domid: u32, dir: &Path, args: &[&str]) -> Child {
+    under_xensim(domid, dir, xvchan(), args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn xvchan")
+}
+
+/// Feed `total` bytes from `seed` into `stdin`, then close it; the thread
+/// returns the hex SHA-256 of what it fed.
+pub fn feed(mut stdin: ChildStdin, seed: u64, total: u64) -> JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut src = Source::new(seed, total);
+        while src.left_bytes() > 0 {
+            let c = src.next_chunk(100_000);
+            stdin.write_all(&c).expect("feed the C peer");
+        }
+        drop(stdin);
+        hex(src.hash.finalize())
+    })
+}
+
+/// Read `stdout` to its end; the thread returns (hex SHA-256, length).
+pub fn drain(mut stdout: ChildStdout) -> JoinHandle<(String, u64)> {
+    std::thread::spawn(move || {
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let k = stdout.read(&mut buf).expect("read the C peer");
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k as u64;
+        }
+        (hex(h.finalize()), n)
+    })
+}
+
+/// Wait for a child, at most `limit`; kill it and fail on timeout.
+pub fn wait_ok(child: &mut Child, limit: Duration, what: &str) {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            assert!(st.success(), "{what} failed: {st:?}");
+            return;
+        }
+        if t.elapsed() > limit {
+            sigkill(child);
+            panic!("{what} did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Hashes of one full-duplex stream exchange between a C peer (already
+/// spawned, stdin/stdout piped) and Rust endpoint `ep`.
+pub fn duplex(mut child: Child, ep: &mut Endpoint, c_bytes: u64, rust_bytes: u64, seed: u64) {
+    let fed = feed(child.stdin.take().unwrap(), seed, c_bytes);
+    let out = drain(child.stdout.take().unwrap());
+    let (sent, got) = pump(ep, seed ^ 0x5eed, rust_bytes, c_bytes);
+    ep.close().unwrap();
+    wait_ok(&mut child, Duration::from_secs(30), "C peer");
+    let fed = fed.join().unwrap();
+    let (c_got, c_len) = out.join().unwrap();
+    assert_eq!(got, fed, "Rust received what C was fed");
+    assert_eq!(c_len, rust_bytes, "C received every byte");
+    assert_eq!(c_got, sent, "C received what Rust sent");
+}
+
+pub fn c_server(dir: &Path, path: &str, read_min: u64, write_min: u64, mode: &str) -> Child {
+    spawn_c(
+        0,
+        dir,
+        &[
+            "server",
+            "1",
+            path,
+            &read_min.to_string(),
+            &write_min.to_string(),
+            mode,
+        ],
+    )
+}
+
+pub fn rust_client(dir: &Path, path: &str) -> Endpoint {
+    Endpoint::connect_at(backend(dir, 1), dom(0), path, T).expect("Rust client connects")
+}
+
+pub fn rust_server(dir: &Path, path: &str, read_min: usize, write_min: usize) -> Endpoint {
+    Endpoint::listen_at(backend(dir, 0), dom(1), path, read_min, write_min).expect("Rust listens")
+}
+
+pub const PATH: &str = "/local/domain/0/data/vchan/1/xensim";
+
+pub fn random_file(dir: &Path, len: u64, seed: u64) -> (PathBuf, String) {
+    let p = dir.join(format!("file-{seed}"));
+    let mut f = std::fs::File::create(&p).unwrap();
+    let mut src = Source::new(seed, len);
+    while src.left_bytes() > 0 {
+        f.write_all(&src.next_chunk(100_000)).unwrap();
+    }
+    (p, hex(src.hash.finalize()))
+}
