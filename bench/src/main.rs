@@ -9,8 +9,9 @@
 //!
 //! Each stream cell moves as many bytes as take about S seconds (a short
 //! probe run sizes it); each cell is the median of N runs (of fewer in the
-//! message-size sweep). The limit column tries publishing its index every
-//! ring/1 .. ring/16 bytes and keeps the fastest. Ping-pong cells are the
+//! message-size sweep). Each run of the limit column is the fastest of
+//! publishing its index every ring/1 .. ring/16 bytes (a fifth of the bytes
+//! each). Ping-pong cells are the
 //! median round trip over --rounds 64-byte round trips (median of the N
 //! runs' medians). --only runs just the cells whose "workload / column"
 //! contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs"). The two
@@ -520,28 +521,22 @@ impl Bench {
         Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
     }
 
-    /// The limit's publish granularity for a stream row: one run of
-    /// `total` at each of ring/1 .. ring/16, the fastest wins.
-    fn best_publish(&self, work: Work, total: u64) -> Result<(usize, String), String> {
+    /// One run of the limit column of a stream row: a fifth of `total`
+    /// at each publish granularity ring/1 .. ring/16; the fastest counts,
+    /// with its divisor.
+    fn limit_run(&self, work: Work, total: u64) -> Result<(Sample, usize), String> {
         let Work::Stream { ring, .. } = work else {
-            return Ok((MSG, String::new()));
+            return Err("not a stream".into());
         };
-        let mut tried = Vec::new();
-        let mut best = (0.0, ring, 1);
+        let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
+        let mut best: Option<(Sample, usize)> = None;
         for d in LIMIT_DIVISORS {
-            let v = self.stream(Column::Limit, work, total, ring / d)?.value();
-            tried.push(format!("/{d}: {}", fmt(v)));
-            if v > best.0 {
-                best = (v, ring / d, d);
+            let s = self.stream(Column::Limit, work, part, ring / d)?;
+            if best.as_ref().is_none_or(|(b, _)| s.value() > b.value()) {
+                best = Some((s, d));
             }
         }
-        let note = format!(
-            "publishes every ring/{} = {} (tried {})",
-            best.2,
-            size_name(best.1),
-            tried.join(", ")
-        );
-        Ok((best.1, note))
+        best.ok_or_else(|| "no granularity".into())
     }
 
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
@@ -634,43 +629,59 @@ impl Bench {
                 })
                 .collect();
         }
-        let setup = |col: Column| -> Result<(u64, usize, String), String> {
+        let setup = |col: Column| -> Result<(u64, usize), String> {
             if matches!(work, Work::LwtIo | Work::Cat) {
                 // About a second's worth at a few GiB/s.
-                return Ok((self.opts.fixed_total.unwrap_or(CAT_TOTAL), 0, String::new()));
+                return Ok((self.opts.fixed_total.unwrap_or(CAT_TOTAL), 0));
             }
             let Work::Stream { ring, .. } = work else {
-                return Ok((0, MSG, String::new()));
+                return Ok((0, MSG));
             };
-            let total = self.calibrate(work, col, ring / 4)?;
-            if col == Column::Limit {
-                let (publish, note) = self.best_publish(work, total)?;
-                return Ok((total, publish, note));
-            }
-            Ok((total, ring, String::new()))
+            Ok((self.calibrate(work, col, ring / 4)?, ring))
         };
-        let mut setups: Vec<Result<(u64, usize, String), String>> =
+        let limit_stream = matches!(work, Work::Stream { .. });
+        let mut setups: Vec<Result<(u64, usize), String>> =
             cols.iter().map(|&c| setup(c)).collect();
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
+        let mut winners: Vec<String> = Vec::new();
         for _ in 0..runs {
             for (i, &col) in cols.iter().enumerate() {
-                let Ok((total, publish, _)) = &setups[i] else {
+                let Ok((total, publish)) = setups[i] else {
                     continue;
                 };
-                match self.measure(work, col, *total, *publish) {
+                let r = if col == Column::Limit && limit_stream {
+                    self.limit_run(work, total).map(|(s, d)| {
+                        winners.push(format!("/{d}"));
+                        s
+                    })
+                } else {
+                    self.measure(work, col, total, publish)
+                };
+                match r {
                     Ok(v) => samples[i].push(v),
                     Err(e) => setups[i] = Err(e),
                 }
             }
         }
-        setups
-            .into_iter()
+        cols.iter()
+            .zip(setups)
             .zip(samples)
-            .map(|(s, runs)| s.map(|(_, _, note)| Cell { runs, note }))
+            .map(|((&col, s), runs)| {
+                s.map(|_| Cell {
+                    runs,
+                    note: if col == Column::Limit && limit_stream {
+                        format!(
+                            "each run the best of publishing every ring/{LIMIT_DIVISORS:?}; winners: {}",
+                            winners.join(" ")
+                        )
+                    } else {
+                        String::new()
+                    },
+                })
+            })
             .collect()
     }
 }
-
 /// How often the system-call row's sides sleep before each message (µs):
 /// well beyond the longest spin, so every wait sleeps.
 const SYS_DELAY_US: u64 = 1000;
