@@ -26,16 +26,7 @@ pub fn run(
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<(Values, Values), String> {
-    if let Some([s, c]) = pin {
-        for (cmd, cpu) in [(&mut server, s), (&mut client, c)] {
-            let set = crate::kernel::only_cpu(cpu);
-            // SAFETY: the hook makes one system call (sched_setaffinity),
-            // async-signal-safe, and touches no locks or allocations.
-            unsafe {
-                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-            }
-        }
-    }
+    pin_pair(&mut server, &mut client, pin);
     let mut srv = server
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -103,6 +94,20 @@ pub fn run(
             .map_err(|e| format!("client output: {e}"))?;
     }
     Ok((values(&rest), values(&cli_out)))
+}
+
+/// With `pin`, make `server` run on CPU `pin[0]` and `client` on `pin[1]`.
+fn pin_pair(server: &mut Command, client: &mut Command, pin: Option<[usize; 2]>) {
+    if let Some([s, c]) = pin {
+        for (cmd, cpu) in [(server, s), (client, c)] {
+            let set = crate::kernel::only_cpu(cpu);
+            // SAFETY: the hook makes one system call (sched_setaffinity),
+            // async-signal-safe, and touches no locks or allocations.
+            unsafe {
+                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
+            }
+        }
+    }
 }
 
 fn kill(c: &mut Child) {
@@ -247,15 +252,7 @@ pub fn run_cat(
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<f64, String> {
-    if let Some([s, c]) = pin {
-        for (cmd, cpu) in [(&mut server, s), (&mut client, c)] {
-            let set = crate::kernel::only_cpu(cpu);
-            // SAFETY: as in `run`: one async-signal-safe system call.
-            unsafe {
-                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-            }
-        }
-    }
+    pin_pair(&mut server, &mut client, pin);
     let mut srv = server
         .spawn()
         .map_err(|e| format!("spawn vchan-cat -l: {e}"))?;
