@@ -986,6 +986,92 @@ fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
     std::fs::write(path, svg)
 }
 
+/// The targets of issue 13, read from this run's medians.
+fn print_targets(rows: &[RowOut]) {
+    let cell = |w: Work, c: Column| {
+        rows.iter()
+            .find(|r| r.work == w)
+            .map_or(f64::NAN, |r| r.median[c.at()])
+    };
+    let stream = |ring: usize| Work::Stream { ring, chunk: CHUNK };
+    let rust64 = cell(stream(64 * KIB), Column::VchanRs);
+    let q = |a: f64, b: f64| a / b;
+    use Column::{Limit, OCaml, Socket, VchanRs, C};
+    let mut t: Vec<(String, f64, bool, &str)> = Vec::new();
+    for ring in RINGS {
+        let w = stream(ring);
+        let v = q(cell(w, VchanRs), cell(w, Limit));
+        t.push((
+            format!("{}: vchan-rs / limit", w.title()),
+            v,
+            v >= 0.9,
+            ">= 0.9",
+        ));
+    }
+    let v = q(
+        cell(stream(64 * KIB), VchanRs),
+        cell(stream(64 * KIB), Socket),
+    );
+    t.push((
+        "64 KiB rings: vchan-rs / unix socket".into(),
+        v,
+        v >= 1.5,
+        ">= 1.5",
+    ));
+    let v = q(cell(stream(1 << 20), VchanRs), cell(stream(1 << 20), C));
+    t.push(("1 MiB rings: vchan-rs / C".into(), v, v >= 1.0, ">= 1"));
+    let v = q(cell(Work::PingPong, VchanRs), cell(Work::PingPong, Limit));
+    t.push(("ping-pong: vchan-rs / limit".into(), v, v <= 1.2, "<= 1.2"));
+    let v = q(cell(stream(64 * KIB), OCaml), rust64);
+    t.push((
+        "64 KiB rings: OCaml M.read/M.write / vchan-rs".into(),
+        v,
+        v >= 0.9,
+        ">= 0.9",
+    ));
+    let v = q(cell(Work::LwtIo, OCaml), rust64);
+    t.push((
+        "OCaml Lwt_io / vchan-rs (64 KiB)".into(),
+        v,
+        v >= 0.7,
+        ">= 0.7",
+    ));
+    let v = cell(Work::PingPong, OCaml);
+    t.push(("OCaml ping-pong 64 B (µs)".into(), v, v <= 3.0, "<= 3"));
+    let v = q(cell(Work::Cat, OCaml), rust64);
+    t.push((
+        "vchan-cat / vchan-rs (64 KiB)".into(),
+        v,
+        v >= 0.8,
+        ">= 0.8",
+    ));
+    let v = cell(Work::Idle, VchanRs);
+    t.push(("idle vchan-rs (% of a core)".into(), v, v < 1.0, "< 1"));
+    for c in [VchanRs, OCaml] {
+        let v = cell(Work::Syscalls, c);
+        t.push((
+            format!("system calls per round trip, {}", c.title()),
+            v,
+            v <= 2.0,
+            "<= 2",
+        ));
+    }
+    println!("Targets of issue 13 (this run):");
+    println!();
+    println!("| target | measured | goal | holds |");
+    println!("|---|---|---|---|");
+    for (name, v, ok, goal) in t {
+        let holds = if !v.is_finite() {
+            "not measured"
+        } else if ok {
+            "yes"
+        } else {
+            "no"
+        };
+        println!("| {name} | {} | {goal} | {holds} |", fmt(v));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
@@ -1156,6 +1242,8 @@ fn main() {
         cells.push(ratio(m(Column::OCaml), rust));
         println!("| {} |", cells.join(" | "));
     }
+    println!();
+    print_targets(&rows);
     println!();
     println!("How often the measuring side (stream reader, pinger) slept per run (voluntary context switches, median):");
     println!();
