@@ -66,6 +66,14 @@ external consume : (handle[@untagged]) -> (int[@untagged]) -> (int[@untagged])
   = "vchan_rs_consume_byte" "vchan_rs_consume"
   [@@noalloc]
 
+external write_from_fd :
+  (handle[@untagged]) -> (int[@untagged]) -> (int[@untagged])
+  = "vchan_rs_write_from_fd_byte" "vchan_rs_write_from_fd"
+  [@@noalloc]
+(* One read(2) of a descriptor (non-blocking, or a regular file) into the
+   write ring's free span: bytes read (> 0), 0 (nothing now), e_eof, or a
+   negative code. *)
+
 external data_ready : (handle[@untagged]) -> (int[@untagged])
   = "vchan_rs_data_ready_byte" "vchan_rs_data_ready"
   [@@noalloc]

@@ -519,6 +519,38 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         Ok(self.publish_cons(n))
     }
 
+    /// Zero-copy write, first half: the contiguous free bytes of the write
+    /// ring starting at our producer index (up to the ring's end). Fill
+    /// them (by raw pointer: the peer can see this memory), then publish
+    /// them with [`produce`](Channel::produce).
+    #[inline]
+    pub fn free_span(&self) -> Result<Span, Error> {
+        let space = self.buffer_space()?;
+        let offset = (self.wr_prod & self.wr_mask) as usize;
+        let contiguous = self.write_size() - offset;
+        Ok(Span {
+            offset,
+            len: space.min(contiguous),
+        })
+    }
+
+    /// Zero-copy write, second half: publish `n` bytes written into the
+    /// span [`free_span`](Channel::free_span) returned (one publication).
+    #[inline]
+    pub fn produce(&mut self, n: usize) -> Result<Transfer, Error> {
+        let available = self.free_span()?.len;
+        if n > available {
+            return Err(Error::ProduceTooMuch {
+                requested: n,
+                available,
+            });
+        }
+        if n == 0 {
+            return Ok(Transfer::NOTHING);
+        }
+        Ok(self.publish_prod(n))
+    }
+
     /// Copy `src` (length <= buffer space) at our producer index: at most
     /// two copies, the second when the data wraps around the ring's end.
     #[inline(always)]

@@ -772,3 +772,45 @@ fn two_threads_event_driven() {
     // The sleeping path really ran (12 MiB through rings of a few KiB).
     assert!(sleeps.into_inner() > 0, "nobody ever slept");
 }
+
+/// Zero-copy writes: bytes put into `free_span` and published with
+/// `produce` come out of `read` in order, across the ring's end, for every
+/// order pair; `produce` refuses more than the span; the connect-time
+/// request is answered by the first publication only.
+#[test]
+fn free_span_and_produce_round_trip() {
+    for orders in pairs() {
+        let mem = Mem::new(orders);
+        let (mut server, mut client) = mem.pair();
+        let ring = server.write_size();
+        let total = 5 * ring as u64 + 123;
+        let (mut sent, mut got, mut notifies) = (0u64, 0u64, 0);
+        let mut inb = vec![0u8; 3001];
+        while got < total {
+            let span = server.free_span().unwrap();
+            assert!(span.offset + span.len <= ring);
+            assert_eq!(
+                server.produce(span.len + 1),
+                Err(Error::ProduceTooMuch {
+                    requested: span.len + 1,
+                    available: span.len
+                })
+            );
+            let n = span.len.min(1777).min((total - sent) as usize);
+            if n > 0 {
+                let mut chunk = vec![0u8; n];
+                fill_stream(sent, &mut chunk);
+                server.write_ring().write_at(span.offset, &chunk);
+                let t = server.produce(n).unwrap();
+                assert_eq!(t.bytes, n);
+                notifies += usize::from(t.notify);
+                sent += n as u64;
+            }
+            let t = client.read(&mut inb).unwrap();
+            assert_eq!(stream_mismatch(got, &inb[..t.bytes]), None, "{orders:?}");
+            got += t.bytes as u64;
+        }
+        assert_eq!(notifies, 1, "{orders:?}: only the connect-time request");
+        assert!(mem.guards_intact());
+    }
+}

@@ -615,6 +615,48 @@ impl Endpoint {
         }
     }
 
+    /// Zero-copy write from a file descriptor: one `read(2)` from `fd`
+    /// straight into the write ring's free span (no intermediate buffer),
+    /// then one publication. `Some(n)`: `n > 0` bytes read and published,
+    /// `Some(0)`: `fd` is at end-of-file, `None`: `fd` is non-blocking and
+    /// has nothing now. Blocking mode waits for room in the ring first;
+    /// non-blocking mode answers `WouldBlock` when the ring is full.
+    /// [`Error::Closed`] once the peer is gone. It waits until half the
+    /// ring is free (a low-water mark), so that each `read(2)` moves a
+    /// large run rather than whatever the reader just released.
+    pub fn write_from_fd(&mut self, fd: RawFd) -> Result<Option<usize>> {
+        let want = (self.write_ring_size()? / 2).max(1);
+        loop {
+            if self.writer_peer_state()? == State::Exited {
+                return Err(Error::Closed);
+            }
+            let ch = &self.live()?.ch;
+            let span = ch.free_span()?;
+            if span.len > 0 && ch.buffer_space()? >= want {
+                let base = ch.write_ring().as_ptr();
+                // SAFETY: [offset, offset + len) is the free span of our
+                // write ring, within its mapping (free_span bounds it by the
+                // ring's size); the kernel writes into it directly, and no
+                // Rust reference to that shared memory is ever made.
+                let n = unsafe { libc::read(fd, base.add(span.offset).cast(), span.len) };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => Ok(None),
+                        io::ErrorKind::Interrupted => continue,
+                        _ => Err(e.into()),
+                    };
+                }
+                let t = self.live_mut()?.ch.produce(n as usize)?;
+                return self.signal(t).map(Some);
+            }
+            self.wait_until(
+                |c| Ok(c.buffer_space()? >= want),
+                |c| Ok(c.buffer_space_or_arm(want)? >= want),
+            )?;
+        }
+    }
+
     /// Write all of `buf`.
     pub fn write_all(&mut self, mut buf: &[u8]) -> Result<()> {
         while !buf.is_empty() {
