@@ -108,22 +108,79 @@ let downstream t ~received =
   in
   loop ()
 
+(* What a wait is for, for messages: the backend, the domains, the port and
+   the rendezvous (xenstore's path; under the unix backend, the directory
+   that stands for xenstore), with a hint at the usual mistakes. *)
+let describe_wait ~listen ~backend domid port =
+  let backend =
+    match backend with
+    | Some b -> b
+    | None -> ( match Vchan_rs.Backend.default () with Ok b -> b | Error _ -> Unix)
+  in
+  let env v = match Sys.getenv_opt v with Some "" | None -> None | s -> s in
+  let own, where =
+    match backend with
+    | Vchan_rs.Backend.Unix ->
+        let dir =
+          match (env "VCHAN_UNIX_DIR", env "XDG_RUNTIME_DIR") with
+          | Some d, _ -> d
+          | None, Some x -> Filename.concat x "vchan"
+          | None, None -> Printf.sprintf "/tmp/vchan-%d" (Unix.getuid ())
+        in
+        ( Option.value (env "VCHAN_DOMID") ~default:"0",
+          Printf.sprintf " in %s/store" dir )
+    | Xen -> ("<this domain>", "")
+  in
+  let server, client =
+    if listen then (own, string_of_int domid) else (string_of_int domid, own)
+  in
+  Printf.sprintf
+    "domain %s %s domain %s on port %s (backend %s; rendezvous \
+     /local/domain/%s/data/vchan/%s/%s%s). Check the domain ids (under the \
+     unix backend this process is domain $VCHAN_DOMID, default 0) and the \
+     backend (--backend xen between Xen domains)"
+    client
+    (if listen then "to connect to" else "to find the server of")
+    server (Vchan_rs.Port.to_string port)
+    (Vchan_rs.Backend.to_string backend)
+    server client (Vchan_rs.Port.to_string port) where
+
+(* Tell the user once, after [after] seconds, what we are still waiting for. *)
+let still_waiting ~after what =
+  let waiting =
+    Lwt_unix.sleep after >|= fun () ->
+    Printf.eprintf "vchan-cat: still waiting (%.0f s) for %s\n%!" after what
+  in
+  fun () -> Lwt.cancel waiting
+
 let connect ~listen ~backend ~timeout ~buffer_size ~verbose domid port =
   let say fmt =
     Printf.ksprintf (fun s -> if verbose then prerr_endline ("vchan-cat: " ^ s)) fmt
   in
+  let what = describe_wait ~listen ~backend domid port in
   if listen then begin
     let t =
       E.listen ?backend ~domid ~port ~read_size:buffer_size
         ~write_size:buffer_size ()
     in
     say "listening for domain %d on port %s" domid (Vchan_rs.Port.to_string port);
+    let stop = still_waiting ~after:10. what in
     E.accept t >|= fun () ->
+    stop ();
     say "connected";
     t
   end
   else
-    E.connect ?backend ?timeout ~domid ~port () >|= fun t ->
+    let stop = still_waiting ~after:10. what in
+    Lwt.catch
+      (fun () -> E.connect ?backend ?timeout ~domid ~port ())
+      (function
+        | Vchan_rs.Error.Vchan `Timeout ->
+            failf "timed out after %g s waiting for %s"
+              (Option.value timeout ~default:0.) what
+        | e -> Lwt.fail e)
+    >|= fun t ->
+    stop ();
     say "connected to domain %d on port %s" domid (Vchan_rs.Port.to_string port);
     t
 
@@ -156,16 +213,17 @@ let main listen no_stdin verbose buffer_size backend timeout domid port =
     | Vchan_rs.Error.Vchan e -> Error (Vchan_rs.Error.to_string e)
     | Unix.Unix_error (e, f, _) -> Error (f ^ ": " ^ Unix.error_message e)
   in
-  if verbose then begin
-    let dt = Unix.gettimeofday () -. !started in
-    let moved = !sent + !received in
-    Printf.eprintf
-      "vchan-cat: sent %d bytes, received %d bytes in %.3f s (%.1f MB/s)\n%!"
-      !sent !received dt
-      (if dt > 0. then float moved /. dt /. 1e6 else 0.)
-  end;
   match outcome with
-  | Ok () -> 0
+  | Ok () ->
+      if verbose then begin
+        let dt = Unix.gettimeofday () -. !started in
+        let moved = !sent + !received in
+        Printf.eprintf
+          "vchan-cat: sent %d bytes, received %d bytes in %.3f s (%.1f MB/s)\n%!"
+          !sent !received dt
+          (if dt > 0. then float moved /. dt /. 1e6 else 0.)
+      end;
+      0
   | Error m ->
       Printf.eprintf "vchan-cat: %s\n%!" m;
       1
@@ -267,7 +325,11 @@ let cmd =
       `P "$(b,VCHAN_BACKEND): unix (default) or xen.";
       `P "$(b,VCHAN_DOMID): the domain id of this process (unix backend; \
           default 0).";
-      `P "$(b,VCHAN_UNIX_DIR): the rendezvous directory (unix backend).";
+      `P "$(b,VCHAN_UNIX_DIR): the rendezvous directory (unix backend; \
+          default \\$XDG_RUNTIME_DIR/vchan, else /tmp/vchan-\\$UID).";
+      `P "A client or server still waiting after 10 s says on standard \
+          error what it waits for: the domains, the port, the backend and \
+          the rendezvous path.";
       `S Manpage.s_exit_status;
       `P "0 on success; 1 if the vchan failed (for instance the peer \
           vanished without closing the vchan, because its process died, or \
@@ -281,7 +343,7 @@ let cmd =
     ]
   in
   Cmd.v
-    (Cmd.info "vchan-cat" ~doc ~man ~exits:[])
+    (Cmd.info "vchan-cat" ~version:Version.v ~doc ~man ~exits:[])
     Term.(
       const main $ listen $ no_stdin $ verbose $ buffer_size $ backend $ timeout
       $ domid $ port)

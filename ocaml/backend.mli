@@ -11,6 +11,7 @@ val of_string : string -> (t, [> `Msg of string ]) result
 (** ["unix"] or ["xen"]. *)
 
 val to_string : t -> string
+(** ["unix"] or ["xen"]: the names {!of_string} accepts. *)
 
 val env_var : string
 (** ["VCHAN_BACKEND"]: the environment variable choosing the default. *)

@@ -25,19 +25,23 @@ type t
 (** An endpoint. *)
 
 type flow = t
+(** The same endpoint, under the name [Mirage_flow.S] uses. *)
 
 type port = Port.t
+(** Port names ({!Port}). *)
 
 type error = Error.t
 (** Read errors: [`Protocol] (the peer broke the protocol) or [`System]. *)
 
 val pp_error : Format.formatter -> error -> unit
+(** [pp_error] prints a read error, as {!Error.pp}. *)
 
 type write_error = Error.t
 (** Write errors: [`Closed] once we or the peer closed, else as {!error}
     ([`Invalid_argument] for a packet larger than the ring). *)
 
 val pp_write_error : Format.formatter -> write_error -> unit
+(** [pp_write_error] prints a write error, as {!Error.pp}. *)
 
 (** {1 Connecting} *)
 
@@ -124,6 +128,7 @@ val close : flow -> unit Lwt.t
 
 (** {1 Extras} *)
 
+(** The peer's state, as {!val-state} reports it. *)
 type state =
   | Waiting  (** The client has not connected yet (server only). *)
   | Connected  (** Both ends are connected. *)

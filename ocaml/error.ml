@@ -12,7 +12,8 @@ let to_string : t -> string = function
   | `Closed -> "vchan closed"
   | `Busy -> "vchan port busy: another client is already connected"
   | `Addr_in_use ->
-      "vchan port already served by a live server for this client domain"
+      "vchan port already served for this client domain (by a live server, \
+       or, under Xen, by an entry not provably stale: xenstore-rm it if it is)"
   | `Timeout -> "timed out waiting for the vchan server"
   | `Invalid_argument m | `Unavailable m | `Protocol m | `System m -> m
 

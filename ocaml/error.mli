@@ -4,7 +4,9 @@ type t =
   [ `Closed  (** The channel is closed (by us, or by the peer for writes). *)
   | `Busy  (** Another client is already connected to this server. *)
   | `Addr_in_use
-    (** A live server already serves this client domain and port. *)
+    (** A live server already serves this client domain and port (under
+        Xen: or an entry is there that no dead vchan-rs server of this
+        domain provably wrote). *)
   | `Timeout  (** No server appeared in time. *)
   | `Invalid_argument of string
     (** A bad domain id, port name, ring size or packet size. *)

@@ -11,11 +11,13 @@ module type FLOW = sig
   (** Read errors. *)
 
   val pp_error : Format.formatter -> error -> unit
+  (** [pp_error] prints a read error. *)
 
   type write_error = private [> `Closed ]
   (** Write errors; [`Closed] once the flow or its peer closed. *)
 
   val pp_write_error : Format.formatter -> write_error -> unit
+  (** [pp_write_error] prints a write error. *)
 
   type flow
   (** A reliable byte stream between two endpoints. *)

@@ -15,7 +15,16 @@
     ]} *)
 
 module Port = Port
+(** Port names, as ocaml-vchan's [Vchan.Port]. *)
+
 module Error = Error
+(** The errors of endpoints, and the exception {!Error.Vchan}. *)
+
 module Backend = Backend
+(** The backends: unix (no hypervisor, the default) and Xen. *)
+
 module S = S
+(** Module types: [Mirage_flow.S]'s and [Vchan.S.ENDPOINT]'s shapes. *)
+
 module Endpoint = Endpoint
+(** Endpoints for Lwt on Unix: {!S.ENDPOINT} and extras. *)

@@ -1,34 +1,66 @@
 #!/usr/bin/env bash
-# Idempotent set-up of a Debian 12 machine for building and testing vchan-rs.
-# Installs only what is missing (through sudo when not root); takes well under
-# a second when everything is present.
+# The Debian 12 packages vchan-rs needs, by purpose:
+#   build  compile the Rust crates, the OCaml library, vchan-cat, vchan-xensim
+#   test   make test (Xen's C libxenvchan and vchan-socket-proxy as peers,
+#          alcotest, opam lint) and make bench (strace counts system calls)
+#   doc    make doc (odoc)
+# usage: setup.sh --check GROUP...     say what is missing; exit 1 if anything is
+#        setup.sh --install GROUP...   install what is missing (apt-get; through
+#                                      sudo when not root), saying what
+# Idempotent: well under a second when everything is present. Rust itself
+# (stable >= the workspace's rust-version) comes from rustup, not apt.
 set -euo pipefail
 
-PKGS=(gcc make pkg-config
-      ocaml-nox ocaml-dune ocaml-findlib ocaml-odoc
-      liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev
-      libfmt-ocaml-dev liblogs-ocaml-dev libalcotest-ocaml-dev
-      libounit-ocaml-dev libqcheck-ocaml-dev
-      libxen-dev xen-utils-4.17)
+build=(gcc make binutils ocaml-nox ocaml-dune ocaml-findlib
+       liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev)
+test=(libalcotest-ocaml-dev libxen-dev xen-utils-4.17 opam strace)
+doc=(ocaml-odoc)
 
-missing=()
-status=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${PKGS[@]}" 2>/dev/null || true)
-for p in "${PKGS[@]}"; do
-  grep -qx "$p installed" <<<"$status" || missing+=("$p")
+mode=${1:-}
+case $mode in --check | --install) shift ;; *)
+    echo "usage: setup.sh --check|--install build|test|doc..." >&2; exit 2 ;;
+esac
+pkgs=()
+for g in "$@"; do
+    case $g in
+        build) pkgs+=("${build[@]}") ;;
+        test) pkgs+=("${test[@]}") ;;
+        doc) pkgs+=("${doc[@]}") ;;
+        *) echo "setup: unknown group $g (build, test or doc)" >&2; exit 2 ;;
+    esac
 done
 
-if ((${#missing[@]})); then
-  if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
-    echo "setup: missing packages ${missing[*]}; run as root or install sudo" >&2; exit 1
-  fi
-  echo "setup: installing ${missing[*]}"
-  "${SUDO[@]}" apt-get update -qq
-  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+missing=()
+status=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${pkgs[@]}" 2>/dev/null || true)
+for p in "${pkgs[@]}"; do
+    grep -qx "$p installed" <<< "$status" || missing+=("$p")
+done
 
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v cargo >/dev/null; then
-  echo "setup: cargo not found: install Rust stable (>= 1.83) with rustup" >&2
-  exit 1
+want_rust=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' "$(dirname "$0")/../Cargo.toml")
+rust_ok=true
+if ! command -v cargo > /dev/null; then
+    rust_ok=false
+    rust_msg="cargo not found: install Rust stable (>= $want_rust) with rustup (https://rustup.rs)"
 fi
-echo "setup: ok (${#missing[@]} package(s) installed; $(cargo --version))"
+
+if ((${#missing[@]})); then
+    if [ "$mode" = --check ]; then
+        echo "setup: missing Debian packages ($*): ${missing[*]}" >&2
+        echo "setup: install them with: make setup  (or: sudo apt-get install ${missing[*]})" >&2
+        $rust_ok || echo "setup: $rust_msg" >&2
+        exit 1
+    fi
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo > /dev/null; then SUDO=(sudo); else
+        echo "setup: missing packages ${missing[*]}; run as root or install sudo" >&2; exit 1
+    fi
+    echo "setup: installing with apt-get ($*): ${missing[*]}"
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if ! $rust_ok; then
+    echo "setup: $rust_msg" >&2
+    exit 1
+fi
+[ "$mode" = --check ] || echo "setup: ok ($*: ${#missing[@]} package(s) installed; $(cargo --version))"

@@ -1,3 +1,5 @@
+//! **Internal to vchan-rs** (not published): the benchmark program.
+//!
 //! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
 //! xensim), a Unix stream socket, a pipe and the limit (spinning
 //! shared-memory rings), each as two processes on this machine. Prints a

@@ -1,3 +1,6 @@
+//! **Internal crate of vchan-rs** (not published; no Rust API to rely on):
+//! the C stubs of the OCaml library, whose externals are their only users.
+//!
 //! C stubs for the OCaml library `vchan-rs` (`ocaml/`), linked into it as
 //! `libvchan_rs_stubs.a` (native code) and `dllvchan_rs_stubs.so`
 //! (bytecode).
@@ -25,6 +28,7 @@
 //!   and never raise: they return a count, or one of the negative codes
 //!   below. Each has a `*_byte` twin for bytecode, taking and returning
 //!   tagged OCaml values.
+#![warn(missing_docs)]
 
 use std::io;
 

@@ -38,9 +38,10 @@ impl fmt::Display for Error {
             Error::InvalidDomid(d) => write!(f, "invalid domain id {d}: expected 0..=32751"),
             Error::Core(e) => e.fmt(f),
             Error::Busy => f.write_str("vchan port busy: another client is already connected"),
-            Error::AddrInUse => {
-                f.write_str("vchan port already served by a live server for this client domain")
-            }
+            Error::AddrInUse => f.write_str(
+                "vchan port already served for this client domain (by a live server, or, \
+                 under Xen, by an entry not provably stale: xenstore-rm it if it is)",
+            ),
             Error::Timeout => f.write_str("timed out waiting for the vchan server"),
             Error::Closed => f.write_str("vchan closed"),
             Error::BackendUnavailable(why) => write!(f, "vchan backend unavailable: {why}"),

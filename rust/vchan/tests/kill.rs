@@ -17,7 +17,7 @@ const T: Option<Duration> = Some(Duration::from_secs(20));
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    let Some(role) = role() else { return };
+    let role = child_role();
     let name = std::env::var("PORT").unwrap();
     let killme = std::env::var("KILLME").is_ok();
     let mut ep = if role.starts_with("server") {

@@ -22,7 +22,7 @@ fn packet(rng: &mut rand::rngs::StdRng, ring: usize, i: usize) -> Vec<u8> {
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    let Some(role) = role() else { return };
+    let role = child_role();
     if role == "packets" {
         let mut ep = Endpoint::connect(dom(0), &port("pk"), T).unwrap();
         let ring = ep.write_ring_size().unwrap();
@@ -48,6 +48,8 @@ fn child() {
         for mut e in eps {
             e.close().unwrap();
         }
+    } else {
+        panic!("unknown child role {role:?}");
     }
 }
 

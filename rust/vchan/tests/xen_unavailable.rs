@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{dom, port, role};
+use common::{child_role, dom, port, skip};
 use vchan::{Endpoint, Error};
 
 /// How long a child may take to fail.
@@ -17,8 +17,7 @@ const LIMIT: Duration = Duration::from_secs(20);
 #[test]
 fn backend_named_xen_is_unavailable_without_a_hypervisor() {
     if std::path::Path::new("/dev/xen").exists() {
-        eprintln!("skipped: /dev/xen exists (this is a Xen domain)");
-        return;
+        return skip("/dev/xen exists: this is a Xen domain, where the xen backend may open");
     }
     match vchan::backend_named("xen") {
         Err(Error::BackendUnavailable(why)) => {
@@ -46,9 +45,7 @@ fn backend_named_xen_is_unavailable_without_a_hypervisor() {
 #[test]
 #[ignore = "child process of endpoints_fail_cleanly_with_vchan_backend_xen"]
 fn child_xen_endpoints() {
-    if role().is_none() {
-        return;
-    }
+    child_role();
     let describe = |r: vchan::Result<Endpoint>| match r {
         Ok(_) => "ok".to_owned(),
         Err(Error::BackendUnavailable(_)) => "unavailable".to_owned(),
@@ -68,8 +65,8 @@ fn child_xen_endpoints() {
 
 #[test]
 fn endpoints_fail_cleanly_with_vchan_backend_xen() {
-    if role().is_some() || std::path::Path::new("/dev/xen").exists() {
-        return;
+    if std::path::Path::new("/dev/xen").exists() {
+        return skip("/dev/xen exists: this is a Xen domain, where the xen backend may open");
     }
     let dir = tempfile::tempdir().unwrap();
     let mut child = common::spawn(
@@ -107,9 +104,7 @@ fn endpoints_fail_cleanly_with_vchan_backend_xen() {
 #[test]
 #[ignore = "child process of a missing_symbol test"]
 fn child_xen_backend_error() {
-    if role().is_none() {
-        return;
-    }
+    child_role();
     match vchan::backend_named("xen") {
         Err(Error::BackendUnavailable(why)) => println!("unavailable={why}"),
         Err(e) => println!("other={e:?}"),
@@ -122,9 +117,6 @@ fn child_xen_backend_error() {
 /// first missing symbol.
 #[test]
 fn a_library_without_the_symbols_is_reported_not_called() {
-    if role().is_some() {
-        return;
-    }
     let Some(libm) = [
         "/lib/x86_64-linux-gnu/libm.so.6",
         "/usr/lib/x86_64-linux-gnu/libm.so.6",
@@ -132,8 +124,7 @@ fn a_library_without_the_symbols_is_reported_not_called() {
     .into_iter()
     .map(std::path::Path::new)
     .find(|p| p.exists()) else {
-        eprintln!("skipped: no libm.so.6 found");
-        return;
+        return skip("no libm.so.6 found to stand in for a library without Xen's symbols");
     };
     let dir = tempfile::tempdir().unwrap();
     let libs = dir.path().join("libs");
@@ -164,4 +155,30 @@ fn a_library_without_the_symbols_is_reported_not_called() {
         .unwrap_or_else(|| panic!("child: {v:?}"));
     assert!(why.contains("undefined symbol"), "unexpected text: {why}");
     eprintln!("reported: {why}");
+}
+
+/// Child: a test that cannot run here.
+#[test]
+#[ignore = "child process of skipping_fails_unless_allowed"]
+fn child_skip() {
+    child_role();
+    skip("this machine lacks what the test needs");
+}
+
+/// `skip` fails the test, saying why and how to allow skipping, unless
+/// `VCHAN_TEST_ALLOW_SKIP=1`; then the test passes and says it skipped.
+#[test]
+fn skipping_fails_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    // The value is always passed, so our own environment cannot leak in
+    // (an empty value is as good as none: only "1" allows).
+    let run = |allow: &str| {
+        let extra = [(common::ALLOW_SKIP, allow.to_owned())];
+        let mut child = common::spawn("child_skip", "skip", 0, dir.path(), &extra);
+        // (stderr is inherited: the test's own output shows what was said.)
+        child.wait().unwrap().success()
+    };
+    assert!(!run(""), "a skip without VCHAN_TEST_ALLOW_SKIP passed");
+    assert!(!run("0"), "a skip with VCHAN_TEST_ALLOW_SKIP=0 passed");
+    assert!(run("1"), "a skip with VCHAN_TEST_ALLOW_SKIP=1 failed");
 }

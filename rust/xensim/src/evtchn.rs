@@ -157,6 +157,10 @@ fn fail(e: i32) -> c_int {
     -1
 }
 
+/// Xen's `xenevtchn_open` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_open(
     _logger: *mut c_void,
@@ -171,6 +175,10 @@ pub unsafe extern "C" fn xenevtchn_open(
     }
 }
 
+/// Xen's `xenevtchn_close` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_close` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_close(xce: *mut XenevtchnHandle) -> c_int {
     if xce.is_null() {
@@ -193,6 +201,10 @@ pub unsafe extern "C" fn xenevtchn_close(xce: *mut XenevtchnHandle) -> c_int {
     0
 }
 
+/// Xen's `xenevtchn_fd` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_fd` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_fd(xce: *mut XenevtchnHandle) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.
@@ -232,6 +244,10 @@ fn bind(
     }
 }
 
+/// Xen's `xenevtchn_bind_unbound_port` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_bind_unbound_port` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_bind_unbound_port(
     xce: *mut XenevtchnHandle,
@@ -244,6 +260,10 @@ pub unsafe extern "C" fn xenevtchn_bind_unbound_port(
     }
 }
 
+/// Xen's `xenevtchn_bind_interdomain` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_bind_interdomain` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_bind_interdomain(
     xce: *mut XenevtchnHandle,
@@ -259,6 +279,10 @@ pub unsafe extern "C" fn xenevtchn_bind_interdomain(
     }
 }
 
+/// Xen's `xenevtchn_unbind` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_unbind` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_unbind(xce: *mut XenevtchnHandle, port: u32) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.
@@ -279,6 +303,10 @@ pub unsafe extern "C" fn xenevtchn_unbind(xce: *mut XenevtchnHandle, port: u32) 
     }
 }
 
+/// Xen's `xenevtchn_notify` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_notify` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_notify(xce: *mut XenevtchnHandle, port: u32) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.
@@ -296,6 +324,10 @@ pub unsafe extern "C" fn xenevtchn_notify(xce: *mut XenevtchnHandle, port: u32) 
     }
 }
 
+/// Xen's `xenevtchn_unmask` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_unmask` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_unmask(xce: *mut XenevtchnHandle, port: u32) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.
@@ -407,6 +439,10 @@ fn scan(g: &mut Global, h: &XenevtchnHandle) -> Result<Option<u32>, i32> {
     Ok(pick)
 }
 
+/// Xen's `xenevtchn_pending` (`<xenevtchn.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xenevtchn_pending` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xenevtchn_pending(xce: *mut XenevtchnHandle) -> c_int {
     // SAFETY: C contract: a handle from xenevtchn_open.

@@ -201,11 +201,19 @@ fn null_err(e: i32) -> *mut c_void {
     std::ptr::null_mut()
 }
 
+/// Xen's `xengntshr_open` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengntshr_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengntshr_open(_logger: *mut c_void, _flags: c_uint) -> *mut GntHandle {
     open()
 }
 
+/// Xen's `xengntshr_close` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengntshr_close` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengntshr_close(xgs: *mut GntHandle) -> c_int {
     if xgs.is_null() {
@@ -249,6 +257,10 @@ unsafe fn share(
     }
 }
 
+/// Xen's `xengntshr_share_pages` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengntshr_share_pages` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengntshr_share_pages(
     xgs: *mut GntHandle,
@@ -261,6 +273,10 @@ pub unsafe extern "C" fn xengntshr_share_pages(
     unsafe { share(xgs, domid, count, refs, None) }
 }
 
+/// Xen's `xengntshr_share_page_notify` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengntshr_share_page_notify` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengntshr_share_page_notify(
     xgs: *mut GntHandle,
@@ -274,6 +290,10 @@ pub unsafe extern "C" fn xengntshr_share_page_notify(
     unsafe { share(xgs, domid, 1, gref, notify_of(notify_offset, notify_port)) }
 }
 
+/// Xen's `xengntshr_unshare` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengntshr_unshare` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengntshr_unshare(
     xgs: *mut GntHandle,
@@ -290,11 +310,19 @@ pub unsafe extern "C" fn xengntshr_unshare(
     }
 }
 
+/// Xen's `xengnttab_open` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengnttab_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengnttab_open(_logger: *mut c_void, _flags: c_uint) -> *mut GntHandle {
     open()
 }
 
+/// Xen's `xengnttab_close` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengnttab_close` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengnttab_close(xgt: *mut GntHandle) -> c_int {
     if xgt.is_null() {
@@ -325,6 +353,10 @@ unsafe fn map(
     }
 }
 
+/// Xen's `xengnttab_map_grant_ref` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengnttab_map_grant_ref` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengnttab_map_grant_ref(
     xgt: *mut GntHandle,
@@ -336,6 +368,10 @@ pub unsafe extern "C" fn xengnttab_map_grant_ref(
     unsafe { map(xgt, domid, &[gref], prot, None) }
 }
 
+/// Xen's `xengnttab_map_grant_ref_notify` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengnttab_map_grant_ref_notify` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengnttab_map_grant_ref_notify(
     xgt: *mut GntHandle,
@@ -357,6 +393,10 @@ pub unsafe extern "C" fn xengnttab_map_grant_ref_notify(
     }
 }
 
+/// Xen's `xengnttab_map_domain_grant_refs` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengnttab_map_domain_grant_refs` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengnttab_map_domain_grant_refs(
     xgt: *mut GntHandle,
@@ -374,6 +414,10 @@ pub unsafe extern "C" fn xengnttab_map_domain_grant_refs(
     unsafe { map(xgt, domid, refs, prot, None) }
 }
 
+/// Xen's `xengnttab_unmap` (`<xengnttab.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xengnttab_unmap` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xengnttab_unmap(
     xgt: *mut GntHandle,

@@ -1,3 +1,7 @@
+//! **Internal crate of vchan-rs** (not published; no Rust API to rely on):
+//! its interface is Xen's C ABI, and its products are `libxensim.so`, Xen's
+//! four library names and the launcher `vchan-xensim`.
+//!
 //! Xen's C libraries — `libxengnttab.so.1` (grant tables, including
 //! `xengntshr_*`), `libxenevtchn.so.1`, `libxenstore.so.4` and a sliver of
 //! `libxenctrl.so.4.17` — simulated over vchan's unix backend, so that
@@ -46,6 +50,7 @@
 //! safety contracts are those of the C API (valid handles from the
 //! matching `open`, valid NUL-terminated strings, buffers of the stated
 //! lengths).
+#![warn(missing_docs)]
 #![allow(clippy::missing_safety_doc)]
 
 pub mod evtchn;

@@ -19,6 +19,10 @@ pub struct XcHandle {
     _private: u8,
 }
 
+/// Xen's `xc_interface_open` (`<xenctrl.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xc_interface_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xc_interface_open(
     _logger: *mut c_void,
@@ -28,6 +32,10 @@ pub unsafe extern "C" fn xc_interface_open(
     Box::into_raw(Box::new(XcHandle { _private: 0 }))
 }
 
+/// Xen's `xc_interface_close` (`<xenctrl.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xc_interface_close` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xc_interface_close(xch: *mut XcHandle) -> c_int {
     if !xch.is_null() {
@@ -38,6 +46,10 @@ pub unsafe extern "C" fn xc_interface_close(xch: *mut XcHandle) -> c_int {
 }
 
 /// Reports domain `first_domid` as existing and running.
+/// Xen's `xc_domain_getinfo` (`<xenctrl.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xc_domain_getinfo` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xc_domain_getinfo(
     xch: *mut XcHandle,

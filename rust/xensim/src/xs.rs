@@ -157,6 +157,10 @@ fn change(h: &XsHandle, t: u32, op: Op) -> Result<(), i32> {
     Ok(())
 }
 
+/// Xen's `xs_open` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_open(_flags: c_ulong) -> *mut XsHandle {
     match root() {
@@ -167,6 +171,10 @@ pub unsafe extern "C" fn xs_open(_flags: c_ulong) -> *mut XsHandle {
     }
 }
 
+/// Xen's `xs_close` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_close` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_close(h: *mut XsHandle) {
     if !h.is_null() {
@@ -175,30 +183,50 @@ pub unsafe extern "C" fn xs_close(h: *mut XsHandle) {
     }
 }
 
+/// Xen's `xs_daemon_open` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_daemon_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_daemon_open() -> *mut XsHandle {
     // SAFETY: no preconditions.
     unsafe { xs_open(0) }
 }
 
+/// Xen's `xs_daemon_open_readonly` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_daemon_open_readonly` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_daemon_open_readonly() -> *mut XsHandle {
     // SAFETY: no preconditions.
     unsafe { xs_open(0) }
 }
 
+/// Xen's `xs_domain_open` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_domain_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_domain_open() -> *mut XsHandle {
     // SAFETY: no preconditions.
     unsafe { xs_open(0) }
 }
 
+/// Xen's `xs_daemon_close` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_daemon_close` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_daemon_close(h: *mut XsHandle) {
     // SAFETY: forwarded C contract.
     unsafe { xs_close(h) }
 }
 
+/// Xen's `xs_read` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_read` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_read(
     h: *mut XsHandle,
@@ -229,6 +257,10 @@ pub unsafe extern "C" fn xs_read(
     }
 }
 
+/// Xen's `xs_write` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_write` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_write(
     h: *mut XsHandle,
@@ -254,6 +286,10 @@ pub unsafe extern "C" fn xs_write(
     res.map_or_else(err_false, |()| true)
 }
 
+/// Xen's `xs_mkdir` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_mkdir` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_mkdir(h: *mut XsHandle, t: u32, path: *const c_char) -> bool {
     // SAFETY: C contract: a handle from xs_open and a C string.
@@ -262,6 +298,10 @@ pub unsafe extern "C" fn xs_mkdir(h: *mut XsHandle, t: u32, path: *const c_char)
     res.map_or_else(err_false, |()| true)
 }
 
+/// Xen's `xs_rm` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_rm` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_rm(h: *mut XsHandle, t: u32, path: *const c_char) -> bool {
     // SAFETY: C contract: a handle from xs_open and a C string.
@@ -271,6 +311,10 @@ pub unsafe extern "C" fn xs_rm(h: *mut XsHandle, t: u32, path: *const c_char) ->
 }
 
 /// Permissions are not simulated: accepted for any valid path.
+/// Xen's `xs_set_permissions` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_set_permissions` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_set_permissions(
     h: *mut XsHandle,
@@ -315,6 +359,10 @@ fn malloc_vector(items: &[&str]) -> *mut *mut c_char {
     vec
 }
 
+/// Xen's `xs_directory` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_directory` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_directory(
     h: *mut XsHandle,
@@ -343,11 +391,19 @@ pub unsafe extern "C" fn xs_directory(
     }
 }
 
+/// Xen's `xs_get_domain_path` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_get_domain_path` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_get_domain_path(_h: *mut XsHandle, domid: c_uint) -> *mut c_char {
     malloc_bytes(format!("/local/domain/{domid}").as_bytes())
 }
 
+/// Xen's `xs_transaction_start` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_transaction_start` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_transaction_start(h: *mut XsHandle) -> u32 {
     // SAFETY: C contract: a handle from xs_open.
@@ -366,6 +422,10 @@ pub unsafe extern "C" fn xs_transaction_start(h: *mut XsHandle) -> u32 {
     }
 }
 
+/// Xen's `xs_transaction_end` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_transaction_end` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_transaction_end(h: *mut XsHandle, t: u32, abort: bool) -> bool {
     // SAFETY: C contract: a handle from xs_open.
@@ -436,6 +496,10 @@ fn watch_path(p: &str) -> Result<String, i32> {
     }
 }
 
+/// Xen's `xs_watch` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_watch` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_watch(
     h: *mut XsHandle,
@@ -460,6 +524,10 @@ pub unsafe extern "C" fn xs_watch(
     res.map_or_else(err_false, |()| true)
 }
 
+/// Xen's `xs_unwatch` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_unwatch` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_unwatch(
     h: *mut XsHandle,
@@ -513,6 +581,10 @@ fn event_vector(ev: (String, String), num: *mut c_uint) -> *mut *mut c_char {
     v
 }
 
+/// Xen's `xs_read_watch` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_read_watch` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_read_watch(h: *mut XsHandle, num: *mut c_uint) -> *mut *mut c_char {
     // SAFETY: C contract: a handle from xs_open.
@@ -529,6 +601,10 @@ pub unsafe extern "C" fn xs_read_watch(h: *mut XsHandle, num: *mut c_uint) -> *m
     }
 }
 
+/// Xen's `xs_check_watch` (`<xenstore.h>`), simulated over the unix backend.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_check_watch` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_check_watch(h: *mut XsHandle) -> *mut *mut c_char {
     // SAFETY: C contract: a handle from xs_open.

@@ -14,67 +14,20 @@
 
 #[path = "../../vchan/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdout};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{dom, port, pump, role, sigkill, spawn};
+use common::{child_role, dom, port, pump, sigkill, spawn};
+use support::{xensim_dir, xvchan};
 use vchan::{Endpoint, Error, State};
 
 const ENTRY: &str = "child";
 const T: Option<Duration> = Some(Duration::from_secs(30));
 const MIB16: u64 = 16 << 20;
-
-/// `<target>/release`, from this test binary's path
-/// (`<target>/release/deps/xen_backend-<hash>`).
-fn release_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
-
-/// xensim's library directory, built and linked on first use: cargo does
-/// not build a `staticlib` for integration tests, so run `cargo build
-/// --release -p xensim` (a no-op when up to date) and
-/// `scripts/link-xensim.sh` into this test's own target directory.
-fn xensim_dir() -> PathBuf {
-    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let dir = DIR.get_or_init(|| {
-        let release = release_dir();
-        let target = release.parent().ok_or("no target directory")?;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let st = std::process::Command::new(cargo)
-            .args(["build", "--release", "-p", "xensim", "--manifest-path"])
-            .arg(root.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target)
-            .status()
-            .map_err(|e| format!("cargo: {e}"))?;
-        if !st.success() {
-            return Err(format!("cargo build --release -p xensim: {st:?}"));
-        }
-        let script = root.join("scripts/link-xensim.sh");
-        let st = std::process::Command::new("bash")
-            .arg(&script)
-            .arg(target)
-            .status()
-            .map_err(|e| format!("bash: {e}"))?;
-        if !st.success() {
-            return Err(format!("{} failed: {st:?}", script.display()));
-        }
-        let dir = release.join("xensim");
-        for lib in ["libxengnttab.so.1", "libxenevtchn.so.1", "libxenstore.so.4"] {
-            if !dir.join(lib).exists() {
-                return Err(format!("{} missing", dir.join(lib).display()));
-            }
-        }
-        Ok(dir)
-    });
-    dir.clone().unwrap_or_else(|e| panic!("xensim: {e}"))
-}
 
 /// Environment of a child on the xen backend.
 fn xen_env() -> Vec<(&'static str, String)> {
@@ -103,7 +56,7 @@ fn say(k: &str, v: impl std::fmt::Display) {
 #[test]
 #[ignore = "child process entry point"]
 fn child() {
-    let Some(role) = role() else { return };
+    let role = child_role();
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let name = var("PORT");
     let side = var("SIDE");
@@ -409,33 +362,47 @@ fn second_server_is_addr_in_use() {
     assert_eq!(second(true), "AddrInUse", "xen after a live xen server");
     assert_eq!(second(false), "AddrInUse", "unix after a live xen server");
     sigkill(&mut first.child);
-    assert_eq!(second(true), "AddrInUse", "xen after a dead xen server");
+    assert_eq!(second(true), "ok:xen", "xen after a dead xen server");
+    // (That second server closed cleanly, removing its entry.)
+    let mut first = kid("lonely", "server", true, dir.path(), &extra);
+    assert_eq!(await_key(&mut first, "listening"), "1");
+    sigkill(&mut first.child);
     assert_eq!(second(false), "ok:unix", "unix after a dead xen server");
 }
 
-/// The C test peer (`tests/c/xvchan.c` on Debian's libxenvchan), compiled
-/// once per test process into `<target>/release/xen_backend-test/` (to a
-/// temporary name, then renamed: concurrent runs never see half a file).
-fn xvchan() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/xvchan.c");
-        let dir = release_dir().join("xen_backend-test");
-        std::fs::create_dir_all(&dir).unwrap();
-        let bin = dir.join("xvchan");
-        let tmp = dir.join(format!(".xvchan-{}", std::process::id()));
-        let st = std::process::Command::new("cc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&tmp)
-            .arg(&src)
-            .arg("-lxenvchan")
-            .status()
-            .unwrap();
-        assert!(st.success(), "cc {} failed: {st:?}", src.display());
-        std::fs::rename(&tmp, &bin).unwrap();
-        bin
-    })
-    .clone()
+/// A xen-backend server SIGKILLed (no clean-up: its rendezvous stays in
+/// the store) and restarted on the same port serves again, with no manual
+/// clean-up: the dead server's entry is replaced (its recorded process is
+/// gone), and clients of either backend connect and move 16 MiB each way.
+#[test]
+fn sigkilled_xen_server_restarted_on_the_same_port_serves() {
+    for client_xen in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = [
+            ("PORT", "again".to_owned()),
+            ("CLOSER", "client".to_owned()),
+        ];
+        let mut dead = kid("lonely", "server", true, dir.path(), &extra);
+        assert_eq!(await_key(&mut dead, "listening"), "1");
+        sigkill(&mut dead.child);
+        let node = dir
+            .path()
+            .join("store")
+            .join(common::path(0, 1, "again").trim_start_matches('/'));
+        assert!(
+            node.join("ring-ref").exists(),
+            "the killed server's entry is gone already"
+        );
+        let mut server = kid("xfer", "server", true, dir.path(), &extra);
+        assert_eq!(await_key(&mut server, "listening"), "1");
+        let client = kid("xfer", "client", client_xen, dir.path(), &extra);
+        let s = finish(server);
+        let c = finish(client);
+        assert_eq!(get(&s, "sent"), get(&c, "got"), "server -> client differs");
+        assert_eq!(get(&c, "sent"), get(&s, "got"), "client -> server differs");
+        assert_eq!(get(&s, "eof"), "1");
+        assert!(!node.exists(), "rendezvous left behind: {}", node.display());
+    }
 }
 
 /// 16 MiB each way between our xen backend (`rust_side`) and libxenvchan

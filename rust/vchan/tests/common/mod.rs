@@ -40,9 +40,31 @@ pub fn spawn(entry: &str, role: &str, domid: u32, dir: &Path, extra: &[(&str, St
     cmd.spawn().unwrap()
 }
 
-/// The role this process was started with, if it is a child.
-pub fn role() -> Option<String> {
-    std::env::var(ROLE).ok()
+/// The role this process was started with by its parent test. The child
+/// entry points are `#[ignore]`d tests; run on their own (`--ignored`)
+/// without a role they fail rather than pass having done nothing.
+pub fn child_role() -> String {
+    match std::env::var(ROLE) {
+        Ok(role) if !role.is_empty() => role,
+        _ => panic!(
+            "this is a child process entry point: its parent test starts it with {ROLE}=<role>"
+        ),
+    }
+}
+
+/// The environment variable that lets a test skip when this machine
+/// cannot run it (`VCHAN_TEST_ALLOW_SKIP=1`).
+pub const ALLOW_SKIP: &str = "VCHAN_TEST_ALLOW_SKIP";
+
+/// A test that cannot run here: fails, naming the reason, unless skipping
+/// was allowed with `VCHAN_TEST_ALLOW_SKIP=1`; then it says that it skipped
+/// and the caller returns.
+pub fn skip(why: &str) {
+    if std::env::var(ALLOW_SKIP).as_deref() == Ok("1") {
+        eprintln!("SKIPPED ({ALLOW_SKIP}=1): {why}");
+    } else {
+        panic!("cannot run here: {why} (set {ALLOW_SKIP}=1 to skip instead)");
+    }
 }
 
 /// Wait for a child that must succeed; the `key=value` lines it printed.

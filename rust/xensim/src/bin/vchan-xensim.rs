@@ -1,6 +1,7 @@
 //! `vchan-xensim [--domid N] -- CMD ARGS...`: run CMD with Xen's C
 //! libraries replaced by xensim (over vchan's unix backend), by
-//! prepending the xensim library directory to `LD_LIBRARY_PATH`.
+//! prepending the xensim library directory to `LD_LIBRARY_PATH`
+//! (`vchan-xensim --help` says it all; `man/vchan-xensim.1` is that text).
 //!
 //! The libraries (`scripts/link-xensim.sh` makes them): `$VCHAN_XENSIM_LIB`
 //! if set, else the first of `<exe dir>/xensim` (cargo's target dir),
@@ -19,8 +20,66 @@ const LIBS: [&str; 4] = [
     "libxenctrl.so.4.17",
 ];
 
+const USAGE: &str = "usage: vchan-xensim [--domid N] -- CMD [ARGS...]";
+
+const HELP: &str = "\
+NAME
+    vchan-xensim - run a program on simulated Xen libraries (no hypervisor)
+
+SYNOPSIS
+    vchan-xensim [--domid N] -- CMD [ARGS...]
+    vchan-xensim --help | --version
+
+DESCRIPTION
+    Runs CMD with Xen's C libraries libxengnttab.so.1, libxenevtchn.so.1,
+    libxenstore.so.4 and libxenctrl.so.4.17 replaced by xensim's, which
+    carry out grants, event channels and xenstore over vchan's unix
+    backend (shared-memory files, sockets and a directory standing for
+    xenstore). Programs built against Xen's libraries - Debian's
+    libxenvchan, vchan-socket-proxy, your own C code, vchan-rs with
+    VCHAN_BACKEND=xen - then run unmodified on one host and talk to each
+    other and to unix-backend endpoints (vchan-cat, the Rust crate, the
+    OCaml library). It prepends xensim's library directory to
+    LD_LIBRARY_PATH and executes CMD.
+
+    Event channels are masked as Linux's evtchn driver masks them. Not
+    simulated: xenstore permissions, a pollable watch descriptor.
+
+OPTIONS
+    --domid N
+        Run CMD as domain N: sets VCHAN_DOMID=N (default: the inherited
+        VCHAN_DOMID, else 0).
+    -h, --help
+        Show this help and exit.
+    -V, --version
+        Show the version and exit.
+
+ENVIRONMENT
+    VCHAN_DOMID
+        This process's domain id (default 0); --domid overrides it.
+    VCHAN_UNIX_DIR
+        The rendezvous directory shared with the peers (default
+        $XDG_RUNTIME_DIR/vchan, else /tmp/vchan-$UID).
+    VCHAN_XENSIM_LIB
+        The directory holding xensim's four libraries. Default: the first
+        of <dir>/xensim (cargo's target/release), <dir> (dune's build
+        directory) and <dir>/../lib/vchan-rs/xensim (an installation)
+        that holds them, <dir> being this program's directory.
+    LD_LIBRARY_PATH
+        Kept, after xensim's directory.
+
+EXIT STATUS
+    CMD's exit status when it ran; 2 on bad arguments; 127 when the
+    libraries or CMD cannot be found or run.
+
+EXAMPLE
+    VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-4.17/bin/vchan-socket-proxy \\
+        -m server 1 /local/domain/0/data/vchan/1/foo -
+    VCHAN_DOMID=1 vchan-cat 0 foo
+";
+
 fn usage() -> ExitCode {
-    eprintln!("usage: vchan-xensim [--domid N] -- CMD [ARGS...]");
+    eprintln!("{USAGE}\n(vchan-xensim --help for more)");
     ExitCode::from(2)
 }
 
@@ -82,7 +141,11 @@ fn main() -> ExitCode {
                 Err(_) => return usage(),
             },
             Some("-h") | Some("--help") => {
-                usage();
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            Some("-V") | Some("--version") => {
+                println!("{}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
             _ => return usage(),

@@ -24,57 +24,86 @@ pub fn launcher() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_vchan-xensim"))
 }
 
-/// Link the xensim libraries (once) and build the C peer (once); returns
-/// the C peer's path.
-pub fn xvchan() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let exe = launcher();
-        let release = exe.parent().expect("launcher directory");
-        let target = release.parent().expect("target directory");
-        // `cargo test` builds this crate's archive under deps/ (with its
-        // own hash) without updating release/libxensim.a: link the newest.
-        let archive = std::fs::read_dir(release.join("deps"))
-            .expect("target/release/deps")
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("libxensim-") && n.ends_with(".a")
-            })
-            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
-            .expect("no libxensim-*.a under target/release/deps")
-            .path();
-        let libdir = release.join("xensim-tests/lib");
-        let st = Command::new(manifest.join("../../scripts/link-xensim.sh"))
+/// `<target>/release`, from this test binary's path
+/// (`<target>/release/deps/<test>-<hash>`).
+pub fn release_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+}
+
+/// xensim's library directory (`<target>/release/xensim`), built and linked
+/// on first use. Cargo does not build a `staticlib` for integration tests
+/// (and the archives under `deps/` carry hashes, so which is current is not
+/// knowable from their names): run `cargo build --release --locked -p
+/// xensim` (a no-op when up to date), which writes the one
+/// `release/libxensim.a`, and `scripts/link-xensim.sh` over it.
+pub fn xensim_dir() -> PathBuf {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let release = release_dir();
+        let target = release.parent().ok_or("no target directory")?;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let st = Command::new(cargo)
+            .args(["build", "--release", "--locked", "-p", "xensim"])
+            .arg("--manifest-path")
+            .arg(root.join("Cargo.toml"))
+            .arg("--target-dir")
             .arg(target)
-            .arg(&archive)
-            .arg(&libdir)
             .status()
-            .expect("run scripts/link-xensim.sh");
-        assert!(st.success(), "link-xensim.sh failed");
-        for l in [
+            .map_err(|e| format!("cargo: {e}"))?;
+        if !st.success() {
+            return Err(format!("cargo build --release -p xensim: {st:?}"));
+        }
+        let script = root.join("scripts/link-xensim.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .arg(target)
+            .status()
+            .map_err(|e| format!("bash: {e}"))?;
+        if !st.success() {
+            return Err(format!("{} failed: {st:?}", script.display()));
+        }
+        let dir = release.join("xensim");
+        for lib in [
+            "libxensim.so",
             "libxengnttab.so.1",
             "libxenevtchn.so.1",
             "libxenstore.so.4",
             "libxenctrl.so.4.17",
         ] {
-            assert!(libdir.join(l).exists(), "{l} missing");
+            if !dir.join(lib).exists() {
+                return Err(format!("{} missing", dir.join(lib).display()));
+            }
         }
-        let out = release.join("xensim-tests");
-        std::fs::create_dir_all(&out).unwrap();
-        let bin = out.join("xvchan");
-        // Build under a private name, then rename: another test run may
-        // be executing the previous binary.
-        let tmp = out.join(format!(".xvchan-{}", std::process::id()));
+        Ok(dir)
+    });
+    dir.clone().unwrap_or_else(|e| panic!("xensim: {e}"))
+}
+
+/// The C test peer (`tests/c/xvchan.c` on Debian's libxenvchan), compiled
+/// once per test process into `<target>/release/xensim-tests/` (to a
+/// temporary name, then renamed: a concurrent run never sees half a file).
+pub fn xvchan() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c/xvchan.c");
+        let dir = release_dir().join("xensim-tests");
+        std::fs::create_dir_all(&dir).unwrap();
+        let bin = dir.join("xvchan");
+        let tmp = dir.join(format!(".xvchan-{}", std::process::id()));
         let st = Command::new("cc")
             .args(["-O2", "-Wall", "-Werror", "-o"])
             .arg(&tmp)
-            .arg(manifest.join("tests/c/xvchan.c"))
+            .arg(&src)
             .arg("-lxenvchan")
             .status()
             .expect("run cc");
-        assert!(st.success(), "cc tests/c/xvchan.c -lxenvchan failed");
+        assert!(
+            st.success(),
+            "cc {} -lxenvchan failed: {st:?}",
+            src.display()
+        );
         std::fs::rename(&tmp, &bin).expect("install xvchan");
         bin
     })
@@ -82,8 +111,7 @@ pub fn xvchan() -> &'static Path {
 
 /// The directory of the xensim libraries the tests run on.
 pub fn xensim_lib() -> PathBuf {
-    xvchan();
-    launcher().parent().unwrap().join("xensim-tests/lib")
+    xensim_dir()
 }
 
 /// A fresh rendezvous directory (short, for socket paths).

@@ -13,9 +13,11 @@
 //! Peer death is seen through the unmap-notifies: the kernel clears the
 //! dead process's live byte in the shared page and signals its event
 //! channel. Xen offers no way to tell whether the server behind a
-//! published rendezvous still lives, so [`Backend::publish`] refuses any
-//! path that already holds one ([`Error::AddrInUse`]) and [`Backend::sweep`]
-//! does nothing.
+//! published rendezvous still lives, so our server also records who it is
+//! (`owner.rs`): [`Backend::publish`] replaces an entry whose recorded
+//! writer is provably dead (a server restarted after a crash needs no
+//! clean-up) and refuses any other ([`Error::AddrInUse`]);
+//! [`Backend::sweep`] does nothing.
 //!
 //! Under the xensim simulator (`LD_LIBRARY_PATH` pointing at its
 //! `libxengnttab.so.1` & co.), the same code talks to unix-backend peers.
@@ -23,6 +25,7 @@
 mod evtchn;
 pub(crate) mod ffi;
 mod gnt;
+mod owner;
 mod store;
 
 use std::io;
@@ -141,8 +144,9 @@ impl Backend for XenBackend {
         )?))
     }
 
-    /// Fails with [`Error::AddrInUse`] whenever `path` already holds a
-    /// rendezvous, live or not: Xen has no liveness probe for it.
+    /// Fails with [`Error::AddrInUse`] when `path` already holds a
+    /// rendezvous, unless one of our servers wrote it and that process is
+    /// dead (see `owner.rs`): then the entry is replaced.
     fn publish(&self, path: &str, client: DomId, rv: Rendezvous) -> Result<()> {
         self.store.publish(path, self.domid, client, rv)
     }

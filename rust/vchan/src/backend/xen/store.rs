@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use super::ffi::{lib, Lib, XsHandle, XsPermissions, XsTransaction, XBT_NULL};
 use super::ffi::{XS_PERM_NONE, XS_PERM_READ};
 use super::open_error;
+use super::owner;
 use crate::backend::Rendezvous;
 use crate::error::{Error, Result};
 use crate::port::DomId;
@@ -99,7 +100,7 @@ impl Store {
     }
 
     /// Write `value` at `path` in transaction `t`, owned by `own` and
-    /// readable by `client` only.
+    /// readable by `reader` only (by nobody else when `reader` is `None`).
     fn write_private(
         &self,
         h: &Handle,
@@ -107,7 +108,7 @@ impl Store {
         path: &str,
         value: &str,
         own: DomId,
-        client: DomId,
+        reader: Option<DomId>,
     ) -> Result<()> {
         let cpath = c_path(path)?;
         let len = c_uint::try_from(value.len()).unwrap_or(c_uint::MAX);
@@ -127,13 +128,15 @@ impl Store {
                 perms: XS_PERM_NONE,
             },
             XsPermissions {
-                id: client.get(),
+                id: reader.map_or(0, DomId::get),
                 perms: XS_PERM_READ,
             },
         ];
-        // SAFETY: open handle, valid C string, an array of 2 permissions.
+        let n = if reader.is_some() { 2 } else { 1 };
+        // SAFETY: open handle, valid C string, an array of at least n
+        // permissions.
         let ok =
-            unsafe { (self.lib.xs_set_permissions)(h.0, t, cpath.as_ptr(), perms.as_mut_ptr(), 2) };
+            unsafe { (self.lib.xs_set_permissions)(h.0, t, cpath.as_ptr(), perms.as_mut_ptr(), n) };
         if !ok {
             return Err(op_error(
                 "xs_set_permissions",
@@ -145,11 +148,9 @@ impl Store {
     }
 
     /// Publish a rendezvous at `path` in one transaction (see
-    /// [`crate::backend::Backend::publish`]). Xen gives us no way to tell
-    /// whether the server behind an existing entry still lives, so any
-    /// entry already at `path` is [`Error::AddrInUse`]; a dead server's
-    /// entry must be removed by whoever manages the domain (e.g.
-    /// `xenstore-rm`).
+    /// [`crate::backend::Backend::publish`]), with the key naming this
+    /// process (`owner.rs`). An entry already at `path` is replaced when
+    /// its key proves its writer dead, else it is [`Error::AddrInUse`].
     pub(crate) fn publish(
         &self,
         path: &str,
@@ -159,6 +160,8 @@ impl Store {
     ) -> Result<()> {
         let ring_ref_path = format!("{path}/ring-ref");
         let port_path = format!("{path}/event-channel");
+        let owner_path = format!("{path}/{}", owner::KEY);
+        let me = owner::this_process();
         let h = self.handle();
         for _ in 0..MAX_TRANSACTION_TRIES {
             // SAFETY: open handle.
@@ -171,11 +174,18 @@ impl Store {
                 ));
             }
             let body = || -> Result<()> {
+                let mut taken = false;
                 for p in [&ring_ref_path, &port_path] {
-                    if self.read(&h, t, p)?.is_some() {
-                        return Err(Error::AddrInUse);
+                    taken |= self.read(&h, t, p)?.is_some();
+                }
+                if taken {
+                    // Replace only the entry of a server of ours that died.
+                    match self.read(&h, t, &owner_path)? {
+                        Some(v) if owner::writer_is_dead(&v) => {}
+                        _ => return Err(Error::AddrInUse),
                     }
                 }
+                let client = Some(client);
                 self.write_private(&h, t, &ring_ref_path, &rv.ring_ref.to_string(), own, client)?;
                 self.write_private(
                     &h,
@@ -184,7 +194,13 @@ impl Store {
                     &rv.event_channel.to_string(),
                     own,
                     client,
-                )
+                )?;
+                match &me {
+                    Some(me) => self.write_private(&h, t, &owner_path, me, own, None),
+                    // No /proc: write nothing, and a stale entry of ours
+                    // is not recognised (an old key would name the dead).
+                    None => self.rm_in(&h, t, &owner_path),
+                }
             };
             if let Err(e) = body() {
                 // SAFETY: open handle, live transaction, abandoned once.
@@ -231,10 +247,16 @@ impl Store {
 
     /// Remove `path` and everything below it (absent is fine).
     pub(crate) fn rm(&self, path: &str) -> Result<()> {
-        let cpath = c_path(path)?;
         let h = self.handle();
+        self.rm_in(&h, XBT_NULL, path)
+    }
+
+    /// Remove `path` and everything below it in transaction `t` (absent is
+    /// fine).
+    fn rm_in(&self, h: &Handle, t: XsTransaction, path: &str) -> Result<()> {
+        let cpath = c_path(path)?;
         // SAFETY: open handle, valid C string.
-        if unsafe { (self.lib.xs_rm)(h.0, XBT_NULL, cpath.as_ptr()) } {
+        if unsafe { (self.lib.xs_rm)(h.0, t, cpath.as_ptr()) } {
             return Ok(());
         }
         let e = io::Error::last_os_error();

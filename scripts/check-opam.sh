@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# vchan-rs.opam: what dune generates from dune-project (+ the template),
+# `opam lint` clean (no opam repository needed), and naming the Rust
+# version of Cargo.toml's rust-version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+passed=0 failed=0
+check() {
+    if "${@:2}"; then passed=$((passed + 1)); echo "opam: ok: $1"
+    else failed=$((failed + 1)); echo "opam: FAILED: $1"; fi
+}
+generated() {
+    cp vchan-rs.opam "$tmp/before"
+    dune build vchan-rs.opam 2> "$tmp/log" || { cat "$tmp/log"; return 1; }
+    cmp -s vchan-rs.opam "$tmp/before" || { diff "$tmp/before" vchan-rs.opam; return 1; }
+}
+lint() {
+    out=$(opam lint vchan-rs.opam 2>&1 | grep -v 'Running as root is not recommended') || true
+    echo "$out"
+    grep -q "Passed\.$" <<< "$out" && ! grep -qi "warning\|error" <<< "$out"
+}
+rust() {
+    want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+    grep -q "Rust >= $want (rust-version in Cargo.toml)" vchan-rs.opam.template &&
+        grep -q "Rust >= $want" dune-project
+}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+check "vchan-rs.opam is dune's (generate_opam_files)" generated
+check "opam lint vchan-rs.opam" lint
+check "the Rust version of opam's message and the description is Cargo.toml's rust-version" rust
+if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
+echo "test result: $r. $passed passed; $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Check a release tarball (make release) the way its users build it, with an
+# empty CARGO_HOME and no network (`unshare -n` when permitted, else
+# CARGO_NET_OFFLINE=true alone):
+#   1. opam's way: in the unpacked directory, `dune build -p vchan-rs`, then
+#      `dune install --prefix`, and a smoke test of the installed programs
+#      (vchan-cat --version, 1 MiB between two vchan-cats, vchan-xensim
+#      giving Debian's libxenvchan its libraries), the man pages, and
+#      `dune uninstall` leaving nothing behind;
+#   2. opam-monorepo's way: the same tree as duniverse/vchan-rs of another
+#      dune workspace, whose own executables (the README's OCaml server and
+#      client) link vchan-rs and talk to each other.
+#   usage: release-check.sh TARBALL
+# Prints one line per check and a closing `test result:` line.
+set -euo pipefail
+tarball=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+here=$(cd "$(dirname "$0")/.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/vchan-release-check.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/cargo-home" "$tmp/src"
+tar -xzf "$tarball" -C "$tmp/src"
+src=$(echo "$tmp"/src/vchan-rs-*)
+
+# No network: a network namespace of our own if we may, and cargo told so.
+if unshare -n true 2>/dev/null; then
+    offline=(unshare -n --)
+    how="unshare -n and CARGO_NET_OFFLINE=true"
+else
+    offline=()
+    how="CARGO_NET_OFFLINE=true (unshare -n not permitted here)"
+fi
+run_offline() {
+    env CARGO_HOME="$tmp/cargo-home" CARGO_NET_OFFLINE=true "${offline[@]}" "$@"
+}
+echo "release-check: $(basename "$tarball"), empty CARGO_HOME, offline by $how"
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "release-check: ok: $*"; }
+fail() { failed=$((failed + 1)); echo "release-check: FAILED: $*"; }
+
+# 1. opam's way.
+start=$(date +%s)
+if (cd "$src" && run_offline dune build -p vchan-rs @install 2>&1 | tail -30) &&
+    [ -x "$src/_build/default/bin/vchan_cat.exe" ] &&
+    (cd "$src" && dune install --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1); then
+    pass "dune build -p vchan-rs and dune install ($(($(date +%s) - start)) s)"
+else
+    fail "dune build -p vchan-rs / dune install"
+fi
+# opam's with-test builds the tests the same way; run the quick ones
+# (the README's examples, the signature checks), still offline.
+if (cd "$src" && run_offline dune build -p vchan-rs @test/readme/runtest @test/signature/runtest 2>&1 |
+    tail -30 | grep -q "test result: ok"); then
+    pass "dune build -p vchan-rs @test/readme/runtest @test/signature/runtest"
+else
+    fail "dune build -p vchan-rs @test/readme/runtest @test/signature/runtest"
+fi
+bin=$tmp/prefix/bin
+if [ -x "$bin/vchan-cat" ] && "$bin/vchan-cat" --version | grep -q .; then
+    pass "installed vchan-cat --version: $("$bin/vchan-cat" --version)"
+else
+    fail "installed vchan-cat --version"
+fi
+rv=$tmp/rv
+head -c 1048576 /dev/urandom > "$tmp/in"
+VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 timeout 60 "$bin/vchan-cat" -l -d 1 smoke > "$tmp/out" &
+listener=$!
+if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$bin/vchan-cat" --timeout 30 0 smoke < "$tmp/in" &&
+    wait "$listener" && cmp -s "$tmp/in" "$tmp/out"; then
+    pass "1 MiB between two installed vchan-cats, identical"
+else
+    kill "$listener" 2>/dev/null || true
+    fail "1 MiB between two installed vchan-cats"
+fi
+# Under the launcher, Debian's libxenvchan (libxen-dev) loads the installed
+# xensim libraries in place of Xen's.
+libxenvchan=/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17
+if out=$("$bin/vchan-xensim" -- ldd "$libxenvchan" 2>&1) &&
+    grep -q "libxengnttab.so.1 => $tmp/prefix/.*lib/vchan-rs/xensim/libxengnttab.so.1" <<< "$out"; then
+    pass "installed vchan-xensim: $libxenvchan loads lib/vchan-rs/xensim"
+else
+    fail "installed vchan-xensim: $out"
+fi
+
+if [ -s "$tmp/prefix/man/man1/vchan-cat.1" ] && [ -s "$tmp/prefix/man/man1/vchan-xensim.1" ] &&
+    (cd "$src" && dune uninstall --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1) &&
+    [ -z "$(find "$tmp/prefix" -type f)" ]; then
+    pass "man pages installed; dune uninstall leaves no file behind"
+else
+    fail "man pages / dune uninstall: $(find "$tmp/prefix" -type f | head -5)"
+fi
+
+# 2. opam-monorepo's way: the project under duniverse/ (moved with its
+#    cargo target: only the path crates rebuild).
+ws=$tmp/ws
+mkdir -p "$ws/duniverse" "$ws/app"
+rm -rf "$src/_build"
+mv "$src" "$ws/duniverse/vchan-rs"
+echo '(lang dune 2.9)' > "$ws/dune-project"
+for f in server.ml client.ml; do
+    sh "$here/scripts/readme-block.sh" "$here/README.md" "$f" > "$ws/app/$f"
+done
+cat > "$ws/app/dune" <<'DUNE'
+(executables
+ (names server client)
+ (libraries vchan-rs vchan-rs.lwt-unix lwt lwt.unix))
+DUNE
+start=$(date +%s)
+if (cd "$ws" && run_offline dune build ./app/server.exe ./app/client.exe 2>&1 | tail -30) &&
+    [ -x "$ws/_build/default/app/client.exe" ]; then
+    pass "duniverse/vchan-rs: a consumer workspace builds ($(($(date +%s) - start)) s)"
+    rv=$tmp/rv2
+    VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 timeout 60 "$ws/_build/default/app/server.exe" > "$tmp/server.out" &
+    server=$!
+    if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$ws/_build/default/app/client.exe" > "$tmp/client.out" &&
+        wait "$server" && grep -qx "client got: hello" "$tmp/client.out" &&
+        grep -qx "server got: HELLO" "$tmp/server.out"; then
+        pass "duniverse consumer: server and client talk"
+    else
+        kill "$server" 2>/dev/null || true
+        fail "duniverse consumer: server and client: $(cat "$tmp/server.out" "$tmp/client.out")"
+    fi
+else
+    fail "duniverse/vchan-rs: a consumer workspace builds"
+fi
+
+if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
+echo "test result: $r. $passed passed; $failed failed"
+[ "$failed" -eq 0 ]
