@@ -48,16 +48,25 @@ let upstream t ~chunk ~sent ~sending =
         | Unix.Unix_error (e, _, _) -> unix_error "stdin" e | e -> Lwt.fail e)
   in
   let rec loop () =
-    (if direct then
-       E.write_from_fd t Unix.stdin >>= function
-       | Ok n -> Lwt.return (`Moved n)
+    (if direct then begin
+       (* Sending while it waits for room in the ring; not while stdin has
+          nothing to give (as on the buffered path). *)
+       sending := true;
+       E.write_from_fd t Unix.stdin >>= fun r ->
+       sending := false;
+       match r with
+       | Ok (`Wrote n) -> Lwt.return (`Moved n)
+       | Ok `Eof -> Lwt.return (`Moved 0)
+       | Ok `Fd_empty -> Lwt_unix.wait_read stdin >|= fun () -> `Again
        (* The peer is gone: whether that is a failure depends on whether
           stdin still has data, as on the buffered path. *)
        | Error `Closed -> buffered ()
        | Error (`System m) -> failf "stdin: %s" m
        | Error e -> failf "vchan write: %s" (Vchan_rs.Error.to_string e)
+     end
      else buffered ())
     >>= function
+    | `Again -> loop ()
     | `Moved 0 | `Read (_, 0) -> (
         (* All of stdin is in the ring: wait until the peer has read it
            before closing (some peers drop what is unread once they see a

@@ -262,14 +262,13 @@ let write t (buf : Cstruct.t) =
   if t.closed then closed_error else go buf.off buf.len
 
 let write_from_fd t fd =
-  let lfd = lazy (Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:false fd) in
   let rec go () =
     if t.closed then closed_error
     else
       let n = Stubs.write_from_fd t.h (Obj.magic (fd : Unix.file_descr) : int) in
-      if n > 0 then Lwt.return (Ok n)
-      else if n = 0 then Lwt_unix.wait_read (Lazy.force lfd) >>= go
-      else if n = Stubs.e_eof then Lwt.return (Ok 0)
+      if n > 0 then Lwt.return (Ok (`Wrote n))
+      else if n = 0 then Lwt.return (Ok `Fd_empty)
+      else if n = Stubs.e_eof then Lwt.return (Ok `Eof)
       else if n = Stubs.e_again then retry t go
       else if n = Stubs.e_closed then closed_error
       else Lwt.return (Error (last_error t))
