@@ -143,34 +143,12 @@ fn packets_rust_server_c_client() {
 }
 
 /// Read to end-of-stream; (hex SHA-256, length).
-fn read_to_end(ep: &mut Endpoint) -> (String, u64) {
-    let mut h = Sha256::new();
-    let mut n = 0u64;
-    let mut buf = vec![0u8; 100_000];
-    loop {
-        let k = ep.read(&mut buf).unwrap();
-        if k == 0 {
-            return (hex(h.finalize()), n);
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-}
-
 #[test]
 fn c_closes_first_everything_written_is_read() {
     for role in ["server", "client"] {
         let dir = tmpdir();
         let total = 3 * MIB + 12345;
-        let (mut child, mut ep) = if role == "server" {
-            let child = c_server(dir.path(), PATH, 4096, 65536, "stream-close");
-            (child, rust_client(dir.path(), PATH))
-        } else {
-            let mut ep = rust_server(dir.path(), PATH, 65536, 4096);
-            let child = spawn_c(1, dir.path(), &["client", "0", PATH, "stream-close"]);
-            assert_eq!(ep.accept(T).unwrap(), State::Connected);
-            (child, ep)
-        };
+        let (mut child, mut ep) = c_and_rust(dir.path(), role, 4096, 65536, "stream-close");
         let fed = feed(child.stdin.take().unwrap(), 9, total);
         let out = drain(child.stdout.take().unwrap());
         let (got, n) = read_to_end(&mut ep);
@@ -187,15 +165,7 @@ fn rust_closes_first_everything_written_is_read() {
     for role in ["server", "client"] {
         let dir = tmpdir();
         let total = 3 * MIB + 777;
-        let (mut child, mut ep) = if role == "server" {
-            let child = c_server(dir.path(), PATH, 65536, 4096, "stream");
-            (child, rust_client(dir.path(), PATH))
-        } else {
-            let mut ep = rust_server(dir.path(), PATH, 4096, 65536);
-            let child = spawn_c(1, dir.path(), &["client", "0", PATH, "stream"]);
-            assert_eq!(ep.accept(T).unwrap(), State::Connected);
-            (child, ep)
-        };
+        let (mut child, mut ep) = c_and_rust(dir.path(), role, 65536, 4096, "stream");
         drop(child.stdin.take());
         let out = drain(child.stdout.take().unwrap());
         let mut src = Source::new(10, total);
@@ -215,15 +185,7 @@ fn rust_closes_first_everything_written_is_read() {
 fn sigkilled_c_peer_is_closed_within_a_second() {
     for role in ["server", "client"] {
         let dir = tmpdir();
-        let (mut child, mut ep) = if role == "server" {
-            let child = c_server(dir.path(), PATH, 4096, 4096, "stream");
-            (child, rust_client(dir.path(), PATH))
-        } else {
-            let mut ep = rust_server(dir.path(), PATH, 4096, 4096);
-            let child = spawn_c(1, dir.path(), &["client", "0", PATH, "stream"]);
-            assert_eq!(ep.accept(T).unwrap(), State::Connected);
-            (child, ep)
-        };
+        let (mut child, mut ep) = c_and_rust(dir.path(), role, 4096, 4096, "stream");
         // The C side is connected and idle (stdin open, nothing to send).
         ep.write_all(b"ping").unwrap();
         let mut out = child.stdout.take().unwrap();

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use common::{hex, pump, sigkill, Source};
 use rand::{Rng, SeedableRng};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use support::*;
 use vchan::{Endpoint, Error, State};
 
@@ -251,20 +251,9 @@ fn c_program_both_roles_duplex_under_load() {
         let dir = tmpdir();
         let mut rng = rand::rngs::StdRng::seed_from_u64(run ^ 0xd00b);
         let (c_bytes, rust_bytes) = (rng.gen_range(0..=400_000), rng.gen_range(0..=400_000));
-        let (left, right) = (
-            1u64 << rng.gen_range(10..=16),
-            1u64 << rng.gen_range(12..=16),
-        );
-        let (mut child, mut ep) = if role == "server" {
-            let child = c_server(dir.path(), PATH, left, right, "stream");
-            let ep = rust_client(dir.path(), PATH);
-            (child, ep)
-        } else {
-            let mut ep = rust_server(dir.path(), PATH, left as usize, right as usize);
-            let child = spawn_c(1, dir.path(), &["client", "0", PATH, "stream"]);
-            assert_eq!(ep.accept(T).unwrap(), State::Connected, "{what}");
-            (child, ep)
-        };
+        let (left, right): (usize, usize) =
+            (1 << rng.gen_range(10..=16), 1 << rng.gen_range(12..=16));
+        let (mut child, mut ep) = c_and_rust(dir.path(), role, left, right, "stream");
         let dog = Watchdog::new(what.clone(), child.id());
         let fed = feed(child.stdin.take().unwrap(), run, c_bytes);
         let c_out = drain(child.stdout.take().unwrap());
@@ -343,38 +332,18 @@ fn c_side_exits_rust_side_reads_to_end_under_load() {
         let what = format!("xvchan {role} exits, run {run}");
         let dir = tmpdir();
         let len = rand::rngs::StdRng::seed_from_u64(run ^ 0xe0f).gen_range(0..=300_000);
-        let (mut child, mut ep) = if role == "server" {
-            let child = c_server(dir.path(), PATH, 1024, 2048, "stream-close");
-            (child, rust_client(dir.path(), PATH))
-        } else {
-            let mut ep = rust_server(dir.path(), PATH, 1024, 2048);
-            let child = spawn_c(1, dir.path(), &["client", "0", PATH, "stream-close"]);
-            assert_eq!(ep.accept(T).unwrap(), State::Connected, "{what}");
-            (child, ep)
-        };
+        let (mut child, mut ep) = c_and_rust(dir.path(), role, 1024, 2048, "stream-close");
         let dog = Watchdog::new(what.clone(), child.id());
         let fed = feed(child.stdin.take().unwrap(), run, len);
         let mut stdout = child.stdout.take().unwrap();
-        let mut h = Sha256::new();
-        let mut n = 0u64;
-        let mut buf = vec![0u8; 65536];
-        loop {
-            match ep.read(&mut buf) {
-                Ok(0) => break,
-                Ok(k) => {
-                    h.update(&buf[..k]);
-                    n += k as u64;
-                }
-                Err(e) => panic!("{what}: read: {e}"),
-            }
-        }
+        let (got, n) = read_to_end(&mut ep);
         dog.finish(&what);
         wait_ok(&mut child, Duration::from_secs(20), &what);
         let mut rest = Vec::new();
         stdout.read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "{what}: C printed {} bytes", rest.len());
         assert_eq!(
-            (n, hex(h.finalize())),
+            (n, got),
             (len, fed.join().unwrap()),
             "{what}: Rust received"
         );

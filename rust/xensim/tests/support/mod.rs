@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use vchan::Endpoint;
+use vchan::{Endpoint, State};
 
 use crate::common::{backend, dom, hex, pump, sigkill, Source};
 
@@ -241,4 +241,41 @@ pub fn random_file(dir: &Path, len: u64, seed: u64) -> (PathBuf, String) {
         f.write_all(&src.next_chunk(100_000)).unwrap();
     }
     (p, hex(src.hash.finalize()))
+}
+
+/// A C peer (xvchan in `mode`) and a Rust endpoint connected to it; the C
+/// side serves when `c_role` is "server", else it is the client.
+/// `c_reads`/`c_writes`: the sizes asked for the rings the C side reads
+/// and writes.
+pub fn c_and_rust(
+    dir: &Path,
+    c_role: &str,
+    c_reads: usize,
+    c_writes: usize,
+    mode: &str,
+) -> (Child, Endpoint) {
+    if c_role == "server" {
+        let child = c_server(dir, PATH, c_reads as u64, c_writes as u64, mode);
+        (child, rust_client(dir, PATH))
+    } else {
+        let mut ep = rust_server(dir, PATH, c_writes, c_reads);
+        let child = spawn_c(1, dir, &["client", "0", PATH, mode]);
+        assert_eq!(ep.accept(T).unwrap(), State::Connected, "C client connects");
+        (child, ep)
+    }
+}
+
+/// Read `ep` to end-of-stream; (hex SHA-256, length).
+pub fn read_to_end(ep: &mut Endpoint) -> (String, u64) {
+    let mut h = Sha256::new();
+    let mut n = 0u64;
+    let mut buf = vec![0u8; 100_000];
+    loop {
+        let k = ep.read(&mut buf).unwrap();
+        if k == 0 {
+            return (hex(h.finalize()), n);
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
 }
