@@ -411,12 +411,15 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
 
     /// Stream write: copy as much of `buf` as fits (possibly 0 bytes).
     ///
-    /// The copy is pipelined: `prod` is published after every segment
-    /// ([`set_segments`](Channel::set_segments)), each publication followed
-    /// by the notify check of Xen's protocol, so a spinning reader starts
-    /// on the first segment at once. `notify` is set if any publication
-    /// found the peer's request (the bit is cleared once; the caller
-    /// signals once, after the whole copy).
+    /// The copy is pipelined: `prod` is published (a release store) after
+    /// every segment ([`set_segments`](Channel::set_segments)), so a
+    /// spinning reader starts on the first segment at once. Only the last
+    /// publication is followed by the full barrier and the notify check of
+    /// Xen's protocol: a reader that armed meanwhile and still saw too
+    /// little is seen by that check (the last index covers every byte), and
+    /// the caller signals once per call anyway, so a barrier per segment
+    /// (which waits for the index's cache line to travel to the peer and
+    /// back) would buy nothing.
     #[inline]
     pub fn write(&mut self, buf: &[u8]) -> Result<Transfer, Error> {
         let space = self.buffer_space()?;
@@ -424,11 +427,13 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         if n == 0 {
             return Ok(Transfer::NOTHING);
         }
-        let mut notify = false;
-        for seg in buf[..n].chunks(self.wr_seg) {
+        let (body, last) = buf[..n].split_at(n - self.last_segment(n, self.wr_seg));
+        for seg in body.chunks(self.wr_seg) {
             self.copy_in(seg);
-            notify |= self.publish_prod(seg.len()).notify;
+            self.advance_prod(seg.len());
         }
+        self.copy_in(last);
+        let notify = self.publish_prod(last.len()).notify;
         Ok(Transfer { bytes: n, notify })
     }
 
@@ -452,9 +457,10 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
 
     /// Stream read: copy up to `buf.len()` readable bytes (possibly 0).
     ///
-    /// Pipelined like [`write`](Channel::write): `cons` is released after
-    /// every segment, so a writer waiting for space refills the ring while
-    /// we copy the rest.
+    /// Pipelined like [`write`](Channel::write): `cons` is released (a
+    /// release store) after every segment, so a writer waiting for space
+    /// refills the ring while we copy the rest; the last release is the
+    /// full one of Xen's protocol (barriers, notify check).
     #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<Transfer, Error> {
         let ready = self.data_ready()?;
@@ -462,11 +468,14 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         if n == 0 {
             return Ok(Transfer::NOTHING);
         }
-        let mut notify = false;
-        for seg in buf[..n].chunks_mut(self.rd_seg) {
+        let cut = n - self.last_segment(n, self.rd_seg);
+        let (body, last) = buf[..n].split_at_mut(cut);
+        for seg in body.chunks_mut(self.rd_seg) {
             self.copy_out(seg);
-            notify |= self.publish_cons(seg.len()).notify;
+            self.advance_cons(seg.len());
         }
+        self.copy_out(last);
+        let notify = self.publish_cons(last.len()).notify;
         Ok(Transfer { bytes: n, notify })
     }
 
@@ -574,6 +583,32 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         if !b.is_empty() {
             self.rd.read_at(0, b);
         }
+    }
+
+    /// Length of the last segment of an `n`-byte copy cut every `seg`
+    /// bytes (`n > 0`): the rest of `n / seg`, or a whole segment.
+    #[inline(always)]
+    fn last_segment(&self, n: usize, seg: usize) -> usize {
+        match n % seg {
+            0 => seg.min(n),
+            r => r,
+        }
+    }
+
+    /// An intermediate publication of a pipelined write: `n` more produced
+    /// bytes, release only (the data is visible first).
+    #[inline(always)]
+    fn advance_prod(&mut self, n: usize) {
+        self.wr_prod = self.wr_prod.wrapping_add(n as u32);
+        self.page.store_u32(self.wr_prod_off, self.wr_prod, Release);
+    }
+
+    /// An intermediate release of a pipelined read: `n` more consumed
+    /// bytes, release only (our reads of them are done first).
+    #[inline(always)]
+    fn advance_cons(&mut self, n: usize) {
+        self.rd_cons = self.rd_cons.wrapping_add(n as u32);
+        self.page.store_u32(self.rd_cons_off, self.rd_cons, Release);
     }
 
     /// Publish `n` more produced bytes (release: the data is visible first)

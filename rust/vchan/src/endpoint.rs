@@ -544,14 +544,16 @@ impl Endpoint {
         ready: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
         arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
     ) -> Result<()> {
-        let started = Instant::now();
+        let mut started = None;
         if !self.nonblocking || self.nonblocking_spin {
             let ch = &self.live.as_ref().ok_or(Error::Closed)?.ch;
             let exited = || matches!(ch.peer_state(), Ok(LiveState::Exited) | Err(_));
-            if self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
-                return Ok(());
+            match self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
+                Ok(()) => return Ok(()),
+                Err(began) => started = Some(began),
             }
         }
+        let started = started.unwrap_or_else(Instant::now);
         let ch = &self.live()?.ch;
         if arm(ch)? || matches!(ch.peer_state()?, LiveState::Exited) {
             return Ok(());

@@ -42,20 +42,25 @@ impl Spin {
         }
     }
 
-    /// Spin until `done()` or the budget runs out; true if `done()`.
-    pub(crate) fn spin(&mut self, mut done: impl FnMut() -> bool) -> bool {
-        let start = Instant::now();
+    /// Spin until `done()` or the budget runs out: `Ok` if `done()`, else
+    /// `Err` with when the spin began. The clock is read only once the
+    /// first 32 looks failed: a peer that is right there costs no clock
+    /// read (which on a small ring, waited on every few KiB, would
+    /// dominate).
+    pub(crate) fn spin(&mut self, mut done: impl FnMut() -> bool) -> Result<(), Instant> {
+        let mut start = None;
         loop {
             for _ in 0..32 {
                 if done() {
                     self.budget = (self.budget * 2).min(MAX);
-                    return true;
+                    return Ok(());
                 }
                 std::hint::spin_loop();
             }
-            if start.elapsed() >= self.budget {
+            let began = *start.get_or_insert_with(Instant::now);
+            if began.elapsed() >= self.budget {
                 self.budget = (self.budget / 2).max(MIN);
-                return false;
+                return Err(began);
             }
         }
     }
@@ -69,7 +74,7 @@ mod tests {
     fn failures_shrink_and_quick_wake_ups_grow_the_budget() {
         let mut s = Spin::new();
         for _ in 0..10 {
-            assert!(!s.spin(|| false));
+            assert!(s.spin(|| false).is_err());
         }
         assert_eq!(s.budget, MIN);
         // Woken 30 µs after starting to wait: spin ~60 µs next time.
@@ -89,7 +94,7 @@ mod tests {
         assert_eq!(busy.budget, MIN);
         // A spin that succeeds doubles it.
         let mut t = Spin::new();
-        assert!(t.spin(|| true));
+        assert!(t.spin(|| true).is_ok());
         assert_eq!(t.budget, (START * 2).min(MAX));
     }
 }
