@@ -209,7 +209,7 @@ let main listen no_stdin verbose buffer_size backend timeout domid port =
     Lwt.finalize
       (fun () ->
         Lwt.pick [ up; down ] >>= function
-        | `Peer_eof when E.peer_vanished t ->
+        | (`Peer_eof | `Peer_gone) when E.peer_vanished t ->
             failf "the peer vanished (its process died) without closing the vchan"
         | `Stdin_eof | `Peer_eof when not !sending -> Lwt.return_unit
         | `Stdin_eof | `Peer_eof | `Peer_gone ->

@@ -170,6 +170,19 @@ let connect ?backend ?timeout ~domid ~port () =
   | exception Error.Vchan e -> fail_with e
   | backend ->
       let port = Port.to_string port in
+      let timeout =
+        match timeout with
+        | Some s when Float.is_nan s || s < 0. -> Error s
+        | Some s when Float.is_finite s -> Ok (Some s)
+        | Some _ | None -> Ok None (* infinity: no deadline *)
+      in
+      match timeout with
+      | Error s ->
+          fail_with
+            (`Invalid_argument
+              (Printf.sprintf
+                 "invalid timeout %g: expected seconds >= 0 (or infinity)" s))
+      | Ok timeout ->
       let deadline = Option.map (fun s -> Unix.gettimeofday () +. s) timeout in
       let rec attempt pause =
         match Stubs.try_connect backend domid port with

@@ -89,8 +89,9 @@ val connect :
   t Lwt.t
 (** [connect ~domid ~port ()] connects to the server in domain [domid] on
     [port]. While no server is there, it retries with a growing pause (1 ms
-    up to 50 ms), for at most [timeout] seconds (default: forever). Fails
-    with {!Error.Vchan} ([`Timeout], [`Busy], ...). *)
+    up to 50 ms), for at most [timeout] seconds (default, and [infinity]:
+    forever). Fails with {!Error.Vchan} ([`Timeout], [`Busy], ...;
+    [`Invalid_argument] for a [timeout] that is [nan] or negative). *)
 
 (** {1 Flow} *)
 

@@ -22,6 +22,7 @@ external try_connect :
   string option -> int -> string -> (handle, int * string) result
   = "vchan_rs_try_connect"
 
+external port_check : string -> (unit, string) result = "vchan_rs_port_check"
 external close : handle -> (unit, int * string) result = "vchan_rs_close"
 external last_error : handle -> int * string = "vchan_rs_last_error"
 external is_server : handle -> bool = "vchan_rs_is_server"

@@ -47,7 +47,7 @@ if [ "$sum_in" != "$sum_out" ]; then
   echo "demo: FAILED: the copy differs" >&2
   exit 1
 fi
-left=$(find "$VCHAN_UNIX_DIR" -type f 2>/dev/null | wc -l)
+left=$(find "$VCHAN_UNIX_DIR" -type f ! -path "$VCHAN_UNIX_DIR/.vchan-root" 2>/dev/null | wc -l)
 awk -v mib="$mib" -v s="$start" -v e="$end" -v left="$left" 'BEGIN {
   t = e - s
   printf "demo: ok: %d MiB in %.3f s, %.0f MB/s (%.2f GiB/s) end to end, connection set-up included; %d file(s) left behind\n",

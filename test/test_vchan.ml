@@ -395,6 +395,38 @@ let test_errors () =
     (Result.is_error (Vchan_rs.Port.of_string ""));
   Alcotest.(check string) "port round trip" "A-b_9"
     (Vchan_rs.Port.to_string (port "A-b_9"));
+  (* The bad-input table's ports: each refused, the message naming it. *)
+  List.iter
+    (fun p ->
+      match Vchan_rs.Port.of_string p with
+      | Ok _ -> fail "port %S accepted" p
+      | Error (`Msg m) ->
+          Alcotest.(check bool) (Printf.sprintf "%S named in %S" p m) true
+            (String.length m > 0 && String.starts_with ~prefix:"invalid vchan port" m))
+    [ ""; "/"; ".."; "a b"; "\xc3\xa9"; "a\n"; String.make 256 'p'; String.make 300 'p' ];
+  Alcotest.(check bool) "255-character port" true
+    (Result.is_ok (Vchan_rs.Port.of_string (String.make 255 'p')));
+  (* Timeouts: nan and negative are refused at once; infinity waits, and
+     Lwt's timers keep running meanwhile. *)
+  List.iter
+    (fun timeout ->
+      match Lwt_main.run (E.connect ~timeout ~domid:0 ~port:(port "nobody") ()) with
+      | _ -> fail "connected to nobody"
+      | exception Vchan_rs.Error.Vchan (`Invalid_argument m) ->
+          Alcotest.(check bool) ("timeout message: " ^ m) true
+            (String.starts_with ~prefix:"invalid timeout" m))
+    [ Float.nan; -1.; Float.neg_infinity; -0.001 ];
+  (match
+     Lwt_main.run
+       (Lwt.pick
+          [
+            (E.connect ~timeout:Float.infinity ~domid:0 ~port:(port "nobody") ()
+            >|= fun _ -> `Connected);
+            (Lwt_unix.sleep 0.3 >|= fun () -> `Still_waiting);
+          ])
+   with
+  | `Still_waiting -> ()
+  | `Connected -> fail "connected to nobody");
   (match E.listen ~domid:1 ~port:(port "sz") ~read_size:(1 lsl 21) () with
   | _ -> Alcotest.fail "a 2 MiB ring was accepted"
   | exception Vchan_rs.Error.Vchan (`Invalid_argument _) -> ());
@@ -512,6 +544,24 @@ let test_cat_errors () =
     (run "--backend xen --timeout 0.1 0 foo" <> 0);
   Alcotest.(check int) "help" 0
     (Sys.command (Printf.sprintf "%s --help=plain >/dev/null" cat));
+  (* The bad-input table's settings: a non-zero exit, and the message names
+     the variable or the path. *)
+  let err = Filename.concat !tmp_root "cat.err" in
+  let says env args expect =
+    let rc =
+      Sys.command
+        (Printf.sprintf
+           "env %s %s %s </dev/null >/dev/null 2>%s; s=$?; [ $s -ne 0 ] && grep -qF -- %s %s"
+           env cat args (q err) (q expect) (q err))
+    in
+    Alcotest.(check int) (Printf.sprintf "%s %s: exit <> 0, says %s" env args expect) 0 rc
+  in
+  says "VCHAN_DOMID=abc" "-l 1 foo" "VCHAN_DOMID=\"abc\"";
+  says "VCHAN_DOMID=-1" "--timeout 0.1 0 foo" "VCHAN_DOMID=\"-1\"";
+  says "VCHAN_UNIX_DIR=/proc/none" "-l 1 foo" "/proc/none";
+  says "VCHAN_UNIX_DIR=/" "-l 1 foo" "vchan rendezvous directory /:";
+  says "" ("0 " ^ String.make 300 'p') "invalid vchan port";
+  says "" "-- -1 foo" "invalid domain id";
   Alcotest.(check int) "no server: timeout" 1
     (Sys.command
        (Printf.sprintf "VCHAN_DOMID=1 %s --timeout 0.2 0 nobody 2>/dev/null </dev/null" cat));
@@ -553,14 +603,21 @@ let test_cat_errors () =
           cat cat (q file))
      <> 0)
 
-(* A sender SIGKILLed mid-stream: the receiving vchan-cat must notice
-   within a second and fail (a vanished peer is not a close). *)
-let test_cat_peer_killed () =
+let contains s sub =
+  let n = String.length sub in
+  let rec at i = i + n <= String.length s && (String.sub s i n = sub || at (i + 1)) in
+  at 0
+
+(* A listener `vchan-cat -l -d 1 NAME` writing to a pipe, and a sender
+   `vchan-cat 0 NAME` reading from one (its standard error: [sender_err]),
+   connected: "hello" went through. Returns (listener, sender, the sender's
+   input, the listener's output). *)
+let cat_pair ?(sender_err = Unix.stderr) name =
   let cat = vchan_cat () in
   let out_r, out_w = Unix.pipe ~cloexec:true () in
   let listener =
     Unix.create_process_env cat
-      [| cat; "-l"; "-d"; "1"; "killed" |]
+      [| cat; "-l"; "-d"; "1"; name |]
       (env_with [ ("VCHAN_DOMID", "0") ])
       Unix.stdin out_w Unix.stderr
   in
@@ -568,13 +625,11 @@ let test_cat_peer_killed () =
   let in_r, in_w = Unix.pipe ~cloexec:true () in
   let sender =
     Unix.create_process_env cat
-      [| cat; "--timeout"; "10"; "0"; "killed" |]
+      [| cat; "--timeout"; "10"; "0"; name |]
       (env_with [ ("VCHAN_DOMID", "1") ])
-      in_r Unix.stdout Unix.stderr
+      in_r Unix.stdout sender_err
   in
   Unix.close in_r;
-  (* Once bytes came through, both are connected: kill the sender, whose
-     standard input is still open. *)
   ignore (Unix.write_substring in_w "hello" 0 5 : int);
   let buf = Bytes.create 5 in
   let rec read_all off =
@@ -585,6 +640,50 @@ let test_cat_peer_killed () =
   in
   read_all 0;
   Alcotest.(check string) "bytes through" "hello" (Bytes.to_string buf);
+  (listener, sender, in_w, out_r)
+
+(* A receiver SIGKILLed while the sender still sends: the sender says its
+   peer vanished (not that it closed), whichever of its reader or writer
+   notices first. *)
+let test_cat_receiver_killed () =
+  Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
+  let err_r, err_w = Unix.pipe ~cloexec:true () in
+  let listener, sender, in_w, out_r = cat_pair ~sender_err:err_w "rkilled" in
+  Unix.close err_w;
+  Unix.kill listener Sys.sigkill;
+  ignore (waitpid listener);
+  (* More to send: the sender's writer meets the dead peer too. *)
+  let chunk = Bytes.make 65536 'x' in
+  (try
+     for _ = 1 to 64 do
+       ignore (Unix.write in_w chunk 0 65536 : int)
+     done
+   with Unix.Unix_error _ -> ());
+  Unix.close in_w;
+  let st = waitpid sender in
+  let err = Buffer.create 256 in
+  let b = Bytes.create 4096 in
+  let rec drain () =
+    match Unix.read err_r b 0 4096 with
+    | 0 -> ()
+    | n ->
+        Buffer.add_subbytes err b 0 n;
+        drain ()
+  in
+  drain ();
+  Unix.close err_r;
+  Unix.close out_r;
+  let msg = Buffer.contents err in
+  Alcotest.(check bool) "sender fails" true (st = Unix.WEXITED 1);
+  Alcotest.(check bool) ("says vanished: " ^ msg) true
+    (contains msg "vanished")
+
+(* A sender SIGKILLed mid-stream: the receiving vchan-cat must notice
+   within a second and fail (a vanished peer is not a close). *)
+let test_cat_peer_killed () =
+  (* Once bytes came through, both are connected: kill the sender, whose
+     standard input is still open. *)
+  let listener, sender, in_w, out_r = cat_pair "killed" in
   Unix.kill sender Sys.sigkill;
   let killed_at = Unix.gettimeofday () in
   ignore (waitpid sender);
@@ -618,7 +717,10 @@ let isolated f () =
   f ();
   Gc.full_major ();
   Gc.full_major ();
-  Alcotest.(check (list string)) "nothing left in the rendezvous directory" [] (files dir)
+  (* The marker of a rendezvous directory stays. *)
+  let marker = Filename.concat dir ".vchan-root" in
+  Alcotest.(check (list string)) "nothing left in the rendezvous directory" []
+    (List.filter (fun p -> p <> marker) (files dir))
 
 let rec rm_rf p =
   if Sys.file_exists p then
@@ -661,6 +763,7 @@ let () =
                 ("shell pipeline, -d receiver", test_cat_shell);
                 ("errors", test_cat_errors);
                 ("peer killed: non-zero status", test_cat_peer_killed);
+                ("receiver killed: sender says vanished", test_cat_receiver_killed);
               ] );
         ]
         |> List.map (fun (group, cases) ->

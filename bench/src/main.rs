@@ -274,6 +274,7 @@ impl Bench {
     /// A fresh rendezvous directory (short: it holds sockets).
     fn rendezvous(&self) -> Result<tempfile::TempDir, String> {
         tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .prefix("vb")
             .tempdir_in(&self.tmp)
             .map_err(|e| format!("temp dir: {e}"))

@@ -207,16 +207,8 @@ unsafe impl RingMem for RawRing {
         debug_assert!(offset <= self.len && dst.len() <= self.len - offset);
         // SAFETY: the range [offset, offset + dst.len()) lies within the
         // ring (the core computes offsets from its private, validated order
-        // and masked indices); `dst` is a distinct, caller-owned buffer. The
-        // peer may concurrently scribble on these bytes only by breaking the
-        // protocol, and then only corrupts the data it sends us.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                self.base.as_ptr().add(offset),
-                dst.as_mut_ptr(),
-                dst.len(),
-            )
-        }
+        // and masked indices); `dst` is a distinct, caller-owned buffer.
+        unsafe { copy_from_shared(self.base.as_ptr().add(offset), dst) }
     }
 
     #[inline(always)]
@@ -224,8 +216,140 @@ unsafe impl RingMem for RawRing {
         debug_assert!(offset <= self.len && src.len() <= self.len - offset);
         // SAFETY: as `read_at`, copying the other way into ring memory the
         // caller promised is writable.
-        unsafe {
-            core::ptr::copy_nonoverlapping(src.as_ptr(), self.base.as_ptr().add(offset), src.len())
+        unsafe { copy_to_shared(src, self.base.as_ptr().add(offset)) }
+    }
+}
+
+/// The widest plain load/store of the target: the copies move `Word`s
+/// with volatile accesses, as vm-memory does for guest memory.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+type Word = core::arch::x86_64::__m128i;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+type Word = u64;
+const WORD: usize = core::mem::size_of::<Word>();
+/// Words moved per step of the main loop (loads first, then stores, so
+/// that the loads overlap).
+const UNROLL: usize = 4;
+
+/// Copy `dst.len()` bytes from shared memory at `src` into `dst`.
+///
+/// The peer may write those bytes while we read them (a hostile one, or a
+/// buggy one): so they are read with volatile loads of aligned words (and
+/// of bytes at the unaligned ends), never through a Rust reference nor
+/// `memcpy` (which the compiler may assume no one else changes). What a
+/// racing peer gets us is garbage in the data it sends, nothing else. The
+/// copy is ordered by the control page's atomics.
+///
+/// # Safety
+/// `src..src + dst.len()` must be mapped and readable for the call, and not
+/// overlap `dst`.
+#[inline]
+pub unsafe fn copy_from_shared(src: *const u8, dst: &mut [u8]) {
+    let n = dst.len();
+    let d = dst.as_mut_ptr();
+    let head = src.align_offset(WORD).min(n);
+    let mut i = 0;
+    while i < head {
+        // SAFETY: i < n: in bounds.
+        dst[i] = unsafe { src.add(i).read_volatile() };
+        i += 1;
+    }
+    while i + UNROLL * WORD <= n {
+        // SAFETY: src + i is WORD-aligned (after `head`) and the words lie
+        // within the range (loop bound). `Word` is plain data (any bits).
+        let w: [Word; UNROLL] = core::array::from_fn(|k| unsafe {
+            src.add(i + k * WORD).cast::<Word>().read_volatile()
+        });
+        for (k, w) in w.iter().enumerate() {
+            // SAFETY: d + i + k * WORD.. + WORD is within `dst` (loop
+            // bound); unaligned writes into our own buffer.
+            unsafe { d.add(i + k * WORD).cast::<Word>().write_unaligned(*w) };
+        }
+        i += UNROLL * WORD;
+    }
+    while i + WORD <= n {
+        // SAFETY: as above, one word.
+        let w = unsafe { src.add(i).cast::<Word>().read_volatile() };
+        // SAFETY: as above.
+        unsafe { d.add(i).cast::<Word>().write_unaligned(w) };
+        i += WORD;
+    }
+    while i < n {
+        // SAFETY: i < n: in bounds.
+        dst[i] = unsafe { src.add(i).read_volatile() };
+        i += 1;
+    }
+}
+
+/// Copy `src` into shared memory at `dst`, with volatile stores (see
+/// [`copy_from_shared`]: the peer may read, or write, those bytes at the
+/// same time).
+///
+/// # Safety
+/// `dst..dst + src.len()` must be mapped and writable for the call, and not
+/// overlap `src`.
+#[inline]
+pub unsafe fn copy_to_shared(src: &[u8], dst: *mut u8) {
+    let n = src.len();
+    let s = src.as_ptr();
+    let head = dst.align_offset(WORD).min(n);
+    let mut i = 0;
+    while i < head {
+        // SAFETY: i < n: in bounds.
+        unsafe { dst.add(i).write_volatile(src[i]) };
+        i += 1;
+    }
+    while i + UNROLL * WORD <= n {
+        // SAFETY: within `src` (loop bound); unaligned reads of our own
+        // buffer.
+        let w: [Word; UNROLL] = core::array::from_fn(|k| unsafe {
+            s.add(i + k * WORD).cast::<Word>().read_unaligned()
+        });
+        for (k, w) in w.iter().enumerate() {
+            // SAFETY: dst + i is WORD-aligned (after `head`), in bounds.
+            unsafe { dst.add(i + k * WORD).cast::<Word>().write_volatile(*w) };
+        }
+        i += UNROLL * WORD;
+    }
+    while i + WORD <= n {
+        // SAFETY: as above, one word.
+        let w = unsafe { s.add(i).cast::<Word>().read_unaligned() };
+        // SAFETY: as above.
+        unsafe { dst.add(i).cast::<Word>().write_volatile(w) };
+        i += WORD;
+    }
+    while i < n {
+        // SAFETY: i < n: in bounds.
+        unsafe { dst.add(i).write_volatile(src[i]) };
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_every_alignment_and_length() {
+        let mut shared = [0u8; 200];
+        for (i, b) in shared.iter_mut().enumerate() {
+            *b = i as u8 ^ 0x5a;
+        }
+        let base = shared.as_mut_ptr();
+        for off in 0..17 {
+            for len in 0..(200 - off).min(90) {
+                let mut out = [0u8; 90];
+                // SAFETY: off + len <= 200: inside `shared`.
+                unsafe { copy_from_shared(base.add(off), &mut out[..len]) };
+                assert_eq!(&out[..len], &shared[off..off + len], "{off} {len}");
+                let src: [u8; 90] = core::array::from_fn(|i| (i * 7) as u8);
+                let mut copy = shared;
+                // SAFETY: as above, into our copy.
+                unsafe { copy_to_shared(&src[..len], copy.as_mut_ptr().add(off)) };
+                assert_eq!(&copy[off..off + len], &src[..len], "{off} {len}");
+                assert_eq!(&copy[..off], &shared[..off]);
+                assert_eq!(&copy[off + len..], &shared[off + len..]);
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ fn backend(name: Option<String>) -> vchan::Result<Arc<dyn Backend>> {
 
 fn domid(d: ocaml::Int) -> vchan::Result<DomId> {
     u32::try_from(d)
-        .map_err(|_| vchan::Error::InvalidDomid(u32::MAX))
+        .map_err(|_| vchan::Error::BadDomid(d.to_string()))
         .and_then(DomId::new)
 }
 
@@ -79,6 +79,15 @@ pub fn vchan_rs_try_connect(
         None => Ok(0),
         Some(h) => into_raw(h),
     }
+}
+
+/// `port_check name`: `Ok ()` if `name` is a valid port name (the one
+/// place where port names are validated: [`Port::new`]), else
+/// `Error message`.
+#[ocaml::func]
+#[ocaml::sig("string -> (unit, string) result")]
+pub fn vchan_rs_port_check(name: String) -> Result<(), String> {
+    Port::new(&name).map(drop).map_err(|e| e.to_string())
 }
 
 /// `close h`: the protocol close (the peer sees it at once), keeping the

@@ -82,10 +82,23 @@ unsafe fn from_buffer(
     let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
         return bad_buffer(h);
     };
-    // SAFETY: `p..p+n` lies in the bigarray (checked), alive for the call.
-    // It may be a view into our own read ring (an echo): that memory is
-    // only read here, and the peer does not write bytes we have not
-    // consumed.
+    if in_read_ring(h, p, n) {
+        // A view into our own read ring (an echo): memory the peer can
+        // still write, so never behind a `&[u8]`. Copy it out first, with
+        // the core's shared-memory copy.
+        let mut bounce = std::mem::take(&mut h.bounce);
+        bounce.clear();
+        bounce.resize(n, 0);
+        // SAFETY: `p..p+n` lies in the bigarray (checked), alive for the
+        // call, and does not overlap `bounce`, our own allocation.
+        unsafe { vchan::vchan_core::mem::copy_from_shared(p, &mut bounce) };
+        let r = op(&mut h.ep, &bounce);
+        h.bounce = bounce;
+        return h.code(r);
+    }
+    // SAFETY: `p..p+n` lies in the bigarray (checked), alive for the call,
+    // and outside the read ring (checked): memory only OCaml writes, and
+    // OCaml does not run during the call.
     let buf = unsafe { std::slice::from_raw_parts(p, n) };
     let r = op(&mut h.ep, buf);
     h.code(r)

@@ -73,7 +73,10 @@ pub enum Kind {
 impl Kind {
     fn of_error(e: &Error) -> Kind {
         match e {
-            Error::InvalidPort(_) | Error::InvalidDomid(_) => Kind::InvalidArgument,
+            Error::InvalidPort(_)
+            | Error::InvalidDomid(_)
+            | Error::BadDomid(_)
+            | Error::InvalidEnv { .. } => Kind::InvalidArgument,
             Error::Core(c) if c.is_protocol_violation() => Kind::Protocol,
             Error::Core(_) => Kind::InvalidArgument,
             Error::Busy => Kind::Busy,
@@ -105,6 +108,10 @@ pub struct Handle {
     retained: Option<RetainedMemory>,
     /// The last data-path error (returned as [`E_ERROR`]).
     last_error: Option<CamlErr>,
+    /// Where a write whose source lies in the read ring (an echo of a read
+    /// view) is copied first: the peer can still write there, so no `&[u8]`
+    /// may be made over it (see `data::from_buffer`).
+    bounce: Vec<u8>,
 }
 
 impl Handle {
@@ -120,6 +127,7 @@ impl Handle {
             ring_len,
             retained: None,
             last_error: None,
+            bounce: Vec::new(),
         })
     }
 

@@ -68,6 +68,10 @@ pub struct Endpoint {
     /// The peer went away without closing (see
     /// [`peer_vanished`](Endpoint::peer_vanished)).
     vanished: bool,
+    /// The event channel said the peer is gone (closed or died): from then
+    /// on its state is `Exited`, whatever the shared page says (a peer's
+    /// page can be rewritten by anyone who mapped it).
+    peer_gone: bool,
     /// When events were last consumed ([`coarse_ms`]).
     drained_at: u64,
 }
@@ -328,6 +332,7 @@ impl Endpoint {
             blocked_at: None,
             spin: Spin::new(),
             vanished: false,
+            peer_gone: false,
             drained_at: coarse_ms(),
         }
     }
@@ -457,7 +462,11 @@ impl Endpoint {
     }
 
     fn peer_state(&self) -> Result<State> {
-        Ok(match self.live()?.ch.peer_state()? {
+        let state = self.live()?.ch.peer_state()?;
+        if self.peer_gone {
+            return Ok(State::Exited);
+        }
+        Ok(match state {
             LiveState::Waiting => State::Waiting,
             LiveState::Connected => State::Connected,
             LiveState::Exited => State::Exited,
@@ -485,6 +494,7 @@ impl Endpoint {
                 page.load_u8(offset, core::sync::atomic::Ordering::Acquire) != LIVE_EXITED;
             page.store_u8(offset, LIVE_EXITED, core::sync::atomic::Ordering::Release);
             self.vanished |= vanished;
+            self.peer_gone = true;
         }
         Ok(())
     }
@@ -554,8 +564,7 @@ impl Endpoint {
             }
         }
         let started = started.unwrap_or_else(Instant::now);
-        let ch = &self.live()?.ch;
-        if arm(ch)? || matches!(ch.peer_state()?, LiveState::Exited) {
+        if arm(&self.live()?.ch)? || self.peer_state()? == State::Exited {
             return Ok(());
         }
         if self.nonblocking {

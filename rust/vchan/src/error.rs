@@ -11,6 +11,24 @@ pub enum Error {
     InvalidPort(String),
     /// A domain id outside `0..=32751` (Xen's `DOMID_FIRST_RESERVED`).
     InvalidDomid(u32),
+    /// A domain id that is not a number in `0..=32751` (as given).
+    BadDomid(String),
+    /// An environment variable with a value we cannot use.
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The unix backend's rendezvous directory cannot be used.
+    UnixDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why, and what to do.
+        why: String,
+    },
     /// The ring core refused (bad ring size, packet too large, or the peer
     /// broke the protocol).
     Core(vchan_core::Error),
@@ -33,9 +51,17 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidPort(p) => write!(
                 f,
-                "invalid vchan port {p:?}: expected one or more of [a-zA-Z0-9_-]"
+                "invalid vchan port {p:?}: expected 1 to {} of [a-zA-Z0-9_-]",
+                crate::port::MAX_PORT_LEN
             ),
             Error::InvalidDomid(d) => write!(f, "invalid domain id {d}: expected 0..=32751"),
+            Error::BadDomid(s) => {
+                write!(f, "invalid domain id {s:?}: expected a number in 0..=32751")
+            }
+            Error::InvalidEnv { var, value, why } => write!(f, "{var}={value:?}: {why}"),
+            Error::UnixDir { path, why } => {
+                write!(f, "vchan rendezvous directory {}: {why}", path.display())
+            }
             Error::Core(e) => e.fmt(f),
             Error::Busy => f.write_str("vchan port busy: another client is already connected"),
             Error::AddrInUse => f.write_str(
@@ -76,7 +102,11 @@ impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e {
             Error::Io(inner) => return io::Error::new(inner.kind(), e),
-            Error::InvalidPort(_) | Error::InvalidDomid(_) => io::ErrorKind::InvalidInput,
+            Error::InvalidPort(_)
+            | Error::InvalidDomid(_)
+            | Error::BadDomid(_)
+            | Error::InvalidEnv { .. } => io::ErrorKind::InvalidInput,
+            Error::UnixDir { .. } => io::ErrorKind::PermissionDenied,
             Error::Core(c) if c.is_protocol_violation() => io::ErrorKind::InvalidData,
             Error::Core(_) => io::ErrorKind::InvalidInput,
             Error::Busy => io::ErrorKind::ResourceBusy,

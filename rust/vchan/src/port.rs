@@ -37,14 +37,19 @@ impl fmt::Display for DomId {
 impl FromStr for DomId {
     type Err = Error;
     fn from_str(s: &str) -> Result<DomId> {
-        s.parse::<u32>()
-            .map_err(|_| Error::InvalidDomid(u32::MAX))
-            .and_then(DomId::new)
+        match s.parse::<u32>() {
+            Ok(d) if d < DOMID_FIRST_RESERVED => DomId::new(d),
+            _ => Err(Error::BadDomid(s.to_owned())),
+        }
     }
 }
 
-/// A vchan port name: one or more of `[a-zA-Z0-9_-]`, as ocaml-vchan's
-/// `Port.of_string` accepts.
+/// Longest port name: a port is a file name in the unix backend's store
+/// (`NAME_MAX`), so longer ones are refused here, where names are parsed.
+pub const MAX_PORT_LEN: usize = 255;
+
+/// A vchan port name: 1 to [`MAX_PORT_LEN`] of `[a-zA-Z0-9_-]`, the
+/// characters ocaml-vchan's `Port.of_string` accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Port(String);
 
@@ -52,6 +57,7 @@ impl Port {
     /// Validate a port name.
     pub fn new(name: &str) -> Result<Port> {
         let ok = !name.is_empty()
+            && name.len() <= MAX_PORT_LEN
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
@@ -97,7 +103,9 @@ mod tests {
         for ok in ["a", "foo", "A-b_9", "0"] {
             assert_eq!(Port::new(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "a/b", "a b", "é", "..", "a.b"] {
+        let long = "p".repeat(MAX_PORT_LEN + 1);
+        assert!(Port::new(&"p".repeat(MAX_PORT_LEN)).is_ok());
+        for bad in ["", "a/b", "a b", "é", "..", "a.b", " a", "a\n", &long] {
             assert!(
                 matches!(Port::new(bad), Err(Error::InvalidPort(_))),
                 "{bad}"
@@ -109,7 +117,11 @@ mod tests {
     fn domids_and_path() {
         assert!(DomId::new(0x7fef).is_ok());
         assert!(DomId::new(0x7ff0).is_err());
-        assert!("x".parse::<DomId>().is_err());
+        for bad in ["x", "-1", "32752", "4294967296", "", " 1", "0x1"] {
+            let e = bad.parse::<DomId>().unwrap_err();
+            assert!(matches!(&e, Error::BadDomid(s) if s == bad), "{bad}: {e}");
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
         let p = rendezvous_path(
             DomId::new(0).unwrap(),
             DomId::new(7).unwrap(),

@@ -79,7 +79,7 @@ enum Doing {
 }
 
 fn killed_within_a_second(server_dies: bool, doing: Doing) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let name = "k";
     let (mut child, mut ep) = if server_dies {
         let mut c = spawn(
@@ -193,7 +193,7 @@ fn client_killed_while_server_trickles() {
 
 #[test]
 fn two_hundred_cycles_leave_nothing_behind() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let name = "cycle";
     for i in 0..200 {
         let kill = i % 2 == 1;
@@ -253,7 +253,7 @@ fn two_hundred_cycles_leave_nothing_behind() {
 
 #[test]
 fn second_client_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let p = path(0, 1, "busy");
     let mut s = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &p, 4096, 4096).unwrap();
     let mut c1 = Endpoint::connect_at(backend(dir.path(), 1), dom(0), &p, T).unwrap();
@@ -272,7 +272,7 @@ fn second_client_is_refused() {
 
 #[test]
 fn stale_rendezvous_is_replaced() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let name = "stale";
     let mut c = spawn(
         ENTRY,
@@ -301,7 +301,7 @@ fn stale_rendezvous_is_replaced() {
 
 #[test]
 fn data_before_close_then_eof_then_closed_and_modes() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let p = path(0, 1, "close");
     let mut s = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &p, 65536, 65536).unwrap();
     let mut c = Endpoint::connect_at(backend(dir.path(), 1), dom(0), &p, T).unwrap();

@@ -55,7 +55,7 @@ fn child() {
 
 #[test]
 fn hundred_thousand_packets_arrive_whole_and_in_order() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     // Rings of 4 KiB (client to server) and 2 KiB.
     let mut s = Endpoint::listen_at(
         backend(dir.path(), 0),
@@ -166,7 +166,7 @@ fn drive(eps: &mut [Endpoint], seed: u64) -> Vec<(String, String)> {
 
 #[test]
 fn one_thread_eight_vchans_through_poll() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let b = backend(dir.path(), 0);
     let mut eps: Vec<Endpoint> = (0..8)
         .map(|i| {

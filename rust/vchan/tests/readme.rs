@@ -85,7 +85,7 @@ fn readme_examples_talk() {
     let run = |name: &str, domid: &str| {
         Command::new(example(name))
             .env("VCHAN_BACKEND", "unix")
-            .env("VCHAN_UNIX_DIR", dir.path())
+            .env("VCHAN_UNIX_DIR", dir.path().join("rv"))
             .env("VCHAN_DOMID", domid)
             .stdout(Stdio::piped())
             .spawn()

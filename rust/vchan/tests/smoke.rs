@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use vchan::{Backend, DomId, Endpoint, State, UnixBackend};
 
+mod common;
+use common::walk;
+
 fn backends(dir: &std::path::Path) -> (Arc<dyn Backend>, Arc<dyn Backend>) {
     let s = UnixBackend::new(dir.to_path_buf(), DomId::new(0).unwrap()).unwrap();
     let c = UnixBackend::new(dir.to_path_buf(), DomId::new(1).unwrap()).unwrap();
@@ -12,7 +15,7 @@ fn backends(dir: &std::path::Path) -> (Arc<dyn Backend>, Arc<dyn Backend>) {
 
 #[test]
 fn hello_both_ways_and_clean_close() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let (sb, cb) = backends(dir.path());
     let path = "/local/domain/0/data/vchan/1/smoke";
     for (rmin, wmin) in [(1024, 2048), (2048, 1024), (4096, 4096), (65536, 1 << 20)] {
@@ -75,24 +78,13 @@ fn hello_both_ways_and_clean_close() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
-fn walk(p: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(p).unwrap().flatten() {
-        out.push(e.path());
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        }
-    }
-    out
-}
-
 /// In non-blocking mode an operation must not consume the event another
 /// operation is waiting for: a write blocked on a full ring stays wakeable
 /// through the descriptor even after a read on the same endpoint would block.
 #[test]
 fn nonblocking_ops_do_not_swallow_each_others_wakeups() {
     use std::os::fd::AsRawFd;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let (sb, cb) = backends(dir.path());
     let path = "/local/domain/0/data/vchan/1/wake";
     let mut server = Endpoint::listen_at(sb, DomId::new(1).unwrap(), path, 4096, 4096).unwrap();
@@ -130,7 +122,7 @@ fn nonblocking_ops_do_not_swallow_each_others_wakeups() {
 
 #[test]
 fn linger_waits_until_the_peer_read_everything() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let (sb, cb) = backends(dir.path());
     let path = "/local/domain/0/data/vchan/1/linger";
     let one = DomId::new(1).unwrap();

@@ -31,7 +31,7 @@ fn both_ways_256mib_each_order_pair() {
         (65536, 1 << 20, (16, 20)),
         (1 << 20, 1 << 20, (20, 20)),
     ] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::private_tempdir();
         let mut server = Endpoint::listen_at(
             backend(dir.path(), 0),
             dom(1),

@@ -68,7 +68,7 @@ fn endpoints_fail_cleanly_with_vchan_backend_xen() {
     if std::path::Path::new("/dev/xen").exists() {
         return skip("/dev/xen exists: this is a Xen domain, where the xen backend may open");
     }
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let mut child = common::spawn(
         "child_xen_endpoints",
         "xen",
@@ -126,7 +126,7 @@ fn a_library_without_the_symbols_is_reported_not_called() {
     .find(|p| p.exists()) else {
         return skip("no libm.so.6 found to stand in for a library without Xen's symbols");
     };
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let libs = dir.path().join("libs");
     std::fs::create_dir(&libs).unwrap();
     std::os::unix::fs::symlink(libm, libs.join("libxenstore.so.4")).unwrap();
@@ -169,7 +169,7 @@ fn child_skip() {
 /// `VCHAN_TEST_ALLOW_SKIP=1`; then the test passes and says it skipped.
 #[test]
 fn skipping_fails_unless_allowed() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     // The value is always passed, so our own environment cannot leak in
     // (an empty value is as good as none: only "1" allows).
     let run = |allow: &str| {

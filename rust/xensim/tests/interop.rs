@@ -285,7 +285,8 @@ fn sigkilled_rust_peer_is_closed_for_the_c_side() {
 #[test]
 fn socket_proxy_server_sends_a_file_to_a_rust_client() {
     let dir = tmpdir();
-    let (file, hash) = random_file(dir.path(), 5 * MIB + 3, 11);
+    let files = tmpdir();
+    let (file, hash) = random_file(files.path(), 5 * MIB + 3, 11);
     let path = "/local/domain/0/data/vchan/1/proxy";
     let mut proxy = under_xensim(
         0,
@@ -541,8 +542,9 @@ fn c_abi_checks_of_store_events_grants_and_ctrl() {
     // xensim: all four libraries must share libxensim.so's state (the
     // grant library finds the event channel ports).
     let dir = tmpdir();
+    let files = tmpdir();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = dir.path().join("abi");
+    let bin = files.path().join("abi");
     let st = Command::new("cc")
         .args(["-O1", "-Wall", "-Werror", "-o"])
         .arg(&bin)

@@ -208,7 +208,7 @@ fn transfer(xen_side: &str, closer: &str) {
 
 /// [`transfer`] with the server's (read_min, write_min).
 fn transfer_rings(xen_side: &str, closer: &str, (rmin, wmin): (usize, usize)) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let extra = [
         ("PORT", "xfer".to_owned()),
         ("CLOSER", closer.to_owned()),
@@ -281,7 +281,7 @@ fn unix_server_xen_client_client_closes() {
 /// backend) is blocked in a read: the peer must see the channel closed
 /// within a second.
 fn killed(xen_side: &str, dies: &str) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let extra = [("PORT", "kill".to_owned())];
     let (sa, ca) = if dies == "server" {
         ("idle", "watch")
@@ -351,7 +351,7 @@ fn unix_server_killed_xen_client_notices() {
 /// has no liveness probe); the unix backend replaces a dead server's.
 #[test]
 fn second_server_is_addr_in_use() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let extra = [("PORT", "busy".to_owned())];
     let second = |xen: bool| {
         let k = kid("second", "server", xen, dir.path(), &extra);
@@ -377,7 +377,7 @@ fn second_server_is_addr_in_use() {
 #[test]
 fn sigkilled_xen_server_restarted_on_the_same_port_serves() {
     for client_xen in [false, true] {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = common::private_tempdir();
         let extra = [
             ("PORT", "again".to_owned()),
             ("CLOSER", "client".to_owned()),
@@ -410,7 +410,7 @@ fn sigkilled_xen_server_restarted_on_the_same_port_serves() {
 /// once done, the C side drains and exits.
 fn with_libxenvchan(rust_side: &str) {
     use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::private_tempdir();
     let name = "cpeer";
     let vpath = common::path(0, 1, name);
     let extra = [("PORT", name.to_owned()), ("CLOSER", rust_side.to_owned())];

@@ -40,6 +40,102 @@ pub fn spawn(entry: &str, role: &str, domid: u32, dir: &Path, extra: &[(&str, St
     cmd.spawn().unwrap()
 }
 
+/// Run `f` on a thread; fail (instead of hanging) if it takes longer than
+/// `secs`.
+pub fn within<R: Send + 'static>(
+    secs: u64,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(r) => r,
+        Err(_) => panic!("{what}: still blocked after {secs} s"),
+    }
+}
+
+/// A share of the unix backend mapped the way any process of our uid can
+/// (what a hostile peer does): through its published file
+/// (`gnt/<domid>/<id>`, `memfd <pid> <fd> <inode> <pages>`) and /proc.
+pub struct ForeignShare {
+    ptr: *mut u8,
+    /// Bytes mapped.
+    pub len: usize,
+    /// The memfd, opened through /proc.
+    pub fd: std::os::fd::OwnedFd,
+}
+
+// SAFETY: the mapping is plain shared memory, written with volatile stores
+// only; it may move to another thread.
+unsafe impl Send for ForeignShare {}
+
+impl ForeignShare {
+    /// Map the share published at `file`, read-write; `None` if it is not
+    /// (or no longer) a share, or its memory is shorter than it says.
+    pub fn map(file: &Path) -> Option<ForeignShare> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let f: Vec<&str> = text.split_whitespace().collect();
+        let ["memfd", pid, fd, _, pages] = f.as_slice() else {
+            return None;
+        };
+        let pages: usize = pages.parse().ok()?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(format!("/proc/{pid}/fd/{fd}"))
+            .ok()?;
+        let len = pages * vchan::vchan_core::layout::PAGE_SIZE;
+        if (file.metadata().ok()?.len() as usize) < len || len == 0 {
+            return None;
+        }
+        // SAFETY: a new shared mapping of `len` bytes of a memfd at least
+        // that long (checked above), which cannot shrink (sealed) — and if
+        // it is not ours, only this test process would fault.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        Some(ForeignShare {
+            ptr: p.cast(),
+            len,
+            fd: file.into(),
+        })
+    }
+
+    /// Write byte `v` at `off`.
+    pub fn poke(&self, off: usize, v: u8) {
+        assert!(off < self.len);
+        // SAFETY: off is inside our mapping.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off), v) };
+    }
+
+    /// Write `v` at the 4-aligned `off`.
+    pub fn poke_u32(&self, off: usize, v: u32) {
+        assert!(off % 4 == 0 && off + 4 <= self.len);
+        // SAFETY: aligned and inside our mapping.
+        unsafe { std::ptr::write_volatile(self.ptr.add(off).cast::<u32>(), v) };
+    }
+}
+
+impl Drop for ForeignShare {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
 /// The role this process was started with by its parent test. The child
 /// entry points are `#[ignore]`d tests; run on their own (`--ignored`)
 /// without a role they fail rather than pass having done nothing.
@@ -78,6 +174,16 @@ pub fn child_values(child: Child) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
+/// A fresh private (0700) directory: the unix backend refuses a
+/// directory other users can reach.
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap()
+}
+
 pub fn backend(dir: &Path, domid: u32) -> Arc<dyn Backend> {
     Arc::new(UnixBackend::new(dir.to_path_buf(), DomId::new(domid).unwrap()).unwrap())
 }
@@ -94,14 +200,21 @@ pub fn path(server: u32, client: u32, p: &str) -> String {
     vchan::rendezvous_path(dom(server), dom(client), &port(p))
 }
 
-/// Every file and directory below `dir`.
+/// Every file and directory below the rendezvous directory `dir`, but its
+/// marker (which stays).
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let marker = dir.join(vchan::backend::unix::MARKER);
+    walk_all(dir).into_iter().filter(|p| *p != marker).collect()
+}
+
+/// Every file and directory below `dir`.
+pub fn walk_all(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             out.push(e.path());
             if e.file_type().unwrap().is_dir() {
-                out.extend(walk(&e.path()));
+                out.extend(walk_all(&e.path()));
             }
         }
     }

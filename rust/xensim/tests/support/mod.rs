@@ -117,6 +117,7 @@ pub fn xensim_lib() -> PathBuf {
 /// A fresh rendezvous directory (short, for socket paths).
 pub fn tmpdir() -> tempfile::TempDir {
     tempfile::Builder::new()
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .prefix("xs")
         .tempdir_in("/tmp")
         .unwrap()

@@ -147,7 +147,7 @@ fn alloc_port(dir: &Path) -> io::Result<(u32, Owned)> {
     let start = (fsobj::random() % 65535) as u32;
     for i in 0..65535u32 {
         let port = (start + i) % 65535 + 1;
-        if let Some(lock) = fsobj::create(dir, &port.to_string(), 0)? {
+        if let Some(lock) = fsobj::create(dir, &port.to_string(), b"")? {
             return Ok((port, lock));
         }
     }
@@ -229,7 +229,7 @@ impl UnixEvent {
             ));
         }
         let slot_name = format!("{remote_port}.peer");
-        let slot = match fsobj::create(&rdir, &slot_name, 0)? {
+        let slot = match fsobj::create(&rdir, &slot_name, b"")? {
             Some(s) => s,
             None => {
                 if !fsobj::reap(&rdir.join(&slot_name))? {
@@ -238,7 +238,7 @@ impl UnixEvent {
                         format!("event channel {remote_port} of domain {remote} is already bound"),
                     ));
                 }
-                fsobj::create(&rdir, &slot_name, 0)?.ok_or_else(|| {
+                fsobj::create(&rdir, &slot_name, b"")?.ok_or_else(|| {
                     io::Error::new(io::ErrorKind::ResourceBusy, "event channel already bound")
                 })?
             }
@@ -483,26 +483,39 @@ impl Drop for UnixEvent {
     }
 }
 
-/// Remove the stale ports, sockets and client slots of `dir`.
-pub(crate) fn sweep_dir(dir: &Path) -> io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+/// Remove the stale ports, sockets and client slots of the domain
+/// directory `dir` (a descriptor: nothing is reached through a symlink).
+/// Only our names are judged — `<port>`, `<port>.peer`, `<port>.sock` and
+/// temporary files —, only regular files (and, for `.sock`, sockets) are
+/// removed, and anything else is skipped: one odd entry never stops the
+/// sweep.
+pub(crate) fn sweep_dir(dir: RawFd) {
+    let Ok(entries) = fsobj::list(dir) else {
+        return;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let path = entry.path();
-        if let Some(port) = name.strip_suffix(".sock") {
-            if !fsobj::is_live(&dir.join(port))? {
-                let _ = std::fs::remove_file(&path);
+    let is_port = |s: &str| !s.is_empty() && s.len() <= 5 && s.bytes().all(|b| b.is_ascii_digit());
+    for (name, kind) in entries {
+        let res = if let Some(port) = name.strip_suffix(".sock") {
+            if kind != fsobj::Kind::Socket || !is_port(port) {
+                fsobj::skipped("evtchn/<domid>", &name);
+                continue;
+            }
+            match fsobj::is_live_at(dir, port) {
+                Ok(false) => fsobj::unlink_at(dir, &name, 0),
+                other => other.map(|_| ()),
             }
         } else {
+            let base = name.strip_suffix(".peer").unwrap_or(&name);
+            if kind != fsobj::Kind::File || !(is_port(base) || name.starts_with(fsobj::TMP_PREFIX))
+            {
+                fsobj::skipped("evtchn/<domid>", &name);
+                continue;
+            }
             // Port locks, client slots and temporary files.
-            fsobj::reap(&path)?;
-        }
+            fsobj::reap_at(dir, &name).map(|_| ())
+        };
+        // A failure on one entry (it vanished, or we may not touch it)
+        // leaves it to a later sweep.
+        let _ = res;
     }
-    fsobj::prune(dir);
-    Ok(())
 }

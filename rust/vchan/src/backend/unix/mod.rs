@@ -12,6 +12,15 @@
 //! dead processes are swept away by the next endpoint that closes (and by
 //! [`sweep`]). Directories are 0700 and files 0600.
 //!
+//! The backend owns only what it made: a root it created, or adopted
+//! empty, carries the [`MARKER`] file; any other existing directory, and
+//! any directory that other users can reach, is refused (with an error
+//! naming the path and the fix), never chmod'ed nor swept. Below the root,
+//! entries are judged through directory descriptors with `O_NOFOLLOW |
+//! O_NONBLOCK` (see `fsobj.rs`): a planted symlink, FIFO or directory is
+//! skipped, never followed, waited on, or fatal to a sweep. The root's
+//! lock is waited for at most [`ROOT_LOCK_WAIT`].
+//!
 //! Creating objects, publishing and removing rendezvous, and sweeping all
 //! happen under an exclusive `flock` of the rendezvous directory itself,
 //! held for a few file system calls: so a sweeper never
@@ -25,7 +34,9 @@ pub mod gnt;
 pub mod store;
 
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
 use crate::error::{Error, Result};
@@ -36,9 +47,22 @@ use evtchn::UnixEvent;
 pub const ENV_DOMID: &str = "VCHAN_DOMID";
 /// Environment variable: the rendezvous directory.
 pub const ENV_DIR: &str = "VCHAN_UNIX_DIR";
+/// The file that marks a directory as a vchan rendezvous directory: the
+/// backend writes it in a directory it created (or adopted empty), and
+/// never uses, changes or sweeps a directory without it.
+pub const MARKER: &str = ".vchan-root";
+const MARKER_TEXT: &[u8] = b"vchan-rs unix backend rendezvous directory\n";
+
+/// How long set-up operations wait for the rendezvous directory's lock
+/// before failing (it is normally held for a few file system calls).
+pub const ROOT_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How long a close waits for it, to remove its rendezvous and sweep;
+/// after that, it leaves them to a later sweep.
+const CLOSE_LOCK_WAIT: Duration = Duration::from_millis(250);
 
 /// The rendezvous directory: `$VCHAN_UNIX_DIR`, else
-/// `$XDG_RUNTIME_DIR/vchan`, else `/tmp/vchan-<uid>`.
+/// `$XDG_RUNTIME_DIR/vchan`, else `$TMPDIR/vchan-<uid>` (`/tmp` when
+/// `TMPDIR` is unset).
 pub fn root_dir() -> PathBuf {
     if let Some(d) = std::env::var_os(ENV_DIR).filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
@@ -46,35 +70,144 @@ pub fn root_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("vchan");
     }
+    let tmp = std::env::var_os("TMPDIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    tmp.join(format!("vchan-{}", uid()))
+}
+
+fn uid() -> libc::uid_t {
     // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    PathBuf::from(format!("/tmp/vchan-{uid}"))
+    unsafe { libc::getuid() }
 }
 
 /// This process's domain id from `$VCHAN_DOMID` (default 0).
 pub fn env_domid() -> Result<DomId> {
     match std::env::var(ENV_DOMID) {
-        Ok(s) => s.trim().parse(),
-        Err(_) => DomId::new(0),
+        Ok(s) => s.trim().parse().map_err(|_| Error::InvalidEnv {
+            var: ENV_DOMID,
+            value: s.clone(),
+            why: "expected a domain id, a number in 0..=32751".into(),
+        }),
+        Err(std::env::VarError::NotPresent) => DomId::new(0),
+        Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
+            var: ENV_DOMID,
+            value: v.to_string_lossy().into_owned(),
+            why: "not a number".into(),
+        }),
     }
 }
 
-/// Create the rendezvous directory (0700) and check that it is ours and not
-/// reachable by other users.
-fn prepare_root(root: &Path) -> io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    fsobj::mkdir_p(root)?;
-    let meta = std::fs::symlink_metadata(root)?;
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    if !meta.is_dir() || meta.uid() != uid {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("{} is not a directory owned by uid {uid}", root.display()),
-        ));
+/// The name of user `uid`, if it has one.
+fn user_name(uid: libc::uid_t) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: all-zero is a valid `passwd`.
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call; `buf` outlives `pw`'s use.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    if rc != 0 || res.is_null() {
+        return None;
     }
-    if meta.mode() & 0o077 != 0 {
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))?;
+    // SAFETY: on success pw_name points to a NUL-terminated string in buf.
+    let name = unsafe { std::ffi::CStr::from_ptr(pw.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// Does directory `dir` carry our marker?
+fn marked(dir: RawFd) -> io::Result<bool> {
+    Ok(fsobj::open_reg_at(dir, MARKER)?.is_some())
+}
+
+/// Open the rendezvous directory `root`, creating it (0700, with our
+/// marker) if it does not exist. An existing directory is used only if it
+/// is ours (our uid, no access for group or others) and carries the marker,
+/// or is empty (then we mark it); anything else is refused with an error
+/// that names the path and says what to do. Its permissions are never
+/// changed.
+fn prepare_root(root: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let err = |why: String| Error::UnixDir {
+        path: root.to_path_buf(),
+        why,
+    };
+    let hint = "set VCHAN_UNIX_DIR to a new or empty private directory";
+    let c = std::ffi::CString::new(root.as_os_str().as_bytes())
+        .map_err(|_| err("the path holds a NUL byte".into()))?;
+    // SAFETY: `c` is NUL-terminated.
+    let created = if unsafe { libc::mkdir(c.as_ptr(), 0o700) } == 0 {
+        true
+    } else {
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EEXIST) => false,
+            Some(libc::ENOENT) if !root.parent().is_some_and(Path::is_dir) => {
+                return Err(err(format!(
+                    "its parent directory does not exist: create the parent, or {hint}"
+                )))
+            }
+            _ => return Err(err(format!("cannot create it ({e}): {hint}"))),
+        }
+    };
+    let is_link = || std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink());
+    let dir = fsobj::open_dir(root).map_err(|e| {
+        err(match e.raw_os_error() {
+            Some(libc::ELOOP) | Some(libc::ENOTDIR) if is_link() => {
+                format!("is a symbolic link, which vchan does not follow: name the real directory, or {hint}")
+            }
+            Some(libc::ENOTDIR) => format!("is not a directory: {hint}"),
+            _ => format!("cannot open it ({e}): {hint}"),
+        })
+    })?;
+    let st = fsobj::stat_fd(dir.as_raw_fd()).map_err(|e| err(format!("cannot stat it ({e})")))?;
+    if st.st_uid != uid() {
+        let owner = match user_name(st.st_uid) {
+            Some(n) => format!("uid {} ({n})", st.st_uid),
+            None => format!("uid {}", st.st_uid),
+        };
+        return Err(err(format!(
+            "belongs to {owner}, not to us (uid {}): another user may have made it to \
+             intercept or block our vchans; have it removed (by its owner or root), or {hint} \
+             (or set XDG_RUNTIME_DIR)",
+            uid()
+        )));
+    }
+    if st.st_mode & 0o077 != 0 {
+        return Err(err(format!(
+            "is accessible to other users (mode {:04o}); vchan never changes the permissions \
+             of a directory: {hint}",
+            st.st_mode & 0o7777
+        )));
+    }
+    let fd = dir.as_raw_fd();
+    if marked(fd).map_err(|e| err(format!("cannot read {MARKER} ({e})")))? {
+        return Ok(());
+    }
+    let others = fsobj::list(fd)
+        .map_err(|e| err(format!("cannot list it ({e})")))?
+        .into_iter()
+        .any(|(n, _)| n != MARKER);
+    // A concurrent process marks a directory before it puts anything in it.
+    if !created && others && !marked(fd).unwrap_or(false) {
+        return Err(err(format!(
+            "is not empty and was not made by vchan (it has no {MARKER} file); vchan uses, and \
+             sweeps, only directories it made: {hint}"
+        )));
+    }
+    let m = std::ffi::CString::new(MARKER).map_err(|_| err("marker".into()))?;
+    match fsobj::open_at(fd, &m, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL) {
+        Ok(f) => {
+            io::Write::write_all(&mut std::fs::File::from(f), MARKER_TEXT)
+                .map_err(|e| err(format!("cannot write {MARKER} ({e})")))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if !marked(fd).unwrap_or(false) {
+                return Err(err(format!(
+                    "{MARKER} exists but is not a regular file: {hint}"
+                )));
+            }
+        }
+        Err(e) => return Err(err(format!("cannot create {MARKER} ({e}): {hint}"))),
     }
     Ok(())
 }
@@ -83,124 +216,271 @@ fn prepare_root(root: &Path) -> io::Result<()> {
 /// documentation); released when dropped, or when its process dies.
 #[derive(Debug)]
 pub struct RootLock {
-    _dir: std::fs::File,
+    _dir: OwnedFd,
 }
 
 impl RootLock {
-    /// Wait for the lock on `root`. Never call this while holding it (in
-    /// this process or thread): flock(2) would wait for ever.
+    /// Take the lock on `root`, waiting at most [`ROOT_LOCK_WAIT`]. Never
+    /// call this while holding it (in this process or thread).
     pub fn acquire(root: &Path) -> io::Result<RootLock> {
-        use std::os::fd::AsRawFd;
-        let dir = std::fs::File::open(root)?;
+        RootLock::acquire_within(root, ROOT_LOCK_WAIT)
+    }
+
+    /// Take the lock on `root`, waiting at most `wait`: a process that
+    /// holds it for longer (stuck, or hostile) gets us a `TimedOut` error
+    /// naming the directory, never a hang.
+    pub fn acquire_within(root: &Path, wait: Duration) -> io::Result<RootLock> {
+        let dir = fsobj::open_dir(root)?;
+        let deadline = Instant::now() + wait;
+        let mut nap = Duration::from_micros(200);
         loop {
             // SAFETY: flock on a valid descriptor owned by `dir`.
-            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
                 return Ok(RootLock { _dir: dir });
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match e.raw_os_error() {
+                Some(libc::EWOULDBLOCK) => {}
+                Some(libc::EINTR) => continue,
+                _ => return Err(e),
             }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "the rendezvous directory {} stayed locked by another process for {:?} \
+                         (a stuck or hostile process holds flock(2) on it: find it with \
+                         `fuser -v {}`)",
+                        root.display(),
+                        wait,
+                        root.display()
+                    ),
+                ));
+            }
+            std::thread::sleep(nap.min(deadline - now));
+            nap = (nap * 2).min(Duration::from_millis(20));
         }
     }
+}
+
+/// Is `name` a domain id as we write them?
+fn is_domid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 5 && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Is `name` a share id as we write them?
+fn is_share_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 10 && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Remove every object left behind by dead processes under `root`, and the
-/// directories that become empty.
+/// directories that become empty. Only a marked root (see [`MARKER`]) is
+/// swept; only entries with the names and types we create are judged, and
+/// anything else is skipped (and stays): an unexpected entry never stops
+/// the sweep. Nothing is reached through a symlink.
 pub fn sweep(root: &Path) -> io::Result<()> {
-    let _lock = RootLock::acquire(root)?;
+    sweep_within(root, ROOT_LOCK_WAIT)
+}
+
+fn sweep_within(root: &Path, wait: Duration) -> io::Result<()> {
+    let _lock = RootLock::acquire_within(root, wait)?;
+    let dir = fsobj::open_dir(root)?;
+    let rfd = dir.as_raw_fd();
+    if !marked(rfd)? {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} has no {MARKER}: not swept", root.display()),
+        ));
+    }
     for kind in ["gnt", "evtchn"] {
-        let top = root.join(kind);
-        let Ok(doms) = std::fs::read_dir(&top) else {
+        let Ok(top) = fsobj::open_subdir(rfd, kind) else {
             continue;
         };
-        for dom in doms.flatten() {
-            let dir = dom.path();
-            if kind == "evtchn" {
-                evtchn::sweep_dir(&dir)?;
-            } else if let Ok(files) = std::fs::read_dir(&dir) {
-                for f in files.flatten() {
-                    fsobj::reap(&f.path())?;
-                }
-                fsobj::prune(&dir);
+        for (name, k) in fsobj::list(top.as_raw_fd()).unwrap_or_default() {
+            if k != fsobj::Kind::Dir || !is_domid_name(&name) {
+                fsobj::skipped(kind, &name);
+                continue;
             }
+            let Ok(dom) = fsobj::open_subdir(top.as_raw_fd(), &name) else {
+                continue;
+            };
+            if kind == "evtchn" {
+                evtchn::sweep_dir(dom.as_raw_fd());
+            } else {
+                sweep_gnt_dir(dom.as_raw_fd());
+            }
+            fsobj::prune_at(top.as_raw_fd(), &name);
         }
-        fsobj::prune(&top);
+        fsobj::prune_at(rfd, kind);
     }
-    sweep_store(root, &root.join("store"))?;
-    fsobj::prune(&root.join("store"));
+    if let Ok(store) = fsobj::open_subdir(rfd, "store") {
+        sweep_store(rfd, store.as_raw_fd(), &mut Vec::new());
+        fsobj::prune_at(rfd, "store");
+    }
     Ok(())
+}
+
+/// Reap the stale shares of one domain directory of `gnt/`.
+fn sweep_gnt_dir(dir: RawFd) {
+    for (name, kind) in fsobj::list(dir).unwrap_or_default() {
+        if kind == fsobj::Kind::File
+            && (is_share_name(&name) || name.starts_with(fsobj::TMP_PREFIX))
+        {
+            let _ = fsobj::reap_at(dir, &name);
+        } else {
+            fsobj::skipped("gnt/<domid>", &name);
+        }
+    }
 }
 
 /// Is the process that created temporary entry `name` (`.tmp-<pid>-<n>`)
-/// gone?
+/// gone? False for names not of that form.
 fn tmp_owner_dead(name: &str) -> bool {
-    let pid = name
+    let Some((pid, n)) = name
         .strip_prefix(fsobj::TMP_PREFIX)
-        .and_then(|r| r.split('-').next())
-        .and_then(|p| p.parse::<libc::pid_t>().ok());
-    match pid {
-        Some(pid) => {
-            // SAFETY: kill with signal 0 only checks for the process.
-            let rc = unsafe { libc::kill(pid, 0) };
-            rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
-        }
-        None => true,
+        .and_then(|r| r.split_once('-'))
+    else {
+        return false;
+    };
+    let (Ok(pid), Ok(_)) = (pid.parse::<libc::pid_t>(), n.parse::<u64>()) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
     }
+    // SAFETY: kill with signal 0 only checks for the process.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
-fn sweep_store(root: &Path, dir: &Path) -> io::Result<()> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(());
-    };
-    for e in entries.flatten() {
-        let path = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
+/// The leaves of a rendezvous node: libxenvchan's two, and the server's
+/// record that the xen backend adds (see `backend/xen/owner.rs`).
+const RENDEZVOUS_LEAVES: [&str; 3] = ["ring-ref", "event-channel", crate::backend::xen::owner::KEY];
+
+/// Remove the rendezvous node `name` of `dir` (or a temporary one): its
+/// two leaves, then the directory if that left it empty. Nothing else in
+/// it is touched.
+fn remove_rendezvous_at(dir: RawFd, name: &str) {
+    if let Ok(node) = fsobj::open_subdir(dir, name) {
+        for leaf in RENDEZVOUS_LEAVES {
+            if let Ok(Some(_)) = fsobj::open_reg_at(node.as_raw_fd(), leaf) {
+                let _ = fsobj::unlink_at(node.as_raw_fd(), leaf, 0);
+            }
+        }
+    }
+    fsobj::prune_at(dir, name);
+}
+
+/// Deepest store node the sweep visits (`local/domain/<d>/data/vchan/<c>/<port>`
+/// is 7 deep).
+const STORE_SWEEP_DEPTH: usize = 12;
+
+/// Sweep store directory `dir`, at path `at` below `store/`: temporary
+/// entries of dead processes, rendezvous of dead servers, empty
+/// directories.
+fn sweep_store(root: RawFd, dir: RawFd, at: &mut Vec<String>) {
+    if at.len() >= STORE_SWEEP_DEPTH {
+        return;
+    }
+    for (name, kind) in fsobj::list(dir).unwrap_or_default() {
         if name.starts_with(fsobj::TMP_PREFIX) {
             if tmp_owner_dead(&name) {
-                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+                match kind {
+                    fsobj::Kind::File => {
+                        let _ = fsobj::unlink_at(dir, &name, 0);
+                    }
+                    fsobj::Kind::Dir => remove_rendezvous_at(dir, &name),
+                    _ => {}
+                }
             }
             continue;
         }
-        if !e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+        if kind != fsobj::Kind::Dir {
+            if kind != fsobj::Kind::File {
+                fsobj::skipped("store", &name);
+            }
             continue;
         }
-        if path.join("event-channel").is_file() && !rendezvous_live(root, &path)? {
-            let _ = std::fs::remove_dir_all(&path);
+        let Ok(sub) = fsobj::open_subdir(dir, &name) else {
             continue;
+        };
+        at.push(name);
+        let owner = owner_of(at);
+        let has_port = matches!(
+            fsobj::open_reg_at(sub.as_raw_fd(), "event-channel"),
+            Ok(Some(_))
+        );
+        let name = at.last().cloned().unwrap_or_default();
+        if let (Some(owner), true) = (owner, has_port) {
+            if matches!(rendezvous_live_at(root, owner, sub.as_raw_fd()), Ok(false)) {
+                drop(sub);
+                remove_rendezvous_at(dir, &name);
+                at.pop();
+                continue;
+            }
         }
-        sweep_store(root, &path)?;
-        fsobj::prune(&path);
+        sweep_store(root, sub.as_raw_fd(), at);
+        drop(sub);
+        fsobj::prune_at(dir, &name);
+        at.pop();
     }
-    Ok(())
 }
 
-/// Owner domain of a store node below `/local/domain/<d>/`.
-fn owner_of(root: &Path, node: &Path) -> Option<u32> {
-    let rel = node.strip_prefix(root.join("store")).ok()?;
-    let mut c = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    match (c.next()?.as_str(), c.next()?.as_str()) {
-        ("local", "domain") => c.next()?.parse().ok(),
+/// Owner domain of a store node below `local/domain/<d>/` (components
+/// below `store/`).
+fn owner_of(at: &[String]) -> Option<u32> {
+    match at {
+        [l, d, n, _, ..] if l == "local" && d == "domain" && is_domid_name(n) => n.parse().ok(),
         _ => None,
     }
 }
 
-/// Is the server behind the vchan rendezvous directory `node` alive?
-fn rendezvous_live(root: &Path, node: &Path) -> io::Result<bool> {
-    let Some(owner) = owner_of(root, node) else {
+/// Largest value a store leaf of ours holds, read back.
+const LEAF_MAX: usize = 64;
+
+/// Read the number in leaf `name` of store node `node`.
+fn read_u32_leaf(node: RawFd, name: &str) -> io::Result<Option<u32>> {
+    Ok(fsobj::read_small_at(node, name, LEAF_MAX)?
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|s| s.trim().parse::<u32>().ok()))
+}
+
+/// Is the server (domain `owner`) behind the rendezvous node `node` alive?
+fn rendezvous_live_at(root: RawFd, owner: u32, node: RawFd) -> io::Result<bool> {
+    let Some(port) = read_u32_leaf(node, "event-channel")? else {
+        return Ok(false);
+    };
+    let Ok(evtchn) = fsobj::open_subdir(root, "evtchn") else {
+        return Ok(false);
+    };
+    let Ok(dom) = fsobj::open_subdir(evtchn.as_raw_fd(), &owner.to_string()) else {
+        return Ok(false);
+    };
+    fsobj::is_live_at(dom.as_raw_fd(), &port.to_string())
+}
+
+/// Owner domain of the store node at xenstore path `xs_path`.
+fn owner_of_path(xs_path: &str) -> Option<u32> {
+    let comps: Vec<String> = xs_path
+        .trim_start_matches('/')
+        .split('/')
+        .map(str::to_owned)
+        .collect();
+    owner_of(&comps)
+}
+
+/// Is the server behind the vchan rendezvous directory at `xs_path` alive?
+/// (True for a node outside `/local/domain/<d>/`: nothing says.)
+fn rendezvous_live(root: &Path, xs_path: &str) -> io::Result<bool> {
+    let Some(owner) = owner_of_path(xs_path) else {
         return Ok(true);
     };
-    let port = match std::fs::read_to_string(node.join("event-channel")) {
-        Ok(s) => s.trim().parse::<u32>().ok(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
+    let Some(node) = store::open_node(root, xs_path)? else {
+        return Ok(false);
     };
-    match port {
-        Some(p) => fsobj::is_live(&evtchn::dom_dir(root, owner).join(p.to_string())),
-        None => Ok(false),
-    }
+    let rootfd = fsobj::open_dir(root)?;
+    rendezvous_live_at(rootfd.as_raw_fd(), owner, node.as_raw_fd())
 }
 
 /// The unix backend, rooted at one rendezvous directory.
@@ -307,12 +587,15 @@ impl Backend for UnixBackend {
             match store::create_dir_with(&self.root, path, &leaves) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let node = store::node_path(&self.root, path)?;
-                    if rendezvous_live(&self.root, &node)? {
+                    if rendezvous_live(&self.root, path)? {
                         return Err(Error::AddrInUse);
                     }
                     // A stale rendezvous of a dead server: replace it.
-                    let _ = std::fs::remove_dir_all(&node);
+                    if let Some((parent, name)) = path.rsplit_once('/') {
+                        if let Ok(Some(p)) = store::open_node(&self.root, parent) {
+                            remove_rendezvous_at(p.as_raw_fd(), name);
+                        }
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -321,19 +604,17 @@ impl Backend for UnixBackend {
     }
 
     fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
-        let node = store::node_path(&self.root, path)?;
+        let Some(node) = store::open_node(&self.root, path)? else {
+            return Ok(None);
+        };
         let field = |name: &str| -> Result<Option<u32>> {
-            match std::fs::read_to_string(node.join(name)) {
-                Ok(s) => Ok(s.trim().parse::<u32>().ok().filter(|v| *v != 0)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e.into()),
-            }
+            Ok(read_u32_leaf(node.as_raw_fd(), name)?.filter(|v| *v != 0))
         };
         let (Some(ring_ref), Some(event_channel)) = (field("ring-ref")?, field("event-channel")?)
         else {
             return Ok(None);
         };
-        if !rendezvous_live(&self.root, &node)? {
+        if !rendezvous_live(&self.root, path)? {
             return Ok(None);
         }
         Ok(Some(Rendezvous {
@@ -343,12 +624,12 @@ impl Backend for UnixBackend {
     }
 
     fn unpublish(&self, path: &str) -> Result<()> {
-        let _lock = RootLock::acquire(&self.root)?;
+        let _lock = RootLock::acquire_within(&self.root, CLOSE_LOCK_WAIT)?;
         store::rm(&self.root, path)?;
         Ok(())
     }
 
     fn sweep(&self) {
-        let _ = sweep(&self.root);
+        let _ = sweep_within(&self.root, CLOSE_LOCK_WAIT);
     }
 }

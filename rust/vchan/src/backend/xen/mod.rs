@@ -25,7 +25,7 @@
 mod evtchn;
 pub(crate) mod ffi;
 mod gnt;
-mod owner;
+pub(crate) mod owner;
 mod store;
 
 use std::io;

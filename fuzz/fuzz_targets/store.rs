@@ -1,0 +1,7 @@
+//! cargo-fuzz target `store`: see rust/vchan/tests/fuzz/targets.rs.
+#![no_main]
+
+#[path = "../../rust/vchan/tests/fuzz/targets.rs"]
+mod targets;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::store_paths(data));
