@@ -28,17 +28,46 @@ let lwt_fd ~input fd =
 let unix_error what e = failf "%s: %s" what (Unix.error_message e)
 
 (* stdin -> vchan. [sending] is true while bytes read from stdin are not all
-   read by the peer yet. *)
+   read by the peer yet. A regular file, pipe or socket is read straight
+   into the write ring (E.write_from_fd: no buffer, no copy); anything else
+   (a terminal) through a buffer and Lwt's thread pool. *)
 let upstream t ~chunk ~sent ~sending =
   let stdin = lwt_fd ~input:true Unix.stdin in
-  let buf = Lwt_bytes.create chunk in
-  let rec loop () =
+  let direct =
+    match (Unix.fstat Unix.stdin).Unix.st_kind with
+    | Unix.S_REG | Unix.S_FIFO | Unix.S_SOCK -> true
+    | _ | (exception Unix.Unix_error _) -> false
+  in
+  let buf = lazy (Lwt_bytes.create chunk) in
+  let buffered () =
     Lwt.catch
-      (fun () -> Lwt_bytes.read stdin buf 0 chunk)
+      (fun () ->
+        let buf = Lazy.force buf in
+        Lwt_bytes.read stdin buf 0 chunk >|= fun n -> `Read (buf, n))
       (function
         | Unix.Unix_error (e, _, _) -> unix_error "stdin" e | e -> Lwt.fail e)
+  in
+  let rec loop () =
+    (if direct then begin
+       (* Sending while it waits for room in the ring; not while stdin has
+          nothing to give (as on the buffered path). *)
+       sending := true;
+       E.write_from_fd t Unix.stdin >>= fun r ->
+       sending := false;
+       match r with
+       | Ok (`Wrote n) -> Lwt.return (`Moved n)
+       | Ok `Eof -> Lwt.return (`Moved 0)
+       | Ok `Fd_empty -> Lwt_unix.wait_read stdin >|= fun () -> `Again
+       (* The peer is gone: whether that is a failure depends on whether
+          stdin still has data, as on the buffered path. *)
+       | Error `Closed -> buffered ()
+       | Error (`System m) -> failf "stdin: %s" m
+       | Error e -> failf "vchan write: %s" (Vchan_rs.Error.to_string e)
+     end
+     else buffered ())
     >>= function
-    | 0 -> (
+    | `Again -> loop ()
+    | `Moved 0 | `Read (_, 0) -> (
         (* All of stdin is in the ring: wait until the peer has read it
            before closing (some peers drop what is unread once they see a
            close), still receiving meanwhile. *)
@@ -49,7 +78,10 @@ let upstream t ~chunk ~sent ~sending =
             Lwt.return `Stdin_eof
         | Error `Closed -> Lwt.return `Peer_gone
         | Error e -> failf "vchan: %s" (Vchan_rs.Error.to_string e))
-    | n -> (
+    | `Moved n ->
+        sent := !sent + n;
+        loop ()
+    | `Read (buf, n) -> (
         sending := true;
         E.write t (Cstruct.of_bigarray buf ~off:0 ~len:n) >>= function
         | Ok () ->

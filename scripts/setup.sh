@@ -2,7 +2,7 @@
 # The Debian 12 packages vchan-rs needs, by purpose:
 #   build  compile the Rust crates, the OCaml library, vchan-cat, vchan-xensim
 #   test   make test (Xen's C libxenvchan and vchan-socket-proxy as peers,
-#          alcotest, opam lint) and make bench
+#          alcotest, opam lint) and make bench (strace counts system calls)
 #   doc    make doc (odoc)
 # usage: setup.sh --check GROUP...     say what is missing; exit 1 if anything is
 #        setup.sh --install GROUP...   install what is missing (apt-get; through
@@ -13,7 +13,7 @@ set -euo pipefail
 
 build=(gcc make binutils ocaml-nox ocaml-dune ocaml-findlib
        liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev)
-test=(libalcotest-ocaml-dev libxen-dev xen-utils-4.17 opam)
+test=(libalcotest-ocaml-dev libxen-dev xen-utils-4.17 opam strace)
 doc=(ocaml-odoc)
 
 mode=${1:-}

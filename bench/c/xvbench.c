@@ -6,6 +6,12 @@
  *   xvbench server DOMID PATH RING pong ROUNDS MSG      echo ROUNDS messages
  *   xvbench client DOMID PATH stream TOTAL CHUNK        write TOTAL bytes
  *   xvbench client DOMID PATH ping ROUNDS MSG           time ROUNDS round trips
+ *   xvbench server DOMID PATH RING idle MS 1             block on a read; CPU used
+ *   xvbench client DOMID PATH idle MS 1                  stay silent MS ms, then 1 byte
+ *
+ * With BENCH_DELAY_US set, both sides of a ping-pong wait that long (a
+ * sleep) before each message they send, so that both sleep every round (the bench counts
+ * system calls per wake-up that way).
  *
  * The server prints "listening" once its rendezvous is published. Results
  * are key=value lines on stdout: the stream reader prints bytes, secs and
@@ -158,6 +164,46 @@ static void exact_write(struct libxenvchan *c, const unsigned char *buf, size_t 
 		die("libxenvchan_write");
 }
 
+/* CPU time (user + system) this process used so far, in seconds. */
+static double cpu(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+/* BENCH_DELAY_US: sleep that long (see the top of this file). */
+static void delay(void)
+{
+	const char *d = getenv("BENCH_DELAY_US");
+	long us = d ? atol(d) : 0;
+	struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
+
+	if (us > 0)
+		nanosleep(&t, NULL);
+}
+
+static void idle_read(struct libxenvchan *c)
+{
+	unsigned char b;
+	double c0 = cpu(), t0 = now();
+
+	exact_read(c, &b, 1);
+	printf("cpu_secs=%.6f\nwall_secs=%.6f\n", cpu() - c0, now() - t0);
+}
+
+static void idle_write(struct libxenvchan *c, uint64_t ms)
+{
+	unsigned char b = 1;
+	struct timespec t = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&t, NULL);
+	exact_write(c, &b, 1);
+}
+
 static void pong(struct libxenvchan *c, uint64_t rounds, size_t msg)
 {
 	unsigned char *buf = malloc(msg);
@@ -167,6 +213,7 @@ static void pong(struct libxenvchan *c, uint64_t rounds, size_t msg)
 		die("malloc");
 	for (i = 0; i < rounds; i++) {
 		exact_read(c, buf, msg);
+		delay();
 		exact_write(c, buf, msg);
 	}
 	free(buf);
@@ -191,6 +238,7 @@ static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
 		uint64_t t;
 
 		memcpy(out, pattern + i % PATTERN_LEN, msg);
+		delay();
 		t = now_ns();
 		exact_write(c, out, msg);
 		exact_read(c, in, msg);
@@ -248,8 +296,8 @@ int main(int argc, char **argv)
 		c->blocking = 1;
 	} else {
 		fprintf(stderr,
-			"usage: xvbench server DOMID PATH RING stream|pong COUNT SIZE\n"
-			"       xvbench client DOMID PATH stream|ping COUNT SIZE\n");
+			"usage: xvbench server DOMID PATH RING stream|pong|idle COUNT SIZE\n"
+			"       xvbench client DOMID PATH stream|ping|idle COUNT SIZE\n");
 		return 2;
 	}
 	if (size == 0 || size > (1 << 24)) {
@@ -264,6 +312,10 @@ int main(int argc, char **argv)
 		stream_write(c, count, size);
 	else if (!server && !strcmp(mode, "ping"))
 		ping(c, count, size);
+	else if (server && !strcmp(mode, "idle"))
+		idle_read(c);
+	else if (!server && !strcmp(mode, "idle"))
+		idle_write(c, count);
 	else {
 		fprintf(stderr, "xvbench: unknown mode %s\n", mode);
 		return 2;

@@ -7,14 +7,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
 use crate::shm::Mapping;
-use crate::workload::{self, IoLink, Link, PingOutcome, StreamOutcome};
+use crate::workload::{self, IdleOutcome, IoLink, Link, PingOutcome, StreamOutcome};
 
 /// Which kernel (or no-kernel) channel.
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Socket,
     Pipe,
-    Shm,
+    /// The spinning rings, publishing after every this many bytes.
+    Shm(usize),
 }
 
 /// What the two processes do.
@@ -24,12 +25,18 @@ pub enum Job {
     Stream { total: u64, chunk: usize },
     /// Parent pings `rounds` messages of `msg` bytes; child echoes.
     PingPong { rounds: u64, msg: usize },
+    /// One cache line back and forth `rounds` times (shared memory only).
+    Bounce { rounds: u64 },
+    /// Child stays silent `ms` milliseconds, then writes a byte; the
+    /// parent blocks on reading it.
+    Idle { ms: u64 },
 }
 
 /// What the parent measured.
 pub enum Outcome {
     Stream(StreamOutcome),
     Rtt(PingOutcome),
+    Idle(IdleOutcome),
 }
 
 /// Run `job` over a fresh channel of `kind` whose buffer (socket buffer,
@@ -79,10 +86,24 @@ fn run_on(kind: Kind, ring: usize, job: Job, pin: Option<usize>) -> Result<Outco
             };
             two_processes(job, &mut parent, child, pin)
         }
-        Kind::Shm => {
+        Kind::Shm(publish) => {
             let map = Mapping::new(ring)?;
-            let mut parent = map.end(0);
-            let child = map.end(1);
+            if let Job::Bounce { rounds } = job {
+                return fork_pair(
+                    || map.bounce(1, rounds).map(|_| ()),
+                    || {
+                        let sleeps0 = workload::sleeps();
+                        let median_ns = map.bounce(0, rounds)?;
+                        Ok(Outcome::Rtt(PingOutcome {
+                            median_ns,
+                            sleeps: workload::sleeps() - sleeps0,
+                        }))
+                    },
+                    pin,
+                );
+            }
+            let mut parent = map.end(0, publish);
+            let child = map.end(1, publish);
             two_processes(job, &mut parent, child, pin)
         }
     }
@@ -97,6 +118,33 @@ fn two_processes(
     mut child: impl Link,
     pin: Option<usize>,
 ) -> Result<Outcome, String> {
+    fork_pair(
+        move || match job {
+            Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
+            Job::PingPong { rounds, msg } => workload::pong(&mut child, rounds, msg),
+            Job::Idle { ms } => workload::idle_write(&mut child, ms),
+            Job::Bounce { .. } => Err("a cache-line bounce needs shared memory".into()),
+        },
+        || match job {
+            Job::Stream { total, chunk } => {
+                workload::stream_read(parent, total, chunk).map(Outcome::Stream)
+            }
+            Job::PingPong { rounds, msg } => workload::ping(parent, rounds, msg).map(Outcome::Rtt),
+            Job::Idle { .. } => workload::idle_read(parent).map(Outcome::Idle),
+            Job::Bounce { .. } => Err("a cache-line bounce needs shared memory".into()),
+        },
+        pin,
+    )
+}
+
+/// Fork: the child runs `child` and exits; the parent runs `parent` and
+/// reaps the child (killing it if `parent` failed). With `pin`, the child
+/// first pins itself to that CPU.
+fn fork_pair(
+    child: impl FnOnce() -> Result<(), String>,
+    parent: impl FnOnce() -> Result<Outcome, String>,
+    pin: Option<usize>,
+) -> Result<Outcome, String> {
     // SAFETY: the bench is single-threaded when it forks; the child only
     // runs the workload on memory and descriptors it inherited, then
     // _exits without running the parent's destructors or atexit handlers.
@@ -105,12 +153,11 @@ fn two_processes(
         return Err(format!("fork: {}", std::io::Error::last_os_error()));
     }
     if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match job {
-            _ if pin.is_some_and(|cpu| set_affinity(&only_cpu(cpu)).is_err()) => {
-                Err("cannot pin the child".to_owned())
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if pin.is_some_and(|cpu| set_affinity(&only_cpu(cpu)).is_err()) {
+                return Err("cannot pin the child".to_owned());
             }
-            Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
-            Job::PingPong { rounds, msg } => workload::pong(&mut child, rounds, msg),
+            child()
         }));
         let code = match ok {
             Ok(Ok(())) => 0,
@@ -123,13 +170,9 @@ fn two_processes(
         // SAFETY: ends the forked child at once, as intended.
         unsafe { libc::_exit(code) }
     }
+    // Our copy of the child's half goes, so a dead child is end-of-stream.
     drop(child);
-    let result = match job {
-        Job::Stream { total, chunk } => {
-            workload::stream_read(parent, total, chunk).map(Outcome::Stream)
-        }
-        Job::PingPong { rounds, msg } => workload::ping(parent, rounds, msg).map(Outcome::Rtt),
-    };
+    let result = parent();
     if result.is_err() {
         // SAFETY: signalling the child forked above, still unreaped.
         unsafe {

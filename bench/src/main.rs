@@ -1,18 +1,26 @@
 //! **Internal to vchan-rs** (not published): the benchmark program.
 //!
 //! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
-//! xensim), a Unix stream socket, a pipe and a spinning shared-memory ring,
-//! each as two processes on this machine. Prints one table.
+//! xensim), a Unix stream socket, a pipe and the limit (spinning
+//! shared-memory rings), each as two processes on this machine. Prints a
+//! table and writes it as CSV and SVG (`--out DIR`, default
+//! bench/results).
 //!
-//!   vchan-bench [--runs N] [--secs S] [--rounds N] [--only TEXT] [--no-pin]
+//!   vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S]
+//!               [--only TEXT] [--no-pin] [--out DIR] [--smoke]
 //!
 //! Each stream cell moves as many bytes as take about S seconds (a short
-//! probe run sizes it); each cell is the median of N runs. Ping-pong cells
-//! are the median round trip over --rounds 64-byte round trips (median of
-//! the N runs' medians). --only runs just the cells whose
-//! "workload / column" contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs").
-//! The two processes of a cell run pinned to CPUs 0 and 1, one each;
-//! --no-pin leaves them to the scheduler.
+//! probe run sizes it); each cell is the median of N runs (of fewer in the
+//! message-size sweep). Each run of the limit column is the fastest of
+//! publishing its index every ring/1 .. ring/16 bytes (a fifth of the bytes
+//! each). Ping-pong cells are the
+//! median round trip over --rounds 64-byte round trips (median of the N
+//! runs' medians). --only runs just the cells whose "workload / column"
+//! contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs"). The two
+//! processes of a cell run pinned to CPUs 0 and 1, one each; --no-pin
+//! leaves them to the scheduler. --smoke runs every cell once on a few MiB
+//! (make test): it checks that every row runs and verifies its data, and
+//! measures nothing worth reading.
 
 mod kernel;
 mod pair;
@@ -21,6 +29,7 @@ mod shm;
 mod workload;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kernel::{Job, Kind, Outcome};
@@ -36,49 +45,123 @@ const RINGS: [usize; 3] = [4 * KIB, 64 * KIB, 1024 * KIB];
 const PING_RING: usize = 64 * KIB;
 const PROBE: u64 = 8 * MIB;
 const MAX_TOTAL: u64 = 16 << 30;
+/// Bytes per run of the Lwt_io and vchan-cat rows (the file is in tmpfs).
+const CAT_TOTAL: u64 = 1 << 30;
 /// Any one run that takes longer than this is killed.
 const LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Column {
     VchanRs,
+    OCaml,
     C,
     Socket,
     Pipe,
-    Shm,
+    Limit,
 }
 
-const COLUMNS: [Column; 5] = [
+const COLUMNS: [Column; 6] = [
     Column::VchanRs,
+    Column::OCaml,
     Column::C,
     Column::Socket,
     Column::Pipe,
-    Column::Shm,
+    Column::Limit,
 ];
 
 impl Column {
     fn title(self) -> &'static str {
         match self {
             Column::VchanRs => "vchan-rs",
+            Column::OCaml => "vchan-rs OCaml",
             Column::C => "C libxenvchan",
             Column::Socket => "unix socket",
             Column::Pipe => "pipe",
-            Column::Shm => "shm limit",
+            Column::Limit => "limit",
         }
+    }
+
+    /// Its index in [`COLUMNS`].
+    fn at(self) -> usize {
+        COLUMNS.iter().position(|&c| c == self).unwrap_or(0)
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The publish granularities the limit column tries: ring / these.
+const LIMIT_DIVISORS: [usize; 5] = [1, 2, 4, 8, 16];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Work {
-    Stream { ring: usize },
+    /// One-way stream in `chunk`-byte writes into `chunk`-byte reads.
+    Stream {
+        ring: usize,
+        chunk: usize,
+    },
     PingPong,
+    /// One cache line back and forth: the floor of any hand-off.
+    Floor,
+    /// CPU used by an endpoint blocked on a silent peer.
+    Idle,
+    /// System calls per round trip on one side when both sleep each round.
+    Syscalls,
+    /// The OCaml library's Lwt_io channels, one way (64 KiB rings).
+    LwtIo,
+    /// vchan-cat, a tmpfs file to /dev/null (64 KiB rings).
+    Cat,
 }
 
 impl Work {
     fn title(self) -> String {
         match self {
-            Work::Stream { ring } => format!("stream, {} rings (GiB/s)", size_name(ring)),
+            Work::Stream { ring, chunk } if chunk == CHUNK => {
+                format!("stream, {} rings (GiB/s)", size_name(ring))
+            }
+            Work::Stream { ring, chunk } => format!(
+                "stream, {} rings, {} writes (GiB/s)",
+                size_name(ring),
+                size_name(chunk)
+            ),
             Work::PingPong => format!("ping-pong {MSG} B (µs round trip)"),
+            Work::Floor => "cache-line ping-pong (µs round trip)".into(),
+            Work::Idle => "idle, blocked on a silent peer (% of a core)".into(),
+            Work::Syscalls => "system calls per round trip, one side, both sleeping".into(),
+            Work::LwtIo => "stream, 64 KiB rings, OCaml Lwt_io channels (GiB/s)".into(),
+            Work::Cat => "vchan-cat, tmpfs file to /dev/null, 64 KiB rings (GiB/s)".into(),
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Work::Stream { .. } | Work::LwtIo | Work::Cat => "GiB/s",
+            Work::PingPong | Work::Floor => "us",
+            Work::Idle => "% of a core",
+            Work::Syscalls => "calls",
+        }
+    }
+
+    /// Is a larger value better?
+    fn higher_is_better(self) -> bool {
+        matches!(self, Work::Stream { .. } | Work::LwtIo | Work::Cat)
+    }
+
+    /// Why `col` has no cell in this row, if it has none.
+    fn not_applicable(self, col: Column) -> Option<&'static str> {
+        match (self, col) {
+            (Work::LwtIo | Work::Cat, Column::OCaml) => None,
+            (Work::LwtIo, _) => Some("OCaml's Lwt_io only"),
+            (Work::Cat, _) => Some("vchan-cat (OCaml) only"),
+            (Work::Stream { chunk, .. }, Column::OCaml) if chunk != CHUNK => {
+                Some("the sweep is not run for OCaml")
+            }
+            (Work::Idle, Column::OCaml) => Some("not run for OCaml"),
+            (Work::Floor, Column::Limit) => None,
+            (Work::Floor, _) => Some("the floor is shared memory alone"),
+            (Work::Idle, Column::Limit) => Some("spins by design: 100%"),
+            (Work::Syscalls, Column::Socket | Column::Pipe) => {
+                Some("a blocking write and a blocking read: 2 by construction")
+            }
+            (Work::Syscalls, Column::Limit) => Some("spins: none"),
+            _ => None,
         }
     }
 }
@@ -86,8 +169,10 @@ impl Work {
 fn size_name(n: usize) -> String {
     if n >= 1 << 20 {
         format!("{} MiB", n >> 20)
-    } else {
+    } else if n >= 1024 {
         format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} B")
     }
 }
 
@@ -95,11 +180,19 @@ struct Opts {
     runs: usize,
     secs: f64,
     rounds: u64,
+    /// How long the idle row's peer stays silent (ms).
+    idle_ms: u64,
+    /// Rounds of the two system-call runs (their difference is counted).
+    sys_rounds: [u64; 2],
+    /// A fixed amount per stream run instead of calibrating (smoke runs).
+    fixed_total: Option<u64>,
     /// Run only the cells whose "workload / column" contains this.
     only: Option<String>,
     /// Pin the two processes of each cell to CPUs 0 and 1 (the default
     /// with two CPUs or more).
     pin: bool,
+    /// Where the CSV and the SVG go.
+    out: PathBuf,
 }
 
 struct Bench {
@@ -108,12 +201,15 @@ struct Bench {
     tmp: PathBuf,
 }
 
-/// One measurement: GiB/s for a stream, µs for a ping-pong; and how often
-/// the measuring side (stream reader, pinger) slept.
+/// One measurement: GiB/s for a stream, µs for a ping-pong, % of a core
+/// for idle, calls per round; and how often the measuring side (stream
+/// reader, pinger) slept.
 #[derive(Debug, Clone, Copy)]
 enum Sample {
     Stream { bytes: u64, secs: f64, sleeps: u64 },
     Rtt { ns: u64, sleeps: u64 },
+    Idle { cpu_secs: f64, wall_secs: f64 },
+    Calls { per_round: f64 },
 }
 
 impl Sample {
@@ -121,6 +217,8 @@ impl Sample {
         match *self {
             Sample::Stream { secs, .. } => secs,
             Sample::Rtt { ns, .. } => ns as f64 * 1e-9,
+            Sample::Idle { wall_secs, .. } => wall_secs,
+            Sample::Calls { .. } => 0.0,
         }
     }
 
@@ -130,14 +228,42 @@ impl Sample {
                 bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64
             }
             Sample::Rtt { ns, .. } => ns as f64 / 1000.0,
+            Sample::Idle {
+                cpu_secs,
+                wall_secs,
+            } => 100.0 * cpu_secs / wall_secs.max(1e-9),
+            Sample::Calls { per_round } => per_round,
         }
     }
 
-    fn sleeps(&self) -> u64 {
+    fn sleeps(&self) -> Option<u64> {
         match *self {
-            Sample::Stream { sleeps, .. } | Sample::Rtt { sleeps, .. } => sleeps,
+            Sample::Stream { sleeps, .. } | Sample::Rtt { sleeps, .. } => Some(sleeps),
+            _ => None,
         }
     }
+}
+
+/// What a vchan pair gets besides its arguments: environment variables
+/// for both sides, and a wrapper for the server's command (a tracer).
+struct Extra<'a> {
+    env: &'a [(&'a str, String)],
+    wrap: Option<&'a dyn Fn(Command) -> Command>,
+}
+
+impl Extra<'_> {
+    const NONE: Extra<'static> = Extra {
+        env: &[],
+        wrap: None,
+    };
+}
+
+/// A row's result for one column.
+struct Cell {
+    runs: Vec<Sample>,
+    /// How the cell was measured, when that varies (the limit's best
+    /// publish granularity).
+    note: String,
 }
 
 impl Bench {
@@ -154,35 +280,59 @@ impl Bench {
             .map_err(|e| format!("temp dir: {e}"))
     }
 
-    fn stream(&self, col: Column, ring: usize, total: u64) -> Result<Sample, String> {
+    /// A vchan pair (vchan-rs or C) in `mode` ("stream", "ping"/"pong",
+    /// "idle"), with the client's COUNT and SIZE; `wrap` may put a tracer
+    /// in front of the server.
+    fn vchan_pair(
+        &self,
+        col: Column,
+        ring: usize,
+        modes: [&str; 2],
+        count: u64,
+        size: usize,
+        extra: &Extra,
+    ) -> Result<(pair::Values, pair::Values), String> {
         let s = |v: &dyn ToString| v.to_string();
+        let dir = self.rendezvous()?;
+        let srv: Vec<String> = vec![
+            s(&"server"),
+            s(&1),
+            s(&pair::PATH),
+            s(&ring),
+            s(&modes[0]),
+            s(&count),
+            s(&size),
+        ];
+        let cli: Vec<String> = vec![
+            s(&"client"),
+            s(&0),
+            s(&pair::PATH),
+            s(&modes[1]),
+            s(&count),
+            s(&size),
+        ];
+        self.run_pair(col, dir.path(), &srv, &cli, extra)
+    }
+
+    fn stream(
+        &self,
+        col: Column,
+        work: Work,
+        total: u64,
+        publish: usize,
+    ) -> Result<Sample, String> {
+        let Work::Stream { ring, chunk } = work else {
+            return Err("not a stream".into());
+        };
         let outcome = match col {
-            Column::VchanRs | Column::C => {
-                let dir = self.rendezvous()?;
-                let d = dir.path();
-                let srv: Vec<String> = vec![
-                    s(&"server"),
-                    s(&1),
-                    s(&pair::PATH),
-                    s(&ring),
-                    s(&"stream"),
-                    s(&total),
-                    s(&CHUNK),
-                ];
-                let cli: Vec<String> = vec![
-                    s(&"client"),
-                    s(&0),
-                    s(&pair::PATH),
-                    s(&"stream"),
-                    s(&total),
-                    s(&CHUNK),
-                ];
-                let (sv, _) = self.run_pair(col, d, &srv, &cli)?;
+            Column::VchanRs | Column::C | Column::OCaml => {
+                let (sv, _) =
+                    self.vchan_pair(col, ring, ["stream", "stream"], total, chunk, &Extra::NONE)?;
                 pair::stream_outcome(&sv)?
             }
-            Column::Socket => kernel_stream(Kind::Socket, ring, total, self.pin())?,
-            Column::Pipe => kernel_stream(Kind::Pipe, ring, total, self.pin())?,
-            Column::Shm => kernel_stream(Kind::Shm, ring, total, self.pin())?,
+            Column::Socket => kernel_stream(Kind::Socket, ring, total, chunk, self.pin())?,
+            Column::Pipe => kernel_stream(Kind::Pipe, ring, total, chunk, self.pin())?,
+            Column::Limit => kernel_stream(Kind::Shm(publish), ring, total, chunk, self.pin())?,
         };
         check_samples(&outcome, total)?;
         Ok(Sample::Stream {
@@ -192,50 +342,118 @@ impl Bench {
         })
     }
 
-    fn ping(&self, col: Column) -> Result<Sample, String> {
-        let s = |v: &dyn ToString| v.to_string();
+    fn ping(&self, col: Column, job: Job) -> Result<Sample, String> {
         let rounds = self.opts.rounds;
         let (ns, sleeps) = match col {
-            Column::VchanRs | Column::C => {
-                let dir = self.rendezvous()?;
-                let srv: Vec<String> = vec![
-                    s(&"server"),
-                    s(&1),
-                    s(&pair::PATH),
-                    s(&PING_RING),
-                    s(&"pong"),
-                    s(&rounds),
-                    s(&MSG),
-                ];
-                let cli: Vec<String> = vec![
-                    s(&"client"),
-                    s(&0),
-                    s(&pair::PATH),
-                    s(&"ping"),
-                    s(&rounds),
-                    s(&MSG),
-                ];
-                let (_, cv) = self.run_pair(col, dir.path(), &srv, &cli)?;
+            Column::VchanRs | Column::C | Column::OCaml => {
+                let (_, cv) =
+                    self.vchan_pair(col, PING_RING, ["pong", "ping"], rounds, MSG, &Extra::NONE)?;
                 (pair::get(&cv, "median_ns")?, pair::get(&cv, "sleeps")?)
             }
-            Column::Socket | Column::Pipe | Column::Shm => {
+            Column::Socket | Column::Pipe | Column::Limit => {
                 let kind = match col {
                     Column::Socket => Kind::Socket,
                     Column::Pipe => Kind::Pipe,
-                    _ => Kind::Shm,
+                    _ => Kind::Shm(MSG),
                 };
-                match kernel::run(
-                    kind,
-                    PING_RING,
-                    Job::PingPong { rounds, msg: MSG },
-                    self.pin(),
-                )? {
+                match kernel::run(kind, PING_RING, job, self.pin())? {
                     Outcome::Rtt(p) => (p.median_ns, p.sleeps),
-                    Outcome::Stream(_) => return Err("unexpected outcome".into()),
+                    _ => return Err("unexpected outcome".into()),
                 }
             }
         };
         Ok(Sample::Rtt { ns, sleeps })
+    }
+
+    fn idle(&self, col: Column) -> Result<Sample, String> {
+        let ms = self.opts.idle_ms;
+        let (cpu_secs, wall_secs) = match col {
+            Column::VchanRs | Column::C => {
+                let (sv, _) =
+                    self.vchan_pair(col, PING_RING, ["idle", "idle"], ms, 1, &Extra::NONE)?;
+                (pair::get(&sv, "cpu_secs")?, pair::get(&sv, "wall_secs")?)
+            }
+            Column::Socket | Column::Pipe => {
+                let kind = if col == Column::Socket {
+                    Kind::Socket
+                } else {
+                    Kind::Pipe
+                };
+                match kernel::run(kind, PING_RING, Job::Idle { ms }, self.pin())? {
+                    Outcome::Idle(o) => (o.cpu_secs, o.wall_secs),
+                    _ => return Err("unexpected outcome".into()),
+                }
+            }
+            Column::Limit | Column::OCaml => return Err("not applicable".into()),
+        };
+        if wall_secs < ms as f64 / 1000.0 * 0.9 {
+            return Err(format!("blocked only {wall_secs:.3} s of {ms} ms"));
+        }
+        Ok(Sample::Idle {
+            cpu_secs,
+            wall_secs,
+        })
+    }
+
+    /// System calls of the echoing side (the server) per round of a
+    /// ping-pong in which both sides sleep [`SYS_DELAY_US`] before each
+    /// message (so each side sleeps every round): traced with `strace -c`
+    /// over two runs of different lengths, the difference divided by the
+    /// difference in rounds (set-up cancels out), the delay's own sleep
+    /// not counted.
+    fn syscalls(&self, col: Column) -> Result<(Sample, String), String> {
+        let mut counts = [
+            std::collections::BTreeMap::new(),
+            std::collections::BTreeMap::new(),
+        ];
+        for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
+            let out = self.tmp.join(format!("strace-{i}"));
+            let o = out.clone();
+            let wrap = move |c: Command| {
+                let mut t = Command::new("strace");
+                t.arg("-f").arg("-c").arg("-o").arg(&o).arg(c.get_program());
+                t.args(c.get_args());
+                for (k, v) in c.get_envs() {
+                    match v {
+                        Some(v) => t.env(k, v),
+                        None => t.env_remove(k),
+                    };
+                }
+                t
+            };
+            let env = [("BENCH_DELAY_US", SYS_DELAY_US.to_string())];
+            self.vchan_pair(
+                col,
+                PING_RING,
+                ["pong", "ping"],
+                rounds,
+                MSG,
+                &Extra {
+                    env: &env,
+                    wrap: Some(&wrap),
+                },
+            )?;
+            let text = std::fs::read_to_string(&out).map_err(|e| format!("strace output: {e}"))?;
+            counts[i] = strace_calls(&text)?;
+        }
+        let [a, b] = self.opts.sys_rounds;
+        let per = |name: &String| {
+            let (x, y) = (counts[0].get(name), counts[1].get(name));
+            (y.copied().unwrap_or(0) as f64 - x.copied().unwrap_or(0) as f64) / (b - a) as f64
+        };
+        let mut by_call: Vec<(f64, &String)> = counts[1]
+            .keys()
+            .map(|k| (per(k), k))
+            .filter(|(v, _)| *v >= 0.05)
+            .collect();
+        by_call.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let note = by_call
+            .iter()
+            .map(|(v, k)| format!("{k} {v:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let total: f64 = counts[1].keys().map(per).sum();
+        Ok((Sample::Calls { per_round: total }, note))
     }
 
     /// Run a server and a client given xvbench's argument lists (role,
@@ -248,11 +466,22 @@ impl Bench {
         dir: &Path,
         srv: &[String],
         cli: &[String],
+        extra: &Extra,
     ) -> Result<(pair::Values, pair::Values), String> {
         let d = dir.display().to_string();
-        let (server, client) = if col == Column::C {
+        let (mut server, mut client) = if col == Column::C {
             let c = self.c.as_ref().map_err(Clone::clone)?;
             (c.command(0, dir, srv), c.command(1, dir, cli))
+        } else if col == Column::OCaml {
+            // vbench.exe: `server RING ...`, `client ...`.
+            let mut srv: Vec<String> = srv.to_vec();
+            srv.drain(1..3);
+            let mut cli: Vec<String> = cli.to_vec();
+            cli.drain(1..3);
+            (
+                pair::ocaml_command(dir, 0, &srv)?,
+                pair::ocaml_command(dir, 1, &cli)?,
+            )
         } else {
             // Rust roles: `server DIR RING ...`, `client DIR ...`.
             let mut srv: Vec<String> = srv.to_vec();
@@ -261,78 +490,242 @@ impl Bench {
             cli.splice(1..3, [d]);
             (pair::rust_command(&srv)?, pair::rust_command(&cli)?)
         };
+        for (k, v) in extra.env {
+            server.env(k, v);
+            client.env(k, v);
+        }
+        if let Some(w) = extra.wrap {
+            server = w(server);
+        }
         pair::run(server, client, LIMIT, self.pin())
     }
 
     /// How much one stream run of `work` on `col` moves: probe with
     /// growing amounts until a run lasts a tenth of the target, then size
-    /// the measured runs from its rate. 0 for a ping-pong.
-    fn calibrate(&self, work: Work, col: Column) -> Result<u64, String> {
-        let Work::Stream { ring } = work else {
-            return Ok(0);
+    /// the measured runs from its rate.
+    fn calibrate(&self, work: Work, col: Column, publish: usize) -> Result<u64, String> {
+        if let Some(t) = self.opts.fixed_total {
+            return Ok(t);
+        }
+        // The message-size sweep's runs are half as long.
+        let secs = match work {
+            Work::Stream { chunk, .. } if chunk != CHUNK => self.opts.secs / 2.0,
+            _ => self.opts.secs,
         };
         let mut total = PROBE;
         let probe = loop {
-            let s = self.stream(col, ring, total)?;
-            if s.secs() >= self.opts.secs / 10.0 || total >= MAX_TOTAL {
+            let s = self.stream(col, work, total, publish)?;
+            if s.secs() >= secs / 10.0 || total >= MAX_TOTAL {
                 break s.value();
             }
             total = (total * 8).min(MAX_TOTAL);
         };
-        let want = probe * self.opts.secs * (1u64 << 30) as f64;
+        let want = probe * secs * (1u64 << 30) as f64;
         Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
     }
 
+    /// One run of the limit column of a stream row: a fifth of `total`
+    /// at each publish granularity ring/1 .. ring/16; the fastest counts,
+    /// with its divisor.
+    fn limit_run(&self, work: Work, total: u64) -> Result<(Sample, usize), String> {
+        let Work::Stream { ring, .. } = work else {
+            return Err("not a stream".into());
+        };
+        let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
+        let mut best: Option<(Sample, usize)> = None;
+        for d in LIMIT_DIVISORS {
+            let s = self.stream(Column::Limit, work, part, ring / d)?;
+            if best.as_ref().is_none_or(|(b, _)| s.value() > b.value()) {
+                best = Some((s, d));
+            }
+        }
+        best.ok_or_else(|| "no granularity".into())
+    }
+
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
-    fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
+    fn measure(
+        &self,
+        work: Work,
+        col: Column,
+        total: u64,
+        publish: usize,
+    ) -> Result<Sample, String> {
         match work {
-            Work::Stream { ring } => self.stream(col, ring, total),
-            Work::PingPong => self.ping(col),
+            Work::Stream { .. } => self.stream(col, work, total, publish),
+            Work::PingPong => self.ping(
+                col,
+                Job::PingPong {
+                    rounds: self.opts.rounds,
+                    msg: MSG,
+                },
+            ),
+            Work::Floor => self.ping(
+                col,
+                Job::Bounce {
+                    rounds: self.opts.rounds,
+                },
+            ),
+            Work::Idle => self.idle(col),
+            Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
+            Work::LwtIo => {
+                let (sv, _) = self.vchan_pair(
+                    Column::OCaml,
+                    64 * KIB,
+                    ["lwtio", "lwtio"],
+                    total,
+                    CHUNK,
+                    &Extra::NONE,
+                )?;
+                let o = pair::stream_outcome(&sv)?;
+                check_samples(&o, total)?;
+                Ok(Sample::Stream {
+                    bytes: o.bytes,
+                    secs: o.secs,
+                    sleeps: o.sleeps,
+                })
+            }
+            Work::Cat => self.cat(total),
         }
     }
 
-    /// One row: the median of `runs` runs per column, with the runs.
-    /// Runs go round-robin over the columns (run 1 of each, then run 2 of
-    /// each, ...), so that a change in the machine's speed (a shared host
-    /// moving the virtual CPUs) falls on every column alike.
-    fn row(&self, work: Work, cols: &[Column]) -> Vec<Result<Vec<Sample>, String>> {
-        let mut totals: Vec<Result<u64, String>> =
-            cols.iter().map(|&c| self.calibrate(work, c)).collect();
-        let mut runs: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
-        for _ in 0..self.opts.runs {
+    /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
+    /// client sending a tmpfs file of `total` bytes; the wall time from
+    /// the client's start to both ends' exit.
+    fn cat(&self, total: u64) -> Result<Sample, String> {
+        let exe = pair::vchan_cat()?;
+        let dir = self.rendezvous()?;
+        let file = pair::tmpfs_file(total)?;
+        let mut server = Command::new(&exe);
+        server
+            .args(["-l", "-d", "1", "bench"])
+            .env("VCHAN_UNIX_DIR", dir.path())
+            .env("VCHAN_DOMID", "0")
+            .stdout(std::process::Stdio::null());
+        let mut client = Command::new(&exe);
+        client
+            .args(["0", "bench"])
+            .env("VCHAN_UNIX_DIR", dir.path())
+            .env("VCHAN_DOMID", "1")
+            .stdin(std::fs::File::open(file.path()).map_err(|e| format!("open: {e}"))?);
+        let secs = pair::run_cat(server, client, dir.path(), LIMIT, self.pin())?;
+        Ok(Sample::Stream {
+            bytes: total,
+            secs,
+            sleeps: 0,
+        })
+    }
+
+    /// One row: `runs` runs per column, round-robin over the columns
+    /// (run 1 of each, then run 2 of each, ...), so that a change in the
+    /// machine's speed (a shared host moving the virtual CPUs) falls on
+    /// every column alike.
+    fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
+        if work == Work::Syscalls {
+            // One traced pair of runs per column; the note says which calls.
+            return cols
+                .iter()
+                .map(|&c| {
+                    self.syscalls(c).map(|(s, note)| Cell {
+                        runs: vec![s],
+                        note: format!("per round trip: {note}"),
+                    })
+                })
+                .collect();
+        }
+        let setup = |col: Column| -> Result<(u64, usize), String> {
+            if matches!(work, Work::LwtIo | Work::Cat) {
+                // About a second's worth at a few GiB/s.
+                return Ok((self.opts.fixed_total.unwrap_or(CAT_TOTAL), 0));
+            }
+            let Work::Stream { ring, .. } = work else {
+                return Ok((0, MSG));
+            };
+            Ok((self.calibrate(work, col, ring / 4)?, ring))
+        };
+        let limit_stream = matches!(work, Work::Stream { .. });
+        let mut setups: Vec<Result<(u64, usize), String>> =
+            cols.iter().map(|&c| setup(c)).collect();
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
+        let mut winners: Vec<String> = Vec::new();
+        for _ in 0..runs {
             for (i, &col) in cols.iter().enumerate() {
-                let Ok(total) = totals[i] else { continue };
-                match self.measure(work, col, total) {
-                    Ok(v) => runs[i].push(v),
-                    Err(e) => totals[i] = Err(e),
+                let Ok((total, publish)) = setups[i] else {
+                    continue;
+                };
+                let r = if col == Column::Limit && limit_stream {
+                    self.limit_run(work, total).map(|(s, d)| {
+                        winners.push(format!("/{d}"));
+                        s
+                    })
+                } else {
+                    self.measure(work, col, total, publish)
+                };
+                match r {
+                    Ok(v) => samples[i].push(v),
+                    Err(e) => setups[i] = Err(e),
                 }
             }
         }
-        totals
-            .into_iter()
-            .zip(runs)
-            .map(|(t, r)| t.map(|_| r))
+        cols.iter()
+            .zip(setups)
+            .zip(samples)
+            .map(|((&col, s), runs)| {
+                s.map(|_| Cell {
+                    runs,
+                    note: if col == Column::Limit && limit_stream {
+                        format!(
+                            "each run the best of publishing every ring/{LIMIT_DIVISORS:?}; winners: {}",
+                            winners.join(" ")
+                        )
+                    } else {
+                        String::new()
+                    },
+                })
+            })
             .collect()
     }
+}
+/// How often the system-call row's sides sleep before each message (µs):
+/// well beyond the longest spin, so every wait sleeps.
+const SYS_DELAY_US: u64 = 1000;
+
+/// The `calls` column of `strace -c` output by system call, without the
+/// sleeps the workload makes on purpose.
+fn strace_calls(text: &str) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let mut total = std::collections::BTreeMap::new();
+    let mut seen = false;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // % time, seconds, usecs/call, calls, [errors,] syscall
+        if f.len() < 5 || f[0].parse::<f64>().is_err() {
+            continue;
+        }
+        let name = f[f.len() - 1];
+        if name == "total" || name.contains("nanosleep") {
+            continue;
+        }
+        let n = f[3]
+            .parse::<u64>()
+            .map_err(|_| format!("strace line {line:?}"))?;
+        total.insert(name.to_owned(), n);
+        seen = true;
+    }
+    if !seen {
+        return Err("no system calls in the strace output".into());
+    }
+    Ok(total)
 }
 
 fn kernel_stream(
     kind: Kind,
     ring: usize,
     total: u64,
+    chunk: usize,
     pin: Option<[usize; 2]>,
 ) -> Result<workload::StreamOutcome, String> {
-    match kernel::run(
-        kind,
-        ring,
-        Job::Stream {
-            total,
-            chunk: CHUNK,
-        },
-        pin,
-    )? {
+    match kernel::run(kind, ring, Job::Stream { total, chunk }, pin)? {
         Outcome::Stream(o) => Ok(o),
-        Outcome::Rtt(_) => Err("unexpected outcome".into()),
+        _ => Err("unexpected outcome".into()),
     }
 }
 
@@ -359,8 +752,12 @@ fn parse_opts() -> Result<Opts, String> {
         runs: 5,
         secs: 1.0,
         rounds: 20_000,
+        idle_ms: 10_000,
+        sys_rounds: [200, 600],
+        fixed_total: None,
         only: None,
         pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -369,19 +766,31 @@ fn parse_opts() -> Result<Opts, String> {
             "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "bad --runs")?,
             "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
             "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
+            "--idle-secs" => {
+                let s: f64 = val("--idle-secs")?.parse().map_err(|_| "bad --idle-secs")?;
+                o.idle_ms = (s * 1000.0) as u64;
+            }
             "--only" => o.only = Some(val("--only")?),
             "--no-pin" => o.pin = false,
+            "--out" => o.out = PathBuf::from(val("--out")?),
+            "--smoke" => {
+                o.runs = 1;
+                o.rounds = 200;
+                o.idle_ms = 300;
+                o.sys_rounds = [20, 40];
+                o.fixed_total = Some(4 * MIB);
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--only TEXT] [--no-pin]"
+                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] [--only TEXT] [--no-pin] [--out DIR] [--smoke]"
                 );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    if o.runs == 0 || o.rounds == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
-        return Err("--runs, --rounds and --secs must be positive".into());
+    if o.runs == 0 || o.rounds == 0 || o.idle_ms == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
+        return Err("--runs, --rounds, --idle-secs and --secs must be positive".into());
     }
     Ok(o)
 }
@@ -433,6 +842,241 @@ fn fmt(v: f64) -> String {
     }
 }
 
+/// The rows of the table, in order, with how many runs each cell gets.
+fn works(runs: usize) -> Vec<(Work, usize)> {
+    let mut w: Vec<(Work, usize)> = RINGS
+        .iter()
+        .map(|&ring| (Work::Stream { ring, chunk: CHUNK }, runs))
+        .collect();
+    w.push((Work::LwtIo, runs.min(3)));
+    w.push((Work::Cat, runs.min(3)));
+    w.push((Work::PingPong, runs));
+    w.push((Work::Floor, runs));
+    // Message sizes through 64 KiB rings (64 KiB itself is the row above).
+    let sweep = runs.min(3);
+    for chunk in [64, KIB, 16 * KIB, 256 * KIB, 1024 * KIB] {
+        w.push((
+            Work::Stream {
+                ring: 64 * KIB,
+                chunk,
+            },
+            sweep,
+        ));
+    }
+    w.push((Work::Idle, 1));
+    w.push((Work::Syscalls, 1));
+    w
+}
+
+/// One finished row: per column the median (NaN if none), the runs, the
+/// sleeps, and a note (why it has no value, or how it was measured).
+struct RowOut {
+    work: Work,
+    median: Vec<f64>,
+    runs: Vec<Vec<f64>>,
+    sleeps: Vec<f64>,
+    notes: Vec<String>,
+}
+
+fn ratio(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
+    for r in rows {
+        for (i, c) in COLUMNS.iter().enumerate() {
+            let v = |x: f64| {
+                if x.is_finite() {
+                    format!("{x}")
+                } else {
+                    String::new()
+                }
+            };
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                q(&r.work.title()),
+                q(r.work.unit()),
+                q(c.title()),
+                v(r.median[i]),
+                q(&r.runs[i]
+                    .iter()
+                    .map(|&x| v(x))
+                    .collect::<Vec<_>>()
+                    .join(" ")),
+                v(r.sleeps[i]),
+                q(&r.notes[i]),
+            ));
+        }
+    }
+    std::fs::write(path, out)
+}
+
+/// A bar chart: one group per row, one bar per column, each bar's length
+/// relative to the best cell of its row (for µs, the best is the
+/// smallest), labelled with its value.
+fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
+    const COLORS: [&str; 6] = [
+        "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f",
+    ];
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let (left, bar_w, bar_h, gap) = (330.0, 420.0, 11.0, 14.0);
+    let group_h = bar_h * COLUMNS.len() as f64 + gap;
+    let height = 70.0 + group_h * rows.len() as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"10\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"13\">{}</text>\n",
+        esc(title)
+    );
+    for (i, c) in COLUMNS.iter().enumerate() {
+        let x = 10.0 + i as f64 * 140.0;
+        svg.push_str(&format!(
+            "<rect x=\"{x}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"39\">{}</text>\n",
+            COLORS[i],
+            x + 14.0,
+            esc(c.title())
+        ));
+    }
+    for (g, r) in rows.iter().enumerate() {
+        let y0 = 55.0 + g as f64 * group_h;
+        svg.push_str(&format!(
+            "<text x=\"10\" y=\"{}\">{}</text>\n",
+            y0 + bar_h * 2.5,
+            esc(&r.work.title())
+        ));
+        let vals: Vec<f64> = r.median.iter().copied().filter(|v| v.is_finite()).collect();
+        let best = if r.work.higher_is_better() {
+            vals.iter().copied().fold(0.0, f64::max)
+        } else {
+            vals.iter()
+                .copied()
+                .filter(|&v| v > 0.0)
+                .fold(f64::INFINITY, f64::min)
+        };
+        for (i, &v) in r.median.iter().enumerate() {
+            let y = y0 + i as f64 * bar_h;
+            if !v.is_finite() {
+                continue;
+            }
+            let rel = if r.work.higher_is_better() {
+                v / best
+            } else if v > 0.0 {
+                best / v
+            } else {
+                1.0
+            };
+            let w = (rel.clamp(0.0, 1.0) * bar_w).max(1.0);
+            svg.push_str(&format!(
+                "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{} {}</text>\n",
+                bar_h - 2.0,
+                COLORS[i],
+                left + w + 4.0,
+                y + bar_h - 3.0,
+                fmt(v),
+                esc(r.work.unit())
+            ));
+        }
+    }
+    svg.push_str("</svg>\n");
+    std::fs::write(path, svg)
+}
+
+/// The targets of issue 13, read from this run's medians.
+fn print_targets(rows: &[RowOut]) {
+    let cell = |w: Work, c: Column| {
+        rows.iter()
+            .find(|r| r.work == w)
+            .map_or(f64::NAN, |r| r.median[c.at()])
+    };
+    let stream = |ring: usize| Work::Stream { ring, chunk: CHUNK };
+    let rust64 = cell(stream(64 * KIB), Column::VchanRs);
+    let q = |a: f64, b: f64| a / b;
+    use Column::{Limit, OCaml, Socket, VchanRs, C};
+    let mut t: Vec<(String, f64, bool, &str)> = Vec::new();
+    for ring in RINGS {
+        let w = stream(ring);
+        let v = q(cell(w, VchanRs), cell(w, Limit));
+        t.push((
+            format!("{}: vchan-rs / limit", w.title()),
+            v,
+            v >= 0.9,
+            ">= 0.9",
+        ));
+    }
+    let v = q(
+        cell(stream(64 * KIB), VchanRs),
+        cell(stream(64 * KIB), Socket),
+    );
+    t.push((
+        "64 KiB rings: vchan-rs / unix socket".into(),
+        v,
+        v >= 1.5,
+        ">= 1.5",
+    ));
+    let v = q(cell(stream(1 << 20), VchanRs), cell(stream(1 << 20), C));
+    t.push(("1 MiB rings: vchan-rs / C".into(), v, v >= 1.0, ">= 1"));
+    let v = q(cell(Work::PingPong, VchanRs), cell(Work::PingPong, Limit));
+    t.push(("ping-pong: vchan-rs / limit".into(), v, v <= 1.2, "<= 1.2"));
+    let v = q(cell(stream(64 * KIB), OCaml), rust64);
+    t.push((
+        "64 KiB rings: OCaml M.read/M.write / vchan-rs".into(),
+        v,
+        v >= 0.9,
+        ">= 0.9",
+    ));
+    let v = q(cell(Work::LwtIo, OCaml), rust64);
+    t.push((
+        "OCaml Lwt_io / vchan-rs (64 KiB)".into(),
+        v,
+        v >= 0.7,
+        ">= 0.7",
+    ));
+    let v = cell(Work::PingPong, OCaml);
+    t.push(("OCaml ping-pong 64 B (µs)".into(), v, v <= 3.0, "<= 3"));
+    let v = q(cell(Work::Cat, OCaml), rust64);
+    t.push((
+        "vchan-cat / vchan-rs (64 KiB)".into(),
+        v,
+        v >= 0.8,
+        ">= 0.8",
+    ));
+    let v = cell(Work::Idle, VchanRs);
+    t.push(("idle vchan-rs (% of a core)".into(), v, v < 1.0, "< 1"));
+    // strace counts whole calls; a stray one in a few hundred rounds (the
+    // 200 ms death check of a writer) shows as 2.01.
+    for c in [VchanRs, OCaml] {
+        let v = cell(Work::Syscalls, c);
+        t.push((
+            format!("system calls per round trip, {}", c.title()),
+            v,
+            v <= 2.05,
+            "<= 2 (+0.05)",
+        ));
+    }
+    println!("Targets of issue 13 (this run):");
+    println!();
+    println!("| target | measured | goal | holds |");
+    println!("|---|---|---|---|");
+    for (name, v, ok, goal) in t {
+        let holds = if !v.is_finite() {
+            "not measured"
+        } else if ok {
+            "yes"
+        } else {
+            "no"
+        };
+        println!("| {name} | {} | {goal} | {holds} |", fmt(v));
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
@@ -465,41 +1109,56 @@ fn main() {
         tmp: tmp.path().to_path_buf(),
     };
 
-    let works: Vec<Work> = RINGS
-        .iter()
-        .map(|&ring| Work::Stream { ring })
-        .chain([Work::PingPong])
-        .collect();
-    let mut table: Vec<Vec<f64>> = Vec::new();
-    let mut sleep_table: Vec<Vec<f64>> = Vec::new();
+    let mut rows: Vec<RowOut> = Vec::new();
     let mut errors = Vec::new();
-    for &w in &works {
+    for (w, runs) in works(bench.opts.runs) {
+        let selected = |c: &Column| {
+            let name = format!("{} / {}", w.title(), c.title());
+            bench
+                .opts
+                .only
+                .as_ref()
+                .is_none_or(|o| name.contains(o.as_str()))
+        };
         let cols: Vec<Column> = COLUMNS
             .into_iter()
-            .filter(|c| {
-                let name = format!("{} / {}", w.title(), c.title());
-                bench
-                    .opts
-                    .only
-                    .as_ref()
-                    .is_none_or(|o| name.contains(o.as_str()))
-            })
+            .filter(|c| selected(c) && w.not_applicable(*c).is_none())
             .collect();
+        if cols.is_empty() {
+            continue;
+        }
         let t = Instant::now();
-        let results = bench.row(w, &cols);
-        let secs = t.elapsed().as_secs_f64();
-        let mut row = vec![f64::NAN; COLUMNS.len()];
-        let mut sleep_row = vec![f64::NAN; COLUMNS.len()];
+        let results = bench.row(w, &cols, runs);
+        let n = COLUMNS.len();
+        let mut out = RowOut {
+            work: w,
+            median: vec![f64::NAN; n],
+            runs: vec![Vec::new(); n],
+            sleeps: vec![f64::NAN; n],
+            notes: COLUMNS
+                .iter()
+                .map(|&c| match w.not_applicable(c) {
+                    Some(why) => format!("n/a: {why}"),
+                    None if selected(&c) => String::new(),
+                    None => "not run (--only)".into(),
+                })
+                .collect(),
+        };
         for (col, r) in cols.iter().zip(results) {
             let Some(at) = COLUMNS.iter().position(|c| c == col) else {
                 continue;
             };
             match r {
-                Ok(all) => {
-                    let values: Vec<f64> = all.iter().map(Sample::value).collect();
+                Ok(cell) => {
+                    let values: Vec<f64> = cell.runs.iter().map(Sample::value).collect();
                     let m = median(&values);
+                    let sleeps: Vec<f64> = cell
+                        .runs
+                        .iter()
+                        .filter_map(|s| s.sleeps().map(|v| v as f64))
+                        .collect();
                     eprintln!(
-                        "{:<36} {:<14} median {:>8}  runs [{}]  sleeps [{}]",
+                        "{:<52} {:<14} median {:>8}  runs [{}]{}{}",
                         w.title(),
                         col.title(),
                         fmt(m),
@@ -508,29 +1167,47 @@ fn main() {
                             .map(|&v| fmt(v))
                             .collect::<Vec<_>>()
                             .join(", "),
-                        all.iter()
-                            .map(|s| s.sleeps().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        if sleeps.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "  sleeps [{}]",
+                                sleeps
+                                    .iter()
+                                    .map(|v| format!("{v:.0}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        },
+                        if cell.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  {}", cell.note)
+                        }
                     );
-                    row[at] = m;
-                    let sleeps: Vec<f64> = all.iter().map(|s| s.sleeps() as f64).collect();
-                    sleep_row[at] = median(&sleeps);
+                    out.median[at] = m;
+                    out.runs[at] = values;
+                    out.sleeps[at] = if sleeps.is_empty() {
+                        f64::NAN
+                    } else {
+                        median(&sleeps)
+                    };
+                    out.notes[at] = cell.note;
                 }
                 Err(e) => {
-                    eprintln!("{:<36} {:<14} FAILED: {e}", w.title(), col.title());
+                    eprintln!("{:<52} {:<14} FAILED: {e}", w.title(), col.title());
                     errors.push(format!("{} / {}: {e}", w.title(), col.title()));
+                    out.notes[at] = format!("FAILED: {e}");
                 }
             }
         }
-        eprintln!("({:.1} s)", secs);
-        table.push(row);
-        sleep_table.push(sleep_row);
+        eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
+        rows.push(out);
     }
 
     println!();
     println!(
-        "## vchan-bench: two processes per cell, medians of {} runs",
+        "## vchan-bench: two processes per cell, medians of up to {} runs",
         bench.opts.runs
     );
     for m in machine() {
@@ -540,30 +1217,49 @@ fn main() {
     let mut head: Vec<String> = vec!["workload".into()];
     head.extend(COLUMNS.iter().map(|c| c.title().to_owned()));
     head.push("vchan-rs / C".into());
-    head.push("vchan-rs / shm limit".into());
+    head.push("vchan-rs / socket".into());
+    head.push("vchan-rs / limit".into());
+    head.push("OCaml / vchan-rs".into());
+    // The Rust figure the OCaml-only rows compare with.
+    let rust_64k = rows
+        .iter()
+        .find(|r| {
+            r.work
+                == Work::Stream {
+                    ring: 64 * KIB,
+                    chunk: CHUNK,
+                }
+        })
+        .map_or(f64::NAN, |r| r.median[Column::VchanRs.at()]);
     println!("| {} |", head.join(" | "));
     println!("|{}", "---|".repeat(head.len()));
-    for (w, row) in works.iter().zip(&table) {
-        let mut cells = vec![w.title()];
-        cells.extend(row.iter().map(|&v| fmt(v)));
-        let ratio = |a: f64, b: f64| {
-            if a.is_finite() && b.is_finite() && b > 0.0 {
-                format!("{:.2}", a / b)
-            } else {
-                "n/a".into()
-            }
+    for r in &rows {
+        let mut cells = vec![r.work.title()];
+        cells.extend(r.median.iter().map(|&v| fmt(v)));
+        let m = |c: Column| r.median[c.at()];
+        cells.push(ratio(m(Column::VchanRs), m(Column::C)));
+        cells.push(ratio(m(Column::VchanRs), m(Column::Socket)));
+        cells.push(ratio(m(Column::VchanRs), m(Column::Limit)));
+        let rust = match r.work {
+            Work::LwtIo | Work::Cat => rust_64k,
+            _ => m(Column::VchanRs),
         };
-        cells.push(ratio(row[0], row[1]));
-        cells.push(ratio(row[0], row[4]));
+        cells.push(ratio(m(Column::OCaml), rust));
         println!("| {} |", cells.join(" | "));
     }
+    println!();
+    print_targets(&rows);
     println!();
     println!("How often the measuring side (stream reader, pinger) slept per run (voluntary context switches, median):");
     println!();
     println!("| workload | {} |", COLUMNS.map(Column::title).join(" | "));
     println!("|{}", "---|".repeat(COLUMNS.len() + 1));
-    for (w, row) in works.iter().zip(&sleep_table) {
-        let cells: Vec<String> = row
+    for r in rows
+        .iter()
+        .filter(|r| r.sleeps.iter().any(|v| v.is_finite()))
+    {
+        let cells: Vec<String> = r
+            .sleeps
             .iter()
             .map(|&v| {
                 if v.is_finite() {
@@ -573,16 +1269,34 @@ fn main() {
                 }
             })
             .collect();
-        println!("| {} | {} |", w.title(), cells.join(" | "));
+        println!("| {} | {} |", r.work.title(), cells.join(" | "));
+    }
+    println!();
+    println!("Notes:");
+    for r in &rows {
+        for (c, n) in COLUMNS.iter().zip(&r.notes) {
+            if !n.is_empty() {
+                println!("- {} / {}: {n}", r.work.title(), c.title());
+            }
+        }
     }
     println!();
     println!("Ratios are plain quotients: for GiB/s above 1 means vchan-rs is faster; for µs below 1 does.");
     println!(
-        "Every writer uses {} KiB writes, every reader a {} KiB buffer; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
+        "Writers use {} KiB writes and readers {} KiB buffers unless the row says otherwise; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
         CHUNK / KIB,
         CHUNK / KIB,
         size_name(PING_RING),
         bench.opts.rounds
+    );
+    println!(
+        "The limit: spinning single-producer/single-consumer rings in shared memory, no notifications; the best of publishing every ring/{:?}.",
+        LIMIT_DIVISORS
+    );
+    println!(
+        "Idle: CPU time of an endpoint blocked in a read while its peer stays silent {:.1} s. System calls: strace -c of the echoing side of a ping-pong in which both sides sleep {SYS_DELAY_US} µs before each message, runs of {:?} rounds differenced; the deliberate sleep not counted.",
+        bench.opts.idle_ms as f64 / 1000.0,
+        bench.opts.sys_rounds
     );
     println!(
         "{}",
@@ -595,6 +1309,24 @@ fn main() {
     println!(
         "Readers check one byte per 4 KiB of a deterministic pattern; ping-pong checks every echo."
     );
+    if let Err(e) = std::fs::create_dir_all(&bench.opts.out)
+        .and_then(|_| write_csv(&bench.opts.out.join("bench.csv"), &rows))
+        .and_then(|_| {
+            write_svg(
+                &bench.opts.out.join("bench.svg"),
+                &rows,
+                "vchan-bench: each bar relative to the best of its row",
+            )
+        })
+    {
+        errors.push(format!("writing {}: {e}", bench.opts.out.display()));
+    } else {
+        println!(
+            "Wrote {} and {}.",
+            bench.opts.out.join("bench.csv").display(),
+            bench.opts.out.join("bench.svg").display()
+        );
+    }
     println!("Total time: {:.0} s.", started.elapsed().as_secs_f64());
     if !errors.is_empty() {
         println!();

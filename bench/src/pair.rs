@@ -26,16 +26,7 @@ pub fn run(
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<(Values, Values), String> {
-    if let Some([s, c]) = pin {
-        for (cmd, cpu) in [(&mut server, s), (&mut client, c)] {
-            let set = crate::kernel::only_cpu(cpu);
-            // SAFETY: the hook makes one system call (sched_setaffinity),
-            // async-signal-safe, and touches no locks or allocations.
-            unsafe {
-                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-            }
-        }
-    }
+    pin_pair(&mut server, &mut client, pin);
     let mut srv = server
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -103,6 +94,20 @@ pub fn run(
             .map_err(|e| format!("client output: {e}"))?;
     }
     Ok((values(&rest), values(&cli_out)))
+}
+
+/// With `pin`, make `server` run on CPU `pin[0]` and `client` on `pin[1]`.
+fn pin_pair(server: &mut Command, client: &mut Command, pin: Option<[usize; 2]>) {
+    if let Some([s, c]) = pin {
+        for (cmd, cpu) in [(server, s), (client, c)] {
+            let set = crate::kernel::only_cpu(cpu);
+            // SAFETY: the hook makes one system call (sched_setaffinity),
+            // async-signal-safe, and touches no locks or allocations.
+            unsafe {
+                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
+            }
+        }
+    }
 }
 
 fn kill(c: &mut Child) {
@@ -189,6 +194,112 @@ pub fn rust_command(args: &[String]) -> Result<Command, String> {
     Ok(c)
 }
 
+/// The repository's dune build directory.
+fn dune_build() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../_build/default")
+}
+
+/// bench/ocaml/vbench.exe (the OCaml roles) in domain `domid`, rooted
+/// at `dir`.
+pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
+    let exe = dune_build().join("bench/ocaml/vbench.exe");
+    if !exe.exists() {
+        return Err(format!("{} not built (dune build)", exe.display()));
+    }
+    let mut c = Command::new(exe);
+    c.args(args)
+        .env("VCHAN_UNIX_DIR", dir)
+        .env("VCHAN_DOMID", domid.to_string())
+        .env_remove("VCHAN_BACKEND");
+    Ok(c)
+}
+
+/// vchan-cat, as dune built it.
+pub fn vchan_cat() -> Result<PathBuf, String> {
+    let exe = dune_build().join("bin/vchan_cat.exe");
+    if !exe.exists() {
+        return Err(format!("{} not built (dune build)", exe.display()));
+    }
+    Ok(exe)
+}
+
+/// A file of `len` pattern bytes in tmpfs (/dev/shm), removed on drop.
+pub fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new()
+        .prefix("vchan-bench")
+        .tempfile_in("/dev/shm")
+        .map_err(|e| format!("tmpfs file: {e}"))?;
+    let pattern = crate::pattern::Pattern::new(crate::CHUNK);
+    let mut pos = 0u64;
+    while pos < len {
+        let n = (len - pos).min(crate::CHUNK as u64) as usize;
+        f.write_all(pattern.run(pos, n))
+            .map_err(|e| format!("tmpfs file: {e}"))?;
+        pos += n as u64;
+    }
+    f.flush().map_err(|e| format!("tmpfs file: {e}"))?;
+    Ok(f)
+}
+
+/// Run a vchan-cat server (until it listens: its rendezvous appears under
+/// `dir`), then a client; the seconds from the client's start until both
+/// exited successfully.
+pub fn run_cat(
+    mut server: Command,
+    mut client: Command,
+    dir: &Path,
+    limit: Duration,
+    pin: Option<[usize; 2]>,
+) -> Result<f64, String> {
+    pin_pair(&mut server, &mut client, pin);
+    let mut srv = server
+        .spawn()
+        .map_err(|e| format!("spawn vchan-cat -l: {e}"))?;
+    let published = dir.join("store").join(PATH.trim_start_matches('/'));
+    let deadline = Instant::now() + limit;
+    while !published.join("event-channel").exists() {
+        if Instant::now() > deadline || srv.try_wait().ok().flatten().is_some() {
+            kill(&mut srv);
+            return Err("vchan-cat -l did not listen".into());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let t0 = Instant::now();
+    let mut cli = match client.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            kill(&mut srv);
+            return Err(format!("spawn vchan-cat: {e}"));
+        }
+    };
+    let mut done = [None, None];
+    while done.iter().any(Option::is_none) {
+        for (i, c) in [&mut srv, &mut cli].into_iter().enumerate() {
+            if done[i].is_none() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    done[i] = Some((st, t0.elapsed().as_secs_f64()));
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            kill(&mut srv);
+            kill(&mut cli);
+            return Err(format!("vchan-cat timed out after {limit:?}"));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    let mut end: f64 = 0.0;
+    for (i, d) in done.into_iter().enumerate() {
+        let Some((st, at)) = d else { continue };
+        if !st.success() {
+            return Err(format!("vchan-cat {} failed: {st}", ["-l", "client"][i]));
+        }
+        end = end.max(at);
+    }
+    Ok(end)
+}
+
 /// A vchan-rs endpoint as a [`Link`] (blocking mode).
 struct EpLink(vchan::Endpoint);
 
@@ -205,6 +316,16 @@ impl Link for EpLink {
     }
 }
 
+/// Apply `BENCH_SEGMENT` (bytes, both directions), if set.
+fn segment(ep: &mut vchan::Endpoint) -> Result<(), String> {
+    if let Ok(v) = std::env::var("BENCH_SEGMENT") {
+        let n: usize = v.parse().map_err(|_| format!("bad BENCH_SEGMENT {v:?}"))?;
+        ep.set_segments(n, n)
+            .map_err(|e| format!("segments: {e}"))?;
+    }
+    Ok(())
+}
+
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
     args.get(i)
         .ok_or_else(|| format!("missing {what}"))?
@@ -213,8 +334,9 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T,
 }
 
 /// The vchan-rs child roles, the same as xvbench's:
-///   server DIR RING stream|pong COUNT SIZE
-///   client DIR stream|ping COUNT SIZE
+///   server DIR RING stream|pong|idle COUNT SIZE
+///   client DIR stream|ping|idle COUNT SIZE
+/// `BENCH_SEGMENT=N` sets the endpoints' publish granularity.
 pub fn role(args: &[String]) -> Result<(), String> {
     use std::sync::Arc;
     use vchan::{DomId, Endpoint, UnixBackend};
@@ -237,10 +359,12 @@ pub fn role(args: &[String]) -> Result<(), String> {
             println!("listening");
             ep.accept(Some(Duration::from_secs(30)))
                 .map_err(|e| format!("accept: {e}"))?;
+            segment(&mut ep)?;
             let mut link = EpLink(ep);
             match mode.as_str() {
                 "stream" => workload::stream_read(&mut link, count, size)?.print(),
                 "pong" => workload::pong(&mut link, count, size)?,
+                "idle" => workload::idle_read(&mut link)?.print(),
                 m => return Err(format!("unknown server mode {m}")),
             }
             link.0.close().map_err(|e| format!("close: {e}"))
@@ -252,9 +376,11 @@ pub fn role(args: &[String]) -> Result<(), String> {
             let mut ep = Endpoint::connect_at(backend(1)?, dom(0)?, PATH, Some(Duration::from_secs(30)))
                 .map_err(|e| format!("connect: {e}"))?;
             ep.set_nonblocking(false);
+            segment(&mut ep)?;
             let mut link = EpLink(ep);
             match mode.as_str() {
                 "stream" => workload::stream_write(&mut link, count, size)?,
+                "idle" => workload::idle_write(&mut link, count)?,
                 "ping" => {
                     let p = workload::ping(&mut link, count, size)?;
                     println!("median_ns={}", p.median_ns);

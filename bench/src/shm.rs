@@ -1,6 +1,10 @@
 //! The shared-memory limit: spinning single-producer/single-consumer byte
 //! rings in one `MAP_SHARED` anonymous mapping, inherited across `fork`.
 //! No notifications, no sleeping: what any vchan could reach at best.
+//! Each side publishes its index after every `publish` bytes it copies
+//! (the limit row tries several granularities and keeps the best), and
+//! [`Mapping::bounce`] measures the floor of any hand-off: one cache line
+//! going back and forth between the two processes.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,13 +62,39 @@ impl Mapping {
         })
     }
 
-    /// This process's end: writes ring `tx`, reads the other one.
-    pub fn end(&self, tx: usize) -> ShmLink<'_> {
+    /// This process's end: writes ring `tx`, reads the other one,
+    /// publishing its progress after every `publish` bytes.
+    pub fn end(&self, tx: usize, publish: usize) -> ShmLink<'_> {
         ShmLink {
             tx: self.ring(tx),
             rx: self.ring(1 - tx),
+            publish: publish.max(1),
             _map: self,
         }
+    }
+
+    /// Cache-line ping-pong, `rounds` round trips: side 0 stores an odd
+    /// count into ring 0's `prod` line and waits for side 1 to answer with
+    /// the next even one there. Returns the median round trip (side 0;
+    /// side 1 returns 0).
+    pub fn bounce(&self, side: usize, rounds: u64) -> Result<u64, String> {
+        let ring = self.ring(0);
+        let line = &ring.header().prod.0;
+        let mut rtt = Vec::with_capacity(if side == 0 { rounds as usize } else { 0 });
+        for i in 0..rounds {
+            let (ping, pong) = (2 * i + 1, 2 * i + 2);
+            if side == 0 {
+                let t = Instant::now();
+                line.store(ping, Ordering::Release);
+                spin_until(|| (line.load(Ordering::Acquire) == pong).then_some(()))?;
+                rtt.push(t.elapsed().as_nanos() as u64);
+            } else {
+                spin_until(|| (line.load(Ordering::Acquire) == ping).then_some(()))?;
+                line.store(pong, Ordering::Release);
+            }
+        }
+        rtt.sort_unstable();
+        Ok(rtt.get(rtt.len() / 2).copied().unwrap_or(0))
     }
 
     fn ring(&self, i: usize) -> Ring {
@@ -109,6 +139,7 @@ impl Ring {
 pub struct ShmLink<'a> {
     tx: Ring,
     rx: Ring,
+    publish: usize,
     _map: &'a Mapping,
 }
 
@@ -139,16 +170,23 @@ impl Link for ShmLink<'_> {
             (p != cons).then_some(p)
         })?;
         let n = ((prod - cons) as usize).min(buf.len());
-        let at = (cons as usize) & (r.size - 1);
-        let first = n.min(r.size - at);
-        // SAFETY: [at, at + first) and [0, n - first) lie in the ring; the
-        // producer published these n bytes (Acquire above) and will not
-        // touch them until cons moves past them (Release below).
-        unsafe {
-            std::ptr::copy_nonoverlapping(r.data.add(at), buf.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(r.data, buf.as_mut_ptr().add(first), n - first);
+        let mut done = 0;
+        while done < n {
+            let k = (n - done).min(self.publish);
+            let at = ((cons as usize) + done) & (r.size - 1);
+            let first = k.min(r.size - at);
+            // SAFETY: [at, at + first) and [0, k - first) lie in the ring;
+            // the producer published these bytes (Acquire above) and will
+            // not touch them until cons moves past them (Release below);
+            // buf[done..done + k] is in bounds (done + k <= n <= len).
+            unsafe {
+                let dst = buf.as_mut_ptr().add(done);
+                std::ptr::copy_nonoverlapping(r.data.add(at), dst, first);
+                std::ptr::copy_nonoverlapping(r.data, dst.add(first), k - first);
+            }
+            done += k;
+            h.cons.0.store(cons + done as u64, Ordering::Release);
         }
-        h.cons.0.store(cons + n as u64, Ordering::Release);
         Ok(n)
     }
 
@@ -163,7 +201,7 @@ impl Link for ShmLink<'_> {
                 let s = size - (prod - c);
                 (s > 0).then_some(s)
             })?;
-            let n = (space as usize).min(buf.len());
+            let n = (space as usize).min(buf.len()).min(self.publish);
             let at = (prod as usize) & (r.size - 1);
             let first = n.min(r.size - at);
             // SAFETY: [at, at + first) and [0, n - first) lie in the ring

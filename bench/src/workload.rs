@@ -48,6 +48,51 @@ pub fn sleeps() -> u64 {
     ru.ru_nvcsw as u64
 }
 
+/// CPU time (user + system) this process used so far, in seconds.
+pub fn cpu_secs() -> f64 {
+    // SAFETY: rusage is plain data; all-zero is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer for getrusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// What an idle reader measured: CPU time used while blocked on a silent
+/// peer, and the wall time it was blocked.
+#[derive(Debug, Clone, Copy)]
+pub struct IdleOutcome {
+    pub cpu_secs: f64,
+    pub wall_secs: f64,
+}
+
+impl IdleOutcome {
+    /// As the key=value lines a child process prints.
+    pub fn print(&self) {
+        println!("cpu_secs={:.6}", self.cpu_secs);
+        println!("wall_secs={:.6}", self.wall_secs);
+    }
+}
+
+/// Block on a read of one byte that comes after the peer's silence.
+pub fn idle_read(link: &mut dyn Link) -> Result<IdleOutcome, String> {
+    let (c0, t0) = (cpu_secs(), Instant::now());
+    let mut b = [0u8; 1];
+    link.read_some(&mut b)?;
+    Ok(IdleOutcome {
+        cpu_secs: cpu_secs() - c0,
+        wall_secs: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// Stay silent for `ms` milliseconds, then write one byte.
+pub fn idle_write(link: &mut dyn Link, ms: u64) -> Result<(), String> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    link.write_all(&[1])
+}
+
 /// What a stream reader measured: `bytes` moved in `secs`, timed from the
 /// end of its first read (so connection set-up is not counted), and how
 /// often the reader slept meanwhile.
@@ -124,11 +169,25 @@ fn read_exact(link: &mut dyn Link, mut buf: &mut [u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Echo `rounds` messages of `msg` bytes.
+/// `BENCH_DELAY_US`: how long both sides of a ping-pong sleep before each
+/// message they send, so that both sleep every round (the bench counts
+/// system calls per wake-up that way).
+fn delay() -> Option<std::time::Duration> {
+    std::env::var("BENCH_DELAY_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_micros)
+}
+
+/// Echo `rounds` messages of `msg` bytes (see [`delay`]).
 pub fn pong(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<(), String> {
+    let delay = delay();
     let mut buf = vec![0u8; msg];
     for _ in 0..rounds {
         read_exact(link, &mut buf)?;
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         link.write_all(&buf)?;
     }
     Ok(())
@@ -143,9 +202,13 @@ pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<PingOutcome,
     let pattern = Pattern::new(msg);
     let mut back = vec![0u8; msg];
     let mut rtt = Vec::with_capacity(rounds as usize);
+    let delay = delay();
     let sleeps0 = sleeps();
     for i in 0..rounds {
         let out = pattern.run(i, msg);
+        if let Some(d) = delay {
+            std::thread::sleep(d);
+        }
         let t = Instant::now();
         link.write_all(out)?;
         read_exact(link, &mut back)?;

@@ -25,7 +25,9 @@ type t = {
   mutable read_shut : bool;
   changed : unit Lwt_condition.t;
       (* Operations that would block wait here; see [wait]. *)
-  mutable polling : bool;  (* Is a poller watching [lfd]? *)
+  mutable watch : Lwt_engine.event option;
+      (* The poller watching [lfd], if one is (see [start_poller]). *)
+  mutable waiters : int;  (* Operations waiting on [changed]. *)
   mutable failed : Error.t option;
       (* Consuming the events failed (the peer broke the protocol, or a
          system error): every later wait returns this. *)
@@ -65,7 +67,8 @@ let make h =
       closed = false;
       read_shut = false;
       changed = Lwt_condition.create ();
-      polling = false;
+      watch = None;
+      waiters = 0;
       failed = None;
     }
   in
@@ -107,20 +110,30 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
    arrives before the poller watches leaves the descriptor readable, so no
    wake-up can be lost, and a retry that would block again just waits. *)
 
+(* The poller watches the descriptor through the engine directly, not
+   [Lwt_unix.wait_read] (which first checks readability with a poll(2) of
+   its own), and stays registered while operations keep waiting (no
+   epoll_ctl per wait): a wake-up costs the engine's epoll_wait and one
+   [consume_events] (one recvmmsg on the unix backend). It stops once no
+   operation waits any more, so that an idle endpoint is not reachable from
+   the engine (and can be collected). Before an operation answers "would
+   block", the Rust side has spun briefly on the peer's index (at most
+   100 us, 2 us once the peer is idle; see Endpoint::set_nonblocking_spin),
+   so a busy peer is met without events at all. *)
+let stop_poller t =
+  Option.iter Lwt_engine.stop_event t.watch;
+  t.watch <- None
+
 let start_poller t =
-  if (not t.polling) && not t.closed then begin
-    t.polling <- true;
-    Lwt.async (fun () ->
-        Lwt.catch
-          (fun () ->
-            Lwt_unix.wait_read t.lfd >|= fun () ->
-            if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
-              t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h)))
-          (fun _ -> Lwt.return_unit)
-        >|= fun () ->
-        t.polling <- false;
-        Lwt_condition.broadcast t.changed ())
-  end
+  if t.watch = None && not t.closed then
+    t.watch <-
+      Some
+        (Lwt_engine.on_readable (Lwt_unix.unix_file_descr t.lfd) (fun _ ->
+             if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
+               t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h));
+             (* Waiters retry now; those that must wait again count again. *)
+             Lwt_condition.broadcast t.changed ();
+             if t.waiters = 0 || t.failed <> None || t.closed then stop_poller t))
 
 (* After an operation answered "would block": wait until it is worth
    retrying, then [k ()] — or fail if consuming the events failed. *)
@@ -128,6 +141,8 @@ let retry t k =
   if t.closed then k ()
   else begin
     let woken = Lwt_condition.wait t.changed in
+    t.waiters <- t.waiters + 1;
+    Lwt.on_termination woken (fun () -> t.waiters <- t.waiters - 1);
     start_poller t;
     woken >>= fun () ->
     match t.failed with Some e -> Lwt.return (Error e) | None -> k ()
@@ -205,6 +220,7 @@ let close t =
     t.pending <- 0;
     (* Stop Lwt watching the descriptor (Rust closes it now) and wake the
        waiters: they see [closed]. *)
+    stop_poller t;
     Lwt_unix.abort t.lfd Aborted;
     Lwt_condition.broadcast t.changed ();
     ignore (Stubs.close t.h : (unit, int * string) result)
@@ -261,6 +277,20 @@ let write t (buf : Cstruct.t) =
       else Lwt.return (Error (last_error t))
   in
   if t.closed then closed_error else go buf.off buf.len
+
+let write_from_fd t fd =
+  let rec go () =
+    if t.closed then closed_error
+    else
+      let n = Stubs.write_from_fd t.h (Obj.magic (fd : Unix.file_descr) : int) in
+      if n > 0 then Lwt.return (Ok (`Wrote n))
+      else if n = 0 then Lwt.return (Ok `Fd_empty)
+      else if n = Stubs.e_eof then Lwt.return (Ok `Eof)
+      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_closed then closed_error
+      else Lwt.return (Error (last_error t))
+  in
+  go ()
 
 let linger t =
   let rec go () =

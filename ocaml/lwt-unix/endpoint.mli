@@ -106,6 +106,17 @@ val write : flow -> Cstruct.t -> (unit, write_error) result Lwt.t
     as needed. [Error `Closed] if we closed, or the peer closed before all
     of it was written. *)
 
+val write_from_fd :
+  t -> Unix.file_descr -> ([ `Wrote of int | `Eof | `Fd_empty ], write_error) result Lwt.t
+(** [write_from_fd t fd] reads from [fd] straight into the write ring's free
+    space, with no buffer in between (one [read(2)], then the bytes are
+    published), waiting for room in the ring (half of it) as needed:
+    [`Wrote n] for the [n] bytes moved, [`Eof] once [fd] is at end-of-file,
+    [`Fd_empty] when [fd] has nothing now (wait until it is readable, then
+    call again). [fd] must be non-blocking, or a regular file (a read of it
+    must not block the Lwt scheduler). [Error `Closed] once we or the peer
+    closed. *)
+
 val writev : flow -> Cstruct.t list -> (unit, write_error) result Lwt.t
 (** [writev t bufs] writes each buffer in turn. *)
 

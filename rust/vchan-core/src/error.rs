@@ -68,6 +68,13 @@ pub enum Error {
         /// Bytes readable.
         available: usize,
     },
+    /// `produce` was asked to publish more bytes than the free span holds.
+    ProduceTooMuch {
+        /// Bytes asked to publish.
+        requested: usize,
+        /// Bytes of the free span.
+        available: usize,
+    },
     /// A grant index outside the shared page's `grants[]` array.
     GrantIndex(usize),
     /// A grant list whose length is not the ring's page count.
@@ -129,6 +136,13 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "cannot consume {requested} bytes: only {available} readable"
+            ),
+            Error::ProduceTooMuch {
+                requested,
+                available,
+            } => write!(
+                f,
+                "cannot produce {requested} bytes: only {available} free in one run"
             ),
             Error::GrantIndex(i) => write!(f, "grant index {i} outside the shared page"),
             Error::GrantCount { expected, actual } => write!(

@@ -221,6 +221,16 @@ fn model(f: impl Fn() -> (bool, bool) + Send + Sync + 'static) -> Explored {
 /// WRITE direction: the reader finds the ring empty and arms
 /// (`data_ready_or_arm`) while the writer writes one byte.
 fn write_direction(server_writes: bool, weaken: Weaken) -> Explored {
+    write_in_segments(server_writes, weaken, 1, 1)
+}
+
+/// WRITE direction, pipelined: the writer writes `len` bytes in one call,
+/// published one `seg`-byte segment at a time, while the reader arms for
+/// all `len` (as a packet `recv` does) and, if it saw them all, reads them
+/// (one `seg` at a time too). A reader that saw fewer than `len` sleeps, so
+/// the writer must have returned `notify`; every byte read must be the one
+/// written (loom checks the per-segment publication orders the copies).
+fn write_in_segments(server_writes: bool, weaken: Weaken, len: usize, seg: usize) -> Explored {
     model(move || {
         let (server, client) = pair(weaken);
         let (mut writer, mut reader) = if server_writes {
@@ -228,19 +238,27 @@ fn write_direction(server_writes: bool, weaken: Weaken) -> Explored {
         } else {
             (client, server)
         };
-        let w = loom::thread::spawn(move || writer.write(&[42]).unwrap().notify);
-        let ready = reader.data_ready_or_arm(1).unwrap();
+        writer.set_segments(seg, seg);
+        reader.set_segments(seg, seg);
+        let data: Vec<u8> = (0..len as u8).map(|i| 42 + i).collect();
+        let sent = data.clone();
+        let w = loom::thread::spawn(move || {
+            let t = writer.write(&sent).unwrap();
+            assert_eq!(t.bytes, sent.len(), "the ring had room for all");
+            t.notify
+        });
+        let ready = reader.data_ready_or_arm(len).unwrap();
         if ready > 0 {
-            let mut b = [0u8];
-            assert_eq!(reader.read(&mut b).unwrap().bytes, 1);
-            assert_eq!(b[0], 42, "read a byte before it was written");
+            let mut b = vec![0u8; ready];
+            assert_eq!(reader.read(&mut b).unwrap().bytes, ready);
+            assert_eq!(b, data[..ready], "read a byte before it was written");
         }
         let notified = w.join().unwrap();
         assert!(
-            ready > 0 || notified,
+            ready == len || notified,
             "lost wake-up: the reader sleeps and the writer did not signal"
         );
-        (ready > 0, notified)
+        (ready == len, notified)
     })
 }
 
@@ -248,6 +266,16 @@ fn write_direction(server_writes: bool, weaken: Weaken) -> Explored {
 /// (`buffer_space_or_arm`) while the reader consumes one byte; a writer
 /// that sees space writes into the freed byte.
 fn read_direction(server_writes: bool, weaken: Weaken) -> Explored {
+    read_in_segments(server_writes, weaken, 1, 1)
+}
+
+/// READ direction, pipelined: the ring is full; the reader reads `len`
+/// bytes in one call, releasing one `seg`-byte segment at a time, while
+/// the writer arms for `len` bytes of space and writes into whatever it
+/// saw freed (one `seg` at a time). A writer that saw less than `len`
+/// sleeps, so the reader must have returned `notify`; loom checks that no
+/// byte is overwritten before the reader copied it out.
+fn read_in_segments(server_writes: bool, weaken: Weaken, len: usize, seg: usize) -> Explored {
     model(move || {
         let (server, client) = pair(weaken);
         let (mut writer, mut reader) = if server_writes {
@@ -255,26 +283,34 @@ fn read_direction(server_writes: bool, weaken: Weaken) -> Explored {
         } else {
             (client, server)
         };
+        writer.set_segments(0, 0);
         let size = writer.write_size();
         let full: Vec<u8> = (0..size).map(|i| i as u8).collect();
         assert_eq!(writer.write(&full).unwrap().bytes, size);
+        writer.set_segments(seg, seg);
+        reader.set_segments(seg, seg);
         // Writing cleared nothing: nobody had asked for WRITE.
         let r = loom::thread::spawn(move || {
-            let mut b = [0u8];
+            let mut b = vec![0u8; len];
             let t = reader.read(&mut b).unwrap();
-            assert_eq!((t.bytes, b[0]), (1, 0), "read a byte overwritten too early");
+            assert_eq!(t.bytes, len);
+            assert_eq!(
+                b,
+                (0..len as u8).collect::<Vec<u8>>(),
+                "read a byte overwritten too early"
+            );
             t.notify
         });
-        let space = writer.buffer_space_or_arm(1).unwrap();
+        let space = writer.buffer_space_or_arm(len).unwrap();
         if space > 0 {
-            assert_eq!(writer.write(&[0xEE]).unwrap().bytes, 1);
+            assert_eq!(writer.write(&vec![0xEE; space]).unwrap().bytes, space);
         }
         let notified = r.join().unwrap();
         assert!(
-            space > 0 || notified,
+            space >= len || notified,
             "lost wake-up: the writer sleeps and the reader did not signal"
         );
-        (space > 0, notified)
+        (space >= len, notified)
     })
 }
 
@@ -314,6 +350,22 @@ fn no_lost_wakeup_client_writes() {
     holds(read_direction(false, Weaken::Faithful));
 }
 
+/// A write published in two segments, a reader waiting for both.
+#[test]
+fn no_lost_wakeup_write_in_two_segments() {
+    for server_writes in [true, false] {
+        holds(write_in_segments(server_writes, Weaken::Faithful, 2, 1));
+    }
+}
+
+/// A read released in two segments, a writer waiting for both bytes.
+#[test]
+fn no_lost_wakeup_read_in_two_segments() {
+    for server_writes in [true, false] {
+        holds(read_in_segments(server_writes, Weaken::Faithful, 2, 1));
+    }
+}
+
 /// Run a model that must fail; return its panic message.
 fn must_fail(f: impl FnOnce() -> Explored) -> String {
     let err = match catch_unwind(AssertUnwindSafe(f)) {
@@ -330,7 +382,8 @@ fn must_fail(f: impl FnOnce() -> Explored) -> String {
 }
 
 /// Without the full barriers (request, re-check / publish, check bits:
-/// the store-buffering pattern), loom finds the lost wake-up.
+/// the store-buffering pattern), loom finds the lost wake-up, also in the
+/// segmented models.
 #[test]
 fn weakened_without_fences_loses_wakeups() {
     for server_writes in [true, false] {
@@ -339,6 +392,10 @@ fn weakened_without_fences_loses_wakeups() {
         let msg = must_fail(|| read_direction(server_writes, Weaken::NoFence));
         assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
     }
+    let msg = must_fail(|| write_in_segments(true, Weaken::NoFence, 2, 1));
+    assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+    let msg = must_fail(|| read_in_segments(true, Weaken::NoFence, 2, 1));
+    assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
 }
 
 /// Without acquire/release on the indices, loom finds the data race on

@@ -117,6 +117,33 @@ pub unsafe extern "C" fn vchan_rs_write(h: isize, ba: Value, off: isize, len: is
     unsafe { from_buffer(h, ba, off, len, |ep, buf| ep.write(buf)) }
 }
 
+/// Zero-copy write from descriptor `fd` (non-blocking, or a regular file):
+/// one `read(2)` straight into the write ring's free span, published at
+/// once (see `Endpoint::write_from_fd`). Returns the bytes read (> 0), 0
+/// when `fd` has nothing now, `E_EOF` at its end-of-file, `E_AGAIN` (the
+/// ring is full; a notification is armed), `E_CLOSED` or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_write_from_fd(h: isize, fd: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    let Ok(fd) = i32::try_from(fd) else {
+        return h.fail((
+            Kind::InvalidArgument as isize,
+            format!("bad descriptor {fd}"),
+        ));
+    };
+    match h.ep.write_from_fd(fd) {
+        Ok(Some(0)) => E_EOF,
+        Ok(Some(n)) => n as isize,
+        Ok(None) => 0,
+        Err(e) => h.code(Err(e)),
+    }
+}
+
 /// Packet send: all `len` bytes of `ba[off..]` or nothing. Returns `len`,
 /// `E_AGAIN` (not enough room yet), `E_CLOSED` or `E_ERROR` (e.g. larger
 /// than the ring).
@@ -351,6 +378,7 @@ byte_stub!(vchan_rs_send_byte => vchan_rs_send(h, ba, off, len));
 byte_stub!(vchan_rs_recv_byte => vchan_rs_recv(h, ba, off, len));
 byte_stub!(vchan_rs_peek_byte => vchan_rs_peek(h));
 byte_stub!(vchan_rs_consume_byte => vchan_rs_consume(h, n));
+byte_stub!(vchan_rs_write_from_fd_byte => vchan_rs_write_from_fd(h, n));
 byte_stub!(vchan_rs_data_ready_byte => vchan_rs_data_ready(h));
 byte_stub!(vchan_rs_buffer_space_byte => vchan_rs_buffer_space(h));
 byte_stub!(vchan_rs_state_byte => vchan_rs_state(h));

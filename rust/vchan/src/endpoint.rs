@@ -56,6 +56,12 @@ pub struct Endpoint {
     /// Where a server published its rendezvous.
     path: Option<String>,
     nonblocking: bool,
+    /// Spin before answering `WouldBlock` too (see
+    /// [`set_nonblocking_spin`](Endpoint::set_nonblocking_spin)).
+    nonblocking_spin: bool,
+    /// When a non-blocking operation last answered `WouldBlock` after a
+    /// failed spin (the next `consume_events` tells how long it waited).
+    blocked_at: Option<Instant>,
     spin: Spin,
     /// The peer went away without closing (see
     /// [`peer_vanished`](Endpoint::peer_vanished)).
@@ -287,6 +293,8 @@ impl Endpoint {
             peer,
             path,
             nonblocking: false,
+            nonblocking_spin: false,
+            blocked_at: None,
             spin: Spin::new(),
             vanished: false,
             peer_gone: false,
@@ -317,6 +325,28 @@ impl Endpoint {
     /// Switch between blocking and non-blocking operation.
     pub fn set_nonblocking(&mut self, nonblocking: bool) {
         self.nonblocking = nonblocking;
+    }
+
+    /// Set how often stream copies publish their progress to the peer:
+    /// after every `write` bytes written and `read` bytes read (0: once per
+    /// call). The default is [`vchan_core::default_segment`] of each ring
+    /// size, which suits a peer that copies at the same time; a tuning
+    /// knob for benchmarks.
+    pub fn set_segments(&mut self, write: usize, read: usize) -> Result<()> {
+        self.live_mut()?.ch.set_segments(write, read);
+        Ok(())
+    }
+
+    /// In non-blocking mode, spin on the peer's index (bounded and
+    /// adaptive, as blocking mode does before sleeping: at most 100 µs,
+    /// 2 µs once the peer has been idle) before answering `WouldBlock`. For
+    /// event loops that can afford that much busy waiting per operation
+    /// (the OCaml binding): a busy peer is then met at shared-memory speed
+    /// with no event at all. How long the caller then waited, measured
+    /// from the `WouldBlock` to the next
+    /// [`consume_events`](Endpoint::consume_events), adapts the budget.
+    pub fn set_nonblocking_spin(&mut self, spin: bool) {
+        self.nonblocking_spin = spin;
     }
 
     /// Is the endpoint in non-blocking mode?
@@ -367,6 +397,9 @@ impl Endpoint {
     /// [`wait`](Endpoint::wait)): call it when the event descriptor polls
     /// readable, then retry the operations that would have blocked.
     pub fn consume_events(&mut self) -> Result<()> {
+        if let Some(t) = self.blocked_at.take() {
+            self.spin.woke_after(t.elapsed());
+        }
         self.drain()
     }
 
@@ -408,10 +441,16 @@ impl Endpoint {
     /// Consume pending events without blocking; a vanished peer is marked
     /// exited in the page (what Xen's unmap-notify does).
     fn drain(&mut self) -> Result<()> {
+        let ev = self.live_mut()?.event.drain()?;
+        self.absorb(ev)
+    }
+
+    /// Note what consuming events found (a vanished peer is marked exited
+    /// in the page).
+    fn absorb(&mut self, ev: crate::backend::Events) -> Result<()> {
         self.drained_at = coarse_ms();
         let role = self.role;
         let live = self.live_mut()?;
-        let ev = live.event.drain()?;
         if ev.peer_gone {
             let page = live.ch.page();
             let offset = role.peer().live_offset();
@@ -428,6 +467,12 @@ impl Endpoint {
     /// Block until the event channel fires (or `timeout` passes), then
     /// consume its events. Returns false on timeout.
     pub fn wait_timeout(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        if timeout.is_none() {
+            // Waiting and consuming in one system call where the backend can.
+            let ev = self.live_mut()?.event.wait()?;
+            self.absorb(ev)?;
+            return Ok(true);
+        }
         let fd = self.live()?.event.fd();
         let fired = poll_fd(fd, timeout)?;
         self.drain()?;
@@ -474,18 +519,23 @@ impl Endpoint {
         ready: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
         arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
     ) -> Result<()> {
-        let started = Instant::now();
-        if !self.nonblocking {
+        let mut started = None;
+        if !self.nonblocking || self.nonblocking_spin {
             let ch = &self.live.as_ref().ok_or(Error::Closed)?.ch;
             let exited = || matches!(ch.peer_state(), Ok(LiveState::Exited) | Err(_));
-            if self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
-                return Ok(());
+            match self.spin.spin(|| ready(ch).unwrap_or(true) || exited()) {
+                Ok(()) => return Ok(()),
+                Err(began) => started = Some(began),
             }
         }
+        let started = started.unwrap_or_else(Instant::now);
         if arm(&self.live()?.ch)? || self.peer_state()? == State::Exited {
             return Ok(());
         }
         if self.nonblocking {
+            if self.nonblocking_spin {
+                self.blocked_at = Some(started);
+            }
             return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
         }
         self.wait()?;
@@ -537,6 +587,48 @@ impl Endpoint {
             self.wait_until(
                 |c| Ok(c.buffer_space()? > 0),
                 |c| Ok(c.buffer_space_or_arm(1)? > 0),
+            )?;
+        }
+    }
+
+    /// Zero-copy write from a file descriptor: one `read(2)` from `fd`
+    /// straight into the write ring's free span (no intermediate buffer),
+    /// then one publication. `Some(n)`: `n > 0` bytes read and published,
+    /// `Some(0)`: `fd` is at end-of-file, `None`: `fd` is non-blocking and
+    /// has nothing now. Blocking mode waits for room in the ring first;
+    /// non-blocking mode answers `WouldBlock` when the ring is full.
+    /// [`Error::Closed`] once the peer is gone. It waits until half the
+    /// ring is free (a low-water mark), so that each `read(2)` moves a
+    /// large run rather than whatever the reader just released.
+    pub fn write_from_fd(&mut self, fd: RawFd) -> Result<Option<usize>> {
+        let want = (self.write_ring_size()? / 2).max(1);
+        loop {
+            if self.writer_peer_state()? == State::Exited {
+                return Err(Error::Closed);
+            }
+            let ch = &self.live()?.ch;
+            let span = ch.free_span()?;
+            if span.len > 0 && ch.buffer_space()? >= want {
+                let base = ch.write_ring().as_ptr();
+                // SAFETY: [offset, offset + len) is the free span of our
+                // write ring, within its mapping (free_span bounds it by the
+                // ring's size); the kernel writes into it directly, and no
+                // Rust reference to that shared memory is ever made.
+                let n = unsafe { libc::read(fd, base.add(span.offset).cast(), span.len) };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    return match e.kind() {
+                        io::ErrorKind::WouldBlock => Ok(None),
+                        io::ErrorKind::Interrupted => continue,
+                        _ => Err(e.into()),
+                    };
+                }
+                let t = self.live_mut()?.ch.produce(n as usize)?;
+                return self.signal(t).map(Some);
+            }
+            self.wait_until(
+                |c| Ok(c.buffer_space()? >= want),
+                |c| Ok(c.buffer_space_or_arm(want)? >= want),
             )?;
         }
     }

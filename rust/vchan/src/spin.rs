@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 const MIN: Duration = Duration::from_micros(2);
 const MAX: Duration = Duration::from_micros(100);
 const START: Duration = Duration::from_micros(20);
+/// A side that waited longer than this was facing an idle peer: it starts
+/// again from the shortest spin at once.
+const IDLE: Duration = Duration::from_millis(1);
 
 /// The adaptive spin budget of one endpoint.
 #[derive(Debug, Clone)]
@@ -30,26 +33,34 @@ impl Spin {
     /// After a failed spin, the side slept and was woken `waited` after it
     /// began to wait: if that is within the longest budget, spinning that
     /// long (with margin) would have succeeded, so the budget becomes so.
+    /// After a wait longer than [`IDLE`], the budget drops to the minimum.
     pub(crate) fn woke_after(&mut self, waited: Duration) {
         if waited < MAX {
             self.budget = self.budget.max((waited * 2).min(MAX));
+        } else if waited > IDLE {
+            self.budget = MIN;
         }
     }
 
-    /// Spin until `done()` or the budget runs out; true if `done()`.
-    pub(crate) fn spin(&mut self, mut done: impl FnMut() -> bool) -> bool {
-        let start = Instant::now();
+    /// Spin until `done()` or the budget runs out: `Ok` if `done()`, else
+    /// `Err` with when the spin began. The clock is read only once the
+    /// first 32 looks failed: a peer that is right there costs no clock
+    /// read (which on a small ring, waited on every few KiB, would
+    /// dominate).
+    pub(crate) fn spin(&mut self, mut done: impl FnMut() -> bool) -> Result<(), Instant> {
+        let mut start = None;
         loop {
             for _ in 0..32 {
                 if done() {
                     self.budget = (self.budget * 2).min(MAX);
-                    return true;
+                    return Ok(());
                 }
                 std::hint::spin_loop();
             }
-            if start.elapsed() >= self.budget {
+            let began = *start.get_or_insert_with(Instant::now);
+            if began.elapsed() >= self.budget {
                 self.budget = (self.budget / 2).max(MIN);
-                return false;
+                return Err(began);
             }
         }
     }
@@ -63,7 +74,7 @@ mod tests {
     fn failures_shrink_and_quick_wake_ups_grow_the_budget() {
         let mut s = Spin::new();
         for _ in 0..10 {
-            assert!(!s.spin(|| false));
+            assert!(s.spin(|| false).is_err());
         }
         assert_eq!(s.budget, MIN);
         // Woken 30 µs after starting to wait: spin ~60 µs next time.
@@ -76,9 +87,14 @@ mod tests {
         idle.budget = MIN;
         idle.woke_after(Duration::from_millis(5));
         assert_eq!(idle.budget, MIN);
+        // A side that faced a long-idle peer stops spinning at once.
+        let mut busy = Spin::new();
+        busy.budget = MAX;
+        busy.woke_after(Duration::from_millis(5));
+        assert_eq!(busy.budget, MIN);
         // A spin that succeeds doubles it.
         let mut t = Spin::new();
-        assert!(t.spin(|| true));
+        assert!(t.spin(|| true).is_ok());
         assert_eq!(t.budget, (START * 2).min(MAX));
     }
 }

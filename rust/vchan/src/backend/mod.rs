@@ -51,6 +51,14 @@ pub trait EventChannel: Send {
     fn fd(&self) -> RawFd;
     /// Consume every pending event without blocking.
     fn drain(&mut self) -> io::Result<Events>;
+    /// Block until an event is pending (or the peer is gone), then consume
+    /// every pending event. By default a `poll` of [`fd`](EventChannel::fd)
+    /// and a [`drain`](EventChannel::drain); backends that can wait and
+    /// consume in one system call do.
+    fn wait(&mut self) -> io::Result<Events> {
+        crate::endpoint::poll_fd(self.fd(), None)?;
+        self.drain()
+    }
     /// Ask that, should this process die or unmap without closing, the byte
     /// at `offset` of page `gref` (shared or mapped by this process from
     /// domain `owner`) be cleared and the peer signalled. The Xen backend

@@ -23,6 +23,10 @@ use crate::port::DomId;
 const MSG_NOTIFY: u8 = b'N';
 const MSG_UNMAP: u8 = b'U';
 const UNMAP_LEN: usize = 13;
+/// Longest message we read (longer ones are truncated, then ignored).
+const MSG_MAX: usize = 64;
+/// Messages taken per system call when draining.
+const BATCH: usize = 16;
 
 /// A peer's unmap-notify request, as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +85,15 @@ fn seqpacket() -> io::Result<OwnedFd> {
     })?;
     // SAFETY: fd is a fresh descriptor we exclusively own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Make a connected socket blocking (see [`UnixEvent::wait`]).
+fn set_blocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own.
+    let fl = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK) })?;
+    Ok(())
 }
 
 fn epoll_with(fd: RawFd) -> io::Result<OwnedFd> {
@@ -247,6 +260,7 @@ impl UnixEvent {
                 format!("event channel {remote_port} of domain {remote}: {e}"),
             ));
         }
+        set_blocking(&fd)?;
         let (port, lock) = alloc_port(&dom_dir(root, own))?;
         let epoll = epoll_with(fd.as_raw_fd())?;
         Ok(UnixEvent {
@@ -268,6 +282,113 @@ impl UnixEvent {
         self.peer_unmap
     }
 
+    /// Consume every pending message, [`BATCH`] per system call; with
+    /// `block`, wait for the first one (the connection is a blocking
+    /// socket; every other call on it passes `MSG_DONTWAIT`).
+    fn receive(&mut self, block: bool) -> io::Result<Events> {
+        let mut ev = Events::default();
+        if self.listener.is_some() {
+            self.try_accept()?;
+        }
+        let mut resets = 0;
+        let mut flags = if block {
+            libc::MSG_WAITFORONE
+        } else {
+            libc::MSG_DONTWAIT
+        };
+        while let Some(fd) = self.conn.as_ref().map(AsRawFd::as_raw_fd) {
+            let mut bufs = [[0u8; MSG_MAX]; BATCH];
+            // SAFETY: iovec and mmsghdr are plain data; all-zero is valid.
+            let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
+            // SAFETY: as above.
+            let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
+            for ((h, v), b) in hdrs.iter_mut().zip(iov.iter_mut()).zip(bufs.iter_mut()) {
+                v.iov_base = b.as_mut_ptr().cast();
+                v.iov_len = b.len();
+                h.msg_hdr.msg_iov = v;
+                h.msg_hdr.msg_iovlen = 1;
+            }
+            // SAFETY: hdrs holds BATCH headers, each pointing at one iovec
+            // of a distinct MSG_MAX-byte buffer; all live across the call.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    hdrs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    flags,
+                    std::ptr::null_mut(),
+                )
+            };
+            flags = libc::MSG_DONTWAIT;
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EAGAIN) => break,
+                    // A signal during a blocking wait: a spurious wake-up
+                    // (callers re-check the ring).
+                    Some(libc::EINTR) => break,
+                    // The peer closed with messages of ours unread; the
+                    // error comes first, then what it sent us (its
+                    // unmap-notify), then end-of-file.
+                    Some(libc::ECONNRESET) => {
+                        self.gone = true;
+                        resets += 1;
+                        if resets > 1 {
+                            break;
+                        }
+                        continue;
+                    }
+                    _ => return Err(e),
+                }
+            }
+            let got = n as usize;
+            let mut eof = false;
+            for (h, b) in hdrs.iter().zip(&bufs).take(got) {
+                let len = (h.msg_len as usize).min(MSG_MAX);
+                if len == 0 {
+                    // End-of-file fills the batch with empty messages.
+                    eof = true;
+                    break;
+                }
+                self.take_message(&b[..len], &mut ev);
+            }
+            if eof {
+                self.gone = true;
+                break;
+            }
+            if got < BATCH {
+                break;
+            }
+        }
+        if self.gone {
+            if let Some(conn) = self.conn.take() {
+                epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, conn.as_raw_fd())?;
+            }
+            if !self.gone_reported {
+                self.gone_reported = true;
+                ev.notifies = ev.notifies.max(1);
+            }
+            ev.peer_gone = true;
+        }
+        Ok(ev)
+    }
+
+    fn take_message(&mut self, msg: &[u8], ev: &mut Events) {
+        match msg[0] {
+            MSG_NOTIFY => ev.notifies = ev.notifies.saturating_add(1),
+            MSG_UNMAP if msg.len() == UNMAP_LEN => {
+                let w = |i: usize| u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]]);
+                self.peer_unmap = Some(UnmapNotify {
+                    owner: w(1),
+                    gref: w(5),
+                    offset: w(9),
+                });
+            }
+            // Unknown messages are ignored (forward compatibility).
+            _ => {}
+        }
+    }
+
     /// Accept a pending connection, if any (server side).
     fn try_accept(&mut self) -> io::Result<()> {
         let Some((listener, path)) = &self.listener else {
@@ -279,7 +400,9 @@ impl UnixEvent {
                 listener.as_raw_fd(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                // Blocking: `wait` blocks in recvmmsg; every other call
+                // passes MSG_DONTWAIT.
+                libc::SOCK_CLOEXEC,
             )
         };
         if rc < 0 {
@@ -324,75 +447,18 @@ impl EventChannel for UnixEvent {
     }
 
     fn drain(&mut self) -> io::Result<Events> {
-        let mut ev = Events::default();
-        if self.listener.is_some() {
-            self.try_accept()?;
+        self.receive(false)
+    }
+
+    /// One system call when connected: a blocking `recvmmsg` that waits
+    /// for the first message and takes every other pending one with it
+    /// (end-of-file, a dead peer, wakes it as well).
+    fn wait(&mut self) -> io::Result<Events> {
+        if self.listener.is_some() || self.conn.is_none() {
+            crate::endpoint::poll_fd(self.fd(), None)?;
+            return self.drain();
         }
-        if let Some(conn) = &self.conn {
-            let mut buf = [0u8; 64];
-            let mut resets = 0;
-            loop {
-                // SAFETY: buf is valid for writes of its length.
-                let n = unsafe {
-                    libc::recv(
-                        conn.as_raw_fd(),
-                        buf.as_mut_ptr().cast(),
-                        buf.len(),
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if n < 0 {
-                    let e = io::Error::last_os_error();
-                    match e.raw_os_error() {
-                        Some(libc::EAGAIN) => break,
-                        Some(libc::EINTR) => continue,
-                        // The peer closed with messages of ours unread;
-                        // the error comes first, then what it sent us
-                        // (its unmap-notify), then end-of-file.
-                        Some(libc::ECONNRESET) => {
-                            self.gone = true;
-                            resets += 1;
-                            if resets > 1 {
-                                break;
-                            }
-                            continue;
-                        }
-                        _ => return Err(e),
-                    }
-                }
-                if n == 0 {
-                    self.gone = true;
-                    break;
-                }
-                let msg = &buf[..n as usize];
-                match msg[0] {
-                    MSG_NOTIFY => ev.notifies = ev.notifies.saturating_add(1),
-                    MSG_UNMAP if msg.len() == UNMAP_LEN => {
-                        let w = |i: usize| {
-                            u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]])
-                        };
-                        self.peer_unmap = Some(UnmapNotify {
-                            owner: w(1),
-                            gref: w(5),
-                            offset: w(9),
-                        });
-                    }
-                    // Unknown messages are ignored (forward compatibility).
-                    _ => {}
-                }
-            }
-        }
-        if self.gone {
-            if let Some(conn) = self.conn.take() {
-                epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, conn.as_raw_fd())?;
-            }
-            if !self.gone_reported {
-                self.gone_reported = true;
-                ev.notifies = ev.notifies.max(1);
-            }
-            ev.peer_gone = true;
-        }
-        Ok(ev)
+        self.receive(true)
     }
 
     fn set_unmap_notify(&mut self, owner: DomId, gref: u32, offset: u32) -> io::Result<()> {

@@ -1,0 +1,222 @@
+(* The OCaml side of `vchan-bench` (make bench): the OCaml library as a
+   server or a client in one of the bench's roles, in its own process, as
+   bench/c/xvbench.c is for C. The rendezvous root and this process's
+   domain come from VCHAN_UNIX_DIR and VCHAN_DOMID (server 0, client 1).
+
+     vbench.exe server RING stream|pong|lwtio COUNT SIZE
+     vbench.exe client stream|ping|lwtio COUNT SIZE
+
+   stream: M.write of SIZE-byte runs of the bench's pattern / M.read views,
+   COUNT bytes; lwtio: the same through open_server/open_client's Lwt_io
+   channels (write_from_exactly / read_into of SIZE bytes); ping/pong: COUNT
+   round trips of SIZE bytes with M.write and M.read (BENCH_DELAY_US: see
+   [delay]; the round trip is timed over groups of 100, the clock being
+   coarse). The server prints
+   "listening" once it listens; results are key=value lines on stdout, as
+   the other roles print them. The pattern and its check are those of
+   bench/src/pattern.rs: byte i is pattern[i mod 65521], and the reader
+   checks every stream offset that is a multiple of 4096 and the last byte
+   of every read. *)
+
+open Lwt.Infix
+module M = Vchan_rs_lwt_unix.M
+
+let pattern_len = 65521
+let sample = 4096
+
+(* The pattern, followed by its first [extra] bytes again. *)
+let pattern extra =
+  let b = Bytes.create (pattern_len + extra) in
+  let x = ref 0x9E3779B97F4A7C15L in
+  for i = 0 to pattern_len - 1 do
+    let open Int64 in
+    x := logxor !x (shift_left !x 13);
+    x := logxor !x (shift_right_logical !x 7);
+    x := logxor !x (shift_left !x 17);
+    Bytes.set b i (Char.chr (to_int (shift_right_logical !x 56)))
+  done;
+  for i = pattern_len to pattern_len + extra - 1 do
+    Bytes.set b i (Bytes.get b (i mod pattern_len))
+  done;
+  b
+
+let fail fmt = Printf.ksprintf failwith fmt
+
+(* Check the samples of [get], which holds stream bytes [pos, pos + len);
+   the number of bytes checked. *)
+let verify pat get pos len =
+  let expect at = Bytes.get pat (at mod pattern_len) in
+  let s = ref ((pos + sample - 1) / sample * sample) and checked = ref 1 in
+  while !s < pos + len do
+    if get (!s - pos) <> expect !s then fail "data mismatch at stream offset %d" !s;
+    s := !s + sample;
+    incr checked
+  done;
+  if get (len - 1) <> expect (pos + len - 1) then
+    fail "data mismatch at stream offset %d" (pos + len - 1);
+  !checked
+
+(* How often this process slept: voluntary context switches. *)
+let sleeps () =
+  let ic = open_in "/proc/self/status" in
+  let rec find () =
+    match input_line ic with
+    | exception End_of_file -> 0
+    | l -> (
+        match Scanf.sscanf l "voluntary_ctxt_switches: %d" Fun.id with
+        | n -> n
+        | exception _ -> find ())
+  in
+  let n = find () in
+  close_in ic;
+  n
+
+(* BENCH_DELAY_US: how long both sides of a ping-pong sleep (blocking the
+   process, as the other roles do) before each message they send. *)
+let delay =
+  match Sys.getenv_opt "BENCH_DELAY_US" with
+  | Some v -> ( match float_of_string_opt v with Some us -> us *. 1e-6 | None -> 0.)
+  | None -> 0.
+
+let pause () = if delay > 0. then Unix.sleepf delay
+
+let port = Result.get_ok (Vchan_rs.Port.of_string "bench")
+let ok = function Ok x -> x | Error e -> fail "%s" (Format.asprintf "%a" M.pp_write_error e)
+
+(* Reads [total] bytes with [next], which returns the next run as (get, len);
+   prints the stream reader's result lines. *)
+let stream_read pat total next =
+  let rec go pos start samples t0 s0 =
+    if pos >= total then begin
+      let secs = Unix.gettimeofday () -. t0 in
+      Printf.printf "bytes=%d\nsecs=%.9f\nsamples=%d\nsleeps=%d\n%!" (pos - start) secs
+        samples (sleeps () - s0);
+      Lwt.return_unit
+    end
+    else
+      next (total - pos) >>= fun (get, len) ->
+      let samples = samples + verify pat get pos len in
+      if pos = 0 then go len len samples (Unix.gettimeofday ()) (sleeps ())
+      else go (pos + len) start samples t0 s0
+  in
+  go 0 0 0 0. 0
+
+let m_next t _ =
+  M.read t >|= function
+  | Ok (`Data v) -> ((fun i -> Cstruct.get_char v i), Cstruct.length v)
+  | Ok `Eof -> fail "early end-of-stream"
+  | Error e -> fail "%s" (Format.asprintf "%a" M.pp_error e)
+
+let rec read_exact t buf off =
+  if off = Cstruct.length buf then Lwt.return_unit
+  else
+    M.read t >>= function
+    | Ok (`Data v) ->
+        let n = Cstruct.length v in
+        if off + n > Cstruct.length buf then fail "echo longer than the message";
+        Cstruct.blit v 0 buf off n;
+        read_exact t buf (off + n)
+    | Ok `Eof -> fail "early end-of-stream"
+    | Error e -> fail "%s" (Format.asprintf "%a" M.pp_error e)
+
+let server ring mode count size =
+  let pat = pattern size in
+  match mode with
+  | "stream" | "pong" ->
+      (* M.server listens, then waits: announce first. *)
+      let t = M.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
+      print_endline "listening";
+      t >>= fun t ->
+      (if mode = "stream" then stream_read pat count (m_next t)
+       else
+         let buf = Cstruct.create size in
+         let rec loop i =
+           if i = count then Lwt.return_unit
+           else
+             read_exact t buf 0 >>= fun () ->
+             pause ();
+             M.write t buf >|= ok >>= fun () -> loop (i + 1)
+         in
+         loop 0)
+      >>= fun () -> M.close t
+  | "lwtio" ->
+      let c = Vchan_rs_lwt_unix.open_server ~domid:1 ~port ~buffer_size:ring () in
+      print_endline "listening";
+      c >>= fun (ic, oc) ->
+      let buf = Bytes.create size in
+      stream_read pat count (fun left ->
+          Lwt_io.read_into ic buf 0 (min left size) >|= fun n ->
+          if n = 0 then fail "early end-of-stream";
+          ((fun i -> Bytes.get buf i), n))
+      >>= fun () -> Lwt_io.close oc
+  | m -> fail "unknown server mode %s" m
+
+let median l =
+  let a = Array.of_list l in
+  Array.sort compare a;
+  a.(Array.length a / 2)
+
+let client mode count size =
+  let pat = pattern size in
+  let run write =
+    let rec go pos =
+      if pos >= count then Lwt.return_unit
+      else
+        let n = min size (count - pos) in
+        write (pos mod pattern_len) n >>= fun () -> go (pos + n)
+    in
+    go 0
+  in
+  match mode with
+  | "stream" ->
+      M.client ~domid:0 ~port () >>= fun t ->
+      let src = Cstruct.of_bytes pat in
+      run (fun off n -> M.write t (Cstruct.sub src off n) >|= ok) >>= fun () -> M.close t
+  | "lwtio" ->
+      Vchan_rs_lwt_unix.open_client ~domid:0 ~port () >>= fun (_, oc) ->
+      run (fun off n -> Lwt_io.write_from_exactly oc pat off n) >>= fun () -> Lwt_io.close oc
+  | "ping" ->
+      (* Unix.gettimeofday ticks in microseconds, coarser than a round trip:
+         time groups of [group] round trips, and report the median group's
+         mean. *)
+      M.client ~domid:0 ~port () >>= fun t ->
+      let group = min 100 count in
+      let back = Cstruct.create size and s0 = sleeps () in
+      let rec loop i t0 acc =
+        if i = count then Lwt.return acc
+        else begin
+          let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
+          pause ();
+          M.write t out >|= ok >>= fun () ->
+          read_exact t back 0 >>= fun () ->
+          if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
+          if (i + 1) mod group = 0 then
+            let now = Unix.gettimeofday () in
+            loop (i + 1) now (((now -. t0) /. float group) :: acc)
+          else loop (i + 1) t0 acc
+        end
+      in
+      loop 0 (Unix.gettimeofday ()) [] >>= fun rtts ->
+      Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (median rtts *. 1e9)
+        (sleeps () - s0) count;
+      M.close t
+  | m -> fail "unknown client mode %s" m
+
+let () =
+  let int i = try int_of_string Sys.argv.(i) with _ -> fail "bad argument %d" i in
+  let main =
+    match Array.to_list Sys.argv with
+    | [ _; "server"; _; mode; _; _ ] -> server (int 2) mode (int 4) (int 5)
+    | [ _; "client"; mode; _; _ ] -> client mode (int 3) (int 4)
+    | _ ->
+        prerr_endline
+          "usage: vbench.exe server RING stream|pong|lwtio COUNT SIZE | client stream|ping|lwtio COUNT SIZE";
+        exit 2
+  in
+  try Lwt_main.run main with
+  | Failure m ->
+      prerr_endline ("vbench: " ^ m);
+      exit 1
+  | Vchan_rs.Error.Vchan e ->
+      prerr_endline ("vbench: " ^ Vchan_rs.Error.to_string e);
+      exit 1
