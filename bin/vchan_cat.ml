@@ -240,11 +240,7 @@ let main listen no_stdin verbose buffer_size backend timeout domid port =
 open Cmdliner
 
 let domid =
-  let parse s =
-    match int_of_string_opt s with
-    | Some d when d >= 0 && d < 0x7ff0 -> Ok d
-    | _ -> Error (`Msg (Printf.sprintf "invalid domain id %S: expected 0..32751" s))
-  in
+  let parse s = Vchan_rs.Domid.of_string s in
   Arg.conv ~docv:"DOMID" (parse, Format.pp_print_int)
 
 let port =

@@ -1,4 +1,5 @@
 module Port = Port
+module Domid = Domid
 module Error = Error
 module S = S
 module Endpoint = Functor_endpoint

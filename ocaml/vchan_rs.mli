@@ -26,6 +26,9 @@
 module Port = Port
 (** Port names, as ocaml-vchan's [Vchan.Port]. *)
 
+module Domid = Domid
+(** Domain ids, checked by the Rust core's rule. *)
+
 module Error = Error
 (** The errors of endpoints, and the exception {!Error.Vchan}. *)
 

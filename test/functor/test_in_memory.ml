@@ -238,6 +238,29 @@ let port_names () =
   done;
   match Vchan_rs.Port.of_string "" with Ok _ -> fail "empty port accepted" | Error _ -> ()
 
+let domids () =
+  List.iter
+    (fun d ->
+      match Vchan_rs.Domid.of_int d with
+      | Ok d' when d' = d -> ()
+      | _ -> fail "domain id %d refused" d)
+    [ 0; 1; 32751 ];
+  List.iter
+    (fun d ->
+      match Vchan_rs.Domid.of_int d with
+      | Ok _ -> fail "domain id %d accepted" d
+      | Error (`Msg _) -> ())
+    [ -1; 32752; 0x7fff; max_int; min_int ];
+  List.iter
+    (fun (s, want) ->
+      match (Vchan_rs.Domid.of_string s, want) with
+      | Ok d, Some w when d = w -> ()
+      | Error (`Msg m), None ->
+          if not (String.length m > 0) then fail "no reason for %S" s
+      | _ -> fail "domain id %S misread" s)
+    [ ("0", Some 0); ("32751", Some 32751); ("32752", None); ("-1", None);
+      ("abc", None); ("", None); (" 1", None) ]
+
 let () =
   Test_harness.run "vchan-rs in-memory functor"
     [
@@ -252,5 +275,6 @@ let () =
           ("assert_cleaned_up sees leaks", cleaned_up_sees_leaks);
           ("ring larger than 1 MiB refused", bad_sizes);
           ("port names validated by the core", port_names);
+          ("domain ids validated by the core", domids);
         ] );
     ]
