@@ -166,3 +166,48 @@ fn linger_waits_until_the_peer_read_everything() {
     );
     assert!(matches!(unread, Err(vchan::Error::Closed)), "{unread:?}");
 }
+
+/// Event-channel sockets are bound and connected through a descriptor of
+/// their directory (`/proc/self/fd/N/name`), so a rendezvous directory
+/// deeper than a socket address (108 bytes) works.
+#[test]
+fn a_rendezvous_directory_longer_than_a_socket_address_works() {
+    let top = common::private_tempdir();
+    let mut deep = top.path().to_path_buf();
+    while deep.as_os_str().len() < 200 {
+        deep.push("a-rather-long-directory-name");
+    }
+    std::fs::create_dir_all(&deep).unwrap();
+    let dir = deep.join("vchan");
+    let (sb, cb) = backends(&dir);
+    let path = "/local/domain/0/data/vchan/1/deep";
+    let mut server = Endpoint::listen_at(sb, DomId::new(1).unwrap(), path, 4096, 4096).unwrap();
+    let t = std::thread::spawn(move || {
+        let mut c = Endpoint::connect_at(
+            cb,
+            DomId::new(0).unwrap(),
+            path,
+            Some(Duration::from_secs(5)),
+        )
+        .unwrap();
+        let mut buf = [0u8; 5];
+        std::io::Read::read_exact(&mut c, &mut buf).unwrap();
+        c.write_all(&buf).unwrap();
+        c.close().unwrap();
+    });
+    assert_eq!(
+        server.accept(Some(Duration::from_secs(5))).unwrap(),
+        State::Connected
+    );
+    server.write_all(b"hello").unwrap();
+    let mut back = [0u8; 5];
+    std::io::Read::read_exact(&mut server, &mut back).unwrap();
+    assert_eq!(&back, b"hello");
+    t.join().unwrap();
+    server.close().unwrap();
+    let left: Vec<_> = walk(&dir)
+        .into_iter()
+        .filter(|p| p.is_file() && !p.ends_with(".vchan-root"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

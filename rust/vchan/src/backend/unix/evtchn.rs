@@ -74,6 +74,28 @@ fn sockaddr(path: &Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
     Ok((addr, len as libc::socklen_t))
 }
 
+/// The address of socket `name` in directory `dir` (a descriptor), through
+/// `/proc/self/fd`: nothing above `name` is looked up by path again (a
+/// swapped symlink cannot redirect the bind or connect), and the address
+/// stays short however long `VCHAN_UNIX_DIR` is.
+fn sockaddr_at(dir: &OwnedFd, name: &str) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    sockaddr(Path::new(&format!(
+        "/proc/self/fd/{}/{name}",
+        dir.as_raw_fd()
+    )))
+}
+
+/// The domain directory `dir` of the rendezvous tree, opened (it exists:
+/// a port was just allocated or checked in it).
+fn dom_dir_fd(dir: &Path) -> io::Result<OwnedFd> {
+    fsobj::open_dom_dir(dir)?.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{}: no such event channel directory", dir.display()),
+        )
+    })
+}
+
 fn seqpacket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked and owned.
     let fd = cvt(unsafe {
@@ -157,12 +179,28 @@ fn alloc_port(dir: &Path) -> io::Result<(u32, Owned)> {
     ))
 }
 
+/// A server's listening socket, until its one client came: the socket,
+/// its directory and its name there.
+#[derive(Debug)]
+struct Listener {
+    fd: OwnedFd,
+    dir: OwnedFd,
+    name: String,
+}
+
+impl Listener {
+    /// Remove the socket's name (no client can come any more).
+    fn unlink(&self) {
+        let _ = fsobj::unlink_at(self.dir.as_raw_fd(), &self.name, 0);
+    }
+}
+
 /// One end of a unix-backend event channel.
 #[derive(Debug)]
 pub struct UnixEvent {
     port: u32,
     epoll: OwnedFd,
-    listener: Option<(OwnedFd, PathBuf)>,
+    listener: Option<Listener>,
     conn: Option<OwnedFd>,
     gone: bool,
     gone_reported: bool,
@@ -178,10 +216,11 @@ impl UnixEvent {
     pub fn bind_unbound(root: &Path, own: u32) -> io::Result<UnixEvent> {
         let dir = dom_dir(root, own);
         let (port, lock) = alloc_port(&dir)?;
-        let sock_path = dir.join(format!("{port}.sock"));
-        let _ = std::fs::remove_file(&sock_path);
+        let dfd = dom_dir_fd(&dir)?;
+        let sock_name = format!("{port}.sock");
+        fsobj::unlink_at(dfd.as_raw_fd(), &sock_name, 0)?;
         let fd = seqpacket()?;
-        let (addr, len) = sockaddr(&sock_path)?;
+        let (addr, len) = sockaddr_at(&dfd, &sock_name)?;
         // SAFETY: addr/len describe a valid sockaddr_un.
         cvt(unsafe {
             libc::bind(
@@ -190,18 +229,23 @@ impl UnixEvent {
                 len,
             )
         })?;
-        // Only our own uid may connect (the umask would leave it 0755).
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))?;
-        }
+        // Only our own uid may connect (the umask would leave it 0755). The
+        // name is the socket bind just made (binding never follows or
+        // replaces an existing entry).
+        let n = fsobj::cstr(sock_name.as_bytes())?;
+        // SAFETY: `n` is NUL-terminated; dfd is an open directory.
+        cvt(unsafe { libc::fchmodat(dfd.as_raw_fd(), n.as_ptr(), 0o600, 0) })?;
         // SAFETY: fd is a bound socket.
         cvt(unsafe { libc::listen(fd.as_raw_fd(), 4) })?;
         let epoll = epoll_with(fd.as_raw_fd())?;
         Ok(UnixEvent {
             port,
             epoll,
-            listener: Some((fd, sock_path)),
+            listener: Some(Listener {
+                fd,
+                dir: dfd,
+                name: sock_name,
+            }),
             conn: None,
             gone: false,
             gone_reported: false,
@@ -243,8 +287,20 @@ impl UnixEvent {
                 })?
             }
         };
+        let rfd = dom_dir_fd(&rdir)?;
+        let sock_name = format!("{remote_port}.sock");
+        // connect(2) follows a symlink in the last component: the entry
+        // must be a socket itself.
+        let is_socket = fsobj::stat_at(rfd.as_raw_fd(), &fsobj::cstr(sock_name.as_bytes())?)
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
+        if !is_socket {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("event channel {remote_port} of domain {remote}: no listening socket"),
+            ));
+        }
         let fd = seqpacket()?;
-        let (addr, len) = sockaddr(&rdir.join(format!("{remote_port}.sock")))?;
+        let (addr, len) = sockaddr_at(&rfd, &sock_name)?;
         // SAFETY: addr/len describe a valid sockaddr_un.
         let rc = unsafe {
             libc::connect(
@@ -391,13 +447,13 @@ impl UnixEvent {
 
     /// Accept a pending connection, if any (server side).
     fn try_accept(&mut self) -> io::Result<()> {
-        let Some((listener, path)) = &self.listener else {
+        let Some(l) = &self.listener else {
             return Ok(());
         };
         // SAFETY: accept4 on our listening socket; null address is allowed.
         let rc = unsafe {
             libc::accept4(
-                listener.as_raw_fd(),
+                l.fd.as_raw_fd(),
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 // Blocking: `wait` blocks in recvmmsg; every other call
@@ -415,8 +471,8 @@ impl UnixEvent {
         // SAFETY: rc is a fresh descriptor we exclusively own.
         let conn = unsafe { OwnedFd::from_raw_fd(rc) };
         // One client per port: stop listening.
-        epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, listener.as_raw_fd())?;
-        let _ = std::fs::remove_file(path);
+        epoll_ctl(&self.epoll, libc::EPOLL_CTL_DEL, l.fd.as_raw_fd())?;
+        l.unlink();
         self.listener = None;
         epoll_ctl(&self.epoll, libc::EPOLL_CTL_ADD, conn.as_raw_fd())?;
         if let Some(msg) = self.my_unmap {
@@ -477,8 +533,8 @@ impl EventChannel for UnixEvent {
 
 impl Drop for UnixEvent {
     fn drop(&mut self) {
-        if let Some((_, path)) = &self.listener {
-            let _ = std::fs::remove_file(path);
+        if let Some(l) = &self.listener {
+            l.unlink();
         }
     }
 }
