@@ -260,11 +260,18 @@ module Config = struct
       (Vchan_rs.Port.to_string port)
 
   (* Both leaves at once: written in a temporary directory, renamed. *)
+  (* The peer's sweep may prune an empty parent before our mkdir: again, as
+     the Rust store does. *)
   let write ~client_domid ~port t =
     let d = dir ~server:(own ()) ~client:client_domid port in
-    mkdir_p (Filename.dirname d);
     let tmp = Printf.sprintf "%s/.tmp-%d-0" (Filename.dirname d) (Unix.getpid ()) in
-    Unix.mkdir tmp 0o700;
+    let rec attempt n =
+      mkdir_p (Filename.dirname d);
+      match Unix.mkdir tmp 0o700 with
+      | () -> ()
+      | exception Unix.Unix_error (Unix.ENOENT, _, _) when n > 0 -> attempt (n - 1)
+    in
+    attempt 10;
     List.iter
       (fun (name, v) ->
         let oc = open_out (Filename.concat tmp name) in
@@ -274,10 +281,13 @@ module Config = struct
     Unix.rename tmp d;
     Lwt.return_unit
 
+  (* The peer's Rust backend may prune the emptied directory (its sweep
+     removes empty store nodes) between our unlinks and our rmdir. *)
   let delete ~client_domid ~port =
     let d = dir ~server:(own ()) ~client:client_domid port in
-    List.iter (fun f -> Sys.remove (Filename.concat d f)) [ "ring-ref"; "event-channel" ];
-    Unix.rmdir d;
+    let unless_gone f x = try f x with Unix.Unix_error (Unix.ENOENT, _, _) -> () in
+    List.iter (fun f -> unless_gone Unix.unlink (Filename.concat d f)) [ "ring-ref"; "event-channel" ];
+    unless_gone Unix.rmdir d;
     Lwt.return_unit
 
   let read_file f =
