@@ -17,16 +17,9 @@ let pair name =
   let s = V.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
   V.client ~domid:0 ~port () >>= fun c -> s >|= fun s -> (s, c)
 
-(* Read exactly [Cstruct.length buf] bytes into [buf]. *)
-let rec read_n t buf off =
-  if off = Cstruct.length buf then Lwt.return_unit
-  else
-    V.read t >>= function
-    | Ok (`Data v) ->
-        let n = min (Cstruct.length v) (Cstruct.length buf - off) in
-        Cstruct.blit v 0 buf off n;
-        read_n t buf (off + n)
-    | _ -> failwith "in-memory read"
+module R = Flow_util.Make (V)
+
+let read_n = R.read_n
 
 let round_trips rounds size =
   pair "bench-rtt" >>= fun (s, c) ->

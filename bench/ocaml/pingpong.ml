@@ -9,18 +9,9 @@ module E = Vchan_rs_lwt_unix.Endpoint
 let get = function Ok x -> x | Error e -> failwith (Vchan_rs.Error.to_string e)
 let port = Result.get_ok (Vchan_rs.Port.of_string "pingpong")
 
-let rec read_n t buf off =
-  if off = Cstruct.length buf then Lwt.return_unit
-  else
-    E.read t >>= function
-    | Ok (`Data v) ->
-        let n = min (Cstruct.length v) (Cstruct.length buf - off) in
-        Cstruct.blit v 0 buf off n;
-        (* Bytes past [n] would belong to the next message: the protocol
-           here never sends them before this one is answered. *)
-        read_n t buf (off + n)
-    | Ok `Eof -> failwith "eof"
-    | Error e -> failwith (Vchan_rs.Error.to_string e)
+module R = Flow_util.Make (E)
+
+let read_n = R.read_n
 
 let server size =
   E.server ~domid:1 ~port () >>= fun t ->
