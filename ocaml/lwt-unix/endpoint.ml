@@ -38,7 +38,8 @@ type t = {
   mutable undrained : bool;
       (* An edge-triggered wake-up came since the events were last
          consumed: an end-of-file may wait unseen in the queue. *)
-  mutable death_check : bool;  (* A [death_check_after] timer is pending. *)
+  mutable death_check : Lwt_engine.event option;
+      (* The pending [death_check_after] timer, if any. *)
   mutable failed : Error.t option;
       (* Consuming the events failed (the peer broke the protocol, or a
          system error): every later wait returns this. *)
@@ -84,7 +85,7 @@ let make h =
       armed = 0;
       drains = 0;
       undrained = false;
-      death_check = false;
+      death_check = None;
       failed = None;
     }
   in
@@ -195,9 +196,13 @@ let drain t =
     t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h));
   Lwt_condition.broadcast t.changed ()
 
+(* Stop watching (and the death check: nobody waits any more), so that the
+   engine does not keep the endpoint reachable. *)
 let stop_poller t =
   Option.iter Lwt_engine.stop_event t.watch;
-  t.watch <- None
+  t.watch <- None;
+  Option.iter Lwt_engine.stop_event t.death_check;
+  t.death_check <- None
 
 (* The descriptor fired. Waiters retry now; those that must wait again count
    again. *)
@@ -223,15 +228,13 @@ let start_poller t =
   end
 
 let start_death_check t =
-  if t.edge && t.undrained && not t.death_check then begin
-    t.death_check <- true;
-    ignore
-      (Lwt_engine.on_timer death_check_after false (fun ev ->
-           Lwt_engine.stop_event ev;
-           t.death_check <- false;
-           if t.undrained && t.waiters > 0 && not t.closed then drain t)
-        : Lwt_engine.event)
-  end
+  if t.edge && t.undrained && t.death_check = None then
+    t.death_check <-
+      Some
+        (Lwt_engine.on_timer death_check_after false (fun ev ->
+             Lwt_engine.stop_event ev;
+             t.death_check <- None;
+             if t.undrained && t.waiters > 0 && not t.closed then drain t))
 
 (* After an operation answered "would block" (having armed its
    notification): wait until it is worth retrying, then [k woken] — or fail

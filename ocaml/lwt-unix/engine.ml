@@ -7,7 +7,7 @@ let check_errno what rc =
 
 (* A callback waiting on a descriptor. [live] is cleared when it is
    stopped, so that a dispatch in progress skips it. *)
-type watcher = { f : unit -> unit; mutable live : bool }
+type watcher = { mutable f : unit -> unit; mutable live : bool }
 
 (* The watchers of one descriptor and what is registered in the epoll set
    for it ([mask], 0: nothing). [unpollable]: epoll refused the descriptor
@@ -29,7 +29,9 @@ type timer = {
   mutable seq : int;
   delay : float;
   repeat : bool;
-  action : unit -> unit;
+  mutable action : unit -> unit;
+      (* Dropped when stopped: a stopped timer may stay in the heap until
+         its deadline, and must not keep what its action holds reachable. *)
   mutable stopped : bool;
   mutable queued : bool;  (* in the heap (not only in [pending]) *)
 }
@@ -198,6 +200,7 @@ let register st kind fd f =
   lazy
     (if x.live then begin
        x.live <- false;
+       x.f <- ignore;
        (match kind with
        | Read -> w.readers <- remove x w.readers
        | Write -> w.writers <- remove x w.writers
@@ -229,6 +232,7 @@ let register_timer st delay repeat f =
   lazy
     (if not t.stopped then begin
        t.stopped <- true;
+       t.action <- ignore;
        if t.queued then begin
          st.stopped_queued <- st.stopped_queued + 1;
          if st.stopped_queued > 64 && 2 * st.stopped_queued > st.heap.Heap.n then begin
@@ -288,8 +292,12 @@ let run_timers st =
         t.queued <- false;
         (* Stopped after it fired, as Lwt's engines do for a one-shot
            timer; a repeating one re-arms itself in [action]. *)
-        if not t.repeat then t.stopped <- true;
-        (try t.action () with e -> if !first_exn = None then first_exn := Some e);
+        let action = t.action in
+        if not t.repeat then begin
+          t.stopped <- true;
+          t.action <- ignore
+        end;
+        (try action () with e -> if !first_exn = None then first_exn := Some e);
         go ()
     | _ -> ()
   in
