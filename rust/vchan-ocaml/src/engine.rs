@@ -19,7 +19,9 @@ pub use crate::engine_consts::{CONSTANTS, ERRNOS};
 const MAX_EVENTS: usize = 256;
 
 fn errno() -> isize {
-    -(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO) as isize)
+    -(std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO) as isize)
 }
 
 fn result(rc: libc::c_int) -> isize {
@@ -49,7 +51,12 @@ pub unsafe extern "C" fn vchan_rs_epoll_create(_unit: Value) -> isize {
 /// None beyond the system call's: bad descriptors give `-EBADF`.
 // ocaml noalloc: (int[@untagged]) -> (int[@untagged]) -> (int[@untagged]) -> (int[@untagged]) -> (int[@untagged])
 #[no_mangle]
-pub unsafe extern "C" fn vchan_rs_epoll_ctl(ep: isize, op: isize, fd: isize, events: isize) -> isize {
+pub unsafe extern "C" fn vchan_rs_epoll_ctl(
+    ep: isize,
+    op: isize,
+    fd: isize,
+    events: isize,
+) -> isize {
     let (Ok(ep), Ok(op), Ok(fd)) = (i32::try_from(ep), i32::try_from(op), i32::try_from(fd)) else {
         return -(libc::EBADF as isize);
     };
@@ -161,7 +168,12 @@ pub unsafe extern "C" fn vchan_rs_epoll_create_byte(unit: Value) -> Value {
 ///
 /// As for the native stub, with tagged ints.
 #[no_mangle]
-pub unsafe extern "C" fn vchan_rs_epoll_ctl_byte(ep: Value, op: Value, fd: Value, ev: Value) -> Value {
+pub unsafe extern "C" fn vchan_rs_epoll_ctl_byte(
+    ep: Value,
+    op: Value,
+    fd: Value,
+    ev: Value,
+) -> Value {
     // SAFETY: the same contract, with the ints untagged.
     tag(unsafe { vchan_rs_epoll_ctl(untag(ep), untag(op), untag(fd), untag(ev)) })
 }
