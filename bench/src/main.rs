@@ -916,8 +916,8 @@ fn works(runs: usize) -> Vec<(Work, usize)> {
         .iter()
         .map(|&ring| (Work::Stream { ring, chunk: CHUNK }, runs))
         .collect();
-    w.push((Work::LwtIo, runs.min(3)));
-    w.push((Work::Cat, runs.min(3)));
+    w.push((Work::LwtIo, runs));
+    w.push((Work::Cat, runs));
     w.push((Work::PingPong, runs));
     w.push((Work::PingPongVchanLayout, runs));
     w.push((Work::Floor, runs));
