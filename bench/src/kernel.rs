@@ -6,7 +6,7 @@ use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
-use crate::shm::Mapping;
+use crate::shm::{Layout, Mapping};
 use crate::workload::{self, IdleOutcome, IoLink, Link, PingOutcome, StreamOutcome};
 
 /// Which kernel (or no-kernel) channel.
@@ -14,8 +14,12 @@ use crate::workload::{self, IdleOutcome, IoLink, Link, PingOutcome, StreamOutcom
 pub enum Kind {
     Socket,
     Pipe,
-    /// The spinning rings, publishing after every this many bytes.
-    Shm(usize),
+    /// The spinning rings, publishing after every `publish` bytes, their
+    /// counters laid out as `layout` says.
+    Shm {
+        publish: usize,
+        layout: Layout,
+    },
 }
 
 /// What the two processes do.
@@ -86,8 +90,8 @@ fn run_on(kind: Kind, ring: usize, job: Job, pin: Option<usize>) -> Result<Outco
             };
             two_processes(job, &mut parent, child, pin)
         }
-        Kind::Shm(publish) => {
-            let map = Mapping::new(ring)?;
+        Kind::Shm { publish, layout } => {
+            let map = Mapping::new(ring, layout)?;
             if let Job::Bounce { rounds } = job {
                 return fork_pair(
                     || map.bounce(1, rounds).map(|_| ()),

@@ -33,6 +33,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kernel::{Job, Kind, Outcome};
+use shm::Layout;
 
 const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
@@ -98,6 +99,9 @@ enum Work {
         chunk: usize,
     },
     PingPong,
+    /// The limit's ping-pong with its counters in one cache line, as the
+    /// vchan wire format puts them.
+    PingPongVchanLayout,
     /// One cache line back and forth: the floor of any hand-off.
     Floor,
     /// CPU used by an endpoint blocked on a silent peer.
@@ -122,6 +126,9 @@ impl Work {
                 size_name(chunk)
             ),
             Work::PingPong => format!("ping-pong {MSG} B (µs round trip)"),
+            Work::PingPongVchanLayout => {
+                format!("ping-pong {MSG} B, indices in one cache line as in vchan (µs round trip)")
+            }
             Work::Floor => "cache-line ping-pong (µs round trip)".into(),
             Work::Idle => "idle, blocked on a silent peer (% of a core)".into(),
             Work::Syscalls => "system calls per round trip, one side, both sleeping".into(),
@@ -133,7 +140,7 @@ impl Work {
     fn unit(self) -> &'static str {
         match self {
             Work::Stream { .. } | Work::LwtIo | Work::Cat => "GiB/s",
-            Work::PingPong | Work::Floor => "us",
+            Work::PingPong | Work::PingPongVchanLayout | Work::Floor => "us",
             Work::Idle => "% of a core",
             Work::Syscalls => "calls",
         }
@@ -147,15 +154,18 @@ impl Work {
     /// Why `col` has no cell in this row, if it has none.
     fn not_applicable(self, col: Column) -> Option<&'static str> {
         match (self, col) {
-            (Work::LwtIo | Work::Cat, Column::OCaml) => None,
+            // vchan-rs: the Rust 64 KiB stream of the same bytes, measured
+            // in the same round robin (the row's ratio is to it).
+            (Work::LwtIo | Work::Cat, Column::OCaml | Column::VchanRs) => None,
             (Work::LwtIo, _) => Some("OCaml's Lwt_io only"),
             (Work::Cat, _) => Some("vchan-cat (OCaml) only"),
             (Work::Stream { chunk, .. }, Column::OCaml) if chunk != CHUNK => {
                 Some("the sweep is not run for OCaml")
             }
             (Work::Idle, Column::OCaml) => Some("not run for OCaml"),
-            (Work::Floor, Column::Limit) => None,
+            (Work::Floor | Work::PingPongVchanLayout, Column::Limit) => None,
             (Work::Floor, _) => Some("the floor is shared memory alone"),
+            (Work::PingPongVchanLayout, _) => Some("a variant of the limit only"),
             (Work::Idle, Column::Limit) => Some("spins by design: 100%"),
             (Work::Syscalls, Column::Socket | Column::Pipe) => {
                 Some("a blocking write and a blocking read: 2 by construction")
@@ -199,6 +209,11 @@ struct Bench {
     opts: Opts,
     c: Result<pair::CSide, String>,
     tmp: PathBuf,
+    /// The vchan-cat row's tmpfs file, made (and read once) on first use
+    /// and shared by its runs: the first read of a freshly written tmpfs
+    /// file costs the kernel ~40 ms per GiB more than later reads (its
+    /// pages are activated on the LRU), which is not vchan-cat's doing.
+    cat_file: std::cell::RefCell<Option<(u64, tempfile::NamedTempFile)>>,
 }
 
 /// One measurement: GiB/s for a stream, µs for a ping-pong, % of a core
@@ -332,7 +347,16 @@ impl Bench {
             }
             Column::Socket => kernel_stream(Kind::Socket, ring, total, chunk, self.pin())?,
             Column::Pipe => kernel_stream(Kind::Pipe, ring, total, chunk, self.pin())?,
-            Column::Limit => kernel_stream(Kind::Shm(publish), ring, total, chunk, self.pin())?,
+            Column::Limit => kernel_stream(
+                Kind::Shm {
+                    publish,
+                    layout: Layout::Separate,
+                },
+                ring,
+                total,
+                chunk,
+                self.pin(),
+            )?,
         };
         check_samples(&outcome, total)?;
         Ok(Sample::Stream {
@@ -342,7 +366,7 @@ impl Bench {
         })
     }
 
-    fn ping(&self, col: Column, job: Job) -> Result<Sample, String> {
+    fn ping(&self, col: Column, job: Job, layout: Layout) -> Result<Sample, String> {
         let rounds = self.opts.rounds;
         let (ns, sleeps) = match col {
             Column::VchanRs | Column::C | Column::OCaml => {
@@ -354,7 +378,10 @@ impl Bench {
                 let kind = match col {
                     Column::Socket => Kind::Socket,
                     Column::Pipe => Kind::Pipe,
-                    _ => Kind::Shm(MSG),
+                    _ => Kind::Shm {
+                        publish: MSG,
+                        layout,
+                    },
                 };
                 match kernel::run(kind, PING_RING, job, self.pin())? {
                     Outcome::Rtt(p) => (p.median_ns, p.sleeps),
@@ -577,11 +604,16 @@ impl Bench {
     ) -> Result<Sample, String> {
         match work {
             Work::Stream { .. } => self.stream(col, work, total, publish),
-            Work::PingPong => self.ping(
+            Work::PingPong | Work::PingPongVchanLayout => self.ping(
                 col,
                 Job::PingPong {
                     rounds: self.opts.rounds,
                     msg: MSG,
+                },
+                if work == Work::PingPong {
+                    Layout::Separate
+                } else {
+                    Layout::Vchan
                 },
             ),
             Work::Floor => self.ping(
@@ -589,6 +621,16 @@ impl Bench {
                 Job::Bounce {
                     rounds: self.opts.rounds,
                 },
+                Layout::Separate,
+            ),
+            Work::LwtIo | Work::Cat if col == Column::VchanRs => self.stream(
+                col,
+                Work::Stream {
+                    ring: 64 * KIB,
+                    chunk: CHUNK,
+                },
+                total,
+                0,
             ),
             Work::Idle => self.idle(col),
             Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
@@ -619,7 +661,19 @@ impl Bench {
     fn cat(&self, total: u64) -> Result<Sample, String> {
         let exe = pair::vchan_cat()?;
         let dir = self.rendezvous()?;
-        let file = pair::tmpfs_file(total)?;
+        let mut cached = self.cat_file.borrow_mut();
+        if cached.as_ref().is_none_or(|(len, _)| *len != total) {
+            let f = pair::tmpfs_file(total)?;
+            std::io::copy(
+                &mut std::fs::File::open(f.path()).map_err(|e| format!("open: {e}"))?,
+                &mut std::io::sink(),
+            )
+            .map_err(|e| format!("read {}: {e}", f.path().display()))?;
+            *cached = Some((total, f));
+        }
+        let Some((_, file)) = cached.as_ref() else {
+            return Err("no tmpfs file".into());
+        };
         let mut server = Command::new(&exe);
         server
             .args(["-l", "-d", "1", "bench"])
@@ -772,6 +826,20 @@ fn median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// `a / b` within one row: the median of the per-run quotients when both
+/// cells have the same runs (run k of every column ran back to back, so a
+/// change in the machine between runs — this kind of host sometimes moves
+/// the two virtual CPUs apart, and cross-core copies slow down 3-4x —
+/// falls on both sides of each quotient), else the quotient of medians.
+fn paired(r: &RowOut, a: Column, b: Column) -> f64 {
+    let (ra, rb) = (&r.runs[a.at()], &r.runs[b.at()]);
+    if ra.is_empty() || ra.len() != rb.len() {
+        return r.median[a.at()] / r.median[b.at()];
+    }
+    let q: Vec<f64> = ra.iter().zip(rb).map(|(x, y)| x / y).collect();
+    median(&q)
+}
+
 fn parse_opts() -> Result<Opts, String> {
     let mut o = Opts {
         runs: 5,
@@ -873,9 +941,10 @@ fn works(runs: usize) -> Vec<(Work, usize)> {
         .iter()
         .map(|&ring| (Work::Stream { ring, chunk: CHUNK }, runs))
         .collect();
-    w.push((Work::LwtIo, runs.min(3)));
-    w.push((Work::Cat, runs.min(3)));
+    w.push((Work::LwtIo, runs));
+    w.push((Work::Cat, runs));
     w.push((Work::PingPong, runs));
+    w.push((Work::PingPongVchanLayout, runs));
     w.push((Work::Floor, runs));
     // Message sizes through 64 KiB rings (64 KiB itself is the row above).
     let sweep = runs.min(3);
@@ -903,9 +972,9 @@ struct RowOut {
     notes: Vec<String>,
 }
 
-fn ratio(a: f64, b: f64) -> String {
-    if a.is_finite() && b.is_finite() && b > 0.0 {
-        format!("{:.2}", a / b)
+fn fmt_ratio(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.2}")
     } else {
         "n/a".into()
     }
@@ -1021,14 +1090,18 @@ fn print_targets(rows: &[RowOut]) {
             .find(|r| r.work == w)
             .map_or(f64::NAN, |r| r.median[c.at()])
     };
+    let within = |w: Work, a: Column, b: Column| {
+        rows.iter()
+            .find(|r| r.work == w)
+            .map_or(f64::NAN, |r| paired(r, a, b))
+    };
     let stream = |ring: usize| Work::Stream { ring, chunk: CHUNK };
-    let rust64 = cell(stream(64 * KIB), Column::VchanRs);
     let q = |a: f64, b: f64| a / b;
     use Column::{Limit, OCaml, Socket, VchanRs, C};
     let mut t: Vec<(String, f64, bool, &str)> = Vec::new();
     for ring in RINGS {
         let w = stream(ring);
-        let v = q(cell(w, VchanRs), cell(w, Limit));
+        let v = within(w, VchanRs, Limit);
         t.push((
             format!("{}: vchan-rs / limit", w.title()),
             v,
@@ -1036,28 +1109,35 @@ fn print_targets(rows: &[RowOut]) {
             ">= 0.9",
         ));
     }
-    let v = q(
-        cell(stream(64 * KIB), VchanRs),
-        cell(stream(64 * KIB), Socket),
-    );
+    let v = within(stream(64 * KIB), VchanRs, Socket);
     t.push((
         "64 KiB rings: vchan-rs / unix socket".into(),
         v,
         v >= 1.5,
         ">= 1.5",
     ));
-    let v = q(cell(stream(1 << 20), VchanRs), cell(stream(1 << 20), C));
+    let v = within(stream(1 << 20), VchanRs, C);
     t.push(("1 MiB rings: vchan-rs / C".into(), v, v >= 1.0, ">= 1"));
-    let v = q(cell(Work::PingPong, VchanRs), cell(Work::PingPong, Limit));
+    let v = within(Work::PingPong, VchanRs, Limit);
     t.push(("ping-pong: vchan-rs / limit".into(), v, v <= 1.2, "<= 1.2"));
-    let v = q(cell(stream(64 * KIB), OCaml), rust64);
+    let v = q(
+        cell(Work::PingPong, VchanRs),
+        cell(Work::PingPongVchanLayout, Limit),
+    );
+    t.push((
+        "(context) ping-pong: vchan-rs / limit in vchan's layout".into(),
+        v,
+        v <= 1.2,
+        "<= 1.2",
+    ));
+    let v = within(stream(64 * KIB), OCaml, VchanRs);
     t.push((
         "64 KiB rings: OCaml M.read/M.write / vchan-rs".into(),
         v,
         v >= 0.9,
         ">= 0.9",
     ));
-    let v = q(cell(Work::LwtIo, OCaml), rust64);
+    let v = within(Work::LwtIo, OCaml, VchanRs);
     t.push((
         "OCaml Lwt_io / vchan-rs (64 KiB)".into(),
         v,
@@ -1066,7 +1146,7 @@ fn print_targets(rows: &[RowOut]) {
     ));
     let v = cell(Work::PingPong, OCaml);
     t.push(("OCaml ping-pong 64 B (µs)".into(), v, v <= 3.0, "<= 3"));
-    let v = q(cell(Work::Cat, OCaml), rust64);
+    let v = within(Work::Cat, OCaml, VchanRs);
     t.push((
         "vchan-cat / vchan-rs (64 KiB)".into(),
         v,
@@ -1132,6 +1212,7 @@ fn main() {
         opts,
         c,
         tmp: tmp.path().to_path_buf(),
+        cat_file: std::cell::RefCell::new(None),
     };
 
     let mut rows: Vec<RowOut> = Vec::new();
@@ -1245,31 +1326,16 @@ fn main() {
     head.push("vchan-rs / socket".into());
     head.push("vchan-rs / limit".into());
     head.push("OCaml / vchan-rs".into());
-    // The Rust figure the OCaml-only rows compare with.
-    let rust_64k = rows
-        .iter()
-        .find(|r| {
-            r.work
-                == Work::Stream {
-                    ring: 64 * KIB,
-                    chunk: CHUNK,
-                }
-        })
-        .map_or(f64::NAN, |r| r.median[Column::VchanRs.at()]);
     println!("| {} |", head.join(" | "));
     println!("|{}", "---|".repeat(head.len()));
     for r in &rows {
         let mut cells = vec![r.work.title()];
         cells.extend(r.median.iter().map(|&v| fmt(v)));
-        let m = |c: Column| r.median[c.at()];
-        cells.push(ratio(m(Column::VchanRs), m(Column::C)));
-        cells.push(ratio(m(Column::VchanRs), m(Column::Socket)));
-        cells.push(ratio(m(Column::VchanRs), m(Column::Limit)));
-        let rust = match r.work {
-            Work::LwtIo | Work::Cat => rust_64k,
-            _ => m(Column::VchanRs),
-        };
-        cells.push(ratio(m(Column::OCaml), rust));
+        let p = |a: Column, b: Column| fmt_ratio(paired(r, a, b));
+        cells.push(p(Column::VchanRs, Column::C));
+        cells.push(p(Column::VchanRs, Column::Socket));
+        cells.push(p(Column::VchanRs, Column::Limit));
+        cells.push(p(Column::OCaml, Column::VchanRs));
         println!("| {} |", cells.join(" | "));
     }
     println!();
@@ -1306,7 +1372,7 @@ fn main() {
         }
     }
     println!();
-    println!("Ratios are plain quotients: for GiB/s above 1 means vchan-rs is faster; for µs below 1 does.");
+    println!("Ratios are medians of per-run quotients (run k of every column of a row runs back to back), else quotients of medians: for GiB/s above 1 means the first column is faster; for µs below 1 does.");
     println!(
         "Writers use {} KiB writes and readers {} KiB buffers unless the row says otherwise; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
         CHUNK / KIB,

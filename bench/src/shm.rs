@@ -15,15 +15,20 @@ use crate::workload::Link;
 /// (the peer died).
 const STALL: Duration = Duration::from_secs(30);
 
-/// The producer and consumer counters of one ring, a cache-line pair apart.
-#[repr(C, align(128))]
-struct Counter(AtomicU64);
-
-#[repr(C)]
-struct Header {
-    prod: Counter,
-    cons: Counter,
+/// Where the rings' counters live in the header page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Every counter in a cache-line pair of its own: the best any SPSC
+    /// ring can do.
+    Separate,
+    /// All four counters in one cache line, as libxenvchan.h lays out the
+    /// vchan control page (ring 0's cons and prod, then ring 1's): what a
+    /// vchan, bound to that wire format, could do at best.
+    Vchan,
 }
+
+/// Bytes between counters in the [`Layout::Separate`] layout.
+const LINE_PAIR: usize = 128;
 
 const HEADER_SPACE: usize = 4096;
 
@@ -32,11 +37,13 @@ pub struct Mapping {
     base: *mut u8,
     len: usize,
     size: usize,
+    layout: Layout,
 }
 
 impl Mapping {
-    /// Map two zeroed rings of `size` bytes (a power of two).
-    pub fn new(size: usize) -> Result<Mapping, String> {
+    /// Map two zeroed rings of `size` bytes (a power of two), their
+    /// counters laid out as `layout` says.
+    pub fn new(size: usize, layout: Layout) -> Result<Mapping, String> {
         if !size.is_power_of_two() {
             return Err(format!("ring size {size} is not a power of two"));
         }
@@ -59,6 +66,7 @@ impl Mapping {
             base: p.cast(),
             len,
             size,
+            layout,
         })
     }
 
@@ -79,7 +87,7 @@ impl Mapping {
     /// side 1 returns 0).
     pub fn bounce(&self, side: usize, rounds: u64) -> Result<u64, String> {
         let ring = self.ring(0);
-        let line = &ring.header().prod.0;
+        let line = ring.prod();
         let mut rtt = Vec::with_capacity(if side == 0 { rounds as usize } else { 0 });
         for i in 0..rounds {
             let (ping, pong) = (2 * i + 1, 2 * i + 2);
@@ -98,12 +106,18 @@ impl Mapping {
     }
 
     fn ring(&self, i: usize) -> Ring {
-        // SAFETY: both headers lie in the first HEADER_SPACE bytes of the
-        // mapping (2 * 256 bytes) and the rings after it, in bounds; the
-        // mapping is page aligned, so the headers are aligned.
+        let step = match self.layout {
+            Layout::Separate => LINE_PAIR,
+            Layout::Vchan => std::mem::size_of::<AtomicU64>(),
+        };
+        // SAFETY: the counters lie in the first HEADER_SPACE bytes of the
+        // mapping (at most 4 * 128 bytes), naturally aligned (the mapping
+        // is page aligned, the offsets multiples of 8), and the rings
+        // follow the header, in bounds.
         unsafe {
             Ring {
-                hdr: self.base.add(i * std::mem::size_of::<Header>()).cast(),
+                cons: self.base.add(2 * i * step).cast(),
+                prod: self.base.add((2 * i + 1) * step).cast(),
                 data: self.base.add(HEADER_SPACE + i * self.size),
                 size: self.size,
             }
@@ -122,16 +136,22 @@ impl Drop for Mapping {
 }
 
 struct Ring {
-    hdr: *const Header,
+    cons: *const AtomicU64,
+    prod: *const AtomicU64,
     data: *mut u8,
     size: usize,
 }
 
 impl Ring {
-    fn header(&self) -> &Header {
-        // SAFETY: hdr points into the live mapping (ShmLink borrows the
-        // Mapping); a Header of atomics may be shared with another process.
-        unsafe { &*self.hdr }
+    fn prod(&self) -> &AtomicU64 {
+        // SAFETY: prod points into the live mapping (ShmLink borrows the
+        // Mapping), aligned; an atomic may be shared with another process.
+        unsafe { &*self.prod }
+    }
+
+    fn cons(&self) -> &AtomicU64 {
+        // SAFETY: as for prod.
+        unsafe { &*self.cons }
     }
 }
 
@@ -163,10 +183,9 @@ fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
 impl Link for ShmLink<'_> {
     fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, String> {
         let r = &self.rx;
-        let h = r.header();
-        let cons = h.cons.0.load(Ordering::Relaxed);
+        let cons = r.cons().load(Ordering::Relaxed);
         let prod = spin_until(|| {
-            let p = h.prod.0.load(Ordering::Acquire);
+            let p = r.prod().load(Ordering::Acquire);
             (p != cons).then_some(p)
         })?;
         let n = ((prod - cons) as usize).min(buf.len());
@@ -185,19 +204,18 @@ impl Link for ShmLink<'_> {
                 std::ptr::copy_nonoverlapping(r.data, dst.add(first), k - first);
             }
             done += k;
-            h.cons.0.store(cons + done as u64, Ordering::Release);
+            r.cons().store(cons + done as u64, Ordering::Release);
         }
         Ok(n)
     }
 
     fn write_all(&mut self, mut buf: &[u8]) -> Result<(), String> {
         let r = &self.tx;
-        let h = r.header();
         let size = r.size as u64;
         while !buf.is_empty() {
-            let prod = h.prod.0.load(Ordering::Relaxed);
+            let prod = r.prod().load(Ordering::Relaxed);
             let space = spin_until(|| {
-                let c = h.cons.0.load(Ordering::Acquire);
+                let c = r.cons().load(Ordering::Acquire);
                 let s = size - (prod - c);
                 (s > 0).then_some(s)
             })?;
@@ -211,7 +229,7 @@ impl Link for ShmLink<'_> {
                 std::ptr::copy_nonoverlapping(buf.as_ptr(), r.data.add(at), first);
                 std::ptr::copy_nonoverlapping(buf.as_ptr().add(first), r.data, n - first);
             }
-            h.prod.0.store(prod + n as u64, Ordering::Release);
+            r.prod().store(prod + n as u64, Ordering::Release);
             buf = &buf[n..];
         }
         Ok(())

@@ -380,6 +380,20 @@ let read t =
   if t.closed || t.read_shut then eof
   else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go false
 
+let read_into t (buf : Cstruct.t) =
+  let rec go woken =
+    if t.closed || t.read_shut then eof
+    else
+      let n = Stubs.read t.h buf.buffer buf.off buf.len in
+      if n > 0 then Lwt.return (Ok (`Data n))
+      else if n = 0 then Lwt.return (Ok (`Data 0))
+      else if n = Stubs.e_again then retry t ~woken go
+      else if n = Stubs.e_eof || n = Stubs.e_closed then eof
+      else Lwt.return (Error (last_error t))
+  in
+  if t.closed || t.read_shut then eof
+  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go false
+
 let closed_error = Lwt.return (Error `Closed)
 
 let write t (buf : Cstruct.t) =

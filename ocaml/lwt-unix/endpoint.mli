@@ -162,6 +162,15 @@ val send : t -> Cstruct.t -> (unit, write_error) result Lwt.t
     room for all of it: the reader never sees part of it. A packet larger
     than the write ring fails with [`Invalid_argument]. *)
 
+val read_into : t -> Cstruct.t -> (int Vchan_rs.S.or_eof, error) result Lwt.t
+(** [read_into t buf] copies up to [Cstruct.length buf] readable bytes into
+    [buf], waiting until at least one is readable: [Ok (`Data n)] with
+    [n > 0] ([0] only for an empty [buf]), or [Ok `Eof] at the end of the
+    stream. The copy releases the ring to the writer piece by piece as it
+    goes, so a writer waiting for room resumes at once: prefer it to
+    {!read} when the data is copied out anyway (it is how {!Vchan_rs_lwt_unix}'s
+    [Lwt_io] channels read). A view {!read} returned is consumed first. *)
+
 val recv : t -> Cstruct.t -> (unit Vchan_rs.S.or_eof, error) result Lwt.t
 (** [recv t buf] fills all of [buf] at once (a packet sent with {!send}),
     waiting until that much is readable; [Ok `Eof] at the end of the

@@ -157,15 +157,20 @@ pub unsafe extern "C" fn vchan_rs_send(h: isize, ba: Value, off: isize, len: isi
     unsafe { from_buffer(h, ba, off, len, |ep, buf| ep.send(buf)) }
 }
 
-/// Packet receive: exactly `len` bytes into `ba[off..]` or nothing.
-/// Returns `len`, `E_AGAIN`, `E_EOF`, `E_CLOSED` or `E_ERROR`. (Stream
-/// reads are zero-copy: [`vchan_rs_peek`] and [`vchan_rs_consume`].)
+/// Run `op` on `ba[off..off + len]` as a destination (checked to lie in
+/// the bigarray and outside the read ring); `Ok(0)` from `op` (for a
+/// non-empty buffer) is the end of the stream.
 ///
 /// # Safety
 ///
 /// `h` is a live handle; `ba` a `char` bigarray.
-#[no_mangle]
-pub unsafe extern "C" fn vchan_rs_recv(h: isize, ba: Value, off: isize, len: isize) -> isize {
+unsafe fn into_buffer(
+    h: isize,
+    ba: Value,
+    off: isize,
+    len: isize,
+    op: impl FnOnce(&mut vchan::Endpoint, &mut [u8]) -> vchan::Result<usize>,
+) -> isize {
     // SAFETY: per this function's contract.
     let h = unsafe { handle(h) };
     // SAFETY: per this function's contract.
@@ -181,10 +186,38 @@ pub unsafe extern "C" fn vchan_rs_recv(h: isize, ba: Value, off: isize, len: isi
     // SAFETY: `p..p+n` lies in the bigarray (checked), which the caller
     // keeps alive for the call, and does not overlap the ring (checked).
     let buf = unsafe { std::slice::from_raw_parts_mut(p, n) };
-    match h.ep.recv(buf) {
+    match op(&mut h.ep, buf) {
         Ok(0) => E_EOF,
         r => h.code(r),
     }
+}
+
+/// Packet receive: exactly `len` bytes into `ba[off..]` or nothing.
+/// Returns `len`, `E_AGAIN`, `E_EOF`, `E_CLOSED` or `E_ERROR`.
+///
+/// # Safety
+///
+/// `h` is a live handle; `ba` a `char` bigarray.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_recv(h: isize, ba: Value, off: isize, len: isize) -> isize {
+    // SAFETY: per this function's contract.
+    unsafe { into_buffer(h, ba, off, len, |ep, buf| ep.recv(buf)) }
+}
+
+/// Copying stream read: up to `len` readable bytes into `ba[off..]`,
+/// released to the writer segment by segment as they are copied (the
+/// core's pipelined read), so a writer waiting for room starts at once.
+/// Returns the count (> 0; 0 only for `len = 0`), `E_AGAIN`, `E_EOF`,
+/// `E_CLOSED` or `E_ERROR`. (Zero-copy reads: [`vchan_rs_peek`] and
+/// [`vchan_rs_consume`]; consume a view before reading past it.)
+///
+/// # Safety
+///
+/// `h` is a live handle; `ba` a `char` bigarray.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_read(h: isize, ba: Value, off: isize, len: isize) -> isize {
+    // SAFETY: per this function's contract.
+    unsafe { into_buffer(h, ba, off, len, |ep, buf| ep.read(buf)) }
 }
 
 /// Zero-copy read, first half: the contiguous readable run of the read
@@ -376,6 +409,7 @@ macro_rules! byte_stub {
 byte_stub!(vchan_rs_write_byte => vchan_rs_write(h, ba, off, len));
 byte_stub!(vchan_rs_send_byte => vchan_rs_send(h, ba, off, len));
 byte_stub!(vchan_rs_recv_byte => vchan_rs_recv(h, ba, off, len));
+byte_stub!(vchan_rs_read_byte => vchan_rs_read(h, ba, off, len));
 byte_stub!(vchan_rs_peek_byte => vchan_rs_peek(h));
 byte_stub!(vchan_rs_consume_byte => vchan_rs_consume(h, n));
 byte_stub!(vchan_rs_write_from_fd_byte => vchan_rs_write_from_fd(h, n));
