@@ -122,11 +122,7 @@ let run_child role =
     | [ "packets"; name; n ] -> packet_server name (int_of_string n)
     | _ -> fail "unknown child role %S" role
   in
-  match Lwt_main.run job with
-  | () -> exit 0
-  | exception e ->
-      prerr_endline ("child " ^ role ^ ": " ^ Printexc.to_string e);
-      exit 3
+  Test_harness.run_child role (fun () -> Lwt_main.run job)
 
 (* ---- Test-side helpers ---- *)
 

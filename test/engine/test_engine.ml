@@ -212,6 +212,27 @@ let test_regular_file () =
   Sys.remove path;
   Alcotest.(check string) "read" "contents" (Bytes.sub_string buf 0 n)
 
+(* Jobs in other threads (Lwt_preemptive, and Lwt_unix's blocking file
+   reads) report back through Lwt_unix's notification descriptor; the
+   detached OCaml code runs while the engine sleeps in epoll_wait, which
+   must release the runtime lock for it. *)
+let test_threads () =
+  let v = run (Lwt_preemptive.detach (fun () -> Thread.delay 0.01; 42) ()) in
+  Alcotest.(check int) "detached result" 42 v;
+  let path = Filename.temp_file "vchan-engine" ".txt" in
+  let oc = open_out path in
+  output_string oc "job";
+  close_out oc;
+  let got =
+    run
+      ( Lwt_unix.openfile path [ Unix.O_RDONLY ] 0 >>= fun fd ->
+        let buf = Bytes.create 3 in
+        Lwt_unix.read fd buf 0 3 >>= fun n ->
+        Lwt_unix.close fd >|= fun () -> Bytes.sub_string buf 0 n )
+  in
+  Sys.remove path;
+  Alcotest.(check string) "read by a job" "job" got
+
 (* Lwt_unix.fork: the child gets an epoll set of its own and works. *)
 let test_fork () =
   let r, w = Unix.pipe ~cloexec:true () in
@@ -490,11 +511,7 @@ let run_child role =
     | [ "flood"; name; n ] -> flood_role name (int_of_string n)
     | _ -> fail "unknown child role %S" role
   in
-  match Lwt_main.run job with
-  | () -> exit 0
-  | exception e ->
-      prerr_endline ("child " ^ role ^ ": " ^ Printexc.to_string e);
-      exit 3
+  Test_harness.run_child role (fun () -> Lwt_main.run job)
 
 let () =
   match Sys.getenv_opt child_var with
@@ -515,6 +532,7 @@ let () =
               ("edge watcher", test_edge_watcher);
               ("fake_io, non-blocking and blocking iter", test_fake_io_and_nonblocking_iter);
               ("regular file: always ready", test_regular_file);
+              ("Lwt_preemptive and Lwt_unix jobs", test_threads);
               ("Lwt_unix.fork", test_fork);
               ("transfer to another engine and back", test_transfer);
             ] );

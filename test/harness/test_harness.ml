@@ -84,3 +84,10 @@ let expect_exit0 what pid =
   | Unix.WEXITED n -> failwith (Printf.sprintf "%s exited with %d" what n)
   | Unix.WSIGNALED n | Unix.WSTOPPED n ->
       failwith (Printf.sprintf "%s killed by signal %d" what n)
+
+let run_child role f =
+  match f () with
+  | () -> exit 0
+  | exception e ->
+      prerr_endline ("child " ^ role ^ ": " ^ Printexc.to_string e);
+      exit 3

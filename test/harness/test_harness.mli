@@ -32,3 +32,8 @@ val waitpid : int -> Unix.process_status
 val expect_exit0 : string -> int -> unit
 (** [expect_exit0 what pid] waits for child [pid] and fails (with [what] in
     the message) unless it exited with status 0. *)
+
+val run_child : string -> (unit -> unit) -> 'a
+(** [run_child role f] runs [f ()], the peer role [role] of a suite in its
+    own process, and exits: status 0 if it returned, else 3 after printing
+    the exception (with [role]) on stderr. *)

@@ -358,12 +358,12 @@ pub unsafe extern "C" fn vchan_rs_linger(h: isize) -> isize {
 // Bytecode twins: tagged ints in and out.
 
 #[inline]
-fn untag(v: Value) -> isize {
+pub(crate) fn untag(v: Value) -> isize {
     v >> 1
 }
 
 #[inline]
-fn tag(n: isize) -> Value {
+pub(crate) fn tag(n: isize) -> Value {
     (n << 1) | 1
 }
 

@@ -12,6 +12,8 @@
 
 use ocaml::sys::Value;
 
+use crate::data::{tag, untag};
+
 pub use crate::engine_consts::{CONSTANTS, ERRNOS};
 
 /// Events one `epoll_wait` returns at most (more stay queued in the kernel
@@ -139,16 +141,6 @@ pub unsafe extern "C" fn vchan_rs_epoll_wait(ep: isize, out: Value, timeout_ms: 
         }
     }
     n as isize
-}
-
-#[inline]
-fn untag(v: Value) -> isize {
-    v >> 1
-}
-
-#[inline]
-fn tag(n: isize) -> Value {
-    (n << 1) | 1
 }
 
 /// Bytecode twin of [`vchan_rs_epoll_create`].
