@@ -176,10 +176,15 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
      0.25 s in that case ([state] also consumes first while [undrained]).
    - A hostile peer flooding notifications: each arrival wakes the waiters
      once; a retry without progress consumes (up to 64 messages per
-     recvmmsg) and retries, as the level-triggered poller does per wake-up.
+     recvmmsg) and retries once more without spinning (the retry that
+     found no progress spun already): one spin per wake-up, as under the
+     level-triggered poller, which consumes first and then retries.
      A flood that fills the queue only drops the flooder's own
      notifications, which it could withhold anyway; the peer's death still
      wakes us (end-of-file is an arrival, even on a full queue).
+   - When the last waiter is gone, what an edge-triggered watch left
+     queued is consumed before the watch stops: a new watch would else
+     fire at once for it.
    The adaptive spin learns how long waits last from [consume_events]
    (Endpoint::set_nonblocking_spin): edge-triggered, it learns from the
    wake-ups that consume, not from every one. *)
@@ -212,7 +217,12 @@ let woke t =
     t.undrained <- true;
     Lwt_condition.broadcast t.changed ()
   end;
-  if t.waiters = 0 || t.failed <> None || t.closed then stop_poller t
+  if t.waiters = 0 || t.failed <> None || t.closed then begin
+    (* Nobody waits: stop watching. Consume what an edge-triggered watch
+       left queued first, else the next watch would fire at once for it. *)
+    if t.edge && t.undrained && t.failed = None && not t.closed then drain t;
+    stop_poller t
+  end
 
 let start_poller t =
   if t.watch = None && not t.closed then begin
@@ -246,7 +256,17 @@ let retry t ~woken k =
   if t.closed then k false
   else if woken || t.armed >= drain_bound then begin
     drain t;
-    match t.failed with Some e -> Lwt.return (Error e) | None -> k false
+    match t.failed with
+    | Some e -> Lwt.return (Error e)
+    | None when woken ->
+        (* This operation spun in vain already since it woke: retry without
+           spinning again (a flood of notifications gets one spin per
+           wake-up, as under a level-triggered poller). *)
+        ignore (Stubs.set_spin t.h 0 : int);
+        Fun.protect
+          ~finally:(fun () -> ignore (Stubs.set_spin t.h 1 : int))
+          (fun () -> k false)
+    | None -> k false
   end
   else begin
     t.armed <- t.armed + 1;
