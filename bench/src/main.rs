@@ -496,7 +496,7 @@ impl Bench {
         let mut by_call: Vec<(f64, &String)> = counts[1]
             .keys()
             .map(|k| (per(k), k))
-            .filter(|(v, _)| *v >= 0.05)
+            .filter(|(v, _)| *v >= 0.02)
             .collect();
         by_call.sort_by(|x, y| y.0.total_cmp(&x.0));
         let note = by_call
