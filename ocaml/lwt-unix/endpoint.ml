@@ -27,9 +27,15 @@ type t = {
       (* Operations that would block wait here; see [wait]. *)
   mutable watch : Lwt_engine.event option;
       (* The poller watching [lfd], if one is (see [start_poller]). *)
+  edge_ok : bool;
+      (* The backend's events may be left unconsumed (unix: a socket queue).
+         Not so under Xen: the event channel device masks a port from its
+         first event until the events are consumed (read, then unmasked),
+         so an unconsumed wake-up would be the last one. *)
   mutable edge : bool;
-      (* The poller watches edge-triggered (under Engine): its wake-ups do
-         not consume the events (see "Edge-triggered waiting"). *)
+      (* The poller watches edge-triggered (under Engine, [edge_ok]): its
+         wake-ups do not consume the events (see "Edge-triggered
+         waiting"). *)
   mutable waiters : int;  (* Operations waiting on [changed]. *)
   mutable armed : int;
       (* Operations that answered "would block" (armed a notification)
@@ -66,7 +72,7 @@ let () =
 
 let fail_with e = Lwt.fail (Error.Vchan e)
 
-let make h =
+let make ~backend h =
   let ring = Stubs.ring h in
   let fd : Unix.file_descr = Obj.magic (Stubs.fd h : int) in
   let lfd = Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:false fd in
@@ -80,6 +86,7 @@ let make h =
       read_shut = false;
       changed = Lwt_condition.create ();
       watch = None;
+      edge_ok = backend = Some "unix";
       edge = false;
       waiters = 0;
       armed = 0;
@@ -112,7 +119,7 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
   match
     Stubs.listen backend domid (Port.to_string port) read_size write_size
   with
-  | Ok h -> make h
+  | Ok h -> make ~backend h
   | Error e -> raise (Error.Vchan (Stubs.error_of_kind e))
 
 (* Waiting.
@@ -142,9 +149,10 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
    the unix backend), which the poller runs before waking the waiters: the
    descriptor polls readable until then.
 
-   Edge-triggered waiting (Engine installed: [Engine.on_readable_edge]): the
-   poller is called once per arrival of new events, so a wake-up need not
-   consume them: it costs the epoll_wait alone, and the events pile up in
+   Edge-triggered waiting (Engine installed, unix backend:
+   [Engine.on_readable_edge]; a xen endpoint stays level-triggered, see
+   [edge_ok]): the poller is called once per arrival of new events, so a
+   wake-up need not consume them: it costs the epoll_wait alone, and the events pile up in
    the descriptor's queue. What keeps that correct:
    - No lost wake-up. A wait begins after the operation armed its
      notification and found no progress; the peer notifies after that, so
@@ -228,7 +236,7 @@ let start_poller t =
   if t.watch = None && not t.closed then begin
     let fd = Lwt_unix.unix_file_descr t.lfd in
     let f _ = woke t in
-    match Engine.on_readable_edge fd f with
+    match if t.edge_ok then Engine.on_readable_edge fd f else None with
     | Some ev ->
         t.watch <- Some ev;
         t.edge <- true
@@ -329,7 +337,7 @@ let connect ?backend ?timeout ~domid ~port () =
       let rec attempt pause =
         match Stubs.try_connect backend domid port with
         | Error e -> fail_with (Stubs.error_of_kind e)
-        | Ok h when h <> 0 -> Lwt.return (make h)
+        | Ok h when h <> 0 -> Lwt.return (make ~backend h)
         | Ok _ -> (
             let now = Unix.gettimeofday () in
             match deadline with

@@ -12,8 +12,9 @@
     engine on the endpoint's event descriptor, so the Lwt scheduler never
     blocks. Under Lwt's default engine a wake-up consumes the events (one
     more system call); under {!Engine} ([Vchan_rs_lwt_unix.Engine.install
-    ()]) the descriptor is watched edge-triggered and a wake-up costs the
-    engine's [epoll_wait] alone (see {!Engine}). One Lwt thread may read while another writes;
+    ()]) the descriptor of a unix-backend endpoint is watched
+    edge-triggered and a wake-up costs the engine's [epoll_wait] alone (see
+    {!Engine}). One Lwt thread may read while another writes;
     two concurrent readers (or two concurrent writers) of one endpoint are
     not supported.
 

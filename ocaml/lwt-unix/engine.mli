@@ -5,8 +5,10 @@
     iteration (Lwt creates its loop with [EVFLAG_FORKCHECK]), and a vchan
     endpoint watched level-triggered must consume its events (one
     [recvmmsg] on the unix backend) at every wake-up. Under this engine a
-    vchan endpoint's event descriptor is watched edge-triggered and a
-    wake-up costs the [epoll_wait] alone: with the peer's notification
+    unix-backend endpoint's event descriptor is watched edge-triggered and
+    a wake-up costs the [epoll_wait] alone (a xen-backend endpoint stays
+    level-triggered: Xen's event channel device masks a port until its
+    events are consumed, so every wake-up must consume them): with the peer's notification
     ([sendto]), two system calls per wake-up, plus the [recvmmsg] that
     consumes the queued notifications now and then (at the latest every 48
     wake-ups; one per ~30 measured in [make bench]'s system-call row: see

@@ -385,6 +385,34 @@ let hold_role name =
   E.write t (Cstruct.of_string "ready") >|= get_ok "ready" >>= fun () ->
   Lwt_unix.sleep 1000. >>= fun () -> E.close t
 
+(* Does an epoll set of this process (the engine's) hold a descriptor
+   edge-triggered? Read from /proc/self/fdinfo: lines "tfd: N events: HEX". *)
+let edge_watch_registered () =
+  let epolls =
+    Sys.readdir "/proc/self/fd" |> Array.to_list
+    |> List.filter (fun f ->
+           match Unix.readlink ("/proc/self/fd/" ^ f) with
+           | l -> l = "anon_inode:[eventpoll]"
+           | exception Unix.Unix_error _ -> false)
+  in
+  List.exists
+    (fun f ->
+      match open_in ("/proc/self/fdinfo/" ^ f) with
+      | exception Sys_error _ -> false
+      | ic ->
+          let rec scan () =
+            match input_line ic with
+            | exception End_of_file -> false
+            | l -> (
+                match Scanf.sscanf l "tfd: %d events: %x" (fun _ ev -> ev) with
+                | ev when ev land 0x80000000 <> 0 -> true
+                | _ | (exception _) -> scan ())
+          in
+          let r = scan () in
+          close_in ic;
+          r)
+    epolls
+
 let test_peer_killed () =
   let pid = Test_harness.spawn_self [ (child_var, "hold:held"); ("VCHAN_DOMID", "0") ] in
   let r =
@@ -395,6 +423,8 @@ let test_peer_killed () =
         (* Kill it while our read waits. *)
         let reading = E.read t in
         Lwt_unix.sleep 0.05 >>= fun () ->
+        if not (edge_watch_registered ()) then
+          fail "no edge-triggered watch while the read waits";
         Unix.kill pid Sys.sigkill;
         reading >>= fun r ->
         let vanished = E.peer_vanished t in
