@@ -6,7 +6,7 @@
 //! Each function is preceded by its OCaml type on a line
 //! `// ocaml[ noalloc]: TYPE`, from which `vchan-ocaml-gen` writes the
 //! external (with the `_byte` twin as bytecode name); [`CONSTANTS`] and
-//! [`ERRNOS`] (src/engine_consts.rs) are the values the OCaml side needs, written out by the same
+//! [`ERRNOS`] (in src/boundary.rs) are the values the OCaml side needs, written out by the same
 //! generator. `epoll_wait` is not `[@@noalloc]`: when it may sleep, it
 //! releases the runtime lock (other OCaml threads run meanwhile).
 
@@ -14,7 +14,7 @@ use ocaml::sys::Value;
 
 use crate::data::{tag, untag};
 
-pub use crate::engine_consts::{CONSTANTS, ERRNOS};
+pub use crate::boundary::{CONSTANTS, ERRNOS};
 
 /// Events one `epoll_wait` returns at most (more stay queued in the kernel
 /// for the next call).

@@ -35,7 +35,6 @@ use std::io;
 mod control;
 pub mod data;
 pub mod engine;
-mod engine_consts;
 pub mod ring;
 
 use vchan::{Endpoint, Error, RetainedMemory};

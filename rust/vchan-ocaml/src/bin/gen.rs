@@ -4,18 +4,15 @@
 //! `#[ocaml::sig("...")]` of each `#[ocaml::func]` (src/control.rs, and
 //! src/ring.rs's `vchan_rs_ring`), and the data-path externals from the
 //! `byte_stub!` list of src/data.rs (which defines each native stub's
-//! bytecode twin, so the list is exactly what exists). Run by
-//! ocaml/lwt-unix/dune. Does not link the stubs library.
+//! bytecode twin, so the list is exactly what exists); and the epoll
+//! engine's constants and errno table (src/boundary.rs) with its externals,
+//! from the `// ocaml[ noalloc]: TYPE` line above each function of
+//! src/engine.rs. Run by ocaml/lwt-unix/dune. Does not link the stubs
+//! library.
 
 #[path = "../boundary.rs"]
 #[allow(dead_code)]
 mod boundary;
-
-// The engine's constants and errno table (its functions are read as text,
-// below).
-#[path = "../engine_consts.rs"]
-#[allow(dead_code)]
-mod engine;
 
 const CONTROL: &[&str] = &[include_str!("../control.rs"), include_str!("../ring.rs")];
 const DATA: &str = include_str!("../data.rs");
@@ -134,11 +131,11 @@ fn main() {
         ));
     }
     o.push_str("\n(* The epoll engine (src/engine.rs): 0 or more, or -errno. *)\n");
-    for (name, v) in engine::CONSTANTS {
+    for (name, v) in boundary::CONSTANTS {
         o.push_str(&format!("let {name} = {v}\n"));
     }
     o.push_str("\nlet unix_error_of_errno = function\n");
-    for (v, ctor) in engine::ERRNOS {
+    for (v, ctor) in boundary::ERRNOS {
         o.push_str(&format!("  | {v} -> Unix.{ctor}\n"));
     }
     o.push_str("  | n -> Unix.EUNKNOWNERR n\n\n");
