@@ -216,7 +216,7 @@ let register_timer st delay repeat f =
   let delay = if Float.is_nan delay || delay < 0. then 0. else delay in
   let rec t =
     {
-      at = Unix.gettimeofday () +. delay;
+      at = Stubs.monotonic () +. delay;
       seq = 0;
       delay;
       repeat;
@@ -225,7 +225,7 @@ let register_timer st delay repeat f =
       queued = false;
     }
   and rearm () =
-    t.at <- Unix.gettimeofday () +. t.delay;
+    t.at <- Stubs.monotonic () +. t.delay;
     st.pending <- t :: st.pending
   in
   st.pending <- t :: st.pending;
@@ -271,7 +271,7 @@ let timeout_ms st =
   match next_timer st with
   | None -> -1
   | Some t ->
-      let ms = Float.ceil ((t.at -. Unix.gettimeofday ()) *. 1000.) in
+      let ms = Float.ceil ((t.at -. Stubs.monotonic ()) *. 1000.) in
       if ms <= 0. then 0 else if ms > 1e9 then 1_000_000_000 else int_of_float ms
 
 (* Run every callback; the first exception is re-raised once all ran, so
@@ -284,7 +284,7 @@ let call x =
     try x.f () with e -> if !first_exn = None then first_exn := Some e
 
 let run_timers st =
-  let now = Unix.gettimeofday () in
+  let now = Stubs.monotonic () in
   let rec go () =
     match next_timer st with
     | Some t when t.at <= now ->
@@ -401,6 +401,7 @@ let current () =
   let cur = Oo.id (Lwt_engine.get ()) in
   List.find_opt (fun e -> Oo.id e = cur) !made
 
+let now () = Stubs.monotonic ()
 let installed () = current () <> None
 let install () = if not (installed ()) then Lwt_engine.set (create ())
 

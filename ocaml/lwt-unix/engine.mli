@@ -35,8 +35,9 @@
       ([Lwt_unix.close] does): the epoll set forgets a closed descriptor.
     - [on_timer delay repeat f]: one-shot or repeating timers
       ([Lwt_unix.sleep], [Lwt_unix.timeout], [Lwt_unix.with_timeout]),
-      on the wall clock ([Unix.gettimeofday], as Lwt's select engine), with
-      millisecond resolution, rounded up: a timer never fires early. A
+      on the monotonic clock (as libev; no change of the wall clock moves
+      them), with millisecond resolution, rounded up: a timer never fires
+      early. A
       timer registered during an iteration fires at the earliest in the
       next one.
     - [iter true] sleeps until a descriptor is ready or the next timer is
@@ -65,6 +66,11 @@ val install : unit -> unit
 val installed : unit -> bool
 (** [installed ()] is true when Lwt's current engine was made by
     {!create}. *)
+
+val now : unit -> float
+(** [now ()] is the clock the engine's timers use: seconds on the
+    monotonic clock ([CLOCK_MONOTONIC]; its origin is arbitrary, only
+    differences mean something). *)
 
 val on_readable_edge :
   Unix.file_descr -> (Lwt_engine.event -> unit) -> Lwt_engine.event option

@@ -143,6 +143,35 @@ pub unsafe extern "C" fn vchan_rs_epoll_wait(ep: isize, out: Value, timeout_ms: 
     n as isize
 }
 
+/// Seconds on the monotonic clock (`CLOCK_MONOTONIC`), which no change of
+/// the wall clock moves: the engine's timers count on it.
+///
+/// # Safety
+///
+/// Takes OCaml's unit; no other requirement.
+// ocaml noalloc: unit -> (float[@unboxed])
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_monotonic(_unit: Value) -> f64 {
+    // SAFETY: timespec is plain data; all-zero is a valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` lives across the call; CLOCK_MONOTONIC always exists on
+    // Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Bytecode twin of [`vchan_rs_monotonic`] (returns a boxed float).
+///
+/// # Safety
+///
+/// Called by the bytecode interpreter, holding the runtime lock.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_monotonic_byte(unit: Value) -> Value {
+    // SAFETY: the runtime lock is held; caml_copy_double allocates a
+    // float block on the OCaml heap, as bytecode primitives may.
+    unsafe { ocaml::sys::caml_copy_double(vchan_rs_monotonic(unit)) }
+}
+
 /// Bytecode twin of [`vchan_rs_epoll_create`].
 ///
 /// # Safety
