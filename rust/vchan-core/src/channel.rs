@@ -105,6 +105,31 @@ pub struct Span {
     pub len: usize,
 }
 
+/// How an endpoint orders the two halves of Xen's notify protocol: "publish
+/// my index, then look at the peer's notify request" (the fast path, every
+/// operation) against the peer's "post my request, then look at your
+/// index" (before it sleeps). Without a store-load barrier between the two
+/// halves, on one side or the other, each side can miss the other's store
+/// and a wake-up is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fences {
+    /// A full barrier on both sides, as Xen's libxenvchan does: the fast
+    /// path waits for its index store to reach the peer's cache before it
+    /// reads the request (a cross-core round trip per operation).
+    Full,
+    /// The peer promised to run a process-wide barrier (Linux's
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every
+    /// thread of every registered process, ours included, execute a full
+    /// barrier) after posting a request and before looking at our index,
+    /// and this process is registered for it. That barrier orders our
+    /// fast path for us: either it falls after our index store (the peer
+    /// then sees the index and does not sleep) or before our look at the
+    /// request (we then see the request and signal). So the fast path needs
+    /// only a compiler barrier; the cost moves to the side about to sleep,
+    /// which is about to spend far more on the sleep itself.
+    PeerBarrier,
+}
+
 /// One endpoint of a vchan over a shared page `P` and rings `R`.
 ///
 /// Our own indices (`cons` of the ring we read, `prod` of the ring we write)
@@ -137,6 +162,11 @@ pub struct Channel<P, R> {
     wr_seg: usize,
     /// A stream read releases `cons` after every this many bytes.
     rd_seg: usize,
+    /// How the fast path orders its index store and the request check.
+    fences: Fences,
+    /// Run after posting a notify request, before re-checking: our half
+    /// of [`Fences::PeerBarrier`] (see [`set_arm_barrier`](Channel::set_arm_barrier)).
+    arm_barrier: Option<fn()>,
 }
 
 /// The default publish granularity of stream copies through a ring of
@@ -216,7 +246,32 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
             wr_prod_off,
             wr_seg,
             rd_seg,
+            fences: Fences::Full,
+            arm_barrier: None,
         })
+    }
+
+    /// After posting a notify request (before the re-check), also run
+    /// `barrier`, which must make every thread of the peer's process
+    /// execute a full memory barrier (e.g. Linux's
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` with the peer
+    /// registered). Set it before telling the peer it may use
+    /// [`Fences::PeerBarrier`], and keep it for the channel's life: the peer
+    /// relies on it from then on.
+    pub fn set_arm_barrier(&mut self, barrier: Option<fn()>) {
+        self.arm_barrier = barrier;
+    }
+
+    /// How the fast path orders itself (see [`Fences`]). Only choose
+    /// [`Fences::PeerBarrier`] once the peer promised its barrier; a peer
+    /// that lied can only lose its own wake-ups.
+    pub fn set_fences(&mut self, fences: Fences) {
+        self.fences = fences;
+    }
+
+    /// The fast path's ordering (see [`set_fences`](Channel::set_fences)).
+    pub fn fences(&self) -> Fences {
+        self.fences
     }
 
     /// Set the publish granularity of stream writes and reads (bytes; 0
@@ -327,6 +382,9 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         self.page
             .fetch_or_u8(self.role.peer().notify_offset(), bit, SeqCst);
         self.page.full_fence();
+        if let Some(barrier) = self.arm_barrier {
+            barrier();
+        }
     }
 
     /// [`data_ready`](Channel::data_ready), and when fewer than `want` bytes
@@ -355,11 +413,15 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         self.buffer_space()
     }
 
-    /// Acknowledge progress: after a full barrier, clear `bit` in our own
-    /// notify byte and report whether it was set (the peer wants a signal).
+    /// Acknowledge progress: after a barrier (see [`Fences`]), clear `bit`
+    /// in our own notify byte and report whether it was set (the peer wants
+    /// a signal).
     #[inline]
     fn take_notify(&self, bit: u8) -> bool {
-        self.page.full_fence();
+        match self.fences {
+            Fences::Full => self.page.full_fence(),
+            Fences::PeerBarrier => core::sync::atomic::compiler_fence(SeqCst),
+        }
         let off = self.role.notify_offset();
         // Cheap check first: a plain load after the fence sees a request
         // posted before our index update (the requester fences too).

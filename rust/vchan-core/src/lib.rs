@@ -33,7 +33,7 @@ pub mod name;
 pub mod order;
 pub mod setup;
 
-pub use channel::{default_segment, Channel, LiveState, Span, Transfer};
+pub use channel::{default_segment, Channel, Fences, LiveState, Span, Transfer};
 pub use error::Error;
 pub use mem::{RawPage, RawRing, RingMem, SharedPage};
 pub use order::Orders;

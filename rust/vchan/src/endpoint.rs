@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use vchan_core::layout::{CLI_LIVE, LIVE_EXITED, SRV_LIVE};
 use vchan_core::setup::{self, External};
-use vchan_core::{Channel, LiveState, Orders, RawPage, RawRing, Role, SharedPage, Span, Transfer};
+use vchan_core::{
+    Channel, Fences, LiveState, Orders, RawPage, RawRing, Role, SharedPage, Span, Transfer,
+};
 
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
 use crate::error::{Error, Result};
@@ -72,6 +74,9 @@ pub struct Endpoint {
     peer_gone: bool,
     /// When events were last consumed ([`coarse_ms`]).
     drained_at: u64,
+    /// This process receives the peer's process-wide barrier (see
+    /// [`Fences`]): once the peer announces it, the fast path goes light.
+    registered: bool,
 }
 
 /// In blocking mode a writer that never has to wait consumes events at
@@ -116,6 +121,24 @@ fn external(region: &Option<Box<dyn Region>>) -> Option<External> {
         base: r.as_ptr(),
         len: r.len(),
     })
+}
+
+/// Where the backend has a process-wide barrier (see [`Fences`]): make
+/// `ch` run it after each notify request from now on, and only then tell
+/// the peer (the server also says so in its rendezvous). True if so: this
+/// process then receives the peer's barrier too, and may go light once the
+/// peer announces its own.
+fn arm_barrier(
+    backend: &dyn Backend,
+    ch: &mut Channel<RawPage, RawRing>,
+    event: &mut dyn EventChannel,
+) -> Result<bool> {
+    let Some(barrier) = backend.process_barrier() else {
+        return Ok(false);
+    };
+    ch.set_arm_barrier(Some(barrier));
+    event.announce_barrier()?;
+    Ok(true)
 }
 
 fn raw_page(page: &dyn Region) -> Result<RawPage> {
@@ -164,11 +187,14 @@ impl Endpoint {
         setup::init_server(&raw, orders, refs(&left), refs(&right))?;
         // SAFETY: the page and ring regions live in `Live` with the channel
         // and are dropped after it.
-        let ch = unsafe { setup::server_channel(raw, orders, external(&left), external(&right))? };
+        let mut ch =
+            unsafe { setup::server_channel(raw, orders, external(&left), external(&right))? };
         let rings = left.into_iter().chain(right).collect();
+        let registered = arm_barrier(&*backend, &mut ch, &mut *event)?;
         let rv = Rendezvous {
             ring_ref: page.refs().first().copied().unwrap_or(0),
             event_channel: event.port(),
+            barrier: registered,
         };
         backend.publish(path, client, rv)?;
         let live = Live {
@@ -182,6 +208,7 @@ impl Endpoint {
             backend,
             client,
             Some(path.to_owned()),
+            registered,
         ))
     }
 
@@ -268,8 +295,15 @@ impl Endpoint {
         let right = map_ring(&right_refs, false)?;
         // SAFETY: the page and ring regions live in `Live` with the channel
         // and are dropped after it.
-        let ch = unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
+        let mut ch =
+            unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
         let rings = left.into_iter().chain(right).collect();
+        // Announced before our first notification, so the server's accept,
+        // which consumes that notification, learns it too.
+        let registered = arm_barrier(&*backend, &mut ch, &mut *event)?;
+        if registered && rv.barrier {
+            ch.set_fences(Fences::PeerBarrier);
+        }
         event.notify()?;
         let live = Live {
             ch,
@@ -277,7 +311,7 @@ impl Endpoint {
             _rings: rings,
             _page: page,
         };
-        Ok(Endpoint::assemble(live, backend, server, None))
+        Ok(Endpoint::assemble(live, backend, server, None, registered))
     }
 
     fn assemble(
@@ -285,6 +319,7 @@ impl Endpoint {
         backend: Arc<dyn Backend>,
         peer: DomId,
         path: Option<String>,
+        registered: bool,
     ) -> Endpoint {
         Endpoint {
             role: live.ch.role(),
@@ -299,7 +334,19 @@ impl Endpoint {
             vanished: false,
             peer_gone: false,
             drained_at: coarse_ms(),
+            registered,
         }
+    }
+
+    /// How this endpoint's fast path is fenced: [`Fences::Full`] (Xen's
+    /// protocol as libxenvchan runs it), or [`Fences::PeerBarrier`] once a
+    /// peer on the unix backend announced that it runs `membarrier(2)`
+    /// after posting a notify request (and this process is registered for
+    /// it). Events are consumed lazily, so a new endpoint may report
+    /// `Full` for a while (at most until its first wait, or a blocking
+    /// writer's 200 ms death check).
+    pub fn fences(&self) -> Result<Fences> {
+        Ok(self.live()?.ch.fences())
     }
 
     /// Server or client.
@@ -450,7 +497,11 @@ impl Endpoint {
     fn absorb(&mut self, ev: crate::backend::Events) -> Result<()> {
         self.drained_at = coarse_ms();
         let role = self.role;
+        let registered = self.registered;
         let live = self.live_mut()?;
+        if ev.peer_barrier && registered {
+            live.ch.set_fences(Fences::PeerBarrier);
+        }
         if ev.peer_gone {
             let page = live.ch.page();
             let offset = role.peer().live_offset();

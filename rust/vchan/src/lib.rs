@@ -38,6 +38,7 @@ pub use endpoint::{Endpoint, RetainedMemory, State};
 pub use error::{Error, Result};
 pub use port::{rendezvous_path, DomId, Port, DOMID_FIRST_RESERVED, MAX_PORT_LEN};
 pub use vchan_core;
+pub use vchan_core::Fences;
 
 /// Environment variable choosing the backend: `unix` (default) or `xen`.
 pub const ENV_BACKEND: &str = "VCHAN_BACKEND";

@@ -39,6 +39,9 @@ pub struct Events {
     /// endpoint then treats the peer's live byte as 0, as Xen's
     /// unmap-notify would have made it.
     pub peer_gone: bool,
+    /// The peer announced that it runs a process-wide barrier after
+    /// posting a notify request (see [`EventChannel::announce_barrier`]).
+    pub peer_barrier: bool,
 }
 
 /// One end of an event channel.
@@ -64,6 +67,13 @@ pub trait EventChannel: Send {
     /// domain `owner`) be cleared and the peer signalled. The Xen backend
     /// does this through the grant devices instead, and ignores the call.
     fn set_unmap_notify(&mut self, owner: DomId, gref: u32, offset: u32) -> io::Result<()>;
+    /// Tell the peer (now, or as soon as it is connected) that we run
+    /// [`Backend::process_barrier`] after every notify request we post, so
+    /// that it may use [`vchan_core::Fences::PeerBarrier`]. Backends whose
+    /// peers may be other implementations (Xen's) have no such message.
+    fn announce_barrier(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The rendezvous a server publishes: its page's grant ref and its event
@@ -74,6 +84,12 @@ pub struct Rendezvous {
     pub ring_ref: u32,
     /// The server's event channel port.
     pub event_channel: u32,
+    /// The server runs [`Backend::process_barrier`] after every notify
+    /// request it posts, so the client may use
+    /// [`vchan_core::Fences::PeerBarrier`] from the start. Only the unix
+    /// backend records it (the store leaf `vchan-rs-barrier`); always
+    /// false under Xen.
+    pub barrier: bool,
 }
 
 /// An environment in which vchans live.
@@ -114,4 +130,12 @@ pub trait Backend: Send + Sync {
     /// Clean up what dead processes left behind (no-op where the system
     /// does it, as under Xen).
     fn sweep(&self) {}
+    /// A barrier that makes every thread of a peer process execute a full
+    /// memory barrier, if this backend has one and this process can both
+    /// run it and be reached by the peer's (see
+    /// [`vchan_core::Fences::PeerBarrier`]). None under Xen: a peer in
+    /// another domain is out of any such barrier's reach.
+    fn process_barrier(&self) -> Option<fn()> {
+        None
+    }
 }

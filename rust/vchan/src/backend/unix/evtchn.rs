@@ -6,7 +6,9 @@
 //! the slot `evtchn/<d>/<p>.peer` while connected, so a second client is
 //! refused. Messages: `N` (notify) and `U` + owner, grant ref, offset (the
 //! sender's unmap-notify: what the survivor should clear if the sender
-//! dies). End-of-file on the socket means the peer closed or died.
+//! dies), `B` (the sender runs a process-wide barrier after every notify
+//! request it posts: see [`vchan_core::Fences::PeerBarrier`]). End-of-file
+//! on the socket means the peer closed or died.
 //!
 //! The descriptor users poll is an epoll instance holding the listening
 //! socket, then the connection; it stops polling readable once the peer is
@@ -22,6 +24,7 @@ use crate::port::DomId;
 
 const MSG_NOTIFY: u8 = b'N';
 const MSG_UNMAP: u8 = b'U';
+const MSG_BARRIER: u8 = b'B';
 const UNMAP_LEN: usize = 13;
 /// Longest message we read (longer ones are truncated, then ignored).
 const MSG_MAX: usize = 64;
@@ -205,6 +208,8 @@ pub struct UnixEvent {
     gone: bool,
     gone_reported: bool,
     my_unmap: Option<[u8; UNMAP_LEN]>,
+    /// We announced our barrier (sent on connection if not yet connected).
+    my_barrier: bool,
     peer_unmap: Option<UnmapNotify>,
     // Dropped last: the port stays ours until the sockets are closed.
     _slot: Option<Owned>,
@@ -250,6 +255,7 @@ impl UnixEvent {
             gone: false,
             gone_reported: false,
             my_unmap: None,
+            my_barrier: false,
             peer_unmap: None,
             _slot: None,
             _lock: lock,
@@ -327,6 +333,7 @@ impl UnixEvent {
             gone: false,
             gone_reported: false,
             my_unmap: None,
+            my_barrier: false,
             peer_unmap: None,
             _slot: Some(slot),
             _lock: lock,
@@ -432,6 +439,7 @@ impl UnixEvent {
     fn take_message(&mut self, msg: &[u8], ev: &mut Events) {
         match msg[0] {
             MSG_NOTIFY => ev.notifies = ev.notifies.saturating_add(1),
+            MSG_BARRIER => ev.peer_barrier = true,
             MSG_UNMAP if msg.len() == UNMAP_LEN => {
                 let w = |i: usize| u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]]);
                 self.peer_unmap = Some(UnmapNotify {
@@ -477,6 +485,9 @@ impl UnixEvent {
         epoll_ctl(&self.epoll, libc::EPOLL_CTL_ADD, conn.as_raw_fd())?;
         if let Some(msg) = self.my_unmap {
             send(&conn, &msg)?;
+        }
+        if self.my_barrier {
+            send(&conn, &[MSG_BARRIER])?;
         }
         self.conn = Some(conn);
         Ok(())
@@ -528,6 +539,14 @@ impl EventChannel for UnixEvent {
             send(c, &msg)?;
         }
         Ok(())
+    }
+
+    fn announce_barrier(&mut self) -> io::Result<()> {
+        self.my_barrier = true;
+        match &self.conn {
+            Some(c) if !self.gone => send(c, &[MSG_BARRIER]),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -31,6 +31,7 @@
 pub mod evtchn;
 pub(crate) mod fsobj;
 pub mod gnt;
+mod membarrier;
 pub mod store;
 
 use std::io;
@@ -354,9 +355,21 @@ fn tmp_owner_dead(name: &str) -> bool {
     rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
-/// The leaves of a rendezvous node: libxenvchan's two, and the server's
-/// record that the xen backend adds (see `backend/xen/owner.rs`).
-const RENDEZVOUS_LEAVES: [&str; 3] = ["ring-ref", "event-channel", crate::backend::xen::owner::KEY];
+/// The leaves of a rendezvous node: libxenvchan's two, the server's
+/// record that the xen backend adds (see `backend/xen/owner.rs`), and
+/// [`BARRIER_LEAF`].
+const RENDEZVOUS_LEAVES: [&str; 4] = [
+    "ring-ref",
+    "event-channel",
+    crate::backend::xen::owner::KEY,
+    BARRIER_LEAF,
+];
+
+/// A rendezvous leaf saying that the server runs `membarrier(2)` after
+/// every notify request (see [`Rendezvous::barrier`]); its value is
+/// [`BARRIER_VALUE`].
+const BARRIER_LEAF: &str = "vchan-rs-barrier";
+const BARRIER_VALUE: &str = "membarrier";
 
 /// Remove the rendezvous node `name` of `dir` (or a temporary one): its
 /// two leaves, then the directory if that left it empty. Nothing else in
@@ -526,6 +539,10 @@ impl Backend for UnixBackend {
         "unix"
     }
 
+    fn process_barrier(&self) -> Option<fn()> {
+        membarrier::process_barrier()
+    }
+
     fn own_domid(&self) -> Result<DomId> {
         Ok(self.domid)
     }
@@ -578,10 +595,13 @@ impl Backend for UnixBackend {
     fn publish(&self, path: &str, _client: DomId, rv: Rendezvous) -> Result<()> {
         let ring_ref = rv.ring_ref.to_string();
         let port = rv.event_channel.to_string();
-        let leaves: [(&str, &[u8]); 2] = [
+        let mut leaves: Vec<(&str, &[u8])> = vec![
             ("ring-ref", ring_ref.as_bytes()),
             ("event-channel", port.as_bytes()),
         ];
+        if rv.barrier {
+            leaves.push((BARRIER_LEAF, BARRIER_VALUE.as_bytes()));
+        }
         let _lock = RootLock::acquire(&self.root)?;
         for _ in 0..2 {
             match store::create_dir_with(&self.root, path, &leaves) {
@@ -617,9 +637,12 @@ impl Backend for UnixBackend {
         if !rendezvous_live(&self.root, path)? {
             return Ok(None);
         }
+        let barrier = fsobj::read_small_at(node.as_raw_fd(), BARRIER_LEAF, LEAF_MAX)?
+            .is_some_and(|v| v.trim_ascii() == BARRIER_VALUE.as_bytes());
         Ok(Some(Rendezvous {
             ring_ref,
             event_channel,
+            barrier,
         }))
     }
 

@@ -240,6 +240,7 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(Rendezvous {
+            barrier: false,
             ring_ref,
             event_channel,
         }))
