@@ -103,18 +103,13 @@ let stream_read pat total next =
   in
   go 0 0 0 0. 0
 
-(* The next view from M.read, copied out into [buf] (at least the ring's
-   size) before it is checked: the Rust reader copies every byte into its
-   buffer too, so the columns compare like for like (checking the views in
-   place would skip the copy a reader that keeps the data pays). *)
-let m_next t buf _ =
-  M.read t >|= function
-  | Ok (`Data v) ->
-      let n = Cstruct.length v in
-      Cstruct.blit v 0 buf 0 n;
-      ((fun i -> Cstruct.get_char buf i), n)
-  | Ok `Eof -> fail "early end-of-stream"
-  | Error e -> fail "%s" (Format.asprintf "%a" M.pp_error e)
+(* The next view from M.read, copied out into [buf] before it is checked:
+   the Rust reader copies every byte into its buffer too, so the columns
+   compare like for like (checking the views in place would skip the copy a
+   reader that keeps the data pays). *)
+module M_flow = Flow_util.Make (M)
+
+let m_next t buf _ = M_flow.next_copied t buf
 
 let rec read_exact t buf off =
   if off = Cstruct.length buf then Lwt.return_unit
@@ -232,15 +227,7 @@ let in_memory mode count size =
   (match mode with
   | "stream" ->
       let buf = Cstruct.create 65536 and src = Cstruct.of_bytes pat in
-      let next _ =
-        IM.read s >|= function
-        | Ok (`Data v) ->
-            let n = Cstruct.length v in
-            Cstruct.blit v 0 buf 0 n;
-            ((fun i -> Cstruct.get_char buf i), n)
-        | Ok `Eof -> fail "early end-of-stream"
-        | Error e -> fail "%s" (Format.asprintf "%a" IM.pp_error e)
-      in
+      let next _ = IM_flow.next_copied s buf in
       let rec write pos =
         if pos >= count then Lwt.return_unit
         else

@@ -644,15 +644,7 @@ impl Bench {
             }
             Work::Cat => self.cat(total),
             Work::InMemStream => {
-                let v = pair::run_one(
-                    pair::ocaml_command(
-                        &self.tmp,
-                        0,
-                        &args(["inmem", "stream", &total.to_string(), &CHUNK.to_string()]),
-                    )?,
-                    LIMIT,
-                    self.pin(),
-                )?;
+                let v = self.in_memory("stream", total, CHUNK)?;
                 let o = pair::stream_outcome(&v)?;
                 check_samples(&o, total)?;
                 Ok(Sample::Stream {
@@ -662,22 +654,20 @@ impl Bench {
                 })
             }
             Work::InMemPing => {
-                let rounds = self.opts.rounds;
-                let v = pair::run_one(
-                    pair::ocaml_command(
-                        &self.tmp,
-                        0,
-                        &args(["inmem", "ping", &rounds.to_string(), &MSG.to_string()]),
-                    )?,
-                    LIMIT,
-                    self.pin(),
-                )?;
+                let v = self.in_memory("ping", self.opts.rounds, MSG)?;
                 Ok(Sample::Rtt {
                     ns: pair::get(&v, "median_ns")?,
                     sleeps: pair::get(&v, "sleeps")?,
                 })
             }
         }
+    }
+
+    /// One `vbench.exe inmem MODE COUNT SIZE` (`Vchan_rs.In_memory`, both
+    /// ends in that one process); what it printed.
+    fn in_memory(&self, mode: &str, count: u64, size: usize) -> Result<pair::Values, String> {
+        let args = ["inmem", mode, &count.to_string(), &size.to_string()].map(String::from);
+        pair::run_one(pair::ocaml_command(&self.tmp, 0, &args)?, LIMIT, self.pin())
     }
 
     /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
@@ -834,10 +824,6 @@ fn kernel_stream(
 }
 
 /// The reader checked a sample per 4 KiB of the stream, and the clock ran.
-fn args<const N: usize>(a: [&str; N]) -> Vec<String> {
-    a.iter().map(|s| (*s).to_owned()).collect()
-}
-
 fn check_samples(o: &workload::StreamOutcome, total: u64) -> Result<(), String> {
     if o.samples < total / pattern::SAMPLE || o.secs <= 0.0 {
         return Err(format!(
