@@ -181,6 +181,18 @@ let test_echo () =
         msgs
       >>= fun () -> E.close t)
 
+(* Write all of [data] in writes of varying sizes (1 + off * step mod max). *)
+let write_in_pieces t data ~step ~max =
+  let size = Bytes.length data in
+  let rec go off =
+    if off >= size then Lwt.return_unit
+    else
+      let len = min (size - off) (1 + (off * step mod max)) in
+      E.write t (Cstruct.of_bytes data ~off ~len) >|= get_ok "write" >>= fun () ->
+      go (off + len)
+  in
+  go 0
+
 (* One Lwt thread writes while another reads the same endpoint: both wait
    on its one event descriptor, and neither may miss a wake-up. *)
 let test_duplex () =
@@ -188,16 +200,7 @@ let test_duplex () =
   let data = pseudo_random ~seed:3L size in
   with_server "echo:duplex" (fun () ->
       connect "duplex" >>= fun t ->
-      let writer =
-        let rec go off =
-          if off >= size then Lwt.return_unit
-          else
-            let len = min (size - off) (1 + (off * 7 mod 100_000)) in
-            E.write t (Cstruct.of_bytes data ~off ~len) >|= get_ok "write"
-            >>= fun () -> go (off + len)
-        in
-        go 0
-      in
+      let writer = write_in_pieces t data ~step:7 ~max:100_000 in
       let reader = read_exactly t size in
       Lwt.both writer reader >>= fun ((), got) ->
       Alcotest.(check bool) "all echoed, in order" true (got = Bytes.to_string data);
@@ -212,16 +215,7 @@ let test_read_into () =
   let data = pseudo_random ~seed:11L size in
   with_server "echo:into" (fun () ->
       connect "into" >>= fun t ->
-      let writer =
-        let rec go off =
-          if off >= size then Lwt.return_unit
-          else
-            let len = min (size - off) (1 + (off * 13 mod 90_000)) in
-            E.write t (Cstruct.of_bytes data ~off ~len) >|= get_ok "write"
-            >>= fun () -> go (off + len)
-        in
-        go 0
-      in
+      let writer = write_in_pieces t data ~step:13 ~max:90_000 in
       let out = Buffer.create size in
       let buf = Cstruct.create 70_001 in
       let rec reader i =

@@ -2,7 +2,9 @@
 
 open Lwt.Infix
 
-module Make (F : Vchan_rs.S.ENDPOINT with type error = Vchan_rs.Error.t) = struct
+module Make (F : Vchan_rs.S.ENDPOINT) = struct
+  let failure e = failwith (Format.asprintf "%a" F.pp_error e)
+
   (* Read exactly [Cstruct.length buf - off] more bytes into [buf]. Bytes of
      a view past what [buf] holds would belong to the next message: the
      benchmarks never send one before this one is answered. *)
@@ -15,5 +17,18 @@ module Make (F : Vchan_rs.S.ENDPOINT with type error = Vchan_rs.Error.t) = struc
           Cstruct.blit v 0 buf off n;
           read_n t buf (off + n)
       | Ok `Eof -> failwith "early end of stream"
-      | Error e -> failwith (Vchan_rs.Error.to_string e)
+      | Error e -> failure e
+
+  (* The next view, copied out into [buf] (at least the ring's size) before
+     the caller checks it: a stream reader that keeps its data pays that
+     copy, as the Rust reader does into its buffer. Returns a reader of the
+     copy and its length. *)
+  let next_copied t buf =
+    F.read t >|= function
+    | Ok (`Data v) ->
+        let n = Cstruct.length v in
+        Cstruct.blit v 0 buf 0 n;
+        ((fun i -> Cstruct.get_char buf i), n)
+    | Ok `Eof -> failwith "early end of stream"
+    | Error e -> failure e
 end

@@ -5,6 +5,7 @@
 
      vbench.exe server RING stream|pong|lwtio COUNT SIZE
      vbench.exe client stream|ping|lwtio COUNT SIZE
+     vbench.exe inmem stream|ping COUNT SIZE   (Vchan_rs.In_memory, see [in_memory])
 
    stream: M.write of SIZE-byte runs of the bench's pattern / M.read views,
    each copied out into a buffer before it is checked (as the Rust reader does),
@@ -104,18 +105,13 @@ let stream_read pat total next =
   in
   go 0 0 0 0. 0
 
-(* The next view from M.read, copied out into [buf] (at least the ring's
-   size) before it is checked: the Rust reader copies every byte into its
-   buffer too, so the columns compare like for like (checking the views in
-   place would skip the copy a reader that keeps the data pays). *)
-let m_next t buf _ =
-  M.read t >|= function
-  | Ok (`Data v) ->
-      let n = Cstruct.length v in
-      Cstruct.blit v 0 buf 0 n;
-      ((fun i -> Cstruct.get_char buf i), n)
-  | Ok `Eof -> fail "early end-of-stream"
-  | Error e -> fail "%s" (Format.asprintf "%a" M.pp_error e)
+(* The next view from M.read, copied out into [buf] before it is checked:
+   the Rust reader copies every byte into its buffer too, so the columns
+   compare like for like (checking the views in place would skip the copy a
+   reader that keeps the data pays). *)
+module M_flow = Flow_util.Make (M)
+
+let m_next t buf _ = M_flow.next_copied t buf
 
 let rec read_exact t buf off =
   if off = Cstruct.length buf then Lwt.return_unit
@@ -212,6 +208,65 @@ let client mode count size =
       M.close t
   | m -> fail "unknown client mode %s" m
 
+(* Vchan_rs.In_memory: both ends in this process and one Lwt scheduler
+   (no second core, no system call). "inmem stream COUNT SIZE": COUNT bytes
+   in SIZE-byte writes through 64 KiB rings, the reader copying each view
+   out before checking it, as the stream roles do; "inmem ping COUNT SIZE":
+   COUNT round trips of SIZE bytes, timed as the ping role times them. *)
+module IM = Vchan_rs.In_memory
+module IM_flow = Flow_util.Make (IM)
+
+let in_memory mode count size =
+  let pat = pattern size in
+  let im_ok = function
+    | Ok x -> x
+    | Error e -> fail "%s" (Format.asprintf "%a" IM.pp_write_error e)
+  in
+  let port = Result.get_ok (Vchan_rs.Port.of_string "bench-inmem") in
+  let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
+  IM.client ~domid:0 ~port () >>= fun c ->
+  s >>= fun s ->
+  (match mode with
+  | "stream" ->
+      let buf = Cstruct.create 65536 and src = Cstruct.of_bytes pat in
+      let next _ = IM_flow.next_copied s buf in
+      let rec write pos =
+        if pos >= count then Lwt.return_unit
+        else
+          let n = min size (count - pos) in
+          IM.write c (Cstruct.sub src (pos mod pattern_len) n) >|= im_ok >>= fun () ->
+          write (pos + n)
+      in
+      Lwt.join [ write 0; stream_read pat count next ]
+  | "ping" ->
+      let echo = Cstruct.create size and back = Cstruct.create size in
+      let rec pong i =
+        if i = count then Lwt.return_unit
+        else
+          IM_flow.read_n s echo 0 >>= fun () ->
+          IM.write s echo >|= im_ok >>= fun () -> pong (i + 1)
+      in
+      let group = min 100 count and s0 = sleeps () in
+      let rec ping i t0 acc =
+        if i = count then Lwt.return acc
+        else
+          let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
+          IM.write c out >|= im_ok >>= fun () ->
+          IM_flow.read_n c back 0 >>= fun () ->
+          if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
+          if (i + 1) mod group = 0 then
+            let now = Unix.gettimeofday () in
+            ping (i + 1) now (((now -. t0) /. float group) :: acc)
+          else ping (i + 1) t0 acc
+      in
+      Lwt.both (pong 0) (ping 0 (Unix.gettimeofday ()) []) >|= fun ((), rtts) ->
+      Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (median rtts *. 1e9)
+        (sleeps () - s0) count
+  | m -> fail "unknown in-memory mode %s" m)
+  >>= fun () ->
+  IM.close c >>= fun () ->
+  IM.close s >|= fun () -> IM.assert_cleaned_up ()
+
 let () =
   match Sys.getenv_opt "BENCH_LWT_ENGINE" with
   | None | Some ("" | "vchan-rs") -> Vchan_rs_lwt_unix.Engine.install ()
@@ -224,9 +279,10 @@ let () =
     match Array.to_list Sys.argv with
     | [ _; "server"; _; mode; _; _ ] -> server (int 2) mode (int 4) (int 5)
     | [ _; "client"; mode; _; _ ] -> client mode (int 3) (int 4)
+    | [ _; "inmem"; mode; _; _ ] -> in_memory mode (int 3) (int 4)
     | _ ->
         prerr_endline
-          "usage: vbench.exe server RING stream|pong|lwtio COUNT SIZE | client stream|ping|lwtio COUNT SIZE";
+          "usage: vbench.exe server RING stream|pong|lwtio COUNT SIZE | client stream|ping|lwtio COUNT SIZE | inmem stream|ping COUNT SIZE";
         exit 2
   in
   try Lwt_main.run main with

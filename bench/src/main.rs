@@ -112,6 +112,11 @@ enum Work {
     LwtIo,
     /// vchan-cat, a tmpfs file to /dev/null (64 KiB rings).
     Cat,
+    /// `Vchan_rs.In_memory`, both ends in one OCaml process: a stream
+    /// through 64 KiB rings.
+    InMemStream,
+    /// `Vchan_rs.In_memory`: the 64-byte ping-pong.
+    InMemPing,
 }
 
 impl Work {
@@ -134,13 +139,19 @@ impl Work {
             Work::Syscalls => "system calls per round trip, one side, both sleeping".into(),
             Work::LwtIo => "stream, 64 KiB rings, OCaml Lwt_io channels (GiB/s)".into(),
             Work::Cat => "vchan-cat, tmpfs file to /dev/null, 64 KiB rings (GiB/s)".into(),
+            Work::InMemStream => {
+                "OCaml In_memory, one process, stream, 64 KiB rings (GiB/s)".into()
+            }
+            Work::InMemPing => {
+                format!("OCaml In_memory, one process, ping-pong {MSG} B (µs round trip)")
+            }
         }
     }
 
     fn unit(self) -> &'static str {
         match self {
-            Work::Stream { .. } | Work::LwtIo | Work::Cat => "GiB/s",
-            Work::PingPong | Work::PingPongVchanLayout | Work::Floor => "us",
+            Work::Stream { .. } | Work::LwtIo | Work::Cat | Work::InMemStream => "GiB/s",
+            Work::PingPong | Work::PingPongVchanLayout | Work::Floor | Work::InMemPing => "us",
             Work::Idle => "% of a core",
             Work::Syscalls => "calls",
         }
@@ -148,7 +159,10 @@ impl Work {
 
     /// Is a larger value better?
     fn higher_is_better(self) -> bool {
-        matches!(self, Work::Stream { .. } | Work::LwtIo | Work::Cat)
+        matches!(
+            self,
+            Work::Stream { .. } | Work::LwtIo | Work::Cat | Work::InMemStream
+        )
     }
 
     /// Why `col` has no cell in this row, if it has none.
@@ -158,6 +172,8 @@ impl Work {
             // in the same round robin (the row's ratio is to it).
             (Work::LwtIo | Work::Cat, Column::OCaml | Column::VchanRs) => None,
             (Work::LwtIo, _) => Some("OCaml's Lwt_io only"),
+            (Work::InMemStream | Work::InMemPing, Column::OCaml) => None,
+            (Work::InMemStream | Work::InMemPing, _) => Some("OCaml's In_memory only"),
             (Work::Cat, _) => Some("vchan-cat (OCaml) only"),
             (Work::Stream { chunk, .. }, Column::OCaml) if chunk != CHUNK => {
                 Some("the sweep is not run for OCaml")
@@ -652,7 +668,31 @@ impl Bench {
                 })
             }
             Work::Cat => self.cat(total),
+            Work::InMemStream => {
+                let v = self.in_memory("stream", total, CHUNK)?;
+                let o = pair::stream_outcome(&v)?;
+                check_samples(&o, total)?;
+                Ok(Sample::Stream {
+                    bytes: o.bytes,
+                    secs: o.secs,
+                    sleeps: o.sleeps,
+                })
+            }
+            Work::InMemPing => {
+                let v = self.in_memory("ping", self.opts.rounds, MSG)?;
+                Ok(Sample::Rtt {
+                    ns: pair::get(&v, "median_ns")?,
+                    sleeps: pair::get(&v, "sleeps")?,
+                })
+            }
         }
+    }
+
+    /// One `vbench.exe inmem MODE COUNT SIZE` (`Vchan_rs.In_memory`, both
+    /// ends in that one process); what it printed.
+    fn in_memory(&self, mode: &str, count: u64, size: usize) -> Result<pair::Values, String> {
+        let args = ["inmem", mode, &count.to_string(), &size.to_string()].map(String::from);
+        pair::run_one(pair::ocaml_command(&self.tmp, 0, &args)?, LIMIT, self.pin())
     }
 
     /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
@@ -712,7 +752,7 @@ impl Bench {
                 .collect();
         }
         let setup = |col: Column| -> Result<(u64, usize), String> {
-            if matches!(work, Work::LwtIo | Work::Cat) {
+            if matches!(work, Work::LwtIo | Work::Cat | Work::InMemStream) {
                 // About a second's worth at a few GiB/s.
                 return Ok((self.opts.fixed_total.unwrap_or(CAT_TOTAL), 0));
             }
@@ -943,9 +983,11 @@ fn works(runs: usize) -> Vec<(Work, usize)> {
         .collect();
     w.push((Work::LwtIo, runs));
     w.push((Work::Cat, runs));
+    w.push((Work::InMemStream, runs));
     w.push((Work::PingPong, runs));
     w.push((Work::PingPongVchanLayout, runs));
     w.push((Work::Floor, runs));
+    w.push((Work::InMemPing, runs));
     // Message sizes through 64 KiB rings (64 KiB itself is the row above).
     let sweep = runs.min(3);
     for chunk in [64, KIB, 16 * KIB, 256 * KIB, 1024 * KIB] {

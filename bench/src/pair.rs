@@ -96,6 +96,47 @@ pub fn run(
     Ok((values(&rest), values(&cli_out)))
 }
 
+/// Run one process (pinned to `pin[0]`) that must succeed within `limit`;
+/// the `key=value` lines it printed.
+pub fn run_one(
+    mut cmd: Command,
+    limit: Duration,
+    pin: Option<[usize; 2]>,
+) -> Result<Values, String> {
+    if let Some([cpu, _]) = pin {
+        let set = crate::kernel::only_cpu(cpu);
+        // SAFETY: the hook makes one system call (sched_setaffinity),
+        // async-signal-safe, and touches no locks or allocations.
+        unsafe {
+            cmd.pre_exec(move || crate::kernel::set_affinity(&set));
+        }
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) if st.success() => break,
+            Ok(Some(st)) => return Err(format!("failed: {st}")),
+            Ok(None) if Instant::now() > deadline => {
+                kill(&mut child);
+                return Err(format!("timed out after {limit:?}"));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("wait: {e}")),
+        }
+    }
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out)
+            .map_err(|e| format!("output: {e}"))?;
+    }
+    Ok(values(&out))
+}
+
 /// With `pin`, make `server` run on CPU `pin[0]` and `client` on `pin[1]`.
 fn pin_pair(server: &mut Command, client: &mut Command, pin: Option<[usize; 2]>) {
     if let Some([s, c]) = pin {
