@@ -14,7 +14,7 @@ awk '
         missing = 0
         n = split($0, mods, " ")
         for (i = 1; i <= n; i++)
-            if (mods[i] !~ /^(Stdlib|Cstruct|Lwt|Lwt_io|Lwt_unix|Unix|Bigarray|Format)$/) {
+            if (mods[i] !~ /^(Stdlib|Cstruct|Lwt|Lwt_io|Lwt_unix|Lwt_engine|Unix|Bigarray|Format)$/) {
                 print held; print "Warning: Couldn'"'"'t find the following modules:"; print; bad = 1; next
             }
         held = ""; next

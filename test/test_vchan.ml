@@ -94,8 +94,24 @@ let packet_server name count =
   in
   loop 0
 
+(* VCHAN_TEST_ENGINE=vchan-rs: the suite (its endpoint group) and its
+   children run under Vchan_rs_lwt_unix.Engine (edge-triggered wake-ups);
+   test/dune runs it both ways. *)
+let under_engine =
+  match Sys.getenv_opt "VCHAN_TEST_ENGINE" with
+  | None | Some "" | Some "default" -> false
+  | Some "vchan-rs" -> true
+  | Some e -> fail "VCHAN_TEST_ENGINE=%s: expected vchan-rs or default" e
+
+let use_engine () =
+  if under_engine then begin
+    Vchan_rs_lwt_unix.Engine.install ();
+    if not (Vchan_rs_lwt_unix.Engine.installed ()) then fail "the engine is not installed"
+  end
+
 let run_child role =
   ignore (Unix.alarm 120);
+  use_engine ();
   let job =
     match String.split_on_char ':' role with
     | [ "echo"; name ] -> echo_server name Fun.id
@@ -106,39 +122,15 @@ let run_child role =
     | [ "packets"; name; n ] -> packet_server name (int_of_string n)
     | _ -> fail "unknown child role %S" role
   in
-  match Lwt_main.run job with
-  | () -> exit 0
-  | exception e ->
-      prerr_endline ("child " ^ role ^ ": " ^ Printexc.to_string e);
-      exit 3
+  Test_harness.run_child role (fun () -> Lwt_main.run job)
 
 (* ---- Test-side helpers ---- *)
 
-let env_with bindings =
-  let keep v =
-    not (List.exists (fun (k, _) -> String.starts_with ~prefix:(k ^ "=") v) bindings)
-  in
-  Array.append
-    (Array.of_list (List.filter keep (Array.to_list (Unix.environment ()))))
-    (Array.of_list (List.map (fun (k, v) -> k ^ "=" ^ v) bindings))
-
 (* Start the server role [role] in domain 0. *)
-let spawn role =
-  Unix.create_process_env Sys.executable_name
-    [| Sys.executable_name |]
-    (env_with [ (child_var, role); ("VCHAN_DOMID", "0") ])
-    Unix.stdin Unix.stdout Unix.stderr
-
-let rec waitpid pid =
-  match Unix.waitpid [] pid with
-  | _, st -> st
-  | exception Unix.Unix_error (Unix.EINTR, _, _) -> waitpid pid
-
-let expect_exit0 what pid =
-  match waitpid pid with
-  | Unix.WEXITED 0 -> ()
-  | Unix.WEXITED n -> fail "%s exited with %d" what n
-  | Unix.WSIGNALED n | Unix.WSTOPPED n -> fail "%s killed by signal %d" what n
+let spawn role = Test_harness.spawn_self [ (child_var, role); ("VCHAN_DOMID", "0") ]
+let env_with = Test_harness.env_with
+let waitpid = Test_harness.waitpid
+let expect_exit0 = Test_harness.expect_exit0
 
 (* Run [f] as the client of a server child; the child must exit 0. *)
 let with_server role f =
@@ -751,31 +743,38 @@ let () =
   | Some role -> run_child role
   | None ->
       tmp_root := Test_harness.unix_backend_root ();
-      Test_harness.run "vchan-rs"
-        ([
-          ( "endpoint",
-            [
-              ("echo", test_echo);
-              ("capitalising echo", test_caps);
-              ("full duplex, one descriptor", test_duplex);
-              ("read_into between views", test_read_into);
-              ("64 MiB with MD5", test_big_digest);
-              ("Lwt_io open_server/open_client", test_lwt_io);
-              ("read view, end of stream, write after close", test_read_view);
-              ("views outlive the endpoint", test_view_lifetime);
-              ("packets", test_packets);
-              ("errors", test_errors);
-            ] );
-          ( "vchan-cat",
-            List.map
-              (fun size -> (Printf.sprintf "%d bytes" size, fun () -> cat_copy size))
-              [ 0; 1; 4095; 4096; (1 lsl 20) + 7; 100 * 1024 * 1024 ]
-            @ [
-                ("shell pipeline, -d receiver", test_cat_shell);
-                ("errors", test_cat_errors);
-                ("peer killed: non-zero status", test_cat_peer_killed);
-                ("receiver killed: sender says vanished", test_cat_receiver_killed);
-              ] );
-        ]
+      use_engine ();
+      let endpoint =
+        ( "endpoint",
+          [
+            ("echo", test_echo);
+            ("capitalising echo", test_caps);
+            ("full duplex, one descriptor", test_duplex);
+            ("read_into between views", test_read_into);
+            ("64 MiB with MD5", test_big_digest);
+            ("Lwt_io open_server/open_client", test_lwt_io);
+            ("read view, end of stream, write after close", test_read_view);
+            ("views outlive the endpoint", test_view_lifetime);
+            ("packets", test_packets);
+            ("errors", test_errors);
+          ] )
+      in
+      let cat =
+        ( "vchan-cat",
+          List.map
+            (fun size -> (Printf.sprintf "%d bytes" size, fun () -> cat_copy size))
+            [ 0; 1; 4095; 4096; (1 lsl 20) + 7; 100 * 1024 * 1024 ]
+          @ [
+              ("shell pipeline, -d receiver", test_cat_shell);
+              ("errors", test_cat_errors);
+              ("peer killed: non-zero status", test_cat_peer_killed);
+              ("receiver killed: sender says vanished", test_cat_receiver_killed);
+            ] )
+      in
+      (* Under the engine, the endpoint group only (vchan-cat has its own
+         engine, Lwt's default). *)
+      Test_harness.run
+        (if under_engine then "vchan-rs under Engine" else "vchan-rs")
+        ((if under_engine then [ endpoint ] else [ endpoint; cat ])
         |> List.map (fun (group, cases) ->
                (group, List.map (fun (name, f) -> (name, isolated f)) cases)))

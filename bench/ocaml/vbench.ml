@@ -13,7 +13,9 @@
    channels (write_from_exactly / read_into of SIZE bytes); ping/pong: COUNT
    round trips of SIZE bytes with M.write and M.read (BENCH_DELAY_US: see
    [delay]; the round trip is timed over groups of 100, the clock being
-   coarse). The server prints
+   coarse). Every role runs under Vchan_rs_lwt_unix.Engine (edge-triggered
+   wake-ups), unless BENCH_LWT_ENGINE=default keeps Lwt's default engine
+   (libev), as the system-call row also measures. The server prints
    "listening" once it listens; results are key=value lines on stdout, as
    the other roles print them. The pattern and its check are those of
    bench/src/pattern.rs: byte i is pattern[i mod 65521], and the reader
@@ -264,6 +266,12 @@ let in_memory mode count size =
   >>= fun () ->
   IM.close c >>= fun () ->
   IM.close s >|= fun () -> IM.assert_cleaned_up ()
+
+let () =
+  match Sys.getenv_opt "BENCH_LWT_ENGINE" with
+  | None | Some ("" | "vchan-rs") -> Vchan_rs_lwt_unix.Engine.install ()
+  | Some "default" -> ()
+  | Some e -> fail "BENCH_LWT_ENGINE=%s: expected vchan-rs or default" e
 
 let () =
   let int i = try int_of_string Sys.argv.(i) with _ -> fail "bad argument %d" i in

@@ -444,7 +444,31 @@ impl Bench {
     /// over two runs of different lengths, the difference divided by the
     /// difference in rounds (set-up cancels out), the delay's own sleep
     /// not counted.
+    /// The OCaml column runs under `Vchan_rs_lwt_unix.Engine` (as every
+    /// OCaml cell does); its note also gives the figure under Lwt's default
+    /// engine (libev), which costs more per wake-up.
     fn syscalls(&self, col: Column) -> Result<(Sample, String), String> {
+        let (sample, note) = self.traced_pingpong(col, &[])?;
+        if col != Column::OCaml {
+            return Ok((sample, note));
+        }
+        let (Sample::Calls { per_round: d }, dnote) =
+            self.traced_pingpong(col, &[("BENCH_LWT_ENGINE", "default".into())])?
+        else {
+            return Err("unexpected sample".into());
+        };
+        Ok((
+            sample,
+            format!("{note}; under Lwt's default engine (libev) instead: {d:.2} ({dnote})"),
+        ))
+    }
+
+    /// [`syscalls`](Bench::syscalls) of one column, with `env` added.
+    fn traced_pingpong(
+        &self,
+        col: Column,
+        more_env: &[(&str, String)],
+    ) -> Result<(Sample, String), String> {
         let mut counts = [
             std::collections::BTreeMap::new(),
             std::collections::BTreeMap::new(),
@@ -464,7 +488,8 @@ impl Bench {
                 }
                 t
             };
-            let env = [("BENCH_DELAY_US", SYS_DELAY_US.to_string())];
+            let mut env = vec![("BENCH_DELAY_US", SYS_DELAY_US.to_string())];
+            env.extend(more_env.iter().cloned());
             self.vchan_pair(
                 col,
                 PING_RING,
@@ -487,7 +512,7 @@ impl Bench {
         let mut by_call: Vec<(f64, &String)> = counts[1]
             .keys()
             .map(|k| (per(k), k))
-            .filter(|(v, _)| *v >= 0.05)
+            .filter(|(v, _)| *v >= 0.02)
             .collect();
         by_call.sort_by(|x, y| y.0.total_cmp(&x.0));
         let note = by_call

@@ -27,7 +27,25 @@ type t = {
       (* Operations that would block wait here; see [wait]. *)
   mutable watch : Lwt_engine.event option;
       (* The poller watching [lfd], if one is (see [start_poller]). *)
+  edge_ok : bool;
+      (* The backend's events may be left unconsumed (unix: a socket queue).
+         Not so under Xen: the event channel device masks a port from its
+         first event until the events are consumed (read, then unmasked),
+         so an unconsumed wake-up would be the last one. *)
+  mutable edge : bool;
+      (* The poller watches edge-triggered (under Engine, [edge_ok]): its
+         wake-ups do not consume the events (see "Edge-triggered
+         waiting"). *)
   mutable waiters : int;  (* Operations waiting on [changed]. *)
+  mutable armed : int;
+      (* Operations that answered "would block" (armed a notification)
+         since the events were last consumed. *)
+  mutable drains : int;  (* How often the events were consumed. *)
+  mutable undrained : bool;
+      (* An edge-triggered wake-up came since the events were last
+         consumed: an end-of-file may wait unseen in the queue. *)
+  mutable death_check : Lwt_engine.event option;
+      (* The pending [death_check_after] timer, if any. *)
   mutable failed : Error.t option;
       (* Consuming the events failed (the peer broke the protocol, or a
          system error): every later wait returns this. *)
@@ -54,7 +72,7 @@ let () =
 
 let fail_with e = Lwt.fail (Error.Vchan e)
 
-let make h =
+let make ~backend h =
   let ring = Stubs.ring h in
   let fd : Unix.file_descr = Obj.magic (Stubs.fd h : int) in
   let lfd = Lwt_unix.of_unix_file_descr ~blocking:false ~set_flags:false fd in
@@ -68,7 +86,13 @@ let make h =
       read_shut = false;
       changed = Lwt_condition.create ();
       watch = None;
+      edge_ok = backend = Some "unix";
+      edge = false;
       waiters = 0;
+      armed = 0;
+      drains = 0;
+      undrained = false;
+      death_check = None;
       failed = None;
     }
   in
@@ -95,7 +119,7 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
   match
     Stubs.listen backend domid (Port.to_string port) read_size write_size
   with
-  | Ok h -> make h
+  | Ok h -> make ~backend h
   | Error e -> raise (Error.Vchan (Stubs.error_of_kind e))
 
 (* Waiting.
@@ -113,61 +137,183 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
 (* The poller watches the descriptor through the engine directly, not
    [Lwt_unix.wait_read] (which first checks readability with a poll(2) of
    its own), and stays registered while operations keep waiting (no
-   epoll_ctl per wait): a wake-up costs the engine's epoll_wait and one
-   [consume_events] (one recvmmsg on the unix backend). It stops once no
-   operation waits any more, so that an idle endpoint is not reachable from
-   the engine (and can be collected). Before an operation answers "would
-   block", the Rust side has spun briefly on the peer's index (at most
-   100 us, 2 us once the peer is idle; see Endpoint::set_nonblocking_spin),
-   so a busy peer is met without events at all. *)
+   epoll_ctl per wait). It stops once no operation waits any more, so that
+   an idle endpoint is not reachable from the engine (and can be
+   collected). Before an operation answers "would block", the Rust side has
+   spun briefly on the peer's index (at most 100 us, 2 us once the peer is
+   idle; see Endpoint::set_nonblocking_spin), so a busy peer is met without
+   events at all.
+
+   Level-triggered waiting (Lwt's default engine, or any other): a wake-up
+   costs the engine's epoll_wait and one [consume_events] (one recvmmsg on
+   the unix backend), which the poller runs before waking the waiters: the
+   descriptor polls readable until then.
+
+   Edge-triggered waiting (Engine installed, unix backend:
+   [Engine.on_readable_edge]; a xen endpoint stays level-triggered, see
+   [edge_ok]): the poller is called once per arrival of new events, so a
+   wake-up need not consume them: it costs the epoll_wait alone, and the events pile up in
+   the descriptor's queue. What keeps that correct:
+   - No lost wake-up. A wait begins after the operation armed its
+     notification and found no progress; the peer notifies after that, so
+     its notification is a new arrival, hence an edge, as long as the
+     queue has room. An honest peer notifies at most once per arming (the
+     notifier clears the bit it acts on), so the queue grows by at most one
+     message per "would block" ([armed]). The queue of the unix backend's
+     event socket (SOCK_SEQPACKET) is bounded by the sender's send buffer:
+     with Linux's default (net.core.wmem_default = 212992 bytes) it holds
+     278 one-byte messages (measured; each costs ~768 bytes of buffer).
+     The events are consumed at the first wake-up once [armed] reached
+     [drain_every] (48: one recvmmsg of the unix backend takes up to 64
+     messages), and before waiting again once it reached [drain_bound]
+     (96), far below 278.
+   - Every consumption is followed by waking every waiter, which retries
+     before waiting again: consuming also swallows arrivals whose edge has
+     not been delivered yet (the engine re-checks readiness when it
+     reports), so only a retry after it is sure to see them.
+   - No progress, or the peer's death: a wake-up whose retry would block
+     again, with no consumption since the wait began, consumes the events
+     and retries at once. That is how a dead peer (end-of-file, after its
+     unmap-notify message) or a server's new client (accepted while
+     consuming) is seen: a wait that wakes for them finds no progress. An
+     end-of-file that arrives together with a notification whose retry
+     does progress is not seen that way: so while an edge-triggered
+     wake-up has not been followed by a consumption ([undrained]), a wait
+     also arms a timer that consumes after [death_check_after] seconds if
+     someone still waits then. A dead peer is thus seen at once, or within
+     0.25 s in that case ([state] also consumes first while [undrained]).
+   - A hostile peer flooding notifications: each arrival wakes the waiters
+     once; a retry without progress consumes (up to 64 messages per
+     recvmmsg) and retries once more without spinning (the retry that
+     found no progress spun already): one spin per wake-up, as under the
+     level-triggered poller, which consumes first and then retries.
+     A flood that fills the queue only drops the flooder's own
+     notifications, which it could withhold anyway; the peer's death still
+     wakes us (end-of-file is an arrival, even on a full queue).
+   - When the last waiter is gone, what an edge-triggered watch left
+     queued is consumed before the watch stops: a new watch would else
+     fire at once for it.
+   The adaptive spin learns how long waits last from [consume_events]
+   (Endpoint::set_nonblocking_spin): edge-triggered, it learns from the
+   wake-ups that consume, not from every one. *)
+let drain_every = 48
+let drain_bound = 2 * drain_every
+let death_check_after = 0.25
+
+(* Consume the events, then wake every waiter to retry. *)
+let drain t =
+  t.armed <- 0;
+  t.undrained <- false;
+  t.drains <- t.drains + 1;
+  if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
+    t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h));
+  Lwt_condition.broadcast t.changed ()
+
+(* Stop watching (and the death check: nobody waits any more), so that the
+   engine does not keep the endpoint reachable. *)
 let stop_poller t =
   Option.iter Lwt_engine.stop_event t.watch;
-  t.watch <- None
+  t.watch <- None;
+  Option.iter Lwt_engine.stop_event t.death_check;
+  t.death_check <- None
+
+(* The descriptor fired. Waiters retry now; those that must wait again count
+   again. *)
+let woke t =
+  if (not t.edge) || t.armed >= drain_every then drain t
+  else begin
+    t.undrained <- true;
+    Lwt_condition.broadcast t.changed ()
+  end;
+  if t.waiters = 0 || t.failed <> None || t.closed then begin
+    (* Nobody waits: stop watching. Consume what an edge-triggered watch
+       left queued first, else the next watch would fire at once for it. *)
+    if t.edge && t.undrained && t.failed = None && not t.closed then drain t;
+    stop_poller t
+  end
 
 let start_poller t =
-  if t.watch = None && not t.closed then
-    t.watch <-
-      Some
-        (Lwt_engine.on_readable (Lwt_unix.unix_file_descr t.lfd) (fun _ ->
-             if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
-               t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h));
-             (* Waiters retry now; those that must wait again count again. *)
-             Lwt_condition.broadcast t.changed ();
-             if t.waiters = 0 || t.failed <> None || t.closed then stop_poller t))
+  if t.watch = None && not t.closed then begin
+    let fd = Lwt_unix.unix_file_descr t.lfd in
+    let f _ = woke t in
+    match if t.edge_ok then Engine.on_readable_edge fd f else None with
+    | Some ev ->
+        t.watch <- Some ev;
+        t.edge <- true
+    | None ->
+        t.watch <- Some (Lwt_engine.on_readable fd f);
+        t.edge <- false
+  end
 
-(* After an operation answered "would block": wait until it is worth
-   retrying, then [k ()] — or fail if consuming the events failed. *)
-let retry t k =
-  if t.closed then k ()
+let start_death_check t =
+  if t.edge && t.undrained && t.death_check = None then
+    t.death_check <-
+      Some
+        (Lwt_engine.on_timer death_check_after false (fun ev ->
+             Lwt_engine.stop_event ev;
+             t.death_check <- None;
+             if t.undrained && t.waiters > 0 && not t.closed then drain t))
+
+(* After an operation answered "would block" (having armed its
+   notification): wait until it is worth retrying, then [k woken] — or fail
+   if consuming the events failed. [woken] is true when the wait ended by an
+   edge-triggered wake-up with no consumption since the wait began; an
+   operation whose retry would block again then passes it back, and the
+   events are consumed before it retries once more. *)
+let retry t ~woken k =
+  if t.closed then k false
+  else if woken || t.armed >= drain_bound then begin
+    drain t;
+    match t.failed with
+    | Some e -> Lwt.return (Error e)
+    | None when woken ->
+        (* This operation spun in vain already since it woke: retry without
+           spinning again (a flood of notifications gets one spin per
+           wake-up, as under a level-triggered poller). *)
+        ignore (Stubs.set_spin t.h 0 : int);
+        Fun.protect
+          ~finally:(fun () -> ignore (Stubs.set_spin t.h 1 : int))
+          (fun () -> k false)
+    | None -> k false
+  end
   else begin
+    t.armed <- t.armed + 1;
+    let drains = t.drains in
     let woken = Lwt_condition.wait t.changed in
     t.waiters <- t.waiters + 1;
     Lwt.on_termination woken (fun () -> t.waiters <- t.waiters - 1);
     start_poller t;
+    start_death_check t;
     woken >>= fun () ->
-    match t.failed with Some e -> Lwt.return (Error e) | None -> k ()
+    match t.failed with
+    | Some e -> Lwt.return (Error e)
+    | None -> k (t.edge && t.drains = drains)
   end
 
 let last_error t = Stubs.error_of_kind (Stubs.last_error t.h)
 
 let state t =
   if t.closed then Exited
-  else
+  else begin
+    if t.undrained then drain t;
     let s = Stubs.state t.h in
     if s = Stubs.state_waiting then Waiting
     else if s = Stubs.state_connected then Connected
     else Exited
+  end
 
 let accept t =
-  let rec go () =
+  let rec go woken =
     match state t with
-    | Waiting -> retry t go
+    | Waiting -> retry t ~woken go
     | Connected | Exited -> Lwt.return (Ok ())
   in
-  go () >>= function Ok () -> Lwt.return_unit | Error e -> fail_with e
+  go false >>= function Ok () -> Lwt.return_unit | Error e -> fail_with e
 
 let is_server t = Stubs.is_server t.h
-let peer_vanished t = Stubs.peer_vanished t.h = 1
+let peer_vanished t =
+  if t.undrained && not t.closed then drain t;
+  Stubs.peer_vanished t.h = 1
 
 let connect ?backend ?timeout ~domid ~port () =
   match backend_name backend with
@@ -191,7 +337,7 @@ let connect ?backend ?timeout ~domid ~port () =
       let rec attempt pause =
         match Stubs.try_connect backend domid port with
         | Error e -> fail_with (Stubs.error_of_kind e)
-        | Ok h when h <> 0 -> Lwt.return (make h)
+        | Ok h when h <> 0 -> Lwt.return (make ~backend h)
         | Ok _ -> (
             let now = Unix.gettimeofday () in
             match deadline with
@@ -246,7 +392,7 @@ let ack t =
 let eof = Lwt.return (Ok `Eof)
 
 let read t =
-  let rec go () =
+  let rec go woken =
     if t.closed || t.read_shut then eof
     else
       let r = Stubs.peek t.h in
@@ -255,68 +401,68 @@ let read t =
         t.pending <- len;
         Lwt.return (Ok (`Data (Cstruct.of_bigarray ~off ~len t.ring)))
       end
-      else if r = Stubs.e_again then retry t go
+      else if r = Stubs.e_again then retry t ~woken go
       else if r = Stubs.e_eof || r = Stubs.e_closed then eof
       else Lwt.return (Error (last_error t))
   in
   if t.closed || t.read_shut then eof
-  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go ()
+  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go false
 
 let read_into t (buf : Cstruct.t) =
-  let rec go () =
+  let rec go woken =
     if t.closed || t.read_shut then eof
     else
       let n = Stubs.read t.h buf.buffer buf.off buf.len in
       if n > 0 then Lwt.return (Ok (`Data n))
       else if n = 0 then Lwt.return (Ok (`Data 0))
-      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_again then retry t ~woken go
       else if n = Stubs.e_eof || n = Stubs.e_closed then eof
       else Lwt.return (Error (last_error t))
   in
   if t.closed || t.read_shut then eof
-  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go ()
+  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go false
 
 let closed_error = Lwt.return (Error `Closed)
 
 let write t (buf : Cstruct.t) =
-  let rec go off len =
+  let rec go woken off len =
     if len = 0 then Lwt.return (Ok ())
     else if t.closed then closed_error
     else
       let n = Stubs.write t.h buf.buffer off len in
-      if n > 0 then go (off + n) (len - n)
+      if n > 0 then go false (off + n) (len - n)
       else if n = Stubs.e_again then
-        retry t (fun () -> go off len)
+        retry t ~woken (fun woken -> go woken off len)
       else if n = Stubs.e_closed then closed_error
       else Lwt.return (Error (last_error t))
   in
-  if t.closed then closed_error else go buf.off buf.len
+  if t.closed then closed_error else go false buf.off buf.len
 
 let write_from_fd t fd =
-  let rec go () =
+  let rec go woken =
     if t.closed then closed_error
     else
       let n = Stubs.write_from_fd t.h (Obj.magic (fd : Unix.file_descr) : int) in
       if n > 0 then Lwt.return (Ok (`Wrote n))
       else if n = 0 then Lwt.return (Ok `Fd_empty)
       else if n = Stubs.e_eof then Lwt.return (Ok `Eof)
-      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_again then retry t ~woken go
       else if n = Stubs.e_closed then closed_error
       else Lwt.return (Error (last_error t))
   in
-  go ()
+  go false
 
 let linger t =
-  let rec go () =
+  let rec go woken =
     if t.closed then closed_error
     else
       let n = Stubs.linger t.h in
       if n = 0 then Lwt.return (Ok ())
-      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_again then retry t ~woken go
       else if n = Stubs.e_closed then closed_error
       else Lwt.return (Error (last_error t))
   in
-  go ()
+  go false
 
 let rec writev t = function
   | [] -> Lwt.return (Ok ())
@@ -324,29 +470,29 @@ let rec writev t = function
       write t b >>= function Ok () -> writev t bs | Error _ as e -> Lwt.return e)
 
 let send t (buf : Cstruct.t) =
-  let rec go () =
+  let rec go woken =
     if t.closed then closed_error
     else
       let n = Stubs.send t.h buf.buffer buf.off buf.len in
       if n >= 0 then Lwt.return (Ok ())
-      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_again then retry t ~woken go
       else if n = Stubs.e_closed then closed_error
       else Lwt.return (Error (last_error t))
   in
-  go ()
+  go false
 
 let recv t (buf : Cstruct.t) =
-  let rec go () =
+  let rec go woken =
     if t.closed || t.read_shut then eof
     else
       let n = Stubs.recv t.h buf.buffer buf.off buf.len in
       if n >= 0 then Lwt.return (Ok (`Data ()))
-      else if n = Stubs.e_again then retry t go
+      else if n = Stubs.e_again then retry t ~woken go
       else if n = Stubs.e_eof || n = Stubs.e_closed then eof
       else Lwt.return (Error (last_error t))
   in
   if t.closed || t.read_shut then eof
-  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go ()
+  else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go false
 
 let data_ready t =
   if t.closed then 0

@@ -8,9 +8,13 @@
     I/O.
 
     {b Never blocking.} Every operation is non-blocking underneath; when it
-    must wait (for data, for room, for the peer), it waits with
-    [Lwt_unix.wait_read] on the endpoint's event descriptor, so the Lwt
-    scheduler never blocks. One Lwt thread may read while another writes;
+    must wait (for data, for room, for the peer), it waits through Lwt's
+    engine on the endpoint's event descriptor, so the Lwt scheduler never
+    blocks. Under Lwt's default engine a wake-up consumes the events (one
+    more system call); under {!Engine} ([Vchan_rs_lwt_unix.Engine.install
+    ()]) the descriptor of a unix-backend endpoint is watched
+    edge-triggered and a wake-up costs the engine's [epoll_wait] alone (see
+    {!Engine}). One Lwt thread may read while another writes;
     two concurrent readers (or two concurrent writers) of one endpoint are
     not supported.
 

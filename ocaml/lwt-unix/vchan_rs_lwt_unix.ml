@@ -1,5 +1,6 @@
 open Lwt.Infix
 module Endpoint = Endpoint
+module Engine = Engine
 module Backend = Backend
 module E = Endpoint
 

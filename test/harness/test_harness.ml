@@ -60,3 +60,34 @@ let unix_backend_root () =
   Unix.putenv "VCHAN_BACKEND" "unix";
   at_exit (fun () -> rm_rf root);
   root
+
+let env_with bindings =
+  let keep v =
+    not (List.exists (fun (k, _) -> String.starts_with ~prefix:(k ^ "=") v) bindings)
+  in
+  Array.append
+    (Array.of_list (List.filter keep (Array.to_list (Unix.environment ()))))
+    (Array.of_list (List.map (fun (k, v) -> k ^ "=" ^ v) bindings))
+
+let spawn_self bindings =
+  Unix.create_process_env Sys.executable_name [| Sys.executable_name |] (env_with bindings)
+    Unix.stdin Unix.stdout Unix.stderr
+
+let rec waitpid pid =
+  match Unix.waitpid [] pid with
+  | _, st -> st
+  | exception Unix.Unix_error (Unix.EINTR, _, _) -> waitpid pid
+
+let expect_exit0 what pid =
+  match waitpid pid with
+  | Unix.WEXITED 0 -> ()
+  | Unix.WEXITED n -> failwith (Printf.sprintf "%s exited with %d" what n)
+  | Unix.WSIGNALED n | Unix.WSTOPPED n ->
+      failwith (Printf.sprintf "%s killed by signal %d" what n)
+
+let run_child role f =
+  match f () with
+  | () -> exit 0
+  | exception e ->
+      prerr_endline ("child " ^ role ^ ": " ^ Printexc.to_string e);
+      exit 3

@@ -15,3 +15,25 @@ val unix_backend_root : unit -> string
     the unix backend's rendezvous in its [vchan] subdirectory
     ([VCHAN_UNIX_DIR]), and sets [VCHAN_DOMID=1] and [VCHAN_BACKEND=unix]
     for this process and its children. Returns the directory. *)
+
+val env_with : (string * string) list -> string array
+(** [env_with bindings] is this process's environment with [bindings]
+    added, replacing variables of the same names. *)
+
+val spawn_self : (string * string) list -> int
+(** [spawn_self env] runs this executable again, without arguments, with
+    [env] added to (or replacing in) this process's environment; returns the
+    child's pid. The suites use it for the peer of a test, in a process of
+    its own. *)
+
+val waitpid : int -> Unix.process_status
+(** [waitpid pid] waits for child [pid] (retrying on [EINTR]). *)
+
+val expect_exit0 : string -> int -> unit
+(** [expect_exit0 what pid] waits for child [pid] and fails (with [what] in
+    the message) unless it exited with status 0. *)
+
+val run_child : string -> (unit -> unit) -> 'a
+(** [run_child role f] runs [f ()], the peer role [role] of a suite in its
+    own process, and exits: status 0 if it returned, else 3 after printing
+    the exception (with [role]) on stderr. *)

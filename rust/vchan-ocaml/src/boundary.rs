@@ -63,3 +63,34 @@ pub const STATES: &[(&str, usize)] = &[
     ("connected", STATE_CONNECTED),
     ("exited", STATE_EXITED),
 ];
+
+// The epoll engine (src/engine.rs).
+
+/// The epoll values the engine uses: OCaml name, value.
+pub const CONSTANTS: &[(&str, i64)] = &[
+    ("epollin", libc::EPOLLIN as i64),
+    ("epollout", libc::EPOLLOUT as i64),
+    ("epollerr", libc::EPOLLERR as i64),
+    ("epollhup", libc::EPOLLHUP as i64),
+    ("epollrdhup", libc::EPOLLRDHUP as i64),
+    ("epollet", libc::EPOLLET as u32 as i64),
+    ("epoll_ctl_add", libc::EPOLL_CTL_ADD as i64),
+    ("epoll_ctl_mod", libc::EPOLL_CTL_MOD as i64),
+    ("epoll_ctl_del", libc::EPOLL_CTL_DEL as i64),
+];
+
+/// The errno values the engine tells apart: value, `Unix.error`
+/// constructor (any other becomes `Unix.EUNKNOWNERR n`).
+pub const ERRNOS: &[(i32, &str)] = &[
+    (libc::EINTR, "EINTR"),
+    (libc::EBADF, "EBADF"),
+    (libc::EPERM, "EPERM"),
+    (libc::ENOENT, "ENOENT"),
+    (libc::EEXIST, "EEXIST"),
+    (libc::EINVAL, "EINVAL"),
+    (libc::EMFILE, "EMFILE"),
+    (libc::ENFILE, "ENFILE"),
+    (libc::ENOMEM, "ENOMEM"),
+    (libc::ENOSPC, "ENOSPC"),
+    (libc::ELOOP, "ELOOP"),
+];

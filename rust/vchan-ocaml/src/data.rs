@@ -355,15 +355,31 @@ pub unsafe extern "C" fn vchan_rs_linger(h: isize) -> isize {
     h.code(r)
 }
 
+/// Spin (`on` = 1) or not (0) before answering `E_AGAIN` (see
+/// `Endpoint::set_nonblocking_spin`; on by default). The OCaml side turns
+/// it off for the one retry that follows consuming the events after a
+/// wake-up whose retry had already spun in vain. Returns 0.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_set_spin(h: isize, on: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    h.ep.set_nonblocking_spin(on != 0);
+    0
+}
+
 // Bytecode twins: tagged ints in and out.
 
 #[inline]
-fn untag(v: Value) -> isize {
+pub(crate) fn untag(v: Value) -> isize {
     v >> 1
 }
 
 #[inline]
-fn tag(n: isize) -> Value {
+pub(crate) fn tag(n: isize) -> Value {
     (n << 1) | 1
 }
 
@@ -420,3 +436,4 @@ byte_stub!(vchan_rs_fd_byte => vchan_rs_fd(h));
 byte_stub!(vchan_rs_linger_byte => vchan_rs_linger(h));
 byte_stub!(vchan_rs_peer_vanished_byte => vchan_rs_peer_vanished(h));
 byte_stub!(vchan_rs_consume_events_byte => vchan_rs_consume_events(h));
+byte_stub!(vchan_rs_set_spin_byte => vchan_rs_set_spin(h, n));

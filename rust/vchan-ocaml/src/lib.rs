@@ -34,6 +34,7 @@ use std::io;
 
 mod control;
 pub mod data;
+pub mod engine;
 pub mod ring;
 
 use vchan::{Endpoint, Error, RetainedMemory};

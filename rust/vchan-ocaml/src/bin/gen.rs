@@ -4,8 +4,11 @@
 //! `#[ocaml::sig("...")]` of each `#[ocaml::func]` (src/control.rs, and
 //! src/ring.rs's `vchan_rs_ring`), and the data-path externals from the
 //! `byte_stub!` list of src/data.rs (which defines each native stub's
-//! bytecode twin, so the list is exactly what exists). Run by
-//! ocaml/lwt-unix/dune. Does not link the stubs library.
+//! bytecode twin, so the list is exactly what exists); and the epoll
+//! engine's constants and errno table (src/boundary.rs) with its externals,
+//! from the `// ocaml[ noalloc]: TYPE` line above each function of
+//! src/engine.rs. Run by ocaml/lwt-unix/dune. Does not link the stubs
+//! library.
 
 #[path = "../boundary.rs"]
 #[allow(dead_code)]
@@ -13,6 +16,7 @@ mod boundary;
 
 const CONTROL: &[&str] = &[include_str!("../control.rs"), include_str!("../ring.rs")];
 const DATA: &str = include_str!("../data.rs");
+const ENGINE: &str = include_str!("../engine.rs");
 
 /// `(symbol, OCaml type)` of every `#[ocaml::sig("TYPE")]` followed by a
 /// function.
@@ -28,6 +32,28 @@ fn signed_functions(src: &str) -> Vec<(String, String)> {
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
             out.push((name, s.clone()));
+            sig = None;
+        }
+    }
+    out
+}
+
+/// `(symbol, OCaml type, noalloc)` of every `// ocaml[ noalloc]: TYPE` line
+/// followed by a function (src/engine.rs).
+fn typed_externals(src: &str) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    let mut sig: Option<(String, bool)> = None;
+    for line in src.lines().map(str::trim) {
+        if let Some(ty) = line.strip_prefix("// ocaml noalloc: ") {
+            sig = Some((ty.to_owned(), true));
+        } else if let Some(ty) = line.strip_prefix("// ocaml: ") {
+            sig = Some((ty.to_owned(), false));
+        } else if let (Some((ty, noalloc)), Some(i)) = (&sig, line.find("fn vchan_rs_")) {
+            let name: String = line[i + 3..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            out.push((name, ty.clone(), *noalloc));
             sig = None;
         }
     }
@@ -102,6 +128,24 @@ fn main() {
         };
         o.push_str(&format!(
             "external {name} : {args} -> (int[@untagged])\n  = \"{sym}_byte\" \"{sym}\" [@@noalloc]\n"
+        ));
+    }
+    o.push_str("\n(* The epoll engine (src/engine.rs): 0 or more, or -errno. *)\n");
+    for (name, v) in boundary::CONSTANTS {
+        o.push_str(&format!("let {name} = {v}\n"));
+    }
+    o.push_str("\nlet unix_error_of_errno = function\n");
+    for (v, ctor) in boundary::ERRNOS {
+        o.push_str(&format!("  | {v} -> Unix.{ctor}\n"));
+    }
+    o.push_str("  | n -> Unix.EUNKNOWNERR n\n\n");
+    let typed = typed_externals(ENGINE);
+    assert!(typed.len() >= 3, "engine stubs not found");
+    for (sym, ty, noalloc) in typed {
+        let name = sym.trim_start_matches("vchan_rs_");
+        let attr = if noalloc { " [@@noalloc]" } else { "" };
+        o.push_str(&format!(
+            "external {name} : {ty}\n  = \"{sym}_byte\" \"{sym}\"{attr}\n"
         ));
     }
     print!("{o}");

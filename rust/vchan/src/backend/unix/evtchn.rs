@@ -29,7 +29,7 @@ const UNMAP_LEN: usize = 13;
 /// Longest message we read (longer ones are truncated, then ignored).
 const MSG_MAX: usize = 64;
 /// Messages taken per system call when draining.
-const BATCH: usize = 16;
+const BATCH: usize = 64;
 
 /// A peer's unmap-notify request, as received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
