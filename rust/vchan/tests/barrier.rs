@@ -1,7 +1,8 @@
 //! The unix backend's asymmetric fences (`Fences::PeerBarrier`): two
-//! processes that both have `membarrier(2)` drop the fast path's full
-//! barrier, each running the process-wide barrier before it sleeps; a peer
-//! without it (`VCHAN_MEMBARRIER=0`) keeps both sides on full fences. In
+//! processes that both ask for `membarrier(2)` (`VCHAN_MEMBARRIER=1`) drop
+//! the fast path's full barrier, each running the process-wide barrier
+//! before it sleeps; a peer without it (the default) keeps both sides on
+//! full fences. In
 //! every case, ping-pongs in which both sides keep falling asleep (random
 //! pauses around the spin budget, so arming races the peer's writes) must
 //! never lose a wake-up: a watchdog turns a hang into a failure.
@@ -208,6 +209,10 @@ fn pair(
     (s["fences"].clone(), c["fences"].clone())
 }
 
+fn on() -> Vec<(&'static str, String)> {
+    vec![("VCHAN_MEMBARRIER", "1".to_owned())]
+}
+
 #[test]
 fn both_sides_with_membarrier_drop_the_fast_path_fence_and_lose_no_wake_up() {
     let want = if kernel_has_membarrier() {
@@ -217,7 +222,7 @@ fn both_sides_with_membarrier_drop_the_fast_path_fence_and_lose_no_wake_up() {
     };
     // Pauses around the spin budget (2-100 µs): sides park and wake often.
     for max_us in [0, 150, 600] {
-        let (s, c) = pair(max_us, &[], &[]);
+        let (s, c) = pair(max_us, &on(), &on());
         assert_eq!(
             (s.as_str(), c.as_str()),
             (want, want),
@@ -236,10 +241,8 @@ fn a_reader_arming_at_once_against_a_racing_writer_loses_no_wake_up() {
     } else {
         "full"
     };
-    for (env, want) in [
-        (vec![], want),
-        (vec![("VCHAN_MEMBARRIER", "0".to_owned())], "full"),
-    ] {
+    // Asked for on both sides; and the default (not asked for).
+    for (env, want) in [(on(), want), (vec![], "full")] {
         let dir = private_tempdir();
         let writer = spawn(ENTRY, "writer", 0, dir.path(), &env);
         let reader = spawn(ENTRY, "reader", 1, dir.path(), &env);
@@ -254,9 +257,9 @@ fn a_peer_without_membarrier_keeps_both_sides_on_full_fences() {
     let off = [("VCHAN_MEMBARRIER", "0".to_owned())];
     // Server without: the client may not go light (no announcement), and
     // the server is not registered for the client's barrier.
-    let (s, c) = pair(150, &off, &[]);
+    let (s, c) = pair(150, &off, &on());
     assert_eq!((s.as_str(), c.as_str()), ("full", "full"));
-    // Client without, the other way round.
-    let (s, c) = pair(150, &[], &off);
+    // Client without (the default: not asked for), the other way round.
+    let (s, c) = pair(150, &on(), &[]);
     assert_eq!((s.as_str(), c.as_str()), ("full", "full"));
 }
