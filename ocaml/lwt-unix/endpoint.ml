@@ -46,6 +46,9 @@ type t = {
          consumed: an end-of-file may wait unseen in the queue. *)
   mutable death_check : Lwt_engine.event option;
       (* The pending [death_check_after] timer, if any. *)
+  mutable hangup : Lwt_engine.event option;
+      (* Edge-triggered: the watch of the connection socket for the peer's
+         hang-up ([Engine.on_hangup] of [Stubs.hangup_fd]), if one is. *)
   mutable failed : Error.t option;
       (* Consuming the events failed (the peer broke the protocol, or a
          system error): every later wait returns this. *)
@@ -93,6 +96,7 @@ let make ~backend h =
       drains = 0;
       undrained = false;
       death_check = None;
+      hangup = None;
       failed = None;
     }
   in
@@ -177,11 +181,15 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
      unmap-notify message) or a server's new client (accepted while
      consuming) is seen: a wait that wakes for them finds no progress. An
      end-of-file that arrives together with a notification whose retry
-     does progress is not seen that way: so while an edge-triggered
-     wake-up has not been followed by a consumption ([undrained]), a wait
-     also arms a timer that consumes after [death_check_after] seconds if
-     someone still waits then. A dead peer is thus seen at once, or within
-     0.25 s in that case ([state] also consumes first while [undrained]).
+     does progress is not seen that way: so while the edge-triggered watch
+     runs, the connection socket itself ([Stubs.hangup_fd]) is watched
+     for its hang-up alone ([Engine.on_hangup]: EPOLLRDHUP, which no
+     notification raises), and a hang-up consumes at once. As a backstop
+     (a backend without such a descriptor, a server before its client
+     connected), while an edge-triggered wake-up has not been followed by
+     a consumption ([undrained]), a wait also arms a timer that consumes
+     after [death_check_after] seconds if someone still waits then
+     ([state] also consumes first while [undrained]).
    - A hostile peer flooding notifications: each arrival wakes the waiters
      once; a retry without progress consumes (up to 64 messages per
      recvmmsg) and retries once more without spinning (the retry that
@@ -198,22 +206,43 @@ let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
    wake-ups that consume, not from every one. *)
 let drain_every = 48
 let drain_bound = 2 * drain_every
-let death_check_after = 0.25
+(* VCHAN_LWT_DEATH_CHECK=<seconds> changes it, for tests that must see
+   the hang-up watch work alone. *)
+let death_check_after =
+  match Option.bind (Sys.getenv_opt "VCHAN_LWT_DEATH_CHECK") float_of_string_opt with
+  | Some s when s > 0. -> s
+  | _ -> 0.25
 
-(* Consume the events, then wake every waiter to retry. *)
-let drain t =
+let stop_hangup t =
+  Option.iter Lwt_engine.stop_event t.hangup;
+  t.hangup <- None
+
+(* Consume the events, then wake every waiter to retry. Consuming may close
+   the connection socket (once the peer is gone), so its hang-up watch
+   stops first, and is made again after (a server's connection may also
+   be new: consuming accepts it). *)
+let rec drain t =
   t.armed <- 0;
   t.undrained <- false;
   t.drains <- t.drains + 1;
+  stop_hangup t;
   if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
     t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h));
+  start_hangup t;
   Lwt_condition.broadcast t.changed ()
+
+and start_hangup t =
+  if t.edge && t.watch <> None && t.hangup = None && t.failed = None && not t.closed then begin
+    let fd = Stubs.hangup_fd t.h in
+    if fd >= 0 then t.hangup <- Engine.on_hangup (Obj.magic fd : Unix.file_descr) (fun _ -> drain t)
+  end
 
 (* Stop watching (and the death check: nobody waits any more), so that the
    engine does not keep the endpoint reachable. *)
 let stop_poller t =
   Option.iter Lwt_engine.stop_event t.watch;
   t.watch <- None;
+  stop_hangup t;
   Option.iter Lwt_engine.stop_event t.death_check;
   t.death_check <- None
 
@@ -239,7 +268,8 @@ let start_poller t =
     match if t.edge_ok then Engine.on_readable_edge fd f else None with
     | Some ev ->
         t.watch <- Some ev;
-        t.edge <- true
+        t.edge <- true;
+        start_hangup t
     | None ->
         t.watch <- Some (Lwt_engine.on_readable fd f);
         t.edge <- false

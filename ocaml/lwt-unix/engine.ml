@@ -20,6 +20,7 @@ type fd_watch = {
   mutable readers : watcher list;
   mutable writers : watcher list;
   mutable edges : watcher list;
+  mutable hangups : watcher list;  (* see [on_hangup] *)
   mutable mask : int;
   mutable unpollable : bool;
 }
@@ -116,6 +117,7 @@ type state = {
   mutable stopped_queued : int;  (* stopped timers still in the heap *)
   mutable seq : int;
   mutable next_is_edge : bool;  (* see [on_readable_edge] *)
+  mutable next_is_hangup : bool;  (* see [on_hangup] *)
   events : (int, Bigarray.int_elt, Bigarray.c_layout) Bigarray.Array1.t;
 }
 
@@ -136,18 +138,22 @@ let make_state () =
     stopped_queued = 0;
     seq = 0;
     next_is_edge = false;
+    next_is_hangup = false;
     events = Bigarray.Array1.create Bigarray.int Bigarray.c_layout (2 * max_events);
   }
 
 (* What the epoll set should hold for [w]: readable if anyone reads (edge
-   or level), writable if anyone writes, and edge-triggered only when every
-   watcher is an edge watcher (one registration per descriptor: a level
-   watcher must see every readiness). *)
+   or level), writable if anyone writes, the peer's hang-up if anyone
+   waits for it, and edge-triggered only when every watcher is an edge or
+   hang-up watcher (one registration per descriptor: a level watcher must
+   see every readiness). *)
 let wanted w =
   let r = w.readers <> [] and e = w.edges <> [] and wr = w.writers <> [] in
+  let h = w.hangups <> [] in
   (if r || e then Stubs.epollin else 0)
   lor (if wr then Stubs.epollout else 0)
-  lor if e && (not r) && not wr then Stubs.epollet else 0
+  lor (if h then Stubs.epollrdhup else 0)
+  lor if (e || h) && (not r) && not wr then Stubs.epollet else 0
 
 (* Make the epoll set match the watchers of [w] (one epoll_ctl, or none
    when nothing changed). *)
@@ -181,13 +187,15 @@ let watch st fd =
   match Hashtbl.find_opt st.fds n with
   | Some w -> w
   | None ->
-      let w = { fd = n; readers = []; writers = []; edges = []; mask = 0; unpollable = false } in
+      let w =
+        { fd = n; readers = []; writers = []; edges = []; hangups = []; mask = 0; unpollable = false }
+      in
       Hashtbl.replace st.fds n w;
       w
 
 let remove x = List.filter (fun y -> y != x)
 
-type kind = Read | Write | Edge
+type kind = Read | Write | Edge | Hangup
 
 let register st kind fd f =
   let w = watch st fd in
@@ -195,7 +203,8 @@ let register st kind fd f =
   (match kind with
   | Read -> w.readers <- x :: w.readers
   | Write -> w.writers <- x :: w.writers
-  | Edge -> w.edges <- x :: w.edges);
+  | Edge -> w.edges <- x :: w.edges
+  | Hangup -> w.hangups <- x :: w.hangups);
   sync st w;
   lazy
     (if x.live then begin
@@ -204,7 +213,8 @@ let register st kind fd f =
        (match kind with
        | Read -> w.readers <- remove x w.readers
        | Write -> w.writers <- remove x w.writers
-       | Edge -> w.edges <- remove x w.edges);
+       | Edge -> w.edges <- remove x w.edges
+       | Hangup -> w.hangups <- remove x w.hangups);
        (* The record may have been dropped and replaced meanwhile (all its
           watchers stopped, then new ones came): sync the current one. *)
        match Hashtbl.find_opt st.fds w.fd with
@@ -306,7 +316,10 @@ let run_timers st =
 let readable_bits = Stubs.epollin lor Stubs.epollhup lor Stubs.epollerr lor Stubs.epollrdhup
 let writable_bits = Stubs.epollout lor Stubs.epollhup lor Stubs.epollerr
 
+let hangup_bits = Stubs.epollhup lor Stubs.epollerr lor Stubs.epollrdhup
+
 let dispatch w ev =
+  if ev land hangup_bits <> 0 then List.iter call w.hangups;
   if ev land readable_bits <> 0 then begin
     List.iter call w.edges;
     List.iter call w.readers
@@ -373,8 +386,11 @@ class engine () =
     method private cleanup = cleanup st
 
     method private register_readable fd f =
-      let kind = if st.next_is_edge then Edge else Read in
+      let kind =
+        if st.next_is_hangup then Hangup else if st.next_is_edge then Edge else Read
+      in
       st.next_is_edge <- false;
+      st.next_is_hangup <- false;
       register st kind fd f
 
     method private register_writable fd f = register st Write fd f
@@ -385,6 +401,12 @@ class engine () =
       st.next_is_edge <- true;
       Fun.protect
         ~finally:(fun () -> st.next_is_edge <- false)
+        (fun () -> self#on_readable fd f)
+
+    method on_hangup fd f =
+      st.next_is_hangup <- true;
+      Fun.protect
+        ~finally:(fun () -> st.next_is_hangup <- false)
         (fun () -> self#on_readable fd f)
   end
 
@@ -407,3 +429,6 @@ let install () = if not (installed ()) then Lwt_engine.set (create ())
 
 let on_readable_edge fd f =
   match current () with Some e -> Some (e#on_readable_edge fd f) | None -> None
+
+let on_hangup fd f =
+  match current () with Some e -> Some (e#on_hangup fd f) | None -> None

@@ -12,9 +12,9 @@
     ([sendto]), two system calls per wake-up, plus the [recvmmsg] that
     consumes the queued notifications now and then (at the latest every 48
     wake-ups; one per ~30 measured in [make bench]'s system-call row: see
-    the README). What it costs: a peer's end-of-file that arrives together
-    with a notification is seen within 0.25 s rather than at once (see
-    endpoint.ml). Everything else costs what it costs under libev: one
+    the README). A peer's death is still seen at once: the endpoint also
+    watches its connection socket for the hang-up alone ({!on_hangup};
+    see endpoint.ml). Everything else costs what it costs under libev: one
     [epoll_wait] per loop iteration, one [epoll_ctl] per change of what a
     descriptor is watched for.
 
@@ -84,3 +84,16 @@ val on_readable_edge :
     level-triggered, and [f] is called as a level watcher is. This is what
     {!Endpoint} uses for its event descriptor; its caller must cope with
     both (see endpoint.ml). *)
+
+val on_hangup :
+  Unix.file_descr -> (Lwt_engine.event -> unit) -> Lwt_engine.event option
+(** [on_hangup fd f] watches [fd] for its peer's hang-up alone
+    ([EPOLLRDHUP], edge-triggered; [EPOLLHUP] and [EPOLLERR] are always
+    reported) when the current engine is one of ours ([None] otherwise):
+    [f] is called when the other end of a socket shuts down, closes or
+    dies, not when data arrives. {!Endpoint} uses it on the unix backend's
+    connection socket ({!Endpoint}'s [hangup_fd]), so that a peer's death
+    is seen at once although its edge-triggered wake-ups are not all
+    consumed. Stop it with [Lwt_engine.stop_event] before the descriptor
+    is closed. While other watchers watch [fd], [f] is called whenever
+    they are told of a hang-up (with their events). *)

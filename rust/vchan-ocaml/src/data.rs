@@ -312,6 +312,18 @@ pub unsafe extern "C" fn vchan_rs_fd(h: isize) -> isize {
     h.ep.as_raw_fd() as isize
 }
 
+/// The endpoint's hang-up descriptor (see `Endpoint::hangup_fd`), or -1.
+///
+/// # Safety
+///
+/// `h` is a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_rs_hangup_fd(h: isize) -> isize {
+    // SAFETY: per this function's contract.
+    let h = unsafe { handle(h) };
+    h.ep.hangup_fd().map_or(-1, |fd| fd as isize)
+}
+
 /// Consume the pending events (call when the event descriptor polls
 /// readable, then retry every operation that returned `E_AGAIN`): 0,
 /// `E_CLOSED` or `E_ERROR`.
@@ -433,6 +445,7 @@ byte_stub!(vchan_rs_data_ready_byte => vchan_rs_data_ready(h));
 byte_stub!(vchan_rs_buffer_space_byte => vchan_rs_buffer_space(h));
 byte_stub!(vchan_rs_state_byte => vchan_rs_state(h));
 byte_stub!(vchan_rs_fd_byte => vchan_rs_fd(h));
+byte_stub!(vchan_rs_hangup_fd_byte => vchan_rs_hangup_fd(h));
 byte_stub!(vchan_rs_linger_byte => vchan_rs_linger(h));
 byte_stub!(vchan_rs_peer_vanished_byte => vchan_rs_peer_vanished(h));
 byte_stub!(vchan_rs_consume_events_byte => vchan_rs_consume_events(h));

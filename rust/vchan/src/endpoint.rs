@@ -450,6 +450,20 @@ impl Endpoint {
         self.drain()
     }
 
+    /// A descriptor that reports a hang-up (poll it for `EPOLLRDHUP`) when
+    /// the peer closes or dies, without being readable for every
+    /// notification: the unix backend's connection socket, once connected
+    /// (a server's, after it accepted). An event loop that watches
+    /// [`as_raw_fd`](AsRawFd::as_raw_fd) edge-triggered and does not
+    /// consume every wake-up's events can watch this as well, to see a
+    /// death at once. Valid until the next
+    /// [`consume_events`](Endpoint::consume_events) (or wait), which may
+    /// close it once the peer is gone: stop watching it first. `None`
+    /// elsewhere (the xen backend), and once the peer is gone.
+    pub fn hangup_fd(&self) -> Option<RawFd> {
+        self.live.as_ref()?.event.hangup_fd()
+    }
+
     /// Did the peer go away without closing the vchan (its process died)?
     /// Its state is then [`State::Exited`], as for a close, and the data
     /// it wrote before can still be read. Known on the unix backend, where

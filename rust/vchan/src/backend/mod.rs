@@ -74,6 +74,16 @@ pub trait EventChannel: Send {
     fn announce_barrier(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// A descriptor that reports a hang-up (`EPOLLRDHUP`/`EPOLLHUP`) when
+    /// the peer closes or dies, and is not readable for notifications
+    /// alone, if the backend has one (the unix backend's connection
+    /// socket, once connected). It stays valid until the next
+    /// [`drain`](EventChannel::drain) or [`wait`](EventChannel::wait), which
+    /// may close it once the peer is gone: watch it, and stop watching it
+    /// before consuming events.
+    fn hangup_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 /// The rendezvous a server publishes: its page's grant ref and its event

@@ -541,6 +541,13 @@ impl EventChannel for UnixEvent {
         Ok(())
     }
 
+    fn hangup_fd(&self) -> Option<RawFd> {
+        match &self.conn {
+            Some(c) if !self.gone => Some(c.as_raw_fd()),
+            _ => None,
+        }
+    }
+
     fn announce_barrier(&mut self) -> io::Result<()> {
         self.my_barrier = true;
         match &self.conn {
