@@ -47,7 +47,7 @@ fn echo(ep: &mut Endpoint, seed: u64, max_us: u64) {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut buf = [0u8; MSG];
     for _ in 0..ROUNDS {
-        ep.recv(&mut buf).unwrap();
+        assert_eq!(ep.recv(&mut buf).unwrap(), MSG, "end of stream");
         pause(&mut rng, max_us);
         ep.send(&buf).unwrap();
     }
@@ -61,7 +61,7 @@ fn ping(ep: &mut Endpoint, seed: u64, max_us: u64) {
         let msg: Vec<u8> = (0..MSG).map(|k| (i as usize * 31 + k) as u8).collect();
         pause(&mut rng, max_us);
         ep.send(&msg).unwrap();
-        ep.recv(&mut back).unwrap();
+        assert_eq!(ep.recv(&mut back).unwrap(), MSG, "end of stream");
         assert_eq!(back.as_slice(), msg.as_slice(), "echo {i} differs");
     }
 }
@@ -86,7 +86,7 @@ fn race_write(ep: &mut Endpoint) {
             std::hint::spin_loop();
         }
         ep.send(&[(i % 251) as u8; PKT]).unwrap();
-        ep.recv(&mut ack).unwrap();
+        assert_eq!(ep.recv(&mut ack).unwrap(), 1, "end of stream");
     }
 }
 
@@ -99,6 +99,7 @@ fn race_read(ep: &mut Endpoint) -> u32 {
     let mut i = 0;
     while i < PACKETS {
         match ep.recv(&mut buf) {
+            Ok(0) => panic!("end of stream after {i} packets"),
             Ok(_) => {
                 assert_eq!(buf, [(i % 251) as u8; PKT], "packet {i} differs");
                 i += 1;
