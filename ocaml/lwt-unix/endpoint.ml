@@ -49,6 +49,7 @@ type t = {
   mutable hangup : Lwt_engine.event option;
       (* Edge-triggered: the watch of the connection socket for the peer's
          hang-up ([Engine.on_hangup] of [Stubs.hangup_fd]), if one is. *)
+  mutable hangup_fd : int;  (* The descriptor it watches (-1: none). *)
   mutable failed : Error.t option;
       (* Consuming the events failed (the peer broke the protocol, or a
          system error): every later wait returns this. *)
@@ -97,6 +98,7 @@ let make ~backend h =
       undrained = false;
       death_check = None;
       hangup = None;
+      hangup_fd = -1;
       failed = None;
     }
   in
@@ -215,26 +217,33 @@ let death_check_after =
 
 let stop_hangup t =
   Option.iter Lwt_engine.stop_event t.hangup;
-  t.hangup <- None
+  t.hangup <- None;
+  t.hangup_fd <- -1
 
-(* Consume the events, then wake every waiter to retry. Consuming may close
-   the connection socket (once the peer is gone), so its hang-up watch
-   stops first, and is made again after (a server's connection may also
-   be new: consuming accepts it). *)
+(* Consume the events, then wake every waiter to retry. Consuming may
+   close the connection socket (once the peer is gone) or make one (a
+   server accepts its client while consuming): the hang-up watch follows
+   ([hangup_fd] changed), and is otherwise left alone (no epoll_ctl per
+   consumption). Nothing between the close in Rust and the stop here can
+   register the reused descriptor number with the engine. *)
 let rec drain t =
   t.armed <- 0;
   t.undrained <- false;
   t.drains <- t.drains + 1;
-  stop_hangup t;
   if (not t.closed) && Stubs.consume_events t.h = Stubs.e_error then
     t.failed <- Some (Stubs.error_of_kind (Stubs.last_error t.h));
+  if t.hangup <> None && (t.failed <> None || Stubs.hangup_fd t.h <> t.hangup_fd) then
+    stop_hangup t;
   start_hangup t;
   Lwt_condition.broadcast t.changed ()
 
 and start_hangup t =
   if t.edge && t.watch <> None && t.hangup = None && t.failed = None && not t.closed then begin
     let fd = Stubs.hangup_fd t.h in
-    if fd >= 0 then t.hangup <- Engine.on_hangup (Obj.magic fd : Unix.file_descr) (fun _ -> drain t)
+    if fd >= 0 then begin
+      t.hangup <- Engine.on_hangup (Obj.magic fd : Unix.file_descr) (fun _ -> drain t);
+      if t.hangup <> None then t.hangup_fd <- fd
+    end
   end
 
 (* Stop watching (and the death check: nobody waits any more), so that the
