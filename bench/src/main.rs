@@ -374,12 +374,7 @@ impl Bench {
                 self.pin(),
             )?,
         };
-        check_samples(&outcome, total)?;
-        Ok(Sample::Stream {
-            bytes: outcome.bytes,
-            secs: outcome.secs,
-            sleeps: outcome.sleeps,
-        })
+        verified(outcome, total)
     }
 
     fn ping(&self, col: Column, job: Job, layout: Layout) -> Result<Sample, String> {
@@ -664,24 +659,12 @@ impl Bench {
                     CHUNK,
                     &Extra::NONE,
                 )?;
-                let o = pair::stream_outcome(&sv)?;
-                check_samples(&o, total)?;
-                Ok(Sample::Stream {
-                    bytes: o.bytes,
-                    secs: o.secs,
-                    sleeps: o.sleeps,
-                })
+                verified(pair::stream_outcome(&sv)?, total)
             }
             Work::Cat => self.cat(total),
             Work::InMemStream => {
                 let v = self.in_memory("stream", total, CHUNK)?;
-                let o = pair::stream_outcome(&v)?;
-                check_samples(&o, total)?;
-                Ok(Sample::Stream {
-                    bytes: o.bytes,
-                    secs: o.secs,
-                    sleeps: o.sleeps,
-                })
+                verified(pair::stream_outcome(&v)?, total)
             }
             Work::InMemPing => {
                 let v = self.in_memory("ping", self.opts.rounds, MSG)?;
@@ -853,8 +836,9 @@ fn kernel_stream(
     }
 }
 
-/// The reader checked a sample per 4 KiB of the stream, and the clock ran.
-fn check_samples(o: &workload::StreamOutcome, total: u64) -> Result<(), String> {
+/// A stream run's sample, once its reader checked a sample per 4 KiB of
+/// the stream and the clock ran.
+fn verified(o: workload::StreamOutcome, total: u64) -> Result<Sample, String> {
     if o.samples < total / pattern::SAMPLE || o.secs <= 0.0 {
         return Err(format!(
             "only {} of {} bytes verified",
@@ -862,7 +846,11 @@ fn check_samples(o: &workload::StreamOutcome, total: u64) -> Result<(), String> 
             total
         ));
     }
-    Ok(())
+    Ok(Sample::Stream {
+        bytes: o.bytes,
+        secs: o.secs,
+        sleeps: o.sleeps,
+    })
 }
 
 fn median(v: &[f64]) -> f64 {

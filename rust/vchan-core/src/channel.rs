@@ -262,6 +262,12 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         self.arm_barrier = barrier;
     }
 
+    /// The barrier run after each notify request, if any (see
+    /// [`set_arm_barrier`](Channel::set_arm_barrier)).
+    pub fn arm_barrier(&self) -> Option<fn()> {
+        self.arm_barrier
+    }
+
     /// How the fast path orders itself (see [`Fences`]). Only choose
     /// [`Fences::PeerBarrier`] once the peer promised its barrier; a peer
     /// that lied can only lose its own wake-ups.

@@ -74,9 +74,6 @@ pub struct Endpoint {
     peer_gone: bool,
     /// When events were last consumed ([`coarse_ms`]).
     drained_at: u64,
-    /// This process receives the peer's process-wide barrier (see
-    /// [`Fences`]): once the peer announces it, the fast path goes light.
-    registered: bool,
 }
 
 /// In blocking mode a writer that never has to wait consumes events at
@@ -124,21 +121,15 @@ fn external(region: &Option<Box<dyn Region>>) -> Option<External> {
 }
 
 /// Where the backend has a process-wide barrier (see [`Fences`]): make
-/// `ch` run it after each notify request from now on, and only then tell
-/// the peer (the server also says so in its rendezvous). True if so: this
-/// process then receives the peer's barrier too, and may go light once the
-/// peer announces its own.
-fn arm_barrier(
-    backend: &dyn Backend,
-    ch: &mut Channel<RawPage, RawRing>,
-    event: &mut dyn EventChannel,
-) -> Result<bool> {
-    let Some(barrier) = backend.process_barrier() else {
-        return Ok(false);
-    };
-    ch.set_arm_barrier(Some(barrier));
-    event.announce_barrier()?;
-    Ok(true)
+/// `ch` run it after each notify request from now on (before the peer is
+/// told: the server in its rendezvous, the client by
+/// [`EventChannel::announce_barrier`]). True if so: this process then also
+/// receives the peer's barrier, and may go light once the peer says it
+/// runs its own.
+fn arm_barrier(backend: &dyn Backend, ch: &mut Channel<RawPage, RawRing>) -> bool {
+    let barrier = backend.process_barrier();
+    ch.set_arm_barrier(barrier);
+    barrier.is_some()
 }
 
 fn raw_page(page: &dyn Region) -> Result<RawPage> {
@@ -190,7 +181,7 @@ impl Endpoint {
         let mut ch =
             unsafe { setup::server_channel(raw, orders, external(&left), external(&right))? };
         let rings = left.into_iter().chain(right).collect();
-        let registered = arm_barrier(&*backend, &mut ch, &mut *event)?;
+        let registered = arm_barrier(&*backend, &mut ch);
         let rv = Rendezvous {
             ring_ref: page.refs().first().copied().unwrap_or(0),
             event_channel: event.port(),
@@ -208,7 +199,6 @@ impl Endpoint {
             backend,
             client,
             Some(path.to_owned()),
-            registered,
         ))
     }
 
@@ -298,11 +288,13 @@ impl Endpoint {
         let mut ch =
             unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
         let rings = left.into_iter().chain(right).collect();
-        // Announced before our first notification, so the server's accept,
-        // which consumes that notification, learns it too.
-        let registered = arm_barrier(&*backend, &mut ch, &mut *event)?;
-        if registered && rv.barrier {
-            ch.set_fences(Fences::PeerBarrier);
+        if arm_barrier(&*backend, &mut ch) {
+            // Before our first notification, so the server's accept, which
+            // consumes that notification, learns it too.
+            event.announce_barrier()?;
+            if rv.barrier {
+                ch.set_fences(Fences::PeerBarrier);
+            }
         }
         event.notify()?;
         let live = Live {
@@ -311,7 +303,7 @@ impl Endpoint {
             _rings: rings,
             _page: page,
         };
-        Ok(Endpoint::assemble(live, backend, server, None, registered))
+        Ok(Endpoint::assemble(live, backend, server, None))
     }
 
     fn assemble(
@@ -319,7 +311,6 @@ impl Endpoint {
         backend: Arc<dyn Backend>,
         peer: DomId,
         path: Option<String>,
-        registered: bool,
     ) -> Endpoint {
         Endpoint {
             role: live.ch.role(),
@@ -334,7 +325,6 @@ impl Endpoint {
             vanished: false,
             peer_gone: false,
             drained_at: coarse_ms(),
-            registered,
         }
     }
 
@@ -520,9 +510,10 @@ impl Endpoint {
     fn absorb(&mut self, ev: crate::backend::Events) -> Result<()> {
         self.drained_at = coarse_ms();
         let role = self.role;
-        let registered = self.registered;
         let live = self.live_mut()?;
-        if ev.peer_barrier && registered {
+        // Only a channel that runs the barrier itself is registered to
+        // receive the peer's (see `arm_barrier`).
+        if ev.peer_barrier && live.ch.arm_barrier().is_some() {
             live.ch.set_fences(Fences::PeerBarrier);
         }
         if ev.peer_gone {

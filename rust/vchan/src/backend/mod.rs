@@ -67,10 +67,11 @@ pub trait EventChannel: Send {
     /// domain `owner`) be cleared and the peer signalled. The Xen backend
     /// does this through the grant devices instead, and ignores the call.
     fn set_unmap_notify(&mut self, owner: DomId, gref: u32, offset: u32) -> io::Result<()>;
-    /// Tell the peer (now, or as soon as it is connected) that we run
-    /// [`Backend::process_barrier`] after every notify request we post, so
-    /// that it may use [`vchan_core::Fences::PeerBarrier`]. Backends whose
-    /// peers may be other implementations (Xen's) have no such message.
+    /// Tell the connected peer that we run [`Backend::process_barrier`]
+    /// after every notify request we post, so that it may use
+    /// [`vchan_core::Fences::PeerBarrier`] (a client's way; a server says
+    /// so in its [`Rendezvous`]). Backends whose peers may be other
+    /// implementations (Xen's) have no such message.
     fn announce_barrier(&mut self) -> io::Result<()> {
         Ok(())
     }

@@ -208,8 +208,6 @@ pub struct UnixEvent {
     gone: bool,
     gone_reported: bool,
     my_unmap: Option<[u8; UNMAP_LEN]>,
-    /// We announced our barrier (sent on connection if not yet connected).
-    my_barrier: bool,
     peer_unmap: Option<UnmapNotify>,
     // Dropped last: the port stays ours until the sockets are closed.
     _slot: Option<Owned>,
@@ -255,7 +253,6 @@ impl UnixEvent {
             gone: false,
             gone_reported: false,
             my_unmap: None,
-            my_barrier: false,
             peer_unmap: None,
             _slot: None,
             _lock: lock,
@@ -333,7 +330,6 @@ impl UnixEvent {
             gone: false,
             gone_reported: false,
             my_unmap: None,
-            my_barrier: false,
             peer_unmap: None,
             _slot: Some(slot),
             _lock: lock,
@@ -486,9 +482,6 @@ impl UnixEvent {
         if let Some(msg) = self.my_unmap {
             send(&conn, &msg)?;
         }
-        if self.my_barrier {
-            send(&conn, &[MSG_BARRIER])?;
-        }
         self.conn = Some(conn);
         Ok(())
     }
@@ -549,10 +542,9 @@ impl EventChannel for UnixEvent {
     }
 
     fn announce_barrier(&mut self) -> io::Result<()> {
-        self.my_barrier = true;
         match &self.conn {
             Some(c) if !self.gone => send(c, &[MSG_BARRIER]),
-            _ => Ok(()),
+            _ => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }
