@@ -7,13 +7,13 @@
 #          ocaml5-env.sh run DIR CMD...  run CMD in the chroot, in DIR, with DIR
 #                                        bind-mounted at the same path (read-write)
 #          ocaml5-env.sh path            print the chroot's path (made or not)
-# Cache: $VCHAN_RS_CACHE (default ~/.cache/vchan-rs)/ocaml5/. Needs root (or
+# Cache: $VCHAN_RS_CACHE (default ~/.cache/vchan-rs)/ocaml5/sid-<hash of the
+# package list>/. Needs root (or
 # sudo) for the chroot and its mounts, mmdebstrap, and Debian's archive.
 # sid's Release file may be past its Valid-Until date: Check-Valid-Until is off.
 set -euo pipefail
 
 cache=${VCHAN_RS_CACHE:-$HOME/.cache/vchan-rs}
-root=$cache/ocaml5/sid
 
 # What the chroot holds: the OCaml 5.4.1 toolchain and the project's OCaml
 # libraries (build, test, doc), Xen 4.20's C libraries and tools (interop),
@@ -28,16 +28,16 @@ packages=(
     git ca-certificates strace procps file xz-utils patch
 )
 
-stamp_want() {
-    { printf '%s\n' "${packages[@]}"; sha256sum < "$0"; } | sha256sum | cut -c1-16
-}
+# One chroot per package list (bump the layout number when the way the chroot
+# is made changes): branches with different lists do not thrash one cache.
+layout=1
+stamp=$({ echo "$layout"; printf '%s\n' "${packages[@]}"; } | sha256sum | cut -c1-12)
+root=$cache/ocaml5/sid-$stamp
 
 sudo_() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 ensure() {
-    local want
-    want=$(stamp_want)
-    if [ -f "$root/.vchan-rs-stamp" ] && [ "$(cat "$root/.vchan-rs-stamp")" = "$want" ]; then
+    if [ -f "$root/.vchan-rs-stamp" ]; then
         echo "$root"
         return
     fi
@@ -55,9 +55,11 @@ ensure() {
         --aptopt='Acquire::Check-Valid-Until "false"' \
         --include="$list" \
         sid "$tmp" http://deb.debian.org/debian >&2
-    echo "$want" | sudo_ tee "$tmp/.vchan-rs-stamp" > /dev/null
-    sudo_ rm -rf "$root"
+    echo "$stamp" | sudo_ tee "$tmp/.vchan-rs-stamp" > /dev/null
     sudo_ mv "$tmp" "$root"
+    # Chroots of other package lists unused for a week go.
+    find "$cache/ocaml5" -maxdepth 1 -name 'sid-*' ! -name "sid-$stamp*" -mtime +7 \
+        -exec rm -rf {} + 2> /dev/null || true
     echo "ocaml5-env: OCaml $(sudo_ chroot "$root" ocamlc -version) in $root" >&2
     echo "$root"
 }
