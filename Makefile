@@ -5,6 +5,9 @@
 #   make test     install what is missing (says so), then run every test
 #   make demo     install what building needs (says so), build, move a file over vchan
 #   make doc      API docs; prints where they are
+#   make test-unikernel  the functor's cases in a Solo5 (spt) unikernel built
+#                 with OCaml 5.4.1 and ocaml-solo5 in a chroot, and their
+#                 timings next to a Linux process (scripts/test-unikernel.sh)
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
 #                 table, writes bench/results/bench.{csv,svg} (< 10 minutes;
@@ -20,7 +23,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
-.PHONY: all build check-build-deps setup test test-rust test-ocaml test-opam test-release \
+.PHONY: all build check-build-deps setup test test-rust test-ocaml test-opam test-release test-unikernel \
 	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean
 
 all: build
@@ -52,6 +55,12 @@ clippy:
 test-ocaml:
 	dune build
 	dune test --force
+
+# Not part of make test: it needs the OCaml 5.4.1 chroot, Solo5 and
+# ocaml-solo5 (built and cached by scripts/solo5-toolchain.sh) and the pinned
+# sources of ../shared/thirdparty.
+test-unikernel:
+	bash scripts/test-unikernel.sh
 
 # The opam file is dune's (dune-project), lint-clean, and asks for the Rust
 # that Cargo.toml's rust-version names.

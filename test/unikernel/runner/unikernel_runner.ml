@@ -19,6 +19,7 @@ let main ~name ~now =
     Functor_cases.all;
   (match check "timings" (fun () -> Functor_timing.all ~now) with
   | Some figures ->
+      line "timings ok";
       List.iter
         (fun f -> line "time %s %.2f %s" f.Functor_timing.id f.Functor_timing.value f.Functor_timing.unit_)
         figures

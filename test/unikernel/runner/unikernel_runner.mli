@@ -2,7 +2,8 @@
     then its timings ({!Functor_timing.all}), each reported on a line of
     its own on stdout, prefixed by [name ^ ": "]:
     - [ID ok] or [ID FAILED: REASON] for each case;
-    - [time ID VALUE UNIT] for each timing;
+    - [timings ok] (or [timings FAILED: REASON]), then [time ID VALUE UNIT]
+      for each timing;
     - last, [N passed, M failed].
 
     [make test-unikernel] (scripts/test-unikernel.sh) reads these lines. *)
