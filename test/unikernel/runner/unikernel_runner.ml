@@ -17,7 +17,7 @@ let main ~name ~now =
       | Some () -> line "%s ok" c.Functor_cases.id
       | None -> ())
     Functor_cases.all;
-  (match check "timings" (fun () -> Functor_timing.all ~now) with
+  (match check "timings" (fun () -> Functor_timing.all ~now @ Mem_timing.all ~now) with
   | Some figures ->
       line "timings ok";
       List.iter

@@ -1,5 +1,5 @@
 (** The unikernel's program: the functor's cases ({!Functor_cases.all}),
-    then its timings ({!Functor_timing.all}), each reported on a line of
+    then timings ({!Functor_timing.all}, {!Mem_timing.all}), each reported on a line of
     its own on stdout, prefixed by [name ^ ": "]:
     - [ID ok] or [ID FAILED: REASON] for each case;
     - [timings ok] (or [timings FAILED: REASON]), then [time ID VALUE UNIT]
