@@ -7,7 +7,8 @@
 # ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks lwt and cstruct
 # from the pinned tarballs into a scratch duniverse (scripts/duniverse.sh;
 # $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty), copies the project's
-# source (tracked and untracked, not ignored, files) beside them, then, in
+# source (in a git checkout: its tracked and untracked, not ignored, files;
+# else all but _build, target and dist) beside them, then, in
 # the chroot, builds the workspace's two contexts (default: the Linux
 # process; solo5: the unikernel, vchan-rs's archive for x86_64-unknown-none),
 # runs both, and checks that every case printed its `ok` line, the closing
@@ -97,9 +98,14 @@ bash "$project/scripts/duniverse.sh" "$ws/duniverse" lwt ocaml-cstruct > /dev/nu
 # cargo target directory lives beside it and survives the copy.
 rm -rf "$ws/vchan-rs"
 mkdir -p "$ws/vchan-rs" "$ws/cargo-target"
-(cd "$project" && git ls-files -z --cached --others --exclude-standard |
-    xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-    tar -C "$project" --null -T - -cf - | tar -C "$ws/vchan-rs" -xf -
+if git -C "$project" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
+    (cd "$project" && git ls-files -z --cached --others --exclude-standard |
+        xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
+        tar -C "$project" --null -T - -cf - | tar -C "$ws/vchan-rs" -xf -
+else # a release tarball's tree
+    tar -C "$project" --exclude=./_build --exclude=./target --exclude=./dist -cf - . |
+        tar -C "$ws/vchan-rs" -xf -
+fi
 ln -s ../cargo-target "$ws/vchan-rs/target"
 cat > "$ws/dune-project" << 'EOF'
 (lang dune 3.0)
