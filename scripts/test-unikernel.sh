@@ -90,7 +90,9 @@ if [ "${1:-}" = --inside ]; then
     exit
 fi
 
-# On the host.
+# On the host. The host's Rust (bind-mounted into the chroot) needs the
+# x86_64-unknown-none target: setup.sh's build group adds it.
+bash "$project/scripts/setup.sh" --install build
 prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
 mkdir -p "$ws"
 bash "$project/scripts/duniverse.sh" "$ws/duniverse" lwt ocaml-cstruct > /dev/null
