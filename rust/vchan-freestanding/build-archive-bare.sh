@@ -19,7 +19,11 @@ trap 'rm -rf "$tmp"' EXIT
 (cd "$tmp" && ar x "$a")
 obj="$tmp/vchan_freestanding.o"
 ld -r -o "$obj" "$tmp"/vchan_freestanding-*.o "$tmp"/vchan_core-*.o "$a"
-objcopy --wildcard --keep-global-symbol='vchan_fs_*' "$obj"
+# Without the embedded LLVM bitcode (.llvmbc, .llvmcmd: of no use to a
+# unikernel's link), which an older LLVM's linker plugin, loaded by GNU ar
+# from /usr/lib/bfd-plugins (Debian 12 with llvm-14), aborts on.
+objcopy --wildcard --keep-global-symbol='vchan_fs_*' \
+    --remove-section=.llvmbc --remove-section=.llvmcmd "$obj"
 leaks=$(readelf -sW "$obj" | awk '$7 != "UND" && ($5 == "GLOBAL" || $5 == "WEAK") && $8 !~ /^vchan_fs_/ { print $8 }')
 undefined=$(readelf -sW "$obj" | awk '$7 == "UND" && $8 != "" { print $8 }')
 if [ -n "$leaks$undefined" ]; then
