@@ -22,7 +22,7 @@ project=$(cd "$(dirname "$0")/.." && pwd)
 ws=$project/_build/unikernel
 mem_mb=1024
 
-# Every line the program must print, in order (Functor_cases.all, then the
+# Every result line the program must print (Functor_cases.all, then the
 # timings).
 cases=(echo echo-caps both-ways-64MiB every-order read-view-at-wrap eof-close-shutdown
        cleaned-up-sees-leaks ring-over-1MiB-refused port-names domain-ids timings)
