@@ -40,4 +40,5 @@ val wait_rounds : unit -> int
 (** The client of domain [D.domid]. *)
 module Xs (D : sig
   val domid : int
+  (** The calling domain. *)
 end) : Vchan_rs.Xenstore.XS with type acl = perms
