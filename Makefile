@@ -93,7 +93,7 @@ doc-rust:
 
 doc-ocaml:
 	@bash scripts/setup.sh --check doc
-	sh scripts/check-ocaml-docs.sh ocaml/*.mli ocaml/s.ml ocaml/lwt-unix/*.mli
+	sh scripts/check-ocaml-docs.sh ocaml/*.mli ocaml/s.ml ocaml/lwt-unix/*.mli ocaml/xen/*.mli
 	@mkdir -p _build
 	dune build @doc 2> _build/odoc.log || { cat _build/odoc.log; exit 1; }
 	sh scripts/check-odoc-log.sh < _build/odoc.log
