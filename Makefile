@@ -21,7 +21,8 @@ VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-ocaml test-opam test-release \
-	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean
+	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
+	test-mirage-xen
 
 all: build
 
@@ -104,6 +105,12 @@ install: build
 
 uninstall:
 	dune uninstall --prefix "$(PREFIX)" vchan-rs
+
+# vchan-rs-xen for Solo5's xen target, against mirage-xen from the pinned
+# sources (../shared/thirdparty), in the OCaml 5.4.1 chroot; ocaml-vchan's
+# lib_test/mirage unikernels and mirage-qubes, names changed, link for Xen.
+test-mirage-xen:
+	bash scripts/test-mirage-xen.sh
 
 fmt-check:
 	cargo fmt --all -- --check

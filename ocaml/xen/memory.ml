@@ -12,7 +12,8 @@ let int32_of_grant = Gntref.to_int32
 type share = Export.t
 
 let grants_of_share = Export.refs
-let buf_of_share = Export.mapping
+(* io-page 3's Io_page.t is private: a coercion, not a copy. *)
+let buf_of_share s = (Export.mapping s :> Vchan_rs.S.page)
 
 let share ~domid ~npages ~rw =
   match Export.share_pages ~domid ~count:npages ~writable:rw with
@@ -24,7 +25,7 @@ let unshare = Export.unshare ~release_refs:true
 
 type mapping = Import.Local_mapping.t
 
-let buf_of_mapping = Import.Local_mapping.to_buf
+let buf_of_mapping m = (Import.Local_mapping.to_buf m :> Vchan_rs.S.page)
 
 let mapped what = function Ok m -> m | Error (`Msg m) -> system what m
 

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# make test-mirage-xen: vchan-rs-xen (ocaml/xen) against mirage-xen, for
+# Solo5's xen target, as opam-monorepo would build it.
+#   usage: test-mirage-xen.sh
+# On the host: makes (or reuses) the OCaml 5.4.1 chroot with Solo5 and
+# ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks mirage-xen and its
+# dependencies from the pinned tarballs into a scratch duniverse
+# (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty),
+# copies the project's source beside them, then, in the chroot, builds in the
+# workspace's solo5 context:
+#   1. the library vchan-rs-xen;
+#   2. ocaml-vchan's lib_test/mirage server and client unikernels, their
+#      unikernel.ml taken from ocaml-vchan.tar.gz with only names changed
+#      (vchan-xen -> vchan-rs-xen, Vchan_xen -> Vchan_rs_xen, Vchan ->
+#      Vchan_rs), linked for Xen (-z solo5-abi=xen) with test/mirage-xen's
+#      main programs and the Mirage 3 names they use (OS, Mirage_console_lwt),
+#      then checked with `solo5-elftool query-abi`;
+#   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz with
+#      only names changed (vchan-xen -> vchan-rs-xen, Vchan_xen ->
+#      Vchan_rs_xen, Vchan -> Vchan_rs), and a unikernel using it, linked
+#      for Xen and checked the same way.
+# Nothing runs: there is no Xen here. Prints one line per check and a closing
+# `test result:` line; exits 1 if a check failed.
+# Scratch workspace: _build/mirage-xen (inside the project, which is all the
+# chroot sees), with its own cargo target directory.
+set -euo pipefail
+
+project=$(cd "$(dirname "$0")/.." && pwd)
+ws=$project/_build/mirage-xen
+
+# The duniverse: mirage-xen and what it needs, built from source in the solo5
+# context. fmt, logs and cmdliner build with topkg upstream: dune files below.
+duniverse=(lwt ocaml-cstruct ocaml-xenstore shared-memory-ring lwt-dllist io-page
+    fmt-upstream logs-upstream cmdliner mirage bheap duration metrics mirage-sleep
+    mirage-xen ohex)
+
+# The renaming, and nothing else (a word-bounded Vchan: Vchan_xen is renamed
+# by the first expression, not the third).
+rename='s/\bvchan-xen\b/vchan-rs-xen/g; s/\bVchan_xen\b/Vchan_rs_xen/g; s/\bVchan\b/Vchan_rs/g'
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "test-mirage-xen: ok: $1"; }
+fail() { failed=$((failed + 1)); echo "test-mirage-xen: FAILED: $1"; }
+
+# Built for Xen: solo5-elftool reads the ABI note of the binary.
+abi_xen() {
+    local out
+    out=$(solo5-elftool query-abi "$1" 2>&1) || { echo "$out"; return 1; }
+    echo "$out" | sed 's/^/    /'
+    grep -q '"target": "xen"' <<< "$out"
+}
+
+inside() {
+    cd "$ws"
+    export PATH="$1/bin:$PATH"
+    local built=_build/solo5
+    echo "test-mirage-xen: OCaml $(ocamlfind -toolchain solo5 ocamlopt -version) (solo5), dune $(dune --version)"
+    local t0=$SECONDS
+    if dune build --root . -j 1 --display quiet "./$built/vchan-rs/ocaml/xen/vchan_rs_xen.cmxa" 2>&1; then
+        pass "vchan-rs-xen builds for Solo5's xen target against mirage-xen ($((SECONDS - t0)) s)"
+    else
+        fail "vchan-rs-xen builds for Solo5's xen target against mirage-xen"
+    fi
+    local name exe
+    for name in vchan/server vchan/client qubes/main; do
+        exe=$built/unikernels/$name.exe
+        t0=$SECONDS
+        if dune build --root . -j 1 --display quiet "./$exe" 2>&1; then
+            pass "$name unikernel links with -z solo5-abi=xen ($((SECONDS - t0)) s)"
+            if abi_xen "$exe"; then pass "$name: solo5-elftool query-abi says xen"
+            else fail "$name: solo5-elftool query-abi says xen"; fi
+        else
+            fail "$name unikernel links with -z solo5-abi=xen"
+        fi
+    done
+    if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
+    echo "test result: $r. $passed passed; $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+if [ "${1:-}" = --inside ]; then
+    inside "$2"
+    exit
+fi
+
+# On the host.
+prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
+mkdir -p "$ws"
+bash "$project/scripts/duniverse.sh" "$ws/duniverse" "${duniverse[@]}" > /dev/null
+bash "$project/scripts/duniverse.sh" "$ws/upstream" ocaml-vchan mirage-qubes > /dev/null
+
+# dune files for the libraries that build with topkg (only the parts used).
+du=$ws/duniverse
+for p in fmt logs cmdliner; do
+    d=$p; [ "$p" = cmdliner ] || d=$p-upstream
+    printf '(lang dune 3.0)\n(package (name %s))\n' "$p" > "$du/$d/dune-project"
+done
+echo '(library (name fmt) (public_name fmt) (modules fmt) (wrapped false))' > "$du/fmt-upstream/src/dune"
+echo '(library (name logs) (public_name logs) (modules logs) (wrapped false))' > "$du/logs-upstream/src/dune"
+echo '(library (name logs_lwt) (public_name logs.lwt) (libraries lwt logs) (wrapped false))' > "$du/logs-upstream/src/lwt/dune"
+echo '(library (name cmdliner) (public_name cmdliner) (wrapped false))' > "$du/cmdliner/src/dune"
+
+# The project's source, as a duniverse holds it (no target/ or _build/); its
+# cargo target directory lives beside it and survives the copy.
+rm -rf "$ws/vchan-rs"
+mkdir -p "$ws/vchan-rs" "$ws/cargo-target"
+(cd "$project" && git ls-files -z --cached --others --exclude-standard |
+    xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
+    tar -C "$project" --null -T - -cf - | tar -C "$ws/vchan-rs" -xf -
+ln -s ../cargo-target "$ws/vchan-rs/target"
+
+# mirage-qubes with only names changed (a vendored copy of its own).
+rm -rf "$ws/renamed"
+mkdir -p "$ws/renamed"
+cp -r "$ws/upstream/mirage-qubes" "$ws/renamed/mirage-qubes"
+find "$ws/renamed/mirage-qubes" -type f \( -name '*.ml' -o -name '*.mli' -o -name dune \) \
+    -exec sed -i -E "$rename" {} +
+
+# The unikernels: test/mirage-xen's main programs and dune rules, and
+# ocaml-vchan's unikernel.ml with only names changed.
+# Its server/ and client/ hold the same unikernel.ml (both jobs).
+rm -rf "$ws/unikernels"
+cp -r "$project/test/mirage-xen/unikernels" "$ws/unikernels"
+lt=$ws/upstream/ocaml-vchan/lib_test/mirage
+cmp -s "$lt/server/unikernel.ml" "$lt/client/unikernel.ml" ||
+    { echo "test-mirage-xen: ocaml-vchan's server and client unikernel.ml differ: one file no longer serves both" >&2; exit 1; }
+sed -E "$rename" "$lt/server/unikernel.ml" > "$ws/unikernels/vchan/unikernel.ml"
+
+cat > "$ws/dune-project" << 'EOF'
+(lang dune 3.0)
+EOF
+cat > "$ws/dune-workspace" << 'EOF'
+(lang dune 3.0)
+(context (default))
+(context (default (name solo5) (toolchain solo5) (host default)
+  (disable_dynamically_linked_foreign_archives true)))
+EOF
+cat > "$ws/dune" << 'EOF'
+(vendored_dirs duniverse renamed)
+(data_only_dirs upstream cargo-target)
+EOF
+exec bash "$project/scripts/ocaml5-env.sh" run "$project" bash scripts/test-mirage-xen.sh --inside "$prefix"
