@@ -16,12 +16,12 @@
 
     This library does not depend on the [xenstore] package: {!XS} is the
     part of its [Xs_client_lwt.S] that the rendezvous uses, with the two
-    items that would name [Xs_protocol] ({!XS.acl} and {!XS.Eagain}) made
+    items that would name [Xs_protocol] ({!XS.val-acl} and {!XS.exception-Eagain}) made
     parameters. [Vchan_rs_xen.Xs] (library [vchan-rs-xen]) is mirage-xen's
     [Xen_os.Xs] with those two added. *)
 
 (** The xenstore client the rendezvous needs. [Xen_os.Xs] and every
-    [Xs_client_lwt.S] have all of it but {!acl} and {!Eagain}:
+    [Xs_client_lwt.S] have all of it but {!XS.val-acl} and {!XS.exception-Eagain}:
     [struct include Xen_os.Xs type acl = Xs_protocol.ACL.t let acl ...
     exception Eagain = Xs_protocol.Eagain end] is one. *)
 module type XS = sig
