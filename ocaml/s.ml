@@ -1,10 +1,11 @@
 (** Module types, written out to match mirage-flow 4's [Mirage_flow.S] and
     ocaml-vchan 6's [Vchan.S] ([ENDPOINT], [EVENTS], [MEMORY],
     [CONFIGURATION]) structurally, without depending on either package.
-    Modules written for ocaml-vchan's functor may not fit unchanged: a [MEMORY] returning io-page 3's private
-    [Io_page.t] (ocaml-vchan's [Memory_xen]) must coerce it (see {!page}),
-    and a [CONFIGURATION] from [Vchan.Xenstore.Make] takes [Vchan.Port.t]:
-    use {!Xenstore.Make} (library [vchan-rs-xen] has both for mirage-xen). *)
+    Modules written for ocaml-vchan's functor may not fit unchanged: a
+    [MEMORY] returning io-page 3's private [Io_page.t] (ocaml-vchan's
+    [Memory_xen]) must coerce it (see {!page}), and a [CONFIGURATION] from
+    [Vchan.Xenstore.Make] takes [Vchan.Port.t]: use {!Xenstore.Make}
+    (library [vchan-rs-xen] has both for mirage-xen). *)
 
 type page = (char, Bigarray.int8_unsigned_elt, Bigarray.c_layout) Bigarray.Array1.t
 (** Memory: one or more 4096-byte pages. io-page 3's [Io_page.t] is a
