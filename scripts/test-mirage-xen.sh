@@ -12,13 +12,14 @@
 #   2. ocaml-vchan's lib_test/mirage server and client unikernels, their
 #      unikernel.ml taken from ocaml-vchan.tar.gz with only names changed
 #      (vchan-xen -> vchan-rs-xen, Vchan_xen -> Vchan_rs_xen, Vchan ->
-#      Vchan_rs), linked for Xen (-z solo5-abi=xen) with test/mirage-xen's
+#      Vchan_rs, by docs/mirage.md's rename.sh block), linked for Xen
+#      (-z solo5-abi=xen) with test/mirage-xen's
 #      main programs and the Mirage 3 names they use (OS, Mirage_console_lwt),
 #      then checked with `solo5-elftool query-abi`;
-#   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz with
-#      only names changed (vchan-xen -> vchan-rs-xen, Vchan_xen ->
-#      Vchan_rs_xen, Vchan -> Vchan_rs), and a unikernel using it, linked
-#      for Xen and checked the same way.
+#   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz
+#      renamed the same way, and a unikernel using it, linked for Xen and
+#      checked the same way.
+# Before that, on the host, it runs docs/mirage.md's rustup.sh block.
 # Nothing runs: there is no Xen here. Prints one line per check and a closing
 # `test result:` line; exits 1 if a check failed.
 # Scratch workspace: _build/mirage-xen (inside the project, which is all the
@@ -34,9 +35,8 @@ duniverse=(lwt ocaml-cstruct ocaml-xenstore shared-memory-ring lwt-dllist io-pag
     fmt-upstream logs-upstream cmdliner mirage bheap duration metrics mirage-sleep
     mirage-xen ohex)
 
-# The renaming, and nothing else (a word-bounded Vchan: Vchan_xen is renamed
-# by the first expression, not the third).
-rename='s/\bvchan-xen\b/vchan-rs-xen/g; s/\bVchan_xen\b/Vchan_rs_xen/g; s/\bVchan\b/Vchan_rs/g'
+# docs/mirage.md's commands, as the page has them.
+block() { sh "$project/scripts/readme-block.sh" "$project/docs/mirage.md" "$1"; }
 
 passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "test-mirage-xen: ok: $1"; }
@@ -84,6 +84,8 @@ if [ "${1:-}" = --inside ]; then
 fi
 
 # On the host.
+echo "test-mirage-xen: docs/mirage.md: $(block rustup.sh | tr -s ' \n' ' ')"
+PATH="$HOME/.cargo/bin:$PATH" sh -eu <(block rustup.sh)
 prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
 mkdir -p "$ws"
 bash "$project/scripts/duniverse.sh" "$ws/duniverse" "${duniverse[@]}" > /dev/null
@@ -113,8 +115,8 @@ ln -s ../cargo-target "$ws/vchan-rs/target"
 rm -rf "$ws/renamed"
 mkdir -p "$ws/renamed"
 cp -r "$ws/upstream/mirage-qubes" "$ws/renamed/mirage-qubes"
-find "$ws/renamed/mirage-qubes" -type f \( -name '*.ml' -o -name '*.mli' -o -name dune \) \
-    -exec sed -i -E "$rename" {} +
+block rename.sh > "$ws/rename.sh"
+(cd "$ws/renamed/mirage-qubes" && sh -eu "$ws/rename.sh")
 
 # The unikernels: test/mirage-xen's main programs and dune rules, and
 # ocaml-vchan's unikernel.ml with only names changed.
@@ -124,7 +126,10 @@ cp -r "$project/test/mirage-xen/unikernels" "$ws/unikernels"
 lt=$ws/upstream/ocaml-vchan/lib_test/mirage
 cmp -s "$lt/server/unikernel.ml" "$lt/client/unikernel.ml" ||
     { echo "test-mirage-xen: ocaml-vchan's server and client unikernel.ml differ: one file no longer serves both" >&2; exit 1; }
-sed -E "$rename" "$lt/server/unikernel.ml" > "$ws/unikernels/vchan/unikernel.ml"
+mkdir "$ws/renamed/lib_test-mirage"
+cp "$lt/server/unikernel.ml" "$ws/renamed/lib_test-mirage/"
+(cd "$ws/renamed/lib_test-mirage" && sh -eu "$ws/rename.sh")
+cp "$ws/renamed/lib_test-mirage/unikernel.ml" "$ws/unikernels/vchan/"
 
 cat > "$ws/dune-project" << 'EOF'
 (lang dune 3.0)
