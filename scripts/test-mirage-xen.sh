@@ -8,7 +8,7 @@
 # (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty),
 # copies the project's source beside them, then, in the chroot, builds in the
 # workspace's solo5 context:
-#   1. the library vchan-rs-xen;
+#   1. the library vchan-rs-xen, and a check that it is a Mirage_flow.S;
 #   2. ocaml-vchan's lib_test/mirage server and client unikernels, their
 #      unikernel.ml taken from ocaml-vchan.tar.gz with only names changed
 #      (vchan-xen -> vchan-rs-xen, Vchan_xen -> Vchan_rs_xen, Vchan ->
@@ -33,7 +33,7 @@ ws=$project/_build/mirage-xen
 # context. fmt, logs and cmdliner build with topkg upstream: dune files below.
 duniverse=(lwt ocaml-cstruct ocaml-xenstore shared-memory-ring lwt-dllist io-page
     fmt-upstream logs-upstream cmdliner mirage bheap duration metrics mirage-sleep
-    mirage-xen ohex)
+    mirage-xen ohex mirage-flow)
 
 # docs/mirage.md's commands, as the page has them.
 block() { sh "$project/scripts/readme-block.sh" "$project/docs/mirage.md" "$1"; }
@@ -60,6 +60,12 @@ inside() {
         pass "vchan-rs-xen builds for Solo5's xen target against mirage-xen ($((SECONDS - t0)) s)"
     else
         fail "vchan-rs-xen builds for Solo5's xen target against mirage-xen"
+    fi
+    t0=$SECONDS
+    if dune build --root . -j 1 --display quiet "./$built/unikernels/drop_in/drop_in_check.cmxa" 2>&1; then
+        pass "Vchan_rs_xen is a Mirage_flow.S of mirage-flow 4 ($((SECONDS - t0)) s)"
+    else
+        fail "Vchan_rs_xen is a Mirage_flow.S of mirage-flow 4"
     fi
     local name exe
     for name in vchan/server vchan/client qubes/main; do
