@@ -8,6 +8,9 @@
 # (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty),
 # copies the project's source beside them, then, in the chroot, builds in the
 # workspace's solo5 context:
+#   0. in the default context (a Linux program): Vchan_rs.Xenstore.Make
+#      against ocaml-vchan's Vchan.Xenstore.Make over one in-memory store
+#      (test/mirage-xen/xenstore_compat);
 #   1. the library vchan-rs-xen, and a check that it is a Mirage_flow.S;
 #   2. ocaml-vchan's lib_test/mirage server and client unikernels, their
 #      unikernel.ml taken from ocaml-vchan.tar.gz with only names changed
@@ -33,7 +36,7 @@ ws=$project/_build/mirage-xen
 # context. fmt, logs and cmdliner build with topkg upstream: dune files below.
 duniverse=(lwt ocaml-cstruct ocaml-xenstore shared-memory-ring lwt-dllist io-page
     fmt-upstream logs-upstream cmdliner mirage bheap duration metrics mirage-sleep
-    mirage-xen ohex mirage-flow)
+    mirage-xen ohex mirage-flow ocaml-vchan)
 
 # docs/mirage.md's commands, as the page has them.
 block() { sh "$project/scripts/readme-block.sh" "$project/docs/mirage.md" "$1"; }
@@ -55,7 +58,20 @@ inside() {
     export PATH="$1/bin:$PATH"
     local built=_build/solo5
     echo "test-mirage-xen: OCaml $(ocamlfind -toolchain solo5 ocamlopt -version) (solo5), dune $(dune --version)"
-    local t0=$SECONDS
+    local t0=$SECONDS line
+    if dune build --root . -j 1 --display quiet ./_build/default/xenstore_compat/compat.exe 2>&1; then
+        pass "xenstore_compat builds against ocaml-vchan ($((SECONDS - t0)) s)"
+        while IFS= read -r line; do
+            case $line in
+                "xenstore-compat: ok: "*) pass "${line#xenstore-compat: ok: }" ;;
+                "xenstore-compat: FAILED: "*) fail "${line#xenstore-compat: FAILED: }" ;;
+                *) echo "$line" ;;
+            esac
+        done < <(./_build/default/xenstore_compat/compat.exe 2>&1 || echo "xenstore-compat: FAILED: compat.exe exited with status $?")
+    else
+        fail "xenstore_compat builds against ocaml-vchan"
+    fi
+    t0=$SECONDS
     if dune build --root . -j 1 --display quiet "./$built/vchan-rs/ocaml/xen/vchan_rs_xen.cmxa" 2>&1; then
         pass "vchan-rs-xen builds for Solo5's xen target against mirage-xen ($((SECONDS - t0)) s)"
     else
@@ -127,8 +143,8 @@ block rename.sh > "$ws/rename.sh"
 # The unikernels: test/mirage-xen's main programs and dune rules, and
 # ocaml-vchan's unikernel.ml with only names changed.
 # Its server/ and client/ hold the same unikernel.ml (both jobs).
-rm -rf "$ws/unikernels"
-cp -r "$project/test/mirage-xen/unikernels" "$ws/unikernels"
+rm -rf "$ws/unikernels" "$ws/xenstore_compat"
+cp -r "$project/test/mirage-xen/unikernels" "$project/test/mirage-xen/xenstore_compat" "$ws/"
 lt=$ws/upstream/ocaml-vchan/lib_test/mirage
 cmp -s "$lt/server/unikernel.ml" "$lt/client/unikernel.ml" ||
     { echo "test-mirage-xen: ocaml-vchan's server and client unikernel.ml differ: one file no longer serves both" >&2; exit 1; }
