@@ -6,11 +6,11 @@
 # ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks mirage-xen and its
 # dependencies from the pinned tarballs into a scratch duniverse
 # (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty),
-# copies the project's source beside them, then, in the chroot, builds in the
-# workspace's solo5 context:
-#   0. in the default context (a Linux program): Vchan_rs.Xenstore.Make
-#      against ocaml-vchan's Vchan.Xenstore.Make over one in-memory store
-#      (test/mirage-xen/xenstore_compat);
+# copies the project's source beside them, then, in the chroot, builds:
+#   0. in the workspace's default context, a Linux program that runs
+#      Vchan_rs.Xenstore.Make against ocaml-vchan's Vchan.Xenstore.Make over
+#      one in-memory store (test/mirage-xen/xenstore_compat);
+#   then, in its solo5 context,
 #   1. the library vchan-rs-xen, and a check that it is a Mirage_flow.S;
 #   2. ocaml-vchan's lib_test/mirage server and client unikernels, their
 #      unikernel.ml taken from ocaml-vchan.tar.gz with only names changed
@@ -111,7 +111,7 @@ PATH="$HOME/.cargo/bin:$PATH" sh -eu <(block rustup.sh)
 prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
 mkdir -p "$ws"
 bash "$project/scripts/duniverse.sh" "$ws/duniverse" "${duniverse[@]}" > /dev/null
-bash "$project/scripts/duniverse.sh" "$ws/upstream" ocaml-vchan mirage-qubes > /dev/null
+bash "$project/scripts/duniverse.sh" "$ws/upstream" mirage-qubes > /dev/null
 
 # dune files for the libraries that build with topkg (only the parts used).
 du=$ws/duniverse
@@ -133,7 +133,8 @@ mkdir -p "$ws/vchan-rs" "$ws/cargo-target"
     tar -C "$project" --null -T - -cf - | tar -C "$ws/vchan-rs" -xf -
 ln -s ../cargo-target "$ws/vchan-rs/target"
 
-# mirage-qubes with only names changed (a vendored copy of its own).
+# mirage-qubes with only names changed (a vendored copy of its own; the
+# pristine one in upstream/ is not built).
 rm -rf "$ws/renamed"
 mkdir -p "$ws/renamed"
 cp -r "$ws/upstream/mirage-qubes" "$ws/renamed/mirage-qubes"
@@ -145,7 +146,7 @@ block rename.sh > "$ws/rename.sh"
 # Its server/ and client/ hold the same unikernel.ml (both jobs).
 rm -rf "$ws/unikernels" "$ws/xenstore_compat"
 cp -r "$project/test/mirage-xen/unikernels" "$project/test/mirage-xen/xenstore_compat" "$ws/"
-lt=$ws/upstream/ocaml-vchan/lib_test/mirage
+lt=$ws/duniverse/ocaml-vchan/lib_test/mirage
 cmp -s "$lt/server/unikernel.ml" "$lt/client/unikernel.ml" ||
     { echo "test-mirage-xen: ocaml-vchan's server and client unikernel.ml differ: one file no longer serves both" >&2; exit 1; }
 mkdir "$ws/renamed/lib_test-mirage"
