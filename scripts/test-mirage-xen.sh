@@ -19,6 +19,8 @@
 #      (-z solo5-abi=xen) with test/mirage-xen's
 #      main programs and the Mirage 3 names they use (OS, Mirage_console_lwt),
 #      then checked with `solo5-elftool query-abi`;
+#      As a control, the same unikernels, not renamed, link against
+#      ocaml-vchan's own vchan-xen (unikernels/vchan-xen);
 #   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz
 #      renamed the same way, and a unikernel using it, linked for Xen and
 #      checked the same way.
@@ -84,7 +86,7 @@ inside() {
         fail "Vchan_rs_xen is a Mirage_flow.S of mirage-flow 4"
     fi
     local name exe
-    for name in vchan/server vchan/client qubes/main; do
+    for name in vchan-xen/server vchan/server vchan/client qubes/main; do
         exe=$built/unikernels/$name.exe
         t0=$SECONDS
         if dune build --root . -j 1 --display quiet "./$exe" 2>&1; then
@@ -153,6 +155,10 @@ mkdir "$ws/renamed/lib_test-mirage"
 cp "$lt/server/unikernel.ml" "$ws/renamed/lib_test-mirage/"
 (cd "$ws/renamed/lib_test-mirage" && sh -eu "$ws/rename.sh")
 cp "$ws/renamed/lib_test-mirage/unikernel.ml" "$ws/unikernels/vchan/"
+# The control: the same, unrenamed, over ocaml-vchan's own vchan-xen.
+cp -r "$ws/unikernels/vchan" "$ws/unikernels/vchan-xen"
+cp "$lt/server/unikernel.ml" "$ws/unikernels/vchan-xen/"
+sed -i 's/\bvchan-rs-xen\b/vchan-xen/' "$ws/unikernels/vchan-xen/dune"
 
 cat > "$ws/dune-project" << 'EOF'
 (lang dune 3.0)
