@@ -57,10 +57,12 @@ test-ocaml:
 	dune build
 	dune test --force
 
-# The opam file is dune's (dune-project), lint-clean, and asks for the Rust
-# that Cargo.toml's rust-version names.
+# The opam file is dune's (dune-project), lint-clean, lists Cargo.lock's
+# crates as extra-sources and asks for the Rust that Cargo.toml's
+# rust-version names; and what opam pin does builds offline and installs.
 test-opam:
 	bash scripts/check-opam.sh
+	bash scripts/test-opam-pin.sh
 
 release:
 	bash scripts/release.sh dist

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # vchan-rs.opam: what dune generates from dune-project (+ the template),
-# `opam lint` clean (no opam repository needed), and naming the Rust
-# version of Cargo.toml's rust-version.
+# `opam lint` clean (no opam repository needed), listing Cargo.lock's crates
+# as extra-sources, and naming the Rust version of Cargo.toml's rust-version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -27,6 +27,7 @@ rust() {
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 check "vchan-rs.opam is dune's (generate_opam_files)" generated
 check "opam lint vchan-rs.opam" lint
+check "the opam file's extra-sources are Cargo.lock's crates" bash scripts/opam-crates.sh --check
 check "the Rust version of opam's message and the description is Cargo.toml's rust-version" rust
 if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
 echo "test result: $r. $passed passed; $failed failed"
