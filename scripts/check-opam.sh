@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Each package's opam file (vchan-rs.opam, vchan-rs-xen.opam): what dune
 # generates from dune-project (+ vchan-rs's template), `opam lint` clean (no
-# opam repository needed); and vchan-rs.opam naming the Rust version of
-# Cargo.toml's rust-version.
+# opam repository needed); and vchan-rs.opam listing Cargo.lock's crates as
+# extra-sources and naming the Rust version of Cargo.toml's rust-version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -30,6 +30,7 @@ for opam in vchan-rs.opam vchan-rs-xen.opam; do
     check "$opam is dune's (generate_opam_files)" generated "$opam"
     check "opam lint $opam" lint "$opam"
 done
+check "the opam file's extra-sources are Cargo.lock's crates" bash scripts/opam-crates.sh --check
 check "the Rust version of opam's message and the description is Cargo.toml's rust-version" rust
 if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
 echo "test result: $r. $passed passed; $failed failed"
