@@ -13,7 +13,7 @@ set -euo pipefail
 
 build=(gcc make binutils ocaml-nox ocaml-dune ocaml-findlib
        liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev)
-test=(libalcotest-ocaml-dev libxen-dev xen-utils-4.17 opam strace)
+test=(libalcotest-ocaml-dev libxen-dev xen-utils-4.17 opam opam-installer strace)
 doc=(ocaml-odoc)
 
 mode=${1:-}
