@@ -5,8 +5,9 @@
 # On the host: makes (or reuses) the OCaml 5.4.1 chroot with Solo5 and
 # ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks mirage-xen and its
 # dependencies from the pinned tarballs into a scratch duniverse
-# (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty),
-# copies the project's source beside them, then, in the chroot, builds:
+# (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty)
+# beside a copy of the project's source (scripts/unikernel-workspace.sh),
+# then, in the chroot, builds:
 #   0. in the workspace's default context, a Linux program that runs
 #      Vchan_rs.Xenstore.Make against ocaml-vchan's Vchan.Xenstore.Make over
 #      one in-memory store (test/mirage-xen/xenstore_compat);
@@ -111,7 +112,7 @@ fi
 echo "test-mirage-xen: docs/mirage.md: $(block rustup.sh | tr -s ' \n' ' ')"
 PATH="$HOME/.cargo/bin:$PATH" sh -eu <(block rustup.sh)
 prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
-mkdir -p "$ws"
+bash "$project/scripts/unikernel-workspace.sh" "$ws"
 bash "$project/scripts/duniverse.sh" "$ws/duniverse" "${duniverse[@]}" > /dev/null
 bash "$project/scripts/duniverse.sh" "$ws/upstream" mirage-qubes > /dev/null
 
@@ -125,15 +126,6 @@ echo '(library (name fmt) (public_name fmt) (modules fmt) (wrapped false))' > "$
 echo '(library (name logs) (public_name logs) (modules logs) (wrapped false))' > "$du/logs-upstream/src/dune"
 echo '(library (name logs_lwt) (public_name logs.lwt) (libraries lwt logs) (wrapped false))' > "$du/logs-upstream/src/lwt/dune"
 echo '(library (name cmdliner) (public_name cmdliner) (wrapped false))' > "$du/cmdliner/src/dune"
-
-# The project's source, as a duniverse holds it (no target/ or _build/); its
-# cargo target directory lives beside it and survives the copy.
-rm -rf "$ws/vchan-rs"
-mkdir -p "$ws/vchan-rs" "$ws/cargo-target"
-(cd "$project" && git ls-files -z --cached --others --exclude-standard |
-    xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-    tar -C "$project" --null -T - -cf - | tar -C "$ws/vchan-rs" -xf -
-ln -s ../cargo-target "$ws/vchan-rs/target"
 
 # mirage-qubes with only names changed (a vendored copy of its own; the
 # pristine one in upstream/ is not built).
@@ -160,15 +152,6 @@ cp -r "$ws/unikernels/vchan" "$ws/unikernels/vchan-xen"
 cp "$lt/server/unikernel.ml" "$ws/unikernels/vchan-xen/"
 sed -i 's/\bvchan-rs-xen\b/vchan-xen/' "$ws/unikernels/vchan-xen/dune"
 
-cat > "$ws/dune-project" << 'EOF'
-(lang dune 3.0)
-EOF
-cat > "$ws/dune-workspace" << 'EOF'
-(lang dune 3.0)
-(context (default))
-(context (default (name solo5) (toolchain solo5) (host default)
-  (disable_dynamically_linked_foreign_archives true)))
-EOF
 cat > "$ws/dune" << 'EOF'
 (vendored_dirs duniverse renamed)
 (data_only_dirs upstream cargo-target)

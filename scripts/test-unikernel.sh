@@ -6,10 +6,8 @@
 # On the host: makes (or reuses) the OCaml 5.4.1 chroot with Solo5 and
 # ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks lwt and cstruct
 # from the pinned tarballs into a scratch duniverse (scripts/duniverse.sh;
-# $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty), copies the project's
-# source (in a git checkout: its tracked and untracked, not ignored, files;
-# else all but _build, target and dist) beside them, then, in
-# the chroot, builds the workspace's two contexts (default: the Linux
+# $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty) beside a copy of the
+# project's source (scripts/unikernel-workspace.sh), then, in the chroot, builds the workspace's two contexts (default: the Linux
 # process; solo5: the unikernel, vchan-rs's archive for x86_64-unknown-none),
 # runs both, and checks that every case printed its `ok` line, the closing
 # `N passed, 0 failed` line, and exit status 0.
@@ -94,30 +92,10 @@ fi
 # x86_64-unknown-none target: setup.sh's build group adds it.
 bash "$project/scripts/setup.sh" --install build
 prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
-mkdir -p "$ws"
+bash "$project/scripts/unikernel-workspace.sh" "$ws"
 bash "$project/scripts/duniverse.sh" "$ws/duniverse" lwt ocaml-cstruct > /dev/null
-# The project's source, as a duniverse holds it (no target/ or _build/); its
-# cargo target directory lives beside it and survives the copy.
-rm -rf "$ws/vchan-rs"
-mkdir -p "$ws/vchan-rs" "$ws/cargo-target"
-if git -C "$project" rev-parse --is-inside-work-tree > /dev/null 2>&1; then
-    (cd "$project" && git ls-files -z --cached --others --exclude-standard |
-        xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh) |
-        tar -C "$project" --null -T - -cf - | tar -C "$ws/vchan-rs" -xf -
-else # a release tarball's tree
-    tar -C "$project" --exclude=./_build --exclude=./target --exclude=./dist -cf - . |
-        tar -C "$ws/vchan-rs" -xf -
-fi
-ln -s ../cargo-target "$ws/vchan-rs/target"
-cat > "$ws/dune-project" << 'EOF'
-(lang dune 3.0)
-EOF
-cat > "$ws/dune-workspace" << 'EOF'
-(lang dune 3.0)
-(context (default))
-(context (default (name solo5) (toolchain solo5) (host default)))
-EOF
 cat > "$ws/dune" << 'EOF'
 (vendored_dirs duniverse)
+(data_only_dirs cargo-target)
 EOF
 exec bash "$project/scripts/ocaml5-env.sh" run "$project" bash scripts/test-unikernel.sh --inside "$prefix"
