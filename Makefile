@@ -7,7 +7,9 @@
 #   make doc      API docs; prints where they are
 #   make test-unikernel  the functor's cases in a Solo5 (spt) unikernel built
 #                 with OCaml 5.4.1 and ocaml-solo5 in a chroot, and their
-#                 timings next to a Linux process (scripts/test-unikernel.sh)
+#                 timings next to a Linux process (scripts/test-unikernel.sh);
+#                 then make test-mirage-xen: vchan-rs-xen, ocaml-vchan's
+#                 Mirage tests and mirage-qubes linked for Solo5's xen target
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
 #                 table, writes bench/results/bench.{csv,svg} (< 10 minutes;
@@ -66,6 +68,7 @@ test-ocaml:
 # sources of ../shared/thirdparty.
 test-unikernel:
 	bash scripts/test-unikernel.sh
+	$(MAKE) test-mirage-xen
 
 # The opam file is dune's (dune-project), lint-clean, lists Cargo.lock's
 # crates as extra-sources and asks for the Rust that Cargo.toml's
