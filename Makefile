@@ -12,7 +12,7 @@
 #                 Mirage tests and mirage-qubes linked for Solo5's xen target
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
-#                 table, writes bench/results/bench.{csv,svg} (< 10 minutes;
+#                 table, writes bench/results/bench.{csv,svg} (docs/benchmarks.md;
 #                 make test runs it on a few MiB). BENCH_ARGS: e.g. --runs 3
 #   make install PREFIX=/usr/local    binaries, man pages, the OCaml library
 #   make uninstall PREFIX=/usr/local

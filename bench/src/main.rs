@@ -1118,8 +1118,9 @@ fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
     std::fs::write(path, svg)
 }
 
-/// The targets of issue 13, read from this run's medians.
-fn print_targets(rows: &[RowOut]) {
+/// The performance targets, read from this run's medians, as a Markdown
+/// table (docs/benchmarks.md carries the one of bench/results/bench.csv).
+fn targets_table(rows: &[RowOut]) -> String {
     let cell = |w: Work, c: Column| {
         rows.iter()
             .find(|r| r.work == w)
@@ -1201,10 +1202,7 @@ fn print_targets(rows: &[RowOut]) {
             "<= 2 (+0.05)",
         ));
     }
-    println!("Targets of issue 13 (this run):");
-    println!();
-    println!("| target | measured | goal | holds |");
-    println!("|---|---|---|---|");
+    let mut out = String::from("| target | measured | goal | holds |\n|---|---|---|---|\n");
     for (name, v, ok, goal) in t {
         let holds = if !v.is_finite() {
             "not measured"
@@ -1213,8 +1211,32 @@ fn print_targets(rows: &[RowOut]) {
         } else {
             "no"
         };
-        println!("| {name} | {} | {goal} | {holds} |", fmt(v));
+        out.push_str(&format!("| {name} | {} | {goal} | {holds} |\n", fmt(v)));
     }
+    out
+}
+
+/// The table of medians and within-row ratios, in Markdown
+/// (docs/benchmarks.md carries the one of bench/results/bench.csv).
+fn results_table(rows: &[RowOut]) -> String {
+    let mut head: Vec<String> = vec!["workload".into()];
+    head.extend(COLUMNS.iter().map(|c| c.title().to_owned()));
+    head.push("vchan-rs / C".into());
+    head.push("vchan-rs / socket".into());
+    head.push("vchan-rs / limit".into());
+    head.push("OCaml / vchan-rs".into());
+    let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
+    for r in rows {
+        let mut cells = vec![r.work.title()];
+        cells.extend(r.median.iter().map(|&v| fmt(v)));
+        let p = |a: Column, b: Column| fmt_ratio(paired(r, a, b));
+        cells.push(p(Column::VchanRs, Column::C));
+        cells.push(p(Column::VchanRs, Column::Socket));
+        cells.push(p(Column::VchanRs, Column::Limit));
+        cells.push(p(Column::OCaml, Column::VchanRs));
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
 }
 
 fn main() {
@@ -1355,26 +1377,11 @@ fn main() {
         println!("- {m}");
     }
     println!();
-    let mut head: Vec<String> = vec!["workload".into()];
-    head.extend(COLUMNS.iter().map(|c| c.title().to_owned()));
-    head.push("vchan-rs / C".into());
-    head.push("vchan-rs / socket".into());
-    head.push("vchan-rs / limit".into());
-    head.push("OCaml / vchan-rs".into());
-    println!("| {} |", head.join(" | "));
-    println!("|{}", "---|".repeat(head.len()));
-    for r in &rows {
-        let mut cells = vec![r.work.title()];
-        cells.extend(r.median.iter().map(|&v| fmt(v)));
-        let p = |a: Column, b: Column| fmt_ratio(paired(r, a, b));
-        cells.push(p(Column::VchanRs, Column::C));
-        cells.push(p(Column::VchanRs, Column::Socket));
-        cells.push(p(Column::VchanRs, Column::Limit));
-        cells.push(p(Column::OCaml, Column::VchanRs));
-        println!("| {} |", cells.join(" | "));
-    }
+    print!("{}", results_table(&rows));
     println!();
-    print_targets(&rows);
+    println!("Targets (this run):");
+    println!();
+    print!("{}", targets_table(&rows));
     println!();
     println!("How often the measuring side (stream reader, pinger) slept per run (voluntary context switches, median):");
     println!();
@@ -1460,5 +1467,82 @@ fn main() {
             println!("FAILED: {e}");
         }
         std::process::exit(1);
+    }
+}
+
+/// The rows of a CSV that [`write_csv`] wrote, for the tables of
+/// docs/benchmarks.md.
+#[cfg(test)]
+fn read_csv(text: &str) -> Vec<RowOut> {
+    fn fields(line: &str) -> Vec<String> {
+        let (mut out, mut cur, mut quoted, mut chars) =
+            (Vec::new(), String::new(), false, line.chars().peekable());
+        while let Some(c) = chars.next() {
+            match c {
+                '"' if quoted && chars.peek() == Some(&'"') => {
+                    cur.push('"');
+                    chars.next();
+                }
+                '"' => quoted = !quoted,
+                ',' if !quoted => out.push(std::mem::take(&mut cur)),
+                c => cur.push(c),
+            }
+        }
+        out.push(cur);
+        out
+    }
+    let num = |s: &str| s.parse::<f64>().unwrap_or(f64::NAN);
+    let mut rows: Vec<RowOut> = Vec::new();
+    for line in text.lines().skip(1) {
+        let f = fields(line);
+        assert_eq!(f.len(), 7, "bench.csv: {line}");
+        let work = works(1)
+            .into_iter()
+            .map(|(w, _)| w)
+            .find(|w| w.title() == f[0])
+            .unwrap_or_else(|| panic!("bench.csv: unknown workload {:?}", f[0]));
+        let at = COLUMNS
+            .iter()
+            .position(|c| c.title() == f[2])
+            .unwrap_or_else(|| panic!("bench.csv: unknown column {:?}", f[2]));
+        if rows.last().is_none_or(|r| r.work != work) {
+            let n = COLUMNS.len();
+            rows.push(RowOut {
+                work,
+                median: vec![f64::NAN; n],
+                runs: vec![Vec::new(); n],
+                sleeps: vec![f64::NAN; n],
+                notes: vec![String::new(); n],
+            });
+        }
+        let r = rows.last_mut().unwrap();
+        r.median[at] = num(&f[3]);
+        r.runs[at] = f[4].split_whitespace().map(num).collect();
+        r.sleeps[at] = num(&f[5]);
+        r.notes[at] = f[6].clone();
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    /// docs/benchmarks.md's two tables are those of bench/results/bench.csv,
+    /// the run whose chart it shows: after a `make bench`, copy them from
+    /// its output (or from this test's message).
+    #[test]
+    fn docs_tables_are_the_results() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let csv = std::fs::read_to_string(dir.join("results/bench.csv")).unwrap();
+        let rows = super::read_csv(&csv);
+        let doc = std::fs::read_to_string(dir.join("../docs/benchmarks.md")).unwrap();
+        for (what, table) in [
+            ("results", super::results_table(&rows)),
+            ("targets", super::targets_table(&rows)),
+        ] {
+            assert!(
+                doc.contains(&format!("\n{table}\n")),
+                "docs/benchmarks.md lacks the {what} table of bench/results/bench.csv, which is:\n{table}"
+            );
+        }
     }
 }
