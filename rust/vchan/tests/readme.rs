@@ -1,13 +1,14 @@
-//! The README's Rust examples are `examples/server.rs` and
-//! `examples/client.rs` word for word, and run against each other as two
-//! processes (domains 0 and 1 of the unix backend).
+//! The README's Rust example is `examples/server.rs` word for word; it and
+//! `examples/client.rs` run against each other as two processes (domains 0
+//! and 1 of the unix backend); and the README's `Cargo.toml` block builds
+//! the client as a project outside this workspace.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// Every fenced ```` ```rust ```` block of the README, with the file named
+/// Every fenced ```` ```LANG ```` block of the README, with the file named
 /// by the `<!-- file: NAME -->` line above it.
-fn readme_rust_blocks() -> Vec<(String, String)> {
+fn readme_blocks(lang: &str) -> Vec<(String, String)> {
     let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md");
     let text = std::fs::read_to_string(&readme).unwrap();
     let mut blocks = Vec::new();
@@ -29,7 +30,7 @@ fn readme_rust_blocks() -> Vec<(String, String)> {
             .and_then(|l| l.strip_suffix(" -->"))
         {
             name = Some(n.to_owned());
-        } else if line.starts_with("```rust") {
+        } else if line.strip_prefix("```") == Some(lang) {
             body = Some(String::new());
         } else if line.starts_with("```") {
             name = None;
@@ -40,9 +41,9 @@ fn readme_rust_blocks() -> Vec<(String, String)> {
 
 #[test]
 fn readme_rust_blocks_are_the_examples() {
-    let blocks = readme_rust_blocks();
+    let blocks = readme_blocks("rust");
     let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["examples/server.rs", "examples/client.rs"]);
+    assert_eq!(names, ["examples/server.rs"]);
     for (name, body) in &blocks {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
         let want = std::fs::read_to_string(&file).unwrap();
@@ -98,4 +99,50 @@ fn readme_examples_talk() {
     assert!(c.status.success() && s.status.success(), "{c:?} {s:?}");
     assert_eq!(String::from_utf8_lossy(&c.stdout), "client got: hello\n");
     assert_eq!(String::from_utf8_lossy(&s.stdout), "server got: HELLO\n");
+}
+
+/// The README's `Cargo.toml` lines, under a `[package]` of a project beside
+/// a checkout named `vchan-rs` (as the README's path assumes), build
+/// `examples/client.rs` as that project's program, offline, with this
+/// workspace's `Cargo.lock` as its starting point.
+#[test]
+fn readme_cargo_toml_builds_outside_the_workspace() {
+    let blocks = readme_blocks("toml");
+    let names: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Cargo.toml"]);
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.join("../..").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(&root, dir.path().join("vchan-rs")).unwrap();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{}",
+            blocks[0].1
+        ),
+    )
+    .unwrap();
+    std::fs::copy(root.join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
+    std::fs::copy(manifest.join("examples/client.rs"), app.join("src/main.rs")).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .unwrap();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let out = Command::new(cargo)
+        .args(["build", "--offline", "--quiet"])
+        .arg("--target-dir")
+        .arg(target.join("readme-app"))
+        .current_dir(&app)
+        .output()
+        .expect("run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build of the README's Cargo.toml: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
