@@ -92,21 +92,44 @@ else
     fail "man pages / dune uninstall: $(find "$tmp/prefix" -type f | head -5)"
 fi
 
+# 1b. A user's project, as the README has it (its dune-project, dune,
+#     programs and build commands), against what dune install installed:
+#     native and bytecode (whose link needs CAML_LD_LIBRARY_PATH too).
+block() { sh "$here/scripts/readme-block.sh" "$here/README.md" "$1"; }
+app=$tmp/user
+mkdir -p "$app"
+for f in dune-project dune server.ml client.ml build.sh; do
+    block "$f" > "$app/$f"
+done
+if (cd "$app" && PREFIX=$tmp/prefix sh build.sh 2>&1 | tail -30) &&
+    [ -x "$app/_build/default/server.bc" ] && [ -x "$app/_build/default/client.exe" ]; then
+    pass "the README's dune project builds against the installed library: $(tr '\n' ' ' < "$app/build.sh")"
+    rv=$tmp/rv-user
+    VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 CAML_LD_LIBRARY_PATH=$tmp/prefix/lib/stublibs \
+        timeout 60 "$app/_build/default/server.bc" > "$tmp/user-server.out" &
+    server=$!
+    if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$app/_build/default/client.exe" > "$tmp/user-client.out" &&
+        wait "$server" && grep -qx "client got: hello" "$tmp/user-client.out" &&
+        grep -qx "server got: HELLO" "$tmp/user-server.out"; then
+        pass "the README's programs, installed library: server.bc and client.exe talk"
+    else
+        kill "$server" 2>/dev/null || true
+        fail "the README's programs, installed library: $(cat "$tmp/user-server.out" "$tmp/user-client.out")"
+    fi
+else
+    fail "the README's dune project against the installed library"
+fi
+
 # 2. opam-monorepo's way: the project under duniverse/ (moved with its
 #    cargo target: only the path crates rebuild).
 ws=$tmp/ws
 mkdir -p "$ws/duniverse" "$ws/app"
 rm -rf "$src/_build"
 mv "$src" "$ws/duniverse/vchan-rs"
-echo '(lang dune 2.9)' > "$ws/dune-project"
-for f in server.ml client.ml; do
-    sh "$here/scripts/readme-block.sh" "$here/README.md" "$f" > "$ws/app/$f"
+block dune-project > "$ws/dune-project"
+for f in dune server.ml client.ml; do
+    block "$f" > "$ws/app/$f"
 done
-cat > "$ws/app/dune" <<'DUNE'
-(executables
- (names server client)
- (libraries vchan-rs vchan-rs.lwt-unix lwt lwt.unix))
-DUNE
 start=$(date +%s)
 if (cd "$ws" && run_offline dune build ./app/server.exe ./app/client.exe 2>&1 | tail -30) &&
     [ -x "$ws/_build/default/app/client.exe" ]; then
