@@ -26,7 +26,7 @@ VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-opam test-release \
-	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
+	clippy check-docs demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
 	test-mirage-xen test-unikernel
 
 all: build
@@ -47,10 +47,17 @@ build: check-build-deps
 test:
 	@echo "test: installing the missing build and test packages first (scripts/setup.sh)"
 	@bash scripts/setup.sh --install build test doc
-	$(MAKE) fmt-check test-rust test-crates clippy test-ocaml bench-smoke test-opam doc test-release
+	$(MAKE) fmt-check check-docs test-rust test-crates clippy test-ocaml bench-smoke test-opam doc test-release
 
 test-rust:
 	cargo test $(CARGO_FLAGS)
+
+# Every code block of README.md and docs/ is run by a test (or is text);
+# no issue numbers where users read. The figures of docs/benchmarks.md are
+# checked against bench/results/bench.csv by vchan-bench's own test
+# (test-rust).
+check-docs:
+	sh scripts/check-docs.sh
 
 # The two public crates package and build as crates.io would have them.
 test-crates:

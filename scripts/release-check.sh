@@ -5,8 +5,10 @@
 #   1. opam's way: in the unpacked directory, `dune build -p vchan-rs`, then
 #      `dune install --prefix`, and a smoke test of the installed programs
 #      (vchan-cat --version, 1 MiB between two vchan-cats, vchan-xensim
-#      giving Debian's libxenvchan its libraries), the man pages, and
-#      `dune uninstall` leaving nothing behind;
+#      giving Debian's libxenvchan its libraries), the README's dune
+#      project (its dune-project, dune, programs and build commands) built
+#      against the installed library, native and bytecode, its programs
+#      talking, the man pages, and `dune uninstall` leaving nothing behind;
 #   2. opam-monorepo's way: the same tree as duniverse/vchan-rs of another
 #      dune workspace, whose own executables (the README's OCaml server and
 #      client) link vchan-rs and talk to each other.
@@ -84,14 +86,6 @@ else
     fail "installed vchan-xensim: $out"
 fi
 
-if [ -s "$tmp/prefix/man/man1/vchan-cat.1" ] && [ -s "$tmp/prefix/man/man1/vchan-xensim.1" ] &&
-    (cd "$src" && dune uninstall --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1) &&
-    [ -z "$(find "$tmp/prefix" -type f)" ]; then
-    pass "man pages installed; dune uninstall leaves no file behind"
-else
-    fail "man pages / dune uninstall: $(find "$tmp/prefix" -type f | head -5)"
-fi
-
 # 1b. A user's project, as the README has it (its dune-project, dune,
 #     programs and build commands), against what dune install installed:
 #     native and bytecode (whose link needs CAML_LD_LIBRARY_PATH too).
@@ -118,6 +112,14 @@ if (cd "$app" && PREFIX=$tmp/prefix sh build.sh 2>&1 | tail -30) &&
     fi
 else
     fail "the README's dune project against the installed library"
+fi
+
+if [ -s "$tmp/prefix/man/man1/vchan-cat.1" ] && [ -s "$tmp/prefix/man/man1/vchan-xensim.1" ] &&
+    (cd "$src" && dune uninstall --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1) &&
+    [ -z "$(find "$tmp/prefix" -type f)" ]; then
+    pass "man pages installed; dune uninstall leaves no file behind"
+else
+    fail "man pages / dune uninstall: $(find "$tmp/prefix" -type f | head -5)"
 fi
 
 # 2. opam-monorepo's way: the project under duniverse/ (moved with its

@@ -134,6 +134,11 @@ mkdir -p "$ws/renamed"
 cp -r "$ws/upstream/mirage-qubes" "$ws/renamed/mirage-qubes"
 block rename.sh > "$ws/rename.sh"
 (cd "$ws/renamed/mirage-qubes" && sh -eu "$ws/rename.sh")
+if block qubes-dune | cmp -s - "$ws/renamed/mirage-qubes/lib/dune"; then
+    pass "docs/mirage.md's qubes-dune block is mirage-qubes' lib/dune, renamed"
+else
+    fail "docs/mirage.md's qubes-dune block differs from mirage-qubes' lib/dune, renamed: $(cat "$ws/renamed/mirage-qubes/lib/dune")"
+fi
 
 # The unikernels: test/mirage-xen's main programs and dune rules, and
 # ocaml-vchan's unikernel.ml with only names changed.
