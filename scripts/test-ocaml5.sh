@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make test-ocaml5: the test suite on OCaml 5.4.1 and today's libraries
+# (dune 3, lwt 6, cmdliner 2, alcotest 1.9, cstruct 6.3) and Xen 4.20's C
+# libraries and tools, in the Debian sid chroot of scripts/ocaml5-env.sh
+# (made when missing). The chroot has another glibc, so its builds must not
+# share target/ and _build/ with the host's: the work tree is copied
+# (rsync, without target/, _build/, dist/ and what .gitignore names) into
+#   $VCHAN_RS_CACHE (default ~/.cache/vchan-rs)/ocaml5-tree/<hash of this
+#   tree's path>/
+# and built there, so a warm run is incremental. The copy is a git
+# repository of its own holding every file of the work tree (tracked or
+# not), for make release's `git ls-files`.
+# What runs there (the host's rustup and cargo, bind-mounted): the Rust
+# tests, the OCaml build and dune test, bench-smoke, opam lint, the docs,
+# the release tarball's build and install. Not again: fmt-check and clippy
+# (the same Rust toolchain as the host's make test).
+#   usage: scripts/test-ocaml5.sh [MAKE TARGET...]   (default: all of the above)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cache=${VCHAN_RS_CACHE:-$HOME/.cache/vchan-rs}
+
+# The host's tools: mmdebstrap makes the chroot, rsync copies the tree.
+missing=()
+for t in mmdebstrap rsync; do command -v "$t" > /dev/null || missing+=("$t"); done
+if ((${#missing[@]})); then
+    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+    echo "test-ocaml5: installing with apt-get: ${missing[*]}"
+    "${SUDO[@]}" apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+bash "$here/scripts/ocaml5-env.sh" ensure > /dev/null
+
+tree=$cache/ocaml5-tree/$(printf '%s' "$here" | sha256sum | cut -c1-12)
+mkdir -p "$tree"
+rsync -a --delete \
+    --exclude=/.git --exclude=/target/ --exclude=/_build/ --exclude=/dist/ \
+    --filter=':- .gitignore' \
+    "$here/" "$tree/"
+if [ ! -d "$tree/.git" ]; then
+    git -C "$tree" init -q
+fi
+git -C "$tree" add -A
+echo "test-ocaml5: the work tree copied to $tree"
+
+targets=("$@")
+if ((${#targets[@]} == 0)); then
+    targets=(test-rust test-ocaml bench-smoke test-opam doc test-release)
+fi
+start=$(date +%s)
+# -j1: the machine is shared; cargo and dune parallelise inside.
+bash "$here/scripts/ocaml5-env.sh" run "$tree" \
+    sh -c 'echo "test-ocaml5: OCaml $(ocamlc -version), $(dune --version | sed "s/^/dune /"), $(ocamlfind list 2>/dev/null | grep -E "^(lwt|cmdliner|alcotest|cstruct) " | tr -s " " | tr "\n" " ")" &&
+           exec make -j1 "$@"' sh "${targets[@]}"
+echo "test-ocaml5: ok (${targets[*]}) in $(($(date +%s) - start)) s on OCaml 5.4.1"
