@@ -76,7 +76,7 @@ else
 fi
 # Under the launcher, Debian's libxenvchan (libxen-dev) loads the installed
 # xensim libraries in place of Xen's.
-libxenvchan=/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17
+libxenvchan=$(readlink -f "$(cc -print-file-name=libxenvchan.so)")
 if out=$("$bin/vchan-xensim" -- ldd "$libxenvchan" 2>&1) &&
     grep -q "libxengnttab.so.1 => $tmp/prefix/.*lib/vchan-rs/xensim/libxengnttab.so.1" <<< "$out"; then
     pass "installed vchan-xensim: $libxenvchan loads lib/vchan-rs/xensim"

@@ -4,7 +4,22 @@
 
 let fail fmt = Printf.ksprintf (fun s -> Alcotest.fail s) fmt
 let mib = 1024 * 1024
-let proxy = "/usr/lib/xen-4.17/bin/vchan-socket-proxy"
+
+(* Xen's vchan-socket-proxy: Debian's xen-utils-<version> puts its tools in
+   /usr/lib/xen-<version>/bin; the newest installed. *)
+let proxy =
+  lazy
+    (let found =
+       (try Sys.readdir "/usr/lib" with Sys_error _ -> [||])
+       |> Array.to_list
+       |> List.filter (String.starts_with ~prefix:"xen-")
+       |> List.map (fun d -> Filename.concat "/usr/lib" (Filename.concat d "bin/vchan-socket-proxy"))
+       |> List.filter Sys.file_exists
+       |> List.sort (fun a b -> compare b a)
+     in
+     match found with
+     | p :: _ -> p
+     | [] -> fail "no /usr/lib/xen-*/bin/vchan-socket-proxy (install xen-utils)")
 
 let absolute var =
   match Sys.getenv_opt var with
@@ -174,8 +189,8 @@ let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves
   let p_in, p_hold = silent_stdin () in
   let p_out = openw out in
   let proxy_argv =
-    if proxy_serves then under_xensim [ proxy; "-m"; "server"; "1"; xs_path port; "-" ]
-    else under_xensim [ proxy; "-m"; "client"; "0"; xs_path port; "-" ]
+    if proxy_serves then under_xensim [ Lazy.force proxy; "-m"; "server"; "1"; xs_path port; "-" ]
+    else under_xensim [ Lazy.force proxy; "-m"; "client"; "0"; xs_path port; "-" ]
   in
   let cat_in = openr file in
   let proxy_pid, cat_pid =
@@ -282,7 +297,7 @@ let to_killed_proxy () =
     let p_out, p_out_hold = Unix.pipe ~cloexec:true () in
     let proxy_pid =
       spawn dir 0 ~stdin:p_in ~stdout:p_out_hold
-        (under_xensim [ proxy; "-m"; "server"; "1"; xs_path port; "-" ])
+        (under_xensim [ Lazy.force proxy; "-m"; "server"; "1"; xs_path port; "-" ])
     in
     let cat_in = openr file in
     let cat_pid =

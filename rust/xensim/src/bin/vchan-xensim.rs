@@ -1,7 +1,9 @@
 //! `vchan-xensim [--domid N] -- CMD ARGS...`: run CMD with Xen's C
 //! libraries replaced by xensim (over vchan's unix backend), by
-//! prepending the xensim library directory to `LD_LIBRARY_PATH`
-//! (`vchan-xensim --help` says it all; `man/vchan-xensim.1` is that text).
+//! prepending the xensim library directory to `LD_LIBRARY_PATH` and
+//! preloading its libxenctrl (whose soname is the installed Xen's:
+//! `scripts/link-xensim.sh`) (`vchan-xensim --help` says it all;
+//! `man/vchan-xensim.1` is that text).
 //!
 //! The libraries (`scripts/link-xensim.sh` makes them): `$VCHAN_XENSIM_LIB`
 //! if set, else the first of `<exe dir>/xensim` (cargo's target dir),
@@ -9,6 +11,7 @@
 //! (an installation) that holds them.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -17,8 +20,12 @@ const LIBS: [&str; 4] = [
     "libxengnttab.so.1",
     "libxenevtchn.so.1",
     "libxenstore.so.4",
-    "libxenctrl.so.4.17",
+    XENCTRL,
 ];
+
+/// xensim's libxenctrl: preloaded, it stands (by its soname) for the
+/// `libxenctrl.so.<Xen version>` of the Xen installed when it was linked.
+const XENCTRL: &str = "libxenctrl-xensim.so";
 
 const USAGE: &str = "usage: vchan-xensim [--domid N] -- CMD [ARGS...]";
 
@@ -32,15 +39,18 @@ SYNOPSIS
 
 DESCRIPTION
     Runs CMD with Xen's C libraries libxengnttab.so.1, libxenevtchn.so.1,
-    libxenstore.so.4 and libxenctrl.so.4.17 replaced by xensim's, which
-    carry out grants, event channels and xenstore over vchan's unix
+    libxenstore.so.4 and libxenctrl.so.<Xen version> replaced by xensim's,
+    which carry out grants, event channels and xenstore over vchan's unix
     backend (shared-memory files, sockets and a directory standing for
     xenstore). Programs built against Xen's libraries - Debian's
     libxenvchan, vchan-socket-proxy, your own C code, vchan-rs with
     VCHAN_BACKEND=xen - then run unmodified on one host and talk to each
     other and to unix-backend endpoints (vchan-cat, the Rust crate, the
     OCaml library). It prepends xensim's library directory to
-    LD_LIBRARY_PATH and executes CMD.
+    LD_LIBRARY_PATH and its libxenctrl-xensim.so to LD_PRELOAD, and
+    executes CMD. (libxenctrl's soname names the Xen release; xensim's
+    carries the soname and symbol version of the Xen installed when
+    xensim was built, and stands for it once preloaded.)
 
     Event channels are masked as Linux's evtchn driver masks them. Not
     simulated: xenstore permissions, a pollable watch descriptor.
@@ -67,13 +77,15 @@ ENVIRONMENT
         that holds them, <dir> being this program's directory.
     LD_LIBRARY_PATH
         Kept, after xensim's directory.
+    LD_PRELOAD
+        Kept, after xensim's libxenctrl.
 
 EXIT STATUS
     CMD's exit status when it ran; 2 on bad arguments; 127 when the
     libraries or CMD cannot be found or run.
 
 EXAMPLE
-    VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-4.17/bin/vchan-socket-proxy \\
+    VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-*/bin/vchan-socket-proxy \\
         -m server 1 /local/domain/0/data/vchan/1/foo -
     VCHAN_DOMID=1 vchan-cat 0 foo
 ";
@@ -162,13 +174,26 @@ fn main() -> ExitCode {
             return ExitCode::from(127);
         }
     };
-    let mut path = OsString::from(dir.as_os_str());
-    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|o| !o.is_empty()) {
-        path.push(":");
-        path.push(old);
+    // The dynamic loader splits both lists at ':' (LD_PRELOAD at ' ' too).
+    if dir.as_os_str().as_bytes().iter().any(|b| b" :".contains(b)) {
+        eprintln!(
+            "vchan-xensim: {} holds a space or ':', which LD_LIBRARY_PATH and LD_PRELOAD cannot carry",
+            dir.display()
+        );
+        return ExitCode::from(127);
     }
+    let prepend = |var: &str, first: &Path| {
+        let mut v = OsString::from(first.as_os_str());
+        if let Some(old) = std::env::var_os(var).filter(|o| !o.is_empty()) {
+            v.push(":");
+            v.push(old);
+        }
+        v
+    };
     let mut c = Command::new(cmd);
-    c.args(cmd_args).env("LD_LIBRARY_PATH", path);
+    c.args(cmd_args)
+        .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", &dir))
+        .env("LD_PRELOAD", prepend("LD_PRELOAD", &dir.join(XENCTRL)));
     if let Some(d) = domid {
         c.env("VCHAN_DOMID", d.to_string());
     }
