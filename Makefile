@@ -3,6 +3,9 @@
 #                 which Debian packages are missing instead of installing them
 #   make setup    install the missing Debian packages (build, test and doc)
 #   make test     install what is missing (says so), then run every test
+#   make test-ocaml5  the tests on OCaml 5.4.1, dune 3, lwt 6 and Xen 4.20's
+#                 tools, in a cached Debian sid chroot (scripts/test-ocaml5.sh;
+#                 root or sudo, mmdebstrap and rsync: installs them)
 #   make demo     install what building needs (says so), build, move a file over vchan
 #   make doc      API docs; prints where they are
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
@@ -20,7 +23,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
-.PHONY: all build check-build-deps setup test test-rust test-ocaml test-opam test-release \
+.PHONY: all build check-build-deps setup test test-rust test-ocaml test-ocaml5 test-opam test-release \
 	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean
 
 all: build
@@ -52,6 +55,11 @@ clippy:
 test-ocaml:
 	dune build
 	dune test --force
+
+# The same tests on OCaml 5.4.1 (a Debian sid chroot made by
+# scripts/ocaml5-env.sh, on a cached copy of this tree): not part of make test.
+test-ocaml5:
+	bash scripts/test-ocaml5.sh
 
 # The opam file is dune's (dune-project), lint-clean, and asks for the Rust
 # that Cargo.toml's rust-version names.
