@@ -56,7 +56,7 @@ fi
 if ((${#missing[@]})); then
     if [ "$mode" = --check ]; then
         echo "setup: missing Debian packages ($*): ${missing[*]}" >&2
-        echo "setup: install them with: make setup  (or: sudo apt-get install ${missing[*]})" >&2
+        echo "setup: install them with: make setup  (or: sudo apt-get install ${missing[*]%%|*})" >&2
         $rust_ok || echo "setup: $rust_msg" >&2
         exit 1
     fi

@@ -51,6 +51,8 @@ fi
 start=$(date +%s)
 # -j1: the machine is shared; cargo and dune parallelise inside.
 bash "$here/scripts/ocaml5-env.sh" run "$tree" \
-    sh -c 'echo "test-ocaml5: OCaml $(ocamlc -version), $(dune --version | sed "s/^/dune /"), $(ocamlfind list 2>/dev/null | grep -E "^(lwt|cmdliner|alcotest|cstruct) " | tr -s " " | tr "\n" " ")" &&
+    sh -c 'echo "test-ocaml5: OCaml $(ocamlc -version), dune $(dune --version);" $(dpkg-query -W \
+               -f="\${Package} \${Version};\n" liblwt-ocaml-dev libcmdliner-ocaml-dev \
+               libalcotest-ocaml-dev libcstruct-ocaml-dev ocaml-odoc xen-utils-common) &&
            exec make -j1 "$@"' sh "${targets[@]}"
 echo "test-ocaml5: ok (${targets[*]}) in $(($(date +%s) - start)) s on OCaml 5.4.1"
