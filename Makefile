@@ -8,6 +8,11 @@
 #                 root or sudo, mmdebstrap and rsync: installs them)
 #   make demo     install what building needs (says so), build, move a file over vchan
 #   make doc      API docs; prints where they are
+#   make test-unikernel  the functor's cases in a Solo5 (spt) unikernel built
+#                 with OCaml 5.4.1 and ocaml-solo5 in a chroot, and their
+#                 timings next to a Linux process (scripts/test-unikernel.sh);
+#                 then make test-mirage-xen: vchan-rs-xen, ocaml-vchan's
+#                 Mirage tests and mirage-qubes linked for Solo5's xen target
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
 #                 table, writes bench/results/bench.{csv,svg} (< 10 minutes;
@@ -23,8 +28,9 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
-.PHONY: all build check-build-deps setup test test-rust test-ocaml test-ocaml5 test-opam test-release \
-	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean
+.PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-ocaml5 test-opam test-release \
+	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
+	test-mirage-xen test-unikernel
 
 all: build
 
@@ -44,10 +50,14 @@ build: check-build-deps
 test:
 	@echo "test: installing the missing build and test packages first (scripts/setup.sh)"
 	@bash scripts/setup.sh --install build test doc
-	$(MAKE) fmt-check test-rust clippy test-ocaml bench-smoke test-opam doc test-release
+	$(MAKE) fmt-check test-rust test-crates clippy test-ocaml bench-smoke test-opam doc test-release
 
 test-rust:
 	cargo test $(CARGO_FLAGS)
+
+# The two public crates package and build as crates.io would have them.
+test-crates:
+	cargo package --quiet --allow-dirty -p vchan-core -p vchan
 
 clippy:
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
@@ -61,10 +71,19 @@ test-ocaml:
 test-ocaml5:
 	bash scripts/test-ocaml5.sh
 
-# The opam file is dune's (dune-project), lint-clean, and asks for the Rust
-# that Cargo.toml's rust-version names.
+# Not part of make test: it needs the OCaml 5.4.1 chroot, Solo5 and
+# ocaml-solo5 (built and cached by scripts/solo5-toolchain.sh) and the pinned
+# sources of ../shared/thirdparty.
+test-unikernel:
+	bash scripts/test-unikernel.sh
+	$(MAKE) test-mirage-xen
+
+# The opam file is dune's (dune-project), lint-clean, lists Cargo.lock's
+# crates as extra-sources and asks for the Rust that Cargo.toml's
+# rust-version names; and what opam pin does builds offline and installs.
 test-opam:
 	bash scripts/check-opam.sh
+	bash scripts/test-opam-pin.sh
 
 release:
 	bash scripts/release.sh dist
@@ -87,13 +106,12 @@ bench: build
 bench-smoke: build
 	target/release/vchan-bench --smoke --out target/bench-smoke
 
-# Rust: missing docs and rustdoc warnings are errors (the public crates; the
-# internal ones say they are internal). OCaml: every interface item has a
+# Rust: missing docs and rustdoc warnings are errors; only the public crates
+# (vchan, vchan-core) are documented (the others say doc = false). OCaml: every interface item has a
 # doc comment, and odoc warnings are errors but for links to libraries
 # outside the workspace (scripts/check-odoc-log.sh).
 doc: doc-rust doc-ocaml
 	@echo "doc: Rust API: $(CURDIR)/target/doc/vchan/index.html and $(CURDIR)/target/doc/vchan_core/index.html"
-	@echo "doc: (internal crates, for contributors: target/doc/xensim, target/doc/vchan_rs_stubs, target/doc/vchan_bench)"
 	@echo "doc: OCaml API: $(CURDIR)/_build/default/_doc/_html/index.html"
 
 doc-rust:
@@ -101,7 +119,7 @@ doc-rust:
 
 doc-ocaml:
 	@bash scripts/setup.sh --check doc
-	sh scripts/check-ocaml-docs.sh ocaml/*.mli ocaml/s.ml ocaml/lwt-unix/*.mli
+	sh scripts/check-ocaml-docs.sh ocaml/*.mli ocaml/s.ml ocaml/lwt-unix/*.mli ocaml/xen/*.mli
 	@mkdir -p _build
 	dune build @doc 2> _build/odoc.log || { cat _build/odoc.log; exit 1; }
 	sh scripts/check-odoc-log.sh < _build/odoc.log
@@ -112,6 +130,12 @@ install: build
 
 uninstall:
 	dune uninstall --prefix "$(PREFIX)" vchan-rs
+
+# vchan-rs-xen for Solo5's xen target, against mirage-xen from the pinned
+# sources (../shared/thirdparty), in the OCaml 5.4.1 chroot; ocaml-vchan's
+# lib_test/mirage unikernels and mirage-qubes, names changed, link for Xen.
+test-mirage-xen:
+	bash scripts/test-mirage-xen.sh
 
 fmt-check:
 	cargo fmt --all -- --check

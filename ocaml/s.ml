@@ -1,13 +1,15 @@
 (** Module types, written out to match mirage-flow 4's [Mirage_flow.S] and
     ocaml-vchan 6's [Vchan.S] ([ENDPOINT], [EVENTS], [MEMORY],
-    [CONFIGURATION]) structurally, without depending on either package: so
-    the modules written for ocaml-vchan's functor (its [In_memory_events],
-    mirage-xen's event channels and grant tables, [Vchan.Xenstore.Make])
-    apply to {!Endpoint.Make} unchanged. *)
+    [CONFIGURATION]) structurally, without depending on either package.
+    Modules written for ocaml-vchan's functor may not fit unchanged: a
+    [MEMORY] returning io-page 3's private [Io_page.t] (ocaml-vchan's
+    [Memory_xen]) must coerce it (see {!page}), and a [CONFIGURATION] from
+    [Vchan.Xenstore.Make] takes [Vchan.Port.t]: use {!Xenstore.Make}
+    (library [vchan-rs-xen] has both for mirage-xen). *)
 
 type page = (char, Bigarray.int8_unsigned_elt, Bigarray.c_layout) Bigarray.Array1.t
-(** Memory as io-page's [Io_page.t] (which is this type): one or more
-    4096-byte pages. *)
+(** Memory: one or more 4096-byte pages. io-page 3's [Io_page.t] is a
+    private abbreviation of this type: coerce with [(p :> page)]. *)
 
 (** Where a server publishes its rendezvous and a client finds it (xenstore
     under Xen), as ocaml-vchan's [S.CONFIGURATION]. *)

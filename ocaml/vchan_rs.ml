@@ -5,3 +5,4 @@ module S = S
 module Endpoint = Functor_endpoint
 module In_memory_events = In_memory_events
 module In_memory = In_memory
+module Xenstore = Xenstore

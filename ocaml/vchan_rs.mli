@@ -44,3 +44,6 @@ module In_memory_events = In_memory_events
 
 module In_memory = In_memory
 (** Both ends in one process, as ocaml-vchan's [Vchan.In_memory]. *)
+
+module Xenstore = Xenstore
+(** The rendezvous in xenstore, as ocaml-vchan's [Vchan.Xenstore]. *)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# vchan-rs.opam: what dune generates from dune-project (+ the template),
-# `opam lint` clean (no opam repository needed), and naming the Rust
-# version of Cargo.toml's rust-version.
+# Each package's opam file (vchan-rs.opam, vchan-rs-xen.opam): what dune
+# generates from dune-project (+ vchan-rs's template), `opam lint` clean (no
+# opam repository needed); and vchan-rs.opam listing Cargo.lock's crates as
+# extra-sources and naming the Rust version of Cargo.toml's rust-version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -10,12 +11,12 @@ check() {
     else failed=$((failed + 1)); echo "opam: FAILED: $1"; fi
 }
 generated() {
-    cp vchan-rs.opam "$tmp/before"
-    dune build vchan-rs.opam 2> "$tmp/log" || { cat "$tmp/log"; return 1; }
-    cmp -s vchan-rs.opam "$tmp/before" || { diff "$tmp/before" vchan-rs.opam; return 1; }
+    cp "$1" "$tmp/before"
+    dune build "$1" 2> "$tmp/log" || { cat "$tmp/log"; return 1; }
+    cmp -s "$1" "$tmp/before" || { diff "$tmp/before" "$1"; return 1; }
 }
 lint() {
-    out=$(opam lint vchan-rs.opam 2>&1 | grep -v 'Running as root is not recommended') || true
+    out=$(opam lint "$1" 2>&1 | grep -v 'Running as root is not recommended') || true
     echo "$out"
     grep -q "Passed\.$" <<< "$out" && ! grep -qi "warning\|error" <<< "$out"
 }
@@ -25,8 +26,11 @@ rust() {
         grep -q "Rust >= $want" dune-project
 }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-check "vchan-rs.opam is dune's (generate_opam_files)" generated
-check "opam lint vchan-rs.opam" lint
+for opam in vchan-rs.opam vchan-rs-xen.opam; do
+    check "$opam is dune's (generate_opam_files)" generated "$opam"
+    check "opam lint $opam" lint "$opam"
+done
+check "the opam file's extra-sources are Cargo.lock's crates" bash scripts/opam-crates.sh --check
 check "the Rust version of opam's message and the description is Cargo.toml's rust-version" rust
 if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
 echo "test result: $r. $passed passed; $failed failed"

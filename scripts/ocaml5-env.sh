@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # An OCaml 5.4.1 environment: a Debian sid chroot (OCaml 5.4.1, dune 3.2x,
 # lwt 6, cmdliner 2, alcotest 1.9, cstruct 6.3, Xen 4.20's tools), made with
-# mmdebstrap, cached, and rebuilt when its package list or this script changes.
+# mmdebstrap, cached, and made anew when its package list changes.
 # The host's rustup and cargo are bind-mounted (no Rust in the chroot).
 #   usage: ocaml5-env.sh ensure          make (or reuse) the chroot; print its path
 #          ocaml5-env.sh run DIR CMD...  run CMD in the chroot, in DIR, with DIR
 #                                        bind-mounted at the same path (read-write)
 #          ocaml5-env.sh path            print the chroot's path (made or not)
+# In the chroot, PATH has /opt/vchan-rs-solo5/bin (scripts/solo5-toolchain.sh).
 # Cache: $VCHAN_RS_CACHE (default ~/.cache/vchan-rs)/ocaml5/sid-<hash of the
 # package list>/. Needs root (or
 # sudo) for the chroot and its mounts, mmdebstrap, and Debian's archive.
@@ -88,7 +89,7 @@ run() {
             if [ -d "$d" ]; then mnt "$d" "$d"; fi
         done
         exec chroot "$ROOT" env -i HOME="$HOMEDIR" TERM=dumb LANG=C.UTF-8 \
-            PATH="$CARGO/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+            PATH="$CARGO/bin:/opt/vchan-rs-solo5/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
             RUSTUP_HOME="$RUSTUP" CARGO_HOME="$CARGO" CI="${CI:-}" \
             bash -c "cd \"\$0\" && exec \"\$@\"" "$DIR" "$@"
         ' -- "$@"

@@ -16,7 +16,7 @@ set -euo pipefail
 
 build=(gcc make binutils 'ocaml-nox|ocaml' ocaml-dune ocaml-findlib
        liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev)
-test=(libalcotest-ocaml-dev libxen-dev xen-utils opam strace)
+test=(libalcotest-ocaml-dev libxen-dev xen-utils opam opam-installer strace)
 doc=(ocaml-odoc)
 
 mode=${1:-}

@@ -7,8 +7,8 @@ val run : string -> (string * (string * (unit -> unit)) list) list -> unit
     test runners, and exits with status 1 if a case failed. *)
 
 val pseudo_random : ?seed:int64 -> int -> bytes
-(** [pseudo_random ?seed n] is [n] deterministic pseudo-random bytes
-    (xorshift64), fast enough for 100 MiB. *)
+(** [pseudo_random] is {!Pseudo_random.bytes}: [n] deterministic
+    pseudo-random bytes (xorshift64), fast enough for 100 MiB. *)
 
 val unix_backend_root : unit -> string
 (** [unix_backend_root ()] makes a fresh directory (removed at exit), puts

@@ -9,6 +9,38 @@
 //! event channels and the rendezvous store are the business of the
 //! `vchan` crate's backends.
 //!
+//! # Example
+//! Both ends of one vchan over memory of this process (a backend would
+//! share and map it between domains instead): the server lays out the
+//! page, the client reads the ring orders from it, and bytes cross.
+//! ```
+//! use vchan_core::layout::PAGE_SIZE;
+//! use vchan_core::{init_server_page, read_orders, Channel, Orders, RawPage, RawRing};
+//!
+//! let orders = Orders::for_server(1024, 2048)?; // the server reads 1 KiB, writes 2 KiB rings
+//! let mut page = vec![0u64; PAGE_SIZE / 8];
+//! let mut left = vec![0u64; (1 << orders.left()) / 8];
+//! let mut right = vec![0u64; (1 << orders.right()) / 8];
+//! // SAFETY: the buffers outlive both channels (dropped at the end of the
+//! // example, in reverse order of declaration), and are 8-byte aligned.
+//! let (page, left, right) = unsafe {
+//!     (
+//!         RawPage::new(page.as_mut_ptr().cast()).expect("aligned"),
+//!         RawRing::new(left.as_mut_ptr().cast(), 1 << orders.left()).expect("ring"),
+//!         RawRing::new(right.as_mut_ptr().cast(), 1 << orders.right()).expect("ring"),
+//!     )
+//! };
+//! init_server_page(&page, orders);
+//! let mut server = Channel::server(page, orders, left, right)?;
+//! let mut client = Channel::client(page, read_orders(&page)?, right, left)?;
+//!
+//! assert_eq!(server.write(b"hello")?.bytes, 5);
+//! let mut buf = [0u8; 16];
+//! let got = client.read(&mut buf)?;
+//! assert_eq!(&buf[..got.bytes], b"hello");
+//! # Ok::<(), vchan_core::Error>(())
+//! ```
+//!
 //! # Trust
 //! The peer can change any byte of the shared page at any time. The core
 //! reads every peer-controlled value once per operation, validates it, and

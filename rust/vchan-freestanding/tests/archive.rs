@@ -23,11 +23,18 @@ fn crate_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// One cargo build in the test's target directory at a time.
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// The target directory the tests build the archive in.
+fn build_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("freestanding")
+}
+
 /// Build the staticlib (for `target`, or the host) and return its path.
 fn archive(target: Option<&str>) -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
     let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("freestanding");
+    let dir = build_dir();
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args([
         "rustc",
@@ -119,6 +126,12 @@ fn check_archive(target: Option<&str>) {
     };
     let extra: Vec<_> = needed.iter().filter(|s| !allowed(s)).collect();
     assert!(extra.is_empty(), "{target:?}: the archive needs {extra:?}");
+    assert_defines_the_interface(target, &defined);
+}
+
+/// Every function of the C header and every OCaml external (and its
+/// bytecode `_byte` stub) is defined.
+fn assert_defines_the_interface(target: Option<&str>, defined: &BTreeSet<String>) {
     for f in header_functions() {
         assert!(defined.contains(&f), "{target:?}: {f} is not defined");
     }
@@ -140,6 +153,38 @@ fn bare_metal_archive_needs_only_mem_functions() {
 #[test]
 fn host_archive_needs_only_mem_functions() {
     check_archive(None);
+}
+
+/// The bare-metal archive as ocaml/dune ships it to a unikernel
+/// (build-archive-bare.sh): one object that needs nothing and exports only
+/// the C ABI, so that its compiler_builtins mem* (and intrinsics) cannot
+/// replace the unikernel's C library's (docs/mirage.md).
+#[test]
+fn shipped_bare_archive_exports_only_its_c_abi() {
+    let a = {
+        let _one_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = build_dir();
+        let st = Command::new("bash")
+            .arg(crate_dir().join("build-archive-bare.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run build-archive-bare.sh");
+        assert!(st.success(), "build-archive-bare.sh failed");
+        dir.join(format!(
+            "release/freestanding-ocaml-{BARE}/libvchan_freestanding.a"
+        ))
+    };
+    let (needed, defined) = symbols(&a);
+    assert!(needed.is_empty(), "the shipped archive needs {needed:?}");
+    let foreign: Vec<_> = defined
+        .iter()
+        .filter(|s| !s.starts_with("vchan_fs_"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "the shipped archive exports {foreign:?}"
+    );
+    assert_defines_the_interface(Some(BARE), &defined);
 }
 
 fn cc() -> Command {

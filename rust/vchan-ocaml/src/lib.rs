@@ -77,7 +77,7 @@ impl Kind {
             Error::Core(_) => Kind::InvalidArgument,
             Error::Busy => Kind::Busy,
             Error::AddrInUse => Kind::AddrInUse,
-            Error::Timeout => Kind::Timeout,
+            Error::Timeout(_) => Kind::Timeout,
             Error::Closed => Kind::Closed,
             Error::BackendUnavailable(_) => Kind::Unavailable,
             Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe => Kind::Closed,

@@ -6,7 +6,14 @@ use std::time::Duration;
 
 use vchan::{DomId, Endpoint, Port};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("client: {e}"); // Display: a sentence, not a Debug dump
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let port = Port::new("demo")?;
     let mut client = Endpoint::connect(DomId::new(0)?, &port, Some(Duration::from_secs(30)))?;
     let mut line = String::new();

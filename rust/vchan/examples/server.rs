@@ -5,7 +5,14 @@ use std::time::Duration;
 
 use vchan::{DomId, Endpoint, Port, State};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("server: {e}"); // Display: a sentence, not a Debug dump
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), Box<dyn std::error::Error>> {
     let port = Port::new("demo")?;
     let mut server = Endpoint::listen(DomId::new(1)?, &port, 65536, 65536)?;
     // listen returns at once; wait up to 30 s for the client.

@@ -234,7 +234,7 @@ impl Endpoint {
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Err(Error::Timeout);
+                return Err(Error::Timeout(Role::Client));
             }
             let nap = deadline.map_or(pause, |d| pause.min(d - now));
             std::thread::sleep(nap);
@@ -564,7 +564,7 @@ impl Endpoint {
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
-                return Err(Error::Timeout);
+                return Err(Error::Timeout(Role::Server));
             }
             self.wait_timeout(left)?;
         }

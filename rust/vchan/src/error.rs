@@ -36,8 +36,9 @@ pub enum Error {
     Busy,
     /// A live server already serves this domain and port.
     AddrInUse,
-    /// No server appeared before the timeout.
-    Timeout,
+    /// The timeout ran out: for a client ([`Role::Client`](vchan_core::Role)),
+    /// before its server appeared; for a server, before its client connected.
+    Timeout(vchan_core::Role),
     /// The channel is closed (by us, or by the peer for writes).
     Closed,
     /// The Xen libraries could not be loaded or a function is missing.
@@ -68,7 +69,12 @@ impl fmt::Display for Error {
                 "vchan port already served for this client domain (by a live server, or, \
                  under Xen, by an entry not provably stale: xenstore-rm it if it is)",
             ),
-            Error::Timeout => f.write_str("timed out waiting for the vchan server"),
+            Error::Timeout(vchan_core::Role::Client) => {
+                f.write_str("timed out waiting for the vchan server")
+            }
+            Error::Timeout(vchan_core::Role::Server) => {
+                f.write_str("timed out waiting for a vchan client to connect")
+            }
             Error::Closed => f.write_str("vchan closed"),
             Error::BackendUnavailable(why) => write!(f, "vchan backend unavailable: {why}"),
             Error::Io(e) => e.fmt(f),
@@ -111,7 +117,7 @@ impl From<Error> for io::Error {
             Error::Core(_) => io::ErrorKind::InvalidInput,
             Error::Busy => io::ErrorKind::ResourceBusy,
             Error::AddrInUse => io::ErrorKind::AddrInUse,
-            Error::Timeout => io::ErrorKind::TimedOut,
+            Error::Timeout(_) => io::ErrorKind::TimedOut,
             Error::Closed => io::ErrorKind::BrokenPipe,
             Error::BackendUnavailable(_) => io::ErrorKind::Unsupported,
         };
@@ -121,3 +127,21 @@ impl From<Error> for io::Error {
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+    use vchan_core::Role;
+
+    #[test]
+    fn timeout_names_what_was_awaited() {
+        let client = Error::Timeout(Role::Client).to_string();
+        let server = Error::Timeout(Role::Server).to_string();
+        assert!(client.contains("vchan server"), "{client}");
+        assert!(server.contains("vchan client"), "{server}");
+        assert_eq!(
+            std::io::Error::from(Error::Timeout(Role::Server)).kind(),
+            std::io::ErrorKind::TimedOut
+        );
+    }
+}

@@ -337,7 +337,7 @@ fn our_side(
             .and_then(|mut s| s.accept(t).map(|st| (s, st)))
             .and_then(|(s, st)| {
                 if st == State::Waiting {
-                    Err(Error::Timeout)
+                    Err(Error::Timeout(vchan::vchan_core::Role::Server))
                 } else {
                     Ok(s)
                 }
@@ -345,7 +345,7 @@ fn our_side(
     } else {
         match peer_ready.recv_timeout(Duration::from_secs(5)) {
             Ok(true) => Endpoint::connect_at(backend(dir, 1), dom(0), &path(0, 1, &name), t),
-            _ => Err(Error::Timeout),
+            _ => Err(Error::Timeout(vchan::vchan_core::Role::Client)),
         }
     };
     let mut ep = match ep {

@@ -178,7 +178,7 @@ pub(crate) fn vchan_errno(e: &vchan::Error) -> i32 {
         vchan::Error::Io(io) => io_errno(io),
         vchan::Error::Busy => libc::EBUSY,
         vchan::Error::AddrInUse => libc::EADDRINUSE,
-        vchan::Error::Timeout => libc::ETIMEDOUT,
+        vchan::Error::Timeout(_) => libc::ETIMEDOUT,
         vchan::Error::Closed => libc::EPIPE,
         vchan::Error::BackendUnavailable(_) => libc::ENOSYS,
         _ => libc::EINVAL,

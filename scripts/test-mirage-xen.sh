@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# make test-mirage-xen: vchan-rs-xen (ocaml/xen) against mirage-xen, for
+# Solo5's xen target, as opam-monorepo would build it.
+#   usage: test-mirage-xen.sh
+# On the host: makes (or reuses) the OCaml 5.4.1 chroot with Solo5 and
+# ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks mirage-xen and its
+# dependencies from the pinned tarballs into a scratch duniverse
+# (scripts/duniverse.sh; $VCHAN_RS_THIRDPARTY, default ../shared/thirdparty)
+# beside a copy of the project's source (scripts/unikernel-workspace.sh),
+# then, in the chroot, builds:
+#   0. in the workspace's default context, a Linux program that runs
+#      Vchan_rs.Xenstore.Make against ocaml-vchan's Vchan.Xenstore.Make over
+#      one in-memory store (test/mirage-xen/xenstore_compat);
+#   then, in its solo5 context,
+#   1. the library vchan-rs-xen, and a check that it is a Mirage_flow.S;
+#   2. ocaml-vchan's lib_test/mirage server and client unikernels, their
+#      unikernel.ml taken from ocaml-vchan.tar.gz with only names changed
+#      (vchan-xen -> vchan-rs-xen, Vchan_xen -> Vchan_rs_xen, Vchan ->
+#      Vchan_rs, by docs/mirage.md's rename.sh block), linked for Xen
+#      (-z solo5-abi=xen) with test/mirage-xen's
+#      main programs and the Mirage 3 names they use (OS, Mirage_console_lwt),
+#      then checked with `solo5-elftool query-abi`;
+#      As a control, the same unikernels, not renamed, link against
+#      ocaml-vchan's own vchan-xen (unikernels/vchan-xen);
+#   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz
+#      renamed the same way, and a unikernel using it, linked for Xen and
+#      checked the same way.
+# Before that, on the host, it runs docs/mirage.md's rustup.sh block.
+# Nothing runs: there is no Xen here. Prints one line per check and a closing
+# `test result:` line; exits 1 if a check failed.
+# Scratch workspace: _build/mirage-xen (inside the project, which is all the
+# chroot sees), with its own cargo target directory.
+set -euo pipefail
+
+project=$(cd "$(dirname "$0")/.." && pwd)
+ws=$project/_build/mirage-xen
+
+# The duniverse: mirage-xen and what it needs, built from source in the solo5
+# context. fmt, logs and cmdliner build with topkg upstream: dune files below.
+duniverse=(lwt ocaml-cstruct ocaml-xenstore shared-memory-ring lwt-dllist io-page
+    fmt-upstream logs-upstream cmdliner mirage bheap duration metrics mirage-sleep
+    mirage-xen ohex mirage-flow ocaml-vchan)
+
+# docs/mirage.md's commands, as the page has them.
+block() { sh "$project/scripts/readme-block.sh" "$project/docs/mirage.md" "$1"; }
+
+passed=0 failed=0
+pass() { passed=$((passed + 1)); echo "test-mirage-xen: ok: $1"; }
+fail() { failed=$((failed + 1)); echo "test-mirage-xen: FAILED: $1"; }
+
+# Built for Xen: solo5-elftool reads the ABI note of the binary.
+abi_xen() {
+    local out
+    out=$(solo5-elftool query-abi "$1" 2>&1) || { echo "$out"; return 1; }
+    echo "$out" | sed 's/^/    /'
+    grep -q '"target": "xen"' <<< "$out"
+}
+
+inside() {
+    cd "$ws"
+    export PATH="$1/bin:$PATH"
+    local built=_build/solo5
+    echo "test-mirage-xen: OCaml $(ocamlfind -toolchain solo5 ocamlopt -version) (solo5), dune $(dune --version)"
+    local t0=$SECONDS line
+    if dune build --root . -j 1 --display quiet ./_build/default/xenstore_compat/compat.exe 2>&1; then
+        pass "xenstore_compat builds against ocaml-vchan ($((SECONDS - t0)) s)"
+        while IFS= read -r line; do
+            case $line in
+                "xenstore-compat: ok: "*) pass "${line#xenstore-compat: ok: }" ;;
+                "xenstore-compat: FAILED: "*) fail "${line#xenstore-compat: FAILED: }" ;;
+                *) echo "$line" ;;
+            esac
+        done < <(./_build/default/xenstore_compat/compat.exe 2>&1 || echo "xenstore-compat: FAILED: compat.exe exited with status $?")
+    else
+        fail "xenstore_compat builds against ocaml-vchan"
+    fi
+    t0=$SECONDS
+    if dune build --root . -j 1 --display quiet "./$built/vchan-rs/ocaml/xen/vchan_rs_xen.cmxa" 2>&1; then
+        pass "vchan-rs-xen builds for Solo5's xen target against mirage-xen ($((SECONDS - t0)) s)"
+    else
+        fail "vchan-rs-xen builds for Solo5's xen target against mirage-xen"
+    fi
+    t0=$SECONDS
+    if dune build --root . -j 1 --display quiet "./$built/unikernels/drop_in/drop_in_check.cmxa" 2>&1; then
+        pass "Vchan_rs_xen is a Mirage_flow.S of mirage-flow 4 ($((SECONDS - t0)) s)"
+    else
+        fail "Vchan_rs_xen is a Mirage_flow.S of mirage-flow 4"
+    fi
+    local name exe
+    for name in vchan-xen/server vchan/server vchan/client qubes/main; do
+        exe=$built/unikernels/$name.exe
+        t0=$SECONDS
+        if dune build --root . -j 1 --display quiet "./$exe" 2>&1; then
+            pass "$name unikernel links with -z solo5-abi=xen ($((SECONDS - t0)) s)"
+            if abi_xen "$exe"; then pass "$name: solo5-elftool query-abi says xen"
+            else fail "$name: solo5-elftool query-abi says xen"; fi
+        else
+            fail "$name unikernel links with -z solo5-abi=xen"
+        fi
+    done
+    if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
+    echo "test result: $r. $passed passed; $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+if [ "${1:-}" = --inside ]; then
+    inside "$2"
+    exit
+fi
+
+# On the host.
+echo "test-mirage-xen: docs/mirage.md: $(block rustup.sh | tr -s ' \n' ' ')"
+PATH="$HOME/.cargo/bin:$PATH" sh -eu <(block rustup.sh)
+prefix=$(bash "$project/scripts/solo5-toolchain.sh" ensure | tail -n 1)
+bash "$project/scripts/unikernel-workspace.sh" "$ws"
+bash "$project/scripts/duniverse.sh" "$ws/duniverse" "${duniverse[@]}" > /dev/null
+bash "$project/scripts/duniverse.sh" "$ws/upstream" mirage-qubes > /dev/null
+
+# dune files for the libraries that build with topkg (only the parts used).
+du=$ws/duniverse
+for p in fmt logs cmdliner; do
+    d=$p; [ "$p" = cmdliner ] || d=$p-upstream
+    printf '(lang dune 3.0)\n(package (name %s))\n' "$p" > "$du/$d/dune-project"
+done
+echo '(library (name fmt) (public_name fmt) (modules fmt) (wrapped false))' > "$du/fmt-upstream/src/dune"
+echo '(library (name logs) (public_name logs) (modules logs) (wrapped false))' > "$du/logs-upstream/src/dune"
+echo '(library (name logs_lwt) (public_name logs.lwt) (libraries lwt logs) (wrapped false))' > "$du/logs-upstream/src/lwt/dune"
+echo '(library (name cmdliner) (public_name cmdliner) (wrapped false))' > "$du/cmdliner/src/dune"
+
+# mirage-qubes with only names changed (a vendored copy of its own; the
+# pristine one in upstream/ is not built).
+rm -rf "$ws/renamed"
+mkdir -p "$ws/renamed"
+cp -r "$ws/upstream/mirage-qubes" "$ws/renamed/mirage-qubes"
+block rename.sh > "$ws/rename.sh"
+(cd "$ws/renamed/mirage-qubes" && sh -eu "$ws/rename.sh")
+
+# The unikernels: test/mirage-xen's main programs and dune rules, and
+# ocaml-vchan's unikernel.ml with only names changed.
+# Its server/ and client/ hold the same unikernel.ml (both jobs).
+rm -rf "$ws/unikernels" "$ws/xenstore_compat"
+cp -r "$project/test/mirage-xen/unikernels" "$project/test/mirage-xen/xenstore_compat" "$ws/"
+lt=$ws/duniverse/ocaml-vchan/lib_test/mirage
+cmp -s "$lt/server/unikernel.ml" "$lt/client/unikernel.ml" ||
+    { echo "test-mirage-xen: ocaml-vchan's server and client unikernel.ml differ: one file no longer serves both" >&2; exit 1; }
+mkdir "$ws/renamed/lib_test-mirage"
+cp "$lt/server/unikernel.ml" "$ws/renamed/lib_test-mirage/"
+(cd "$ws/renamed/lib_test-mirage" && sh -eu "$ws/rename.sh")
+cp "$ws/renamed/lib_test-mirage/unikernel.ml" "$ws/unikernels/vchan/"
+# The control: the same, unrenamed, over ocaml-vchan's own vchan-xen.
+cp -r "$ws/unikernels/vchan" "$ws/unikernels/vchan-xen"
+cp "$lt/server/unikernel.ml" "$ws/unikernels/vchan-xen/"
+sed -i 's/\bvchan-rs-xen\b/vchan-xen/' "$ws/unikernels/vchan-xen/dune"
+
+cat > "$ws/dune" << 'EOF'
+(vendored_dirs duniverse renamed)
+(data_only_dirs upstream cargo-target)
+EOF
+exec bash "$project/scripts/ocaml5-env.sh" run "$project" bash scripts/test-mirage-xen.sh --inside "$prefix"

@@ -1,0 +1,1 @@
+module Flow = Vchan_rs_xen
