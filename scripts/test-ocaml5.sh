@@ -8,8 +8,8 @@
 #   $VCHAN_RS_CACHE (default ~/.cache/vchan-rs)/ocaml5-tree/<hash of this
 #   tree's path>/
 # and built there, so a warm run is incremental. The copy is a git
-# repository of its own holding every file of the work tree (tracked or
-# not), for make release's `git ls-files`.
+# repository of its own whose one commit holds every file of the work tree
+# (tracked or not), for make release's `git ls-files` and test-opam's clone.
 # What runs there (the host's rustup and cargo, bind-mounted): the Rust
 # tests, the OCaml build and dune test, bench-smoke, opam lint, the docs,
 # the release tarball's build and install. Not again: fmt-check and clippy
@@ -41,7 +41,11 @@ rsync -a --delete \
 if [ ! -d "$tree/.git" ]; then
     git -C "$tree" init -q
 fi
+# One commit, remade each run: the work tree as it is.
 git -C "$tree" add -A
+git -C "$tree" -c user.name=test-ocaml5 -c user.email=test-ocaml5@localhost \
+    commit -q --allow-empty $(git -C "$tree" rev-parse -q --verify HEAD > /dev/null && echo --amend) \
+    -m "test-ocaml5: $here as it is"
 echo "test-ocaml5: the work tree copied to $tree"
 
 targets=("$@")
