@@ -18,6 +18,9 @@ build=(gcc make binutils 'ocaml-nox|ocaml' ocaml-dune ocaml-findlib
        liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev)
 test=(libalcotest-ocaml-dev libxen-dev xen-utils opam opam-installer strace)
 doc=(ocaml-odoc)
+# The OCaml 5.4.1 chroot (scripts/ocaml5-env.sh: make test-ocaml5,
+# make test-unikernel) and the copy of the tree it tests.
+chroot=(mmdebstrap rsync)
 
 mode=${1:-}
 case $mode in --check | --install) shift ;; *)
@@ -29,7 +32,8 @@ for g in "$@"; do
         build) pkgs+=("${build[@]}") ;;
         test) pkgs+=("${test[@]}") ;;
         doc) pkgs+=("${doc[@]}") ;;
-        *) echo "setup: unknown group $g (build, test or doc)" >&2; exit 2 ;;
+        chroot) pkgs+=("${chroot[@]}") ;;
+        *) echo "setup: unknown group $g (build, test, doc or chroot)" >&2; exit 2 ;;
     esac
 done
 

@@ -19,17 +19,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${VCHAN_RS_CACHE:-$HOME/.cache/vchan-rs}
 
-# The host's tools: mmdebstrap makes the chroot, rsync copies the tree.
-missing=()
-for t in mmdebstrap rsync; do command -v "$t" > /dev/null || missing+=("$t"); done
-if ((${#missing[@]})); then
-    if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
-    echo "test-ocaml5: installing with apt-get: ${missing[*]}"
-    "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
+# mmdebstrap makes the chroot, rsync copies the tree.
+bash "$here/scripts/setup.sh" --install chroot > /dev/null
 bash "$here/scripts/ocaml5-env.sh" ensure > /dev/null
 
 tree=$cache/ocaml5-tree/$(printf '%s' "$here" | sha256sum | cut -c1-12)
