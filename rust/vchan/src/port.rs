@@ -106,7 +106,18 @@ mod tests {
     fn domids_and_path() {
         assert!(DomId::new(0x7fef).is_ok());
         assert!(DomId::new(0x7ff0).is_err());
-        for bad in ["x", "-1", "+1", "32752", "4294967296", "", " 1", "1\n", "0x1", "1_0"] {
+        for bad in [
+            "x",
+            "-1",
+            "+1",
+            "32752",
+            "4294967296",
+            "",
+            " 1",
+            "1\n",
+            "0x1",
+            "1_0",
+        ] {
             let e = bad.parse::<DomId>().unwrap_err();
             assert!(matches!(&e, Error::BadDomid(s) if s == bad), "{bad}: {e}");
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
