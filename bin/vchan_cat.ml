@@ -47,11 +47,23 @@ let upstream t ~chunk ~quit_after ~sent ~sending =
     | _ | (exception Unix.Unix_error _) -> false
   in
   let buf = lazy (Lwt_bytes.create chunk) in
+  (* A read in Lwt's thread pool (a terminal, /dev/null) cannot be
+     cancelled: what waits for it must not be attached to it, or a read
+     still running when the transfer ends would keep the endpoint reachable
+     at exit, where collecting it frees its memory and its grant files. *)
+  let read buf =
+    let p, u = Lwt.task () in
+    Lwt.on_any
+      (Lwt_bytes.read stdin buf 0 chunk)
+      (fun n -> if Lwt.is_sleeping p then Lwt.wakeup_later u n)
+      (fun e -> if Lwt.is_sleeping p then Lwt.wakeup_later_exn u e);
+    p
+  in
   let buffered () =
     Lwt.catch
       (fun () ->
         let buf = Lazy.force buf in
-        Lwt_bytes.read stdin buf 0 chunk >|= fun n -> `Read (buf, n))
+        read buf >|= fun n -> `Read (buf, n))
       (function
         | Unix.Unix_error (e, _, _) -> unix_error "stdin" e | e -> Lwt.fail e)
   in
