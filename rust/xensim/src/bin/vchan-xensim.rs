@@ -78,7 +78,7 @@ EXIT STATUS
 EXAMPLE
     VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-4.17/bin/vchan-socket-proxy \\
         -m server 1 /local/domain/0/data/vchan/1/foo -
-    VCHAN_DOMID=1 vchan-cat 0 foo
+    VCHAN_DOMID=1 vchan-cat -N 0 foo
 ";
 
 /// A usage error: what was wrong, then the usage; status 2.
