@@ -387,8 +387,9 @@ let cmd =
            ~docv:"SECONDS"
            ~doc:"Once standard input ended and the peer read all of it, \
                  keep receiving for $(docv) seconds, then close the vchan \
-                 (and exit); a negative $(docv) means until the peer \
-                 closes, the default.")
+                 (and exit); a negative $(docv) (written $(b,-q-1) or \
+                 $(b,--quit-after=-1)) means until the peer closes, the \
+                 default.")
   and verbose =
     Arg.(value & flag & info [ "v"; "verbose" ]
            ~doc:"Report the connection, and at exit the bytes moved and the \
