@@ -67,7 +67,7 @@ rv=$tmp/rv
 head -c 1048576 /dev/urandom > "$tmp/in"
 VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 timeout 60 "$bin/vchan-cat" -l -d 1 smoke > "$tmp/out" &
 listener=$!
-if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$bin/vchan-cat" --timeout 30 0 smoke < "$tmp/in" &&
+if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$bin/vchan-cat" -N --timeout 30 0 smoke < "$tmp/in" &&
     wait "$listener" && cmp -s "$tmp/in" "$tmp/out"; then
     pass "1 MiB between two installed vchan-cats, identical"
 else

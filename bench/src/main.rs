@@ -684,7 +684,8 @@ impl Bench {
     }
 
     /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
-    /// client sending a tmpfs file of `total` bytes; the wall time from
+    /// client `vchan-cat -N` sending a tmpfs file of `total` bytes (and
+    /// closing at its end); the wall time from
     /// the client's start to both ends' exit.
     fn cat(&self, total: u64) -> Result<Sample, String> {
         let exe = pair::vchan_cat()?;
@@ -710,7 +711,7 @@ impl Bench {
             .stdout(std::process::Stdio::null());
         let mut client = Command::new(&exe);
         client
-            .args(["0", "bench"])
+            .args(["-N", "0", "bench"])
             .env("VCHAN_UNIX_DIR", dir.path())
             .env("VCHAN_DOMID", "1")
             .stdin(std::fs::File::open(file.path()).map_err(|e| format!("open: {e}"))?);

@@ -116,9 +116,9 @@ let file_size p = (Unix.stat p).Unix.st_size
 let same what a b = Alcotest.(check string) what (sha256 a) (sha256 b)
 
 (* vchan-cat's standard input: [file], then held open until [until] holds
-   [size] bytes (a vchan has no half-close: a vchan-cat that reached the end
-   of its input closes, so a full-duplex copy keeps it open until the other
-   direction is done). *)
+   [size] bytes (a vchan has no half-close: a vchan-cat -N that reached the
+   end of its input closes, so a full-duplex copy keeps it open until the
+   other direction is done). *)
 let feeder dir file ~until ~size =
   let r, w = Unix.pipe ~cloexec:true () in
   let script =
@@ -151,8 +151,8 @@ let duplex ~cat_serves () =
   let cat_in, feeder_pid = feeder dir b ~until:out_b ~size in
   let cat_out = openw out_b in
   let cat_argv =
-    if cat_serves then [| Lazy.force cat; "-l"; "1"; port |]
-    else [| Lazy.force cat; "--timeout"; "10"; "0"; port |]
+    if cat_serves then [| Lazy.force cat; "-N"; "-l"; "1"; port |]
+    else [| Lazy.force cat; "-N"; "--timeout"; "10"; "0"; port |]
   in
   let t0 = Unix.gettimeofday () in
   let c_pid, cat_pid =
@@ -177,10 +177,10 @@ let duplex ~cat_serves () =
 
 (* ---- vchan-socket-proxy and vchan-cat ---- *)
 
-(* vchan-cat sends a file; vchan-socket-proxy (its standard input held open:
-   at its end the proxy closes) writes it to its standard output. The proxy
-   drops what is still in the ring once it sees a close: vchan-cat lingers
-   until it was all read. *)
+(* vchan-cat -N sends a file; vchan-socket-proxy (its standard input held
+   open: at its end the proxy closes) writes it to its standard output. The
+   proxy drops what is still in the ring once it sees a close: vchan-cat
+   lingers until it was all read. *)
 let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves () =
   let dir = fresh_dir ((if proxy_serves then "proxy-server" else "proxy-client") ^ name) in
   let file = random_file dir "in" size in
@@ -198,11 +198,12 @@ let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves
       let proxy_pid = spawn dir 0 ~stdin:p_in ~stdout:p_out proxy_argv in
       (proxy_pid,
        spawn dir 1 ~stdin:cat_in ~stdout:Unix.stdout
-         [| Lazy.force cat; "--timeout"; "10"; "0"; port |])
+         [| Lazy.force cat; "-N"; "--timeout"; "10"; "0"; port |])
     end
     else begin
       let cat_pid =
-        spawn dir 0 ~stdin:cat_in ~stdout:Unix.stdout [| Lazy.force cat; "-l"; "1"; port |]
+        spawn dir 0 ~stdin:cat_in ~stdout:Unix.stdout
+          [| Lazy.force cat; "-N"; "-l"; "1"; port |]
       in
       wait_for_file (rendezvous dir port);
       (spawn dir 1 ~stdin:p_in ~stdout:p_out proxy_argv, cat_pid)

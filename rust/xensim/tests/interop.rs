@@ -610,3 +610,32 @@ fn c_abi_checks_of_store_events_grants_and_ctrl() {
     assert!(out.status.success(), "abi checks failed: {:?}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+#[test]
+fn launcher_usage_errors_say_what_is_wrong() {
+    for (args, says) in [
+        (
+            &["--domid", "abc", "--", "true"][..],
+            "--domid: invalid domain id \"abc\"",
+        ),
+        (
+            &["--domid=0x1", "--", "true"],
+            "--domid: invalid domain id \"0x1\"",
+        ),
+        (
+            &["--domid", "32752", "--", "true"],
+            "--domid: invalid domain id \"32752\"",
+        ),
+        (&["--domid"], "--domid needs a value"),
+        (&["--bogus", "--", "true"], "unknown argument \"--bogus\""),
+        (&["true"], "unknown argument \"true\""),
+        (&[], "missing -- before the command"),
+        (&["--"], "no command after --"),
+    ] {
+        let out = Command::new(launcher()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains("usage: vchan-xensim"), "{args:?}: {err}");
+    }
+}

@@ -16,6 +16,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use vchan::DomId;
+
 const LIBS: [&str; 4] = [
     "libxengnttab.so.1",
     "libxenevtchn.so.1",
@@ -57,8 +59,8 @@ DESCRIPTION
 
 OPTIONS
     --domid N
-        Run CMD as domain N: sets VCHAN_DOMID=N (default: the inherited
-        VCHAN_DOMID, else 0).
+        Run CMD as domain N, in decimal: sets VCHAN_DOMID=N (default: the
+        inherited VCHAN_DOMID, else 0).
     -h, --help
         Show this help and exit.
     -V, --version
@@ -69,7 +71,8 @@ ENVIRONMENT
         This process's domain id (default 0); --domid overrides it.
     VCHAN_UNIX_DIR
         The rendezvous directory shared with the peers (default
-        $XDG_RUNTIME_DIR/vchan, else /tmp/vchan-$UID).
+        $XDG_RUNTIME_DIR/vchan, else $TMPDIR/vchan-$UID, /tmp/vchan-$UID
+        when TMPDIR is unset).
     VCHAN_XENSIM_LIB
         The directory holding xensim's four libraries. Default: the first
         of <dir>/xensim (cargo's target/release), <dir> (dune's build
@@ -87,12 +90,19 @@ EXIT STATUS
 EXAMPLE
     VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-*/bin/vchan-socket-proxy \\
         -m server 1 /local/domain/0/data/vchan/1/foo -
-    VCHAN_DOMID=1 vchan-cat 0 foo
+    VCHAN_DOMID=1 vchan-cat -N 0 foo
 ";
 
-fn usage() -> ExitCode {
-    eprintln!("{USAGE}\n(vchan-xensim --help for more)");
+/// A usage error: what was wrong, then the usage; status 2.
+fn usage(what: &str) -> ExitCode {
+    eprintln!("vchan-xensim: {what}\n{USAGE}\n(vchan-xensim --help for more)");
     ExitCode::from(2)
+}
+
+/// The value of `--domid`, parsed as every domain id is in vchan-rs.
+fn domid(value: Option<&str>) -> Result<DomId, String> {
+    let v = value.ok_or("--domid needs a value")?;
+    v.parse::<DomId>().map_err(|e| format!("--domid: {e}"))
 }
 
 fn has_libs(dir: &Path) -> bool {
@@ -137,21 +147,19 @@ fn lib_dir() -> Result<PathBuf, String> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
-    let mut domid: Option<u32> = None;
+    let mut own: Option<DomId> = None;
     loop {
         let Some(a) = args.next() else {
-            return usage();
+            return usage("missing -- before the command");
         };
-        match a.to_str() {
+        let parsed = match a.to_str() {
             Some("--") => break,
-            Some("--domid") => match args.next().and_then(|v| v.to_str()?.parse().ok()) {
-                Some(d) => domid = Some(d),
-                None => return usage(),
-            },
-            Some(s) if s.starts_with("--domid=") => match s["--domid=".len()..].parse() {
-                Ok(d) => domid = Some(d),
-                Err(_) => return usage(),
-            },
+            Some("--domid") => domid(
+                args.next()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .as_deref(),
+            ),
+            Some(s) if s.starts_with("--domid=") => domid(Some(&s["--domid=".len()..])),
             Some("-h") | Some("--help") => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
@@ -160,12 +168,16 @@ fn main() -> ExitCode {
                 println!("{}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
-            _ => return usage(),
+            _ => return usage(&format!("unknown argument {:?}", a.to_string_lossy())),
+        };
+        match parsed {
+            Ok(d) => own = Some(d),
+            Err(e) => return usage(&e),
         }
     }
     let rest: Vec<OsString> = args.collect();
     let Some((cmd, cmd_args)) = rest.split_first() else {
-        return usage();
+        return usage("no command after --");
     };
     let dir = match lib_dir() {
         Ok(d) => d,
@@ -194,7 +206,7 @@ fn main() -> ExitCode {
     c.args(cmd_args)
         .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", &dir))
         .env("LD_PRELOAD", prepend("LD_PRELOAD", &dir.join(XENCTRL)));
-    if let Some(d) = domid {
+    if let Some(d) = own {
         c.env("VCHAN_DOMID", d.to_string());
     }
     let err = c.exec();
