@@ -3,6 +3,9 @@
 #                 which Debian packages are missing instead of installing them
 #   make setup    install the missing Debian packages (build, test and doc)
 #   make test     install what is missing (says so), then run every test
+#   make test-ocaml5  the tests on OCaml 5.4.1, dune 3, lwt 6 and Xen 4.20's
+#                 tools, in a cached Debian sid chroot (scripts/test-ocaml5.sh;
+#                 root or sudo, mmdebstrap and rsync: installs them)
 #   make demo     install what building needs (says so), build, move a file over vchan
 #   make doc      API docs; prints where they are
 #   make test-unikernel  the functor's cases in a Solo5 (spt) unikernel built
@@ -25,7 +28,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
-.PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-opam test-release \
+.PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-ocaml5 test-opam test-release \
 	clippy check-docs demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
 	test-mirage-xen test-unikernel
 
@@ -69,6 +72,11 @@ clippy:
 test-ocaml:
 	dune build
 	dune test --force
+
+# The same tests on OCaml 5.4.1 (a Debian sid chroot made by
+# scripts/ocaml5-env.sh, on a cached copy of this tree): not part of make test.
+test-ocaml5:
+	bash scripts/test-ocaml5.sh
 
 # Not part of make test: it needs the OCaml 5.4.1 chroot, Solo5 and
 # ocaml-solo5 (built and cached by scripts/solo5-toolchain.sh) and the pinned

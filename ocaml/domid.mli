@@ -10,5 +10,7 @@ val of_int : int -> (int, [> `Msg of string ]) result
     [Error (`Msg why)] (why names [d] and the range). *)
 
 val of_string : string -> (int, [> `Msg of string ]) result
-(** [of_string s] parses a decimal domain id as {!of_int} checks it;
-    [Error (`Msg why)] names [s] when it is not one. *)
+(** [of_string s] parses a domain id written in decimal digits and nothing
+    else (no sign, blank, [0x] or [_]), as {!of_int} checks it: the rule of
+    the whole of vchan-rs, [$VCHAN_DOMID] included. [Error (`Msg why)]
+    names [s] when it is not one. *)

@@ -26,14 +26,16 @@ head -c $((mib * 1024 * 1024)) /dev/urandom > "$tmp/in"
 sum_in=$(sha256sum < "$tmp/in" | cut -d' ' -f1)
 
 # Domain 0 serves client domain 1 on port "demo" and writes what it receives
-# (-d: it sends nothing, so it does not read its standard input).
+# until the client closes (-d: it sends nothing, so it does not read its
+# standard input).
 VCHAN_DOMID=0 "$cat_exe" -l -d -v --buffer-size 65536 1 demo \
   > "$tmp/out" 2> "$tmp/listener.log" &
 listener=$!
 
-# Domain 1 connects (waiting up to 10 s for the server) and sends the file.
+# Domain 1 connects (waiting up to 10 s for the server), sends the file and
+# closes at its end (-N).
 start=$(date +%s.%N)
-VCHAN_DOMID=1 "$cat_exe" -v --timeout 10 0 demo < "$tmp/in" 2> "$tmp/client.log"
+VCHAN_DOMID=1 "$cat_exe" -N -v --timeout 10 0 demo < "$tmp/in" 2> "$tmp/client.log"
 wait "$listener"
 listener=
 end=$(date +%s.%N)

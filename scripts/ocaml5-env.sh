@@ -42,10 +42,8 @@ ensure() {
         echo "$root"
         return
     fi
-    command -v mmdebstrap > /dev/null || {
-        echo "ocaml5-env: mmdebstrap missing (apt-get install mmdebstrap)" >&2
-        exit 1
-    }
+    # mmdebstrap (and rsync, for scripts/test-ocaml5.sh's copy of the tree).
+    bash "$(dirname "$0")/setup.sh" --install chroot >&2
     echo "ocaml5-env: making the Debian sid chroot in $root (about 2 minutes)" >&2
     local tmp=$root.new
     sudo_ rm -rf "$tmp"

@@ -9,12 +9,18 @@
 #                                      sudo when not root), saying what
 # Idempotent: well under a second when everything is present. Rust itself
 # (stable >= the workspace's rust-version) comes from rustup, not apt.
+# An entry "a|b" is met by either package (the first apt can install is
+# installed); a virtual package (xen-utils: Xen's tools, xen-utils-4.17 on
+# Debian 12, xen-utils-4.20 on Debian 13) is met by any package providing it.
 set -euo pipefail
 
-build=(gcc make binutils ocaml-nox ocaml-dune ocaml-findlib
+build=(gcc make binutils 'ocaml-nox|ocaml' ocaml-dune ocaml-findlib
        liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev)
-test=(libalcotest-ocaml-dev libxen-dev xen-utils-4.17 opam opam-installer strace)
+test=(libalcotest-ocaml-dev libxen-dev xen-utils opam opam-installer strace)
 doc=(ocaml-odoc)
+# The OCaml 5.4.1 chroot (scripts/ocaml5-env.sh: make test-ocaml5,
+# make test-unikernel) and the copy of the tree it tests.
+chroot=(mmdebstrap rsync)
 
 mode=${1:-}
 case $mode in --check | --install) shift ;; *)
@@ -26,14 +32,21 @@ for g in "$@"; do
         build) pkgs+=("${build[@]}") ;;
         test) pkgs+=("${test[@]}") ;;
         doc) pkgs+=("${doc[@]}") ;;
-        *) echo "setup: unknown group $g (build, test or doc)" >&2; exit 2 ;;
+        chroot) pkgs+=("${chroot[@]}") ;;
+        *) echo "setup: unknown group $g (build, test, doc or chroot)" >&2; exit 2 ;;
     esac
 done
 
+# Every installed package, and what it provides, one name a line.
+installed=$(dpkg-query -W -f='${db:Status-Status} ${Package} ${Provides}\n' 2>/dev/null |
+    awk '$1 == "installed" { for (i = 2; i <= NF; i++) if ($i !~ /^[(=<>]|[)]$/) { sub(/,$/, "", $i); print $i } }')
 missing=()
-status=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${pkgs[@]}" 2>/dev/null || true)
 for p in "${pkgs[@]}"; do
-    grep -qx "$p installed" <<< "$status" || missing+=("$p")
+    met=false
+    for alt in ${p//|/ }; do
+        if grep -qxF "$alt" <<< "$installed"; then met=true; fi
+    done
+    $met || missing+=("$p")
 done
 
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -47,17 +60,26 @@ fi
 if ((${#missing[@]})); then
     if [ "$mode" = --check ]; then
         echo "setup: missing Debian packages ($*): ${missing[*]}" >&2
-        echo "setup: install them with: make setup  (or: sudo apt-get install ${missing[*]})" >&2
+        echo "setup: install them with: make setup  (or: sudo apt-get install ${missing[*]%%|*})" >&2
         $rust_ok || echo "setup: $rust_msg" >&2
         exit 1
     fi
     if [ "$(id -u)" -eq 0 ]; then SUDO=(); elif command -v sudo > /dev/null; then SUDO=(sudo); else
         echo "setup: missing packages ${missing[*]}; run as root or install sudo" >&2; exit 1
     fi
-    echo "setup: installing with apt-get ($*): ${missing[*]}"
     "${SUDO[@]}" apt-get update -qq
+    # Of alternatives, the first this distribution has.
+    chosen=()
+    for p in "${missing[@]}"; do
+        pick=${p%%|*}
+        for alt in ${p//|/ }; do
+            if apt-cache show "$alt" > /dev/null 2>&1; then pick=$alt; break; fi
+        done
+        chosen+=("$pick")
+    done
+    echo "setup: installing with apt-get ($*): ${chosen[*]}"
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}"
+        apt-get install -y -qq --no-install-recommends "${chosen[@]}"
 fi
 if ! $rust_ok; then
     echo "setup: $rust_msg" >&2

@@ -492,35 +492,35 @@ let write_file path b =
   output_bytes oc b;
   close_out oc
 
-(* The listener: `vchan-cat -l 1 PORT > copy` in domain 0, its standard
-   input a pipe we keep open (a vchan has no half-close: the receiving side
-   must not reach the end of its input first); the client:
-   `cat file | vchan-cat 0 PORT` in domain 1, through the shell. *)
+(* The listener: `vchan-cat -l 1 PORT < /dev/null > copy` in domain 0 (its
+   empty input ends at once, as for every `cmd &` of a script: it must still
+   receive until the peer closes); the client: `cat file | vchan-cat -N 0
+   PORT` in domain 1, through the shell, which closes at the end of its
+   input. *)
 let cat_copy size =
   let name = Printf.sprintf "cat%d" size in
   let file = Filename.concat !tmp_root (name ^ ".in")
   and copy = Filename.concat !tmp_root (name ^ ".out") in
   write_file file (pseudo_random ~seed:(Int64.of_int (size + 11)) size);
   let out = Unix.openfile copy [ Unix.O_WRONLY; Unix.O_CREAT; Unix.O_TRUNC ] 0o600 in
-  let pin, pout = Unix.pipe ~cloexec:true () in
+  let null = Unix.openfile "/dev/null" [ Unix.O_RDONLY; Unix.O_CLOEXEC ] 0 in
   let cat = vchan_cat () in
   let pid =
     Unix.create_process_env cat
       [| cat; "-l"; "1"; name |]
       (env_with [ ("VCHAN_DOMID", "0") ])
-      pin out Unix.stderr
+      null out Unix.stderr
   in
-  Unix.close pin;
+  Unix.close null;
   Unix.close out;
   let t0 = Unix.gettimeofday () in
   let rc =
     Sys.command
-      (Printf.sprintf "cat %s | VCHAN_DOMID=1 %s 0 %s" (q file) (q cat) name)
+      (Printf.sprintf "cat %s | VCHAN_DOMID=1 %s -N 0 %s" (q file) (q cat) name)
   in
   let dt = Unix.gettimeofday () -. t0 in
   if rc <> 0 then (try Unix.kill pid Sys.sigkill with _ -> ());
   expect_exit0 "listener" pid;
-  Unix.close pout;
   Alcotest.(check int) "client exit status" 0 rc;
   Alcotest.(check string) "identical copy" (Digest.to_hex (Digest.file file))
     (Digest.to_hex (Digest.file copy));
@@ -530,7 +530,8 @@ let cat_copy size =
   Sys.remove file;
   Sys.remove copy
 
-(* Both through one shell line, the receiver with -d (no standard input). *)
+(* Both through one shell line, the receiver with -d (no standard input),
+   the sender with -N (it closes at the end of its input). *)
 let test_cat_shell () =
   let file = Filename.concat !tmp_root "sh.in"
   and copy = Filename.concat !tmp_root "sh.out" in
@@ -539,8 +540,8 @@ let test_cat_shell () =
   let rc =
     Sys.command
       (Printf.sprintf
-         "VCHAN_DOMID=0 %s -l -d 1 sh > %s & VCHAN_DOMID=1 %s --timeout 10 0 \
-          sh < %s; c=$?; wait $!; l=$?; exit $((c + l))"
+         "VCHAN_DOMID=0 %s -l -d 1 sh > %s & VCHAN_DOMID=1 %s -N --timeout 10 \
+          0 sh < %s; c=$?; wait $!; l=$?; exit $((c + l))"
          cat (q copy) cat (q file))
   in
   Alcotest.(check int) "exit statuses" 0 rc;
@@ -550,15 +551,41 @@ let test_cat_shell () =
 let test_cat_errors () =
   let cat = q (vchan_cat ()) in
   let run args = Sys.command (Printf.sprintf "%s %s 2>/dev/null </dev/null" cat args) in
-  Alcotest.(check bool) "no arguments" true (run "" <> 0);
-  Alcotest.(check bool) "bad port" true (run "0 'a/b'" <> 0);
-  Alcotest.(check bool) "bad domid" true (run "x foo" <> 0);
-  Alcotest.(check bool) "bad backend" true (run "--backend vmware 0 foo" <> 0);
-  Alcotest.(check bool) "bad size" true (run "-l --buffer-size 0 1 foo" <> 0);
+  (* Usage errors: status 2, as vchan-xensim's. *)
+  List.iter
+    (fun (what, args) -> Alcotest.(check int) what 2 (run args))
+    [
+      ("no arguments", "");
+      ("no port", "0");
+      ("too many arguments", "0 foo bar");
+      ("unknown option", "--bogus 0 foo");
+      ("bad port", "0 'a/b'");
+      ("bad domid", "x foo");
+      ("hexadecimal domid", "0x1 foo");
+      ("domid with _", "1_0 foo");
+      ("domid with a blank", "' 1' foo");
+      ("bad backend", "--backend vmware 0 foo");
+      ("bad size", "-l --buffer-size 0 1 foo");
+      ("bad timeout", "--timeout -1 0 foo");
+      ("bad -q", "-q x 0 foo");
+      ("-N with -q", "-N -q 1 0 foo");
+    ];
   Alcotest.(check bool) "xen backend unavailable here" true
-    (run "--backend xen --timeout 0.1 0 foo" <> 0);
-  Alcotest.(check int) "help" 0
-    (Sys.command (Printf.sprintf "%s --help=plain >/dev/null" cat));
+    (run "--backend xen --timeout 0.1 0 foo" = 1);
+  (* Help: -h as --help; plain text through a pipe, even with TERM set
+     (cmdliner would page it through groff: overstrike, "\b"). *)
+  let help = Filename.concat !tmp_root "help.out" in
+  List.iter
+    (fun args ->
+      Alcotest.(check int) (args ^ ": status") 0
+        (Sys.command
+           (Printf.sprintf "TERM=xterm %s %s </dev/null | cat > %s" cat args (q help)));
+      let text = read_file help in
+      Alcotest.(check bool) (args ^ ": the manual") true
+        (contains text "vchan-cat - copy standard input and output"
+        && contains text "EXIT STATUS");
+      Alcotest.(check bool) (args ^ ": no overstrike") false (String.contains text '\b'))
+    [ "--help"; "-h"; "-h 0 foo"; "-l -h" ];
   (* The bad-input table's settings: a non-zero exit, and the message names
      the variable or the path. *)
   let err = Filename.concat !tmp_root "cat.err" in
@@ -577,6 +604,10 @@ let test_cat_errors () =
   says "VCHAN_UNIX_DIR=/" "-l 1 foo" "vchan rendezvous directory /:";
   says "" ("0 " ^ String.make 300 'p') "invalid vchan port";
   says "" "-- -1 foo" "invalid domain id";
+  (* One rule for domain ids, on the command line and in VCHAN_DOMID. *)
+  says "VCHAN_DOMID=' 1'" "--timeout 0.1 0 foo" "VCHAN_DOMID=\" 1\"";
+  says "VCHAN_DOMID=0x1" "--timeout 0.1 0 foo" "VCHAN_DOMID=\"0x1\"";
+  says "" "0x1 foo" "invalid domain id \"0x1\"";
   Alcotest.(check int) "no server: timeout" 1
     (Sys.command
        (Printf.sprintf "VCHAN_DOMID=1 %s --timeout 0.2 0 nobody 2>/dev/null </dev/null" cat));
@@ -603,15 +634,13 @@ let test_cat_errors () =
     (contains text "bytes");
   Alcotest.(check bool) "version" true
     (Sys.command (Printf.sprintf "%s --version | grep -q '^[0-9]'" cat) = 0);
-  (* A listener whose output is a pipe nobody reads fails at once (EPIPE,
-     SIGPIPE ignored, after at most a ring and a pipe buffer) and closes the
-     vchan cleanly (no leftovers): a client with more to send sees its peer
-     go and fails. (A listener that merely closed when
-     its empty input ended could read everything first on a loaded machine,
-     and the client would rightly succeed.) *)
+  (* A listener whose output is a pipe nobody reads ends at once (EPIPE,
+     after at most a ring and a pipe buffer) and closes the vchan cleanly
+     (no leftovers): a client with more to send sees its peer go and
+     fails. *)
   let file = Filename.concat !tmp_root "gone.in" in
   write_file file (pseudo_random (4 * 1024 * 1024));
-  Alcotest.(check bool) "peer vanished" true
+  Alcotest.(check bool) "peer gone" true
     (Sys.command
        (Printf.sprintf
           "(trap '' PIPE; VCHAN_DOMID=0 %s -l 1 gone </dev/null 2>/dev/null | true) & VCHAN_DOMID=1 %s \
@@ -724,6 +753,266 @@ let rec files dir =
         if Sys.is_directory p then files p @ acc else p :: acc)
       [] (Sys.readdir dir)
 
+(* ---- vchan-cat: half-close, signals, EPIPE, --timeout with -l ---- *)
+
+(* vchan-cat ARGS in domain [domid], with these standard descriptors. *)
+let spawn_cat ?(env = []) ~domid ~stdin ~stdout ~stderr args =
+  let cat = vchan_cat () in
+  Unix.create_process_env cat
+    (Array.of_list (cat :: args))
+    (env_with (("VCHAN_DOMID", string_of_int domid) :: env))
+    stdin stdout stderr
+
+let pipe () = Unix.pipe ~cloexec:true ()
+let dev_null flags = Unix.openfile "/dev/null" (Unix.O_CLOEXEC :: flags) 0
+
+let write_string fd s =
+  let n = Unix.write_substring fd s 0 (String.length s) in
+  if n <> String.length s then fail "short write"
+
+(* Unix.read, again when a signal (SIGCHLD, for Lwt's handler) interrupts
+   it. *)
+let rec read fd buf off len =
+  try Unix.read fd buf off len with Unix.Unix_error (Unix.EINTR, _, _) -> read fd buf off len
+
+(* [n] bytes of [fd], or fewer at its end. *)
+let read_upto fd n =
+  let buf = Bytes.create n in
+  let rec go off =
+    if off = n then off else match read fd buf off (n - off) with 0 -> off | k -> go (off + k)
+  in
+  Bytes.sub_string buf 0 (go 0)
+
+(* All of [fd], to its end; closes it. *)
+let read_to_end fd =
+  let b = Buffer.create 4096 and chunk = Bytes.create 65536 in
+  let rec go () =
+    match read fd chunk 0 65536 with
+    | 0 -> ()
+    | n ->
+        Buffer.add_subbytes b chunk 0 n;
+        go ()
+  in
+  go ();
+  Unix.close fd;
+  Buffer.contents b
+
+let exit_status what pid =
+  match waitpid pid with
+  | Unix.WEXITED n -> n
+  | Unix.WSIGNALED n | Unix.WSTOPPED n -> fail "%s killed by signal %d" what n
+
+(* The files of the case's rendezvous directory but its marker. *)
+let rendezvous_files () =
+  let dir = Sys.getenv "VCHAN_UNIX_DIR" in
+  List.filter (fun p -> Filename.basename p <> ".vchan-root") (files dir)
+
+(* A server `vchan-cat -l -N 1 PORT` whose input and output we hold, and a
+   client `vchan-cat CLIENT_ARGS 0 PORT` whose input is "req\n", then its
+   end; the request reaches the server. *)
+let request name client_args =
+  let srv_in, to_srv = pipe () and from_srv, srv_out = pipe () in
+  let server =
+    spawn_cat ~domid:0 ~stdin:srv_in ~stdout:srv_out ~stderr:Unix.stderr
+      [ "-l"; "-N"; "1"; name ]
+  in
+  Unix.close srv_in;
+  Unix.close srv_out;
+  let cli_in, to_cli = pipe () and from_cli, cli_out = pipe () in
+  let err_r, err_w = pipe () in
+  let client =
+    spawn_cat ~domid:1 ~stdin:cli_in ~stdout:cli_out ~stderr:err_w
+      (client_args @ [ "--timeout"; "10"; "0"; name ])
+  in
+  List.iter Unix.close [ cli_in; cli_out; err_w ];
+  write_string to_cli "req\n";
+  Unix.close to_cli;
+  Alcotest.(check string) "the request reached the server" "req\n" (read_upto from_srv 4);
+  (server, to_srv, from_srv, client, from_cli, err_r)
+
+(* Without -N or -q (or with a negative -q), the client keeps receiving
+   after its input ended: the reply, sent only once the request arrived,
+   comes through, and it exits when the server closes. *)
+let test_cat_reply_after_eof client_args () =
+  let server, to_srv, from_srv, client, from_cli, err_r = request "rr" client_args in
+  write_string to_srv "reply\n";
+  Unix.close to_srv;
+  Alcotest.(check string) "the client received the reply" "reply\n" (read_to_end from_cli);
+  Alcotest.(check int) "client status" 0 (exit_status "client" client);
+  Alcotest.(check int) "server status" 0 (exit_status "server" server);
+  Unix.close from_srv;
+  Alcotest.(check string) "client says nothing" "" (read_to_end err_r)
+
+(* With -N (or -q 0), the client closes once the server read its input,
+   without waiting for a reply: it exits while the server, still connected,
+   has sent nothing; having sent its input, it does not warn. *)
+let test_cat_close_at_eof client_args () =
+  let server, to_srv, from_srv, client, from_cli, err_r = request "ne" client_args in
+  Alcotest.(check int) "client status, server still connected" 0
+    (exit_status "client" client);
+  Alcotest.(check string) "the client received nothing" "" (read_to_end from_cli);
+  Alcotest.(check string) "client says nothing" "" (read_to_end err_r);
+  Unix.close to_srv;
+  ignore (exit_status "server" server : int);
+  Unix.close from_srv
+
+(* A sender `vchan-cat ARGS PORT < input` in domain [domid], its standard
+   error a pipe; returns it and that pipe. By default the server `vchan-cat
+   -l -N 1 PORT` in domain 0, and a file of 4 MiB. *)
+let big_sender ?(domid = 0) ?(args = [ "-l"; "-N"; "1" ]) ?input name =
+  let file =
+    match input with
+    | Some path -> path
+    | None ->
+        let file = Filename.concat !tmp_root (name ^ ".in") in
+        write_file file (pseudo_random (4 * 1024 * 1024));
+        file
+  in
+  let input = Unix.openfile file [ Unix.O_RDONLY; Unix.O_CLOEXEC ] 0 in
+  let err_r, err_w = pipe () in
+  let pid =
+    spawn_cat ~domid ~stdin:input ~stdout:Unix.stdout ~stderr:err_w (args @ [ name ])
+  in
+  Unix.close input;
+  Unix.close err_w;
+  (pid, err_r)
+
+(* The /dev/null trap with -N: a receiver whose input is empty closes at
+   once, and says so (exit 0), while the sender (`vchan-cat -l -N 1 PORT <
+   /dev/zero`: it cannot be done first) still sends. The sender then ends
+   on a close, not a vanished peer: status 1 when the close met it
+   writing, 0 when it met it reading its input (as nc exits when the remote
+   closes, whatever its input still holds). *)
+let test_cat_dev_null_warning () =
+  let sender, sender_err = big_sender ~input:"/dev/zero" "devnull" in
+  let null_in = dev_null [ Unix.O_RDONLY ] and null_out = dev_null [ Unix.O_WRONLY ] in
+  let err_r, err_w = pipe () in
+  let receiver =
+    spawn_cat ~domid:1 ~stdin:null_in ~stdout:null_out ~stderr:err_w
+      [ "-N"; "--timeout"; "10"; "0"; "devnull" ]
+  in
+  List.iter Unix.close [ null_in; null_out; err_w ];
+  Alcotest.(check int) "receiver status" 0 (exit_status "receiver" receiver);
+  let warning = read_to_end err_r in
+  Alcotest.(check bool) ("the receiver warns: " ^ warning) true
+    (contains warning "warning: closing the vchan at the end of standard input");
+  let status = exit_status "sender" sender and err = read_to_end sender_err in
+  Alcotest.(check bool) (Printf.sprintf "the sender saw a close: %d, %s" status err) true
+    (status = 0 && err = ""
+    || status = 1 && contains err "the peer closed the vchan before all of stdin was sent")
+
+(* A receiver `vchan-cat -l -d 1 PORT` whose output we read [first] bytes
+   of, from a sender `vchan-cat 0 PORT < file` ([big_sender], domain 1).
+   Returns (receiver, its output, sender, the sender's standard error). *)
+let transfer_started name ~first =
+  let out_r, out_w = pipe () in
+  let null_in = dev_null [ Unix.O_RDONLY ] in
+  let sender, sender_err = big_sender ~domid:1 ~args:[ "--timeout"; "10"; "0" ] name in
+  let receiver =
+    spawn_cat ~domid:0 ~stdin:null_in ~stdout:out_w ~stderr:Unix.stderr
+      [ "-l"; "-d"; "1"; name ]
+  in
+  Unix.close null_in;
+  Unix.close out_w;
+  Alcotest.(check int) "first bytes through" first (String.length (read_upto out_r first));
+  (receiver, out_r, sender, sender_err)
+
+(* SIGINT or SIGTERM to a receiver mid-transfer (both blocked: we stopped
+   reading its output): it closes the vchan and exits 128 + the signal;
+   the sender sees a close (not a vanished peer) with its data unsent. *)
+let test_cat_signal_receiver (signal, status) () =
+  let receiver, out_r, sender, sender_err = transfer_started "sigr" ~first:65536 in
+  Unix.kill receiver signal;
+  Alcotest.(check int) "receiver status" status (exit_status "receiver" receiver);
+  Alcotest.(check int) "sender status" 1 (exit_status "sender" sender);
+  let err = read_to_end sender_err in
+  Alcotest.(check bool) ("the sender saw a close: " ^ err) true
+    (contains err "the peer closed the vchan before all of stdin was sent");
+  Unix.close out_r;
+  Alcotest.(check (list string)) "no rendezvous file left" [] (rendezvous_files ())
+
+(* The same signals to the sender mid-transfer: the receiver sees a close
+   (it exits 0, having written what came); the sender exits 128 + the
+   signal. *)
+let test_cat_signal_sender (signal, status) () =
+  let receiver, out_r, sender, sender_err = transfer_started "sigs" ~first:65536 in
+  Unix.kill sender signal;
+  Alcotest.(check int) "sender status" status (exit_status "sender" sender);
+  Alcotest.(check string) "sender says nothing" "" (read_to_end sender_err);
+  ignore (read_to_end out_r : string);
+  Alcotest.(check int) "receiver status" 0 (exit_status "receiver" receiver);
+  Alcotest.(check (list string)) "no rendezvous file left" [] (rendezvous_files ())
+
+(* SIGTERM to a server still waiting for its client: its rendezvous, there
+   while it listened, is removed. *)
+let test_cat_signal_listening () =
+  let err_r, err_w = pipe () in
+  let null_in = dev_null [ Unix.O_RDONLY ] in
+  let server =
+    spawn_cat ~domid:0 ~stdin:null_in ~stdout:Unix.stdout ~stderr:err_w
+      [ "-l"; "-v"; "1"; "sigl" ]
+  in
+  Unix.close null_in;
+  Unix.close err_w;
+  let said = "vchan-cat: listening for domain 1 on port sigl\n" in
+  Alcotest.(check string) "listening" said (read_upto err_r (String.length said));
+  Alcotest.(check bool) "its rendezvous is there" true (rendezvous_files () <> []);
+  Unix.kill server Sys.sigterm;
+  Alcotest.(check int) "status" 143 (exit_status "server" server);
+  Alcotest.(check string) "nothing more said" "" (read_to_end err_r);
+  Alcotest.(check (list string)) "no rendezvous file left" [] (rendezvous_files ())
+
+(* Its output's reader gone (EPIPE), a receiver exits quietly with 141, as
+   cat killed by SIGPIPE; the sender sees a close. *)
+let test_cat_epipe () =
+  let err_r, err_w = pipe () in
+  let out_r, out_w = pipe () in
+  let null_in = dev_null [ Unix.O_RDONLY ] in
+  let sender, sender_err = big_sender "epipe" in
+  let receiver =
+    spawn_cat ~domid:1 ~stdin:null_in ~stdout:out_w ~stderr:err_w
+      [ "-d"; "--timeout"; "10"; "0"; "epipe" ]
+  in
+  List.iter Unix.close [ null_in; out_w; err_w ];
+  Alcotest.(check int) "head -c 10" 10 (String.length (read_upto out_r 10));
+  Unix.close out_r;
+  Alcotest.(check int) "receiver status" 141 (exit_status "receiver" receiver);
+  Alcotest.(check string) "the receiver says nothing" "" (read_to_end err_r);
+  Alcotest.(check int) "sender status" 1 (exit_status "sender" sender);
+  ignore (read_to_end sender_err : string)
+
+(* --timeout applies to a server waiting for its client: it gives up, says
+   what it waited for, and removes its rendezvous. (timeout(1) only keeps a
+   server that ignores --timeout from hanging the suite: status 124.) *)
+let test_cat_listen_timeout () =
+  let err = Filename.concat !tmp_root "listen-timeout.err" in
+  Alcotest.(check int) "status" 1
+    (Sys.command
+       (Printf.sprintf
+          "VCHAN_DOMID=0 timeout 60 %s -l --timeout 0.2 1 nobody </dev/null 2>%s"
+          (q (vchan_cat ())) (q err)));
+  let text = read_file err in
+  Alcotest.(check bool) ("says it timed out waiting for the client: " ^ text) true
+    (contains text
+       "timed out after 0.2 s waiting for domain 1 to connect to domain 0 on port nobody")
+
+(* The rendezvous directory a message names is the library's: with
+   $TMPDIR/vchan-UID under TMPDIR (VCHAN_UNIX_DIR and XDG_RUNTIME_DIR
+   unset). *)
+let test_cat_message_dir () =
+  let tmpdir = Filename.concat !tmp_root "tmpdir" in
+  Unix.mkdir tmpdir 0o700;
+  let err = Filename.concat !tmp_root "dir.err" in
+  ignore
+    (Sys.command
+       (Printf.sprintf
+          "env -u VCHAN_UNIX_DIR -u XDG_RUNTIME_DIR TMPDIR=%s VCHAN_DOMID=1 %s \
+           --timeout 0.1 0 nobody </dev/null 2>%s"
+          (q tmpdir) (q (vchan_cat ())) (q err)));
+  let text = read_file err in
+  let dir = Printf.sprintf "%s/vchan-%d/store" tmpdir (Unix.getuid ()) in
+  Alcotest.(check bool) (Printf.sprintf "names %s: %s" dir text) true (contains text dir)
+
 let cases = ref 0
 
 let isolated f () =
@@ -769,6 +1058,19 @@ let () =
               ("errors", test_cat_errors);
               ("peer killed: non-zero status", test_cat_peer_killed);
               ("receiver killed: sender says vanished", test_cat_receiver_killed);
+              ("reply after the end of stdin", test_cat_reply_after_eof []);
+              ("reply after the end of stdin, -q -1", test_cat_reply_after_eof [ "-q-1" ]);
+              ("-N: close at the end of stdin", test_cat_close_at_eof [ "-N" ]);
+              ("-q 0: close at the end of stdin", test_cat_close_at_eof [ "-q"; "0" ]);
+              ("-N with stdin /dev/null warns", test_cat_dev_null_warning);
+              ("SIGTERM to the receiver", test_cat_signal_receiver (Sys.sigterm, 143));
+              ("SIGINT to the receiver", test_cat_signal_receiver (Sys.sigint, 130));
+              ("SIGTERM to the sender", test_cat_signal_sender (Sys.sigterm, 143));
+              ("SIGINT to the sender", test_cat_signal_sender (Sys.sigint, 130));
+              ("SIGTERM while listening", test_cat_signal_listening);
+              ("EPIPE on stdout: quiet, 141", test_cat_epipe);
+              ("--timeout with -l", test_cat_listen_timeout);
+              ("rendezvous directory in messages", test_cat_message_dir);
             ] )
       in
       (* Under the engine, the endpoint group only (vchan-cat has its own

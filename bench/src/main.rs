@@ -684,7 +684,8 @@ impl Bench {
     }
 
     /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
-    /// client sending a tmpfs file of `total` bytes; the wall time from
+    /// client `vchan-cat -N` sending a tmpfs file of `total` bytes (and
+    /// closing at its end); the wall time from
     /// the client's start to both ends' exit.
     fn cat(&self, total: u64) -> Result<Sample, String> {
         let exe = pair::vchan_cat()?;
@@ -710,7 +711,7 @@ impl Bench {
             .stdout(std::process::Stdio::null());
         let mut client = Command::new(&exe);
         client
-            .args(["0", "bench"])
+            .args(["-N", "0", "bench"])
             .env("VCHAN_UNIX_DIR", dir.path())
             .env("VCHAN_DOMID", "1")
             .stdin(std::fs::File::open(file.path()).map_err(|e| format!("open: {e}"))?);
@@ -931,13 +932,21 @@ fn machine() -> Vec<String> {
         })
         .unwrap_or_else(|| "unknown".into());
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let lib = [
-        "/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17",
-        "/usr/lib/aarch64-linux-gnu/libxenvchan.so.4.17",
-    ]
-    .into_iter()
-    .find(|p| Path::new(p).exists())
-    .unwrap_or("libxenvchan.so.4.17 (not found)");
+    // The installed Xen's libxenvchan.so.<major>.<minor> (its soname).
+    let lib = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libxenvchan.so.") && n.matches('.').count() == 3)
+        })
+        .min()
+        .map_or_else(
+            || "libxenvchan (not found)".to_owned(),
+            |p| p.display().to_string(),
+        );
     vec![
         format!("nproc: {nproc}"),
         format!("kernel: {}", read("/proc/sys/kernel/osrelease").trim()),

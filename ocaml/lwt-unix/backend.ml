@@ -14,3 +14,9 @@ let default () =
   match Sys.getenv_opt env_var with
   | None | Some "" -> Ok Unix
   | Some s -> of_string s
+let unix_dir = Stubs.unix_dir
+
+let unix_domid () =
+  match Stubs.unix_domid () with
+  | Ok d -> Ok d
+  | Error e -> Error (Stubs.error_of_kind e)

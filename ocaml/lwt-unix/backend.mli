@@ -19,3 +19,19 @@ val env_var : string
 val default : unit -> (t, [> `Msg of string ]) result
 (** The backend named by [$VCHAN_BACKEND]; {!Unix} when it is unset or
     empty. *)
+
+(** {1 The unix backend's settings}
+
+    As the library resolves them, so that a program's messages name what
+    the library uses. *)
+
+val unix_dir : unit -> string
+(** The unix backend's rendezvous directory: [$VCHAN_UNIX_DIR], else
+    [$XDG_RUNTIME_DIR/vchan], else [$TMPDIR/vchan-UID] ([/tmp] when
+    [TMPDIR] is unset or empty), [UID] being this process's user id.
+    For messages: bytes of the path that are not UTF-8 are replaced. *)
+
+val unix_domid : unit -> (int, Vchan_rs.Error.t) result
+(** This process's domain id under the unix backend: [$VCHAN_DOMID], read
+    as {!Vchan_rs.Domid.of_string} reads a domain id, else 0 when it is
+    unset; [Error (`Invalid_argument why)] when it is not a domain id. *)

@@ -381,7 +381,7 @@ let cleanup st =
 class engine () =
   let st = make_state () in
   object (self)
-    inherit Lwt_engine.abstract
+    inherit Engine_base.t
     method iter block = iter st block
     method private cleanup = cleanup st
 

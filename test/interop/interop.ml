@@ -4,7 +4,22 @@
 
 let fail fmt = Printf.ksprintf (fun s -> Alcotest.fail s) fmt
 let mib = 1024 * 1024
-let proxy = "/usr/lib/xen-4.17/bin/vchan-socket-proxy"
+
+(* Xen's vchan-socket-proxy: Debian's xen-utils-<version> puts its tools in
+   /usr/lib/xen-<version>/bin; the newest installed. *)
+let proxy =
+  lazy
+    (let found =
+       (try Sys.readdir "/usr/lib" with Sys_error _ -> [||])
+       |> Array.to_list
+       |> List.filter (String.starts_with ~prefix:"xen-")
+       |> List.map (fun d -> Filename.concat "/usr/lib" (Filename.concat d "bin/vchan-socket-proxy"))
+       |> List.filter Sys.file_exists
+       |> List.sort (fun a b -> compare b a)
+     in
+     match found with
+     | p :: _ -> p
+     | [] -> fail "no /usr/lib/xen-*/bin/vchan-socket-proxy (install xen-utils)")
 
 let absolute var =
   match Sys.getenv_opt var with
@@ -101,9 +116,9 @@ let file_size p = (Unix.stat p).Unix.st_size
 let same what a b = Alcotest.(check string) what (sha256 a) (sha256 b)
 
 (* vchan-cat's standard input: [file], then held open until [until] holds
-   [size] bytes (a vchan has no half-close: a vchan-cat that reached the end
-   of its input closes, so a full-duplex copy keeps it open until the other
-   direction is done). *)
+   [size] bytes (a vchan has no half-close: a vchan-cat -N that reached the
+   end of its input closes, so a full-duplex copy keeps it open until the
+   other direction is done). *)
 let feeder dir file ~until ~size =
   let r, w = Unix.pipe ~cloexec:true () in
   let script =
@@ -136,8 +151,8 @@ let duplex ~cat_serves () =
   let cat_in, feeder_pid = feeder dir b ~until:out_b ~size in
   let cat_out = openw out_b in
   let cat_argv =
-    if cat_serves then [| Lazy.force cat; "-l"; "1"; port |]
-    else [| Lazy.force cat; "--timeout"; "10"; "0"; port |]
+    if cat_serves then [| Lazy.force cat; "-N"; "-l"; "1"; port |]
+    else [| Lazy.force cat; "-N"; "--timeout"; "10"; "0"; port |]
   in
   let t0 = Unix.gettimeofday () in
   let c_pid, cat_pid =
@@ -162,10 +177,10 @@ let duplex ~cat_serves () =
 
 (* ---- vchan-socket-proxy and vchan-cat ---- *)
 
-(* vchan-cat sends a file; vchan-socket-proxy (its standard input held open:
-   at its end the proxy closes) writes it to its standard output. The proxy
-   drops what is still in the ring once it sees a close: vchan-cat lingers
-   until it was all read. *)
+(* vchan-cat -N sends a file; vchan-socket-proxy (its standard input held
+   open: at its end the proxy closes) writes it to its standard output. The
+   proxy drops what is still in the ring once it sees a close: vchan-cat
+   lingers until it was all read. *)
 let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves () =
   let dir = fresh_dir ((if proxy_serves then "proxy-server" else "proxy-client") ^ name) in
   let file = random_file dir "in" size in
@@ -174,8 +189,8 @@ let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves
   let p_in, p_hold = silent_stdin () in
   let p_out = openw out in
   let proxy_argv =
-    if proxy_serves then under_xensim [ proxy; "-m"; "server"; "1"; xs_path port; "-" ]
-    else under_xensim [ proxy; "-m"; "client"; "0"; xs_path port; "-" ]
+    if proxy_serves then under_xensim [ Lazy.force proxy; "-m"; "server"; "1"; xs_path port; "-" ]
+    else under_xensim [ Lazy.force proxy; "-m"; "client"; "0"; xs_path port; "-" ]
   in
   let cat_in = openr file in
   let proxy_pid, cat_pid =
@@ -183,11 +198,12 @@ let to_proxy ?(size = (5 * mib) + 3) ?(name = "") ?(timeout = 60.) ~proxy_serves
       let proxy_pid = spawn dir 0 ~stdin:p_in ~stdout:p_out proxy_argv in
       (proxy_pid,
        spawn dir 1 ~stdin:cat_in ~stdout:Unix.stdout
-         [| Lazy.force cat; "--timeout"; "10"; "0"; port |])
+         [| Lazy.force cat; "-N"; "--timeout"; "10"; "0"; port |])
     end
     else begin
       let cat_pid =
-        spawn dir 0 ~stdin:cat_in ~stdout:Unix.stdout [| Lazy.force cat; "-l"; "1"; port |]
+        spawn dir 0 ~stdin:cat_in ~stdout:Unix.stdout
+          [| Lazy.force cat; "-N"; "-l"; "1"; port |]
       in
       wait_for_file (rendezvous dir port);
       (spawn dir 1 ~stdin:p_in ~stdout:p_out proxy_argv, cat_pid)
@@ -282,7 +298,7 @@ let to_killed_proxy () =
     let p_out, p_out_hold = Unix.pipe ~cloexec:true () in
     let proxy_pid =
       spawn dir 0 ~stdin:p_in ~stdout:p_out_hold
-        (under_xensim [ proxy; "-m"; "server"; "1"; xs_path port; "-" ])
+        (under_xensim [ Lazy.force proxy; "-m"; "server"; "1"; xs_path port; "-" ])
     in
     let cat_in = openr file in
     let cat_pid =

@@ -111,6 +111,12 @@ pub const EXTERNALS: &[External] = &[
         doc: "[domid_valid id]: 1 if [id] is a domain id (0 ..< 0x7ff0), else 0.",
     },
     External {
+        name: "domid_parse",
+        symbol: "vchan_fs_ml_domid_parse",
+        args: &[Str],
+        doc: "[domid_parse s]: the domain id [s] spells (decimal digits only), or [e_invalid].",
+    },
+    External {
         name: "server_orders",
         symbol: "vchan_fs_ml_server_orders",
         args: &[Int, Int],

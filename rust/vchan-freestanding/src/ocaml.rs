@@ -199,6 +199,11 @@ externals! {
     fn vchan_fs_ml_domid_valid / vchan_fs_ml_domid_valid_byte (id: Int) {
         isize::from(u32::try_from(id).is_ok_and(vchan_core::name::valid_domid))
     }
+    fn vchan_fs_ml_domid_parse / vchan_fs_ml_domid_parse_byte (s: Str) {
+        // SAFETY: per the external's contract, `s` is a live string.
+        vchan_core::name::parse_domid(unsafe { string(s) })
+            .map_or(E_INVALID, |d| d as isize)
+    }
     fn vchan_fs_ml_server_orders / vchan_fs_ml_server_orders_byte (read_min: Int, write_min: Int) {
         match (usize::try_from(read_min), usize::try_from(write_min)) {
             (Ok(r), Ok(w)) => abi::vchan_fs_server_orders(r, w),

@@ -117,3 +117,25 @@ pub fn vchan_rs_is_server(h: ocaml::Int) -> bool {
     let h = unsafe { handle(h) };
     h.ep.role() == vchan::vchan_core::Role::Server
 }
+
+/// `unix_dir ()`: the unix backend's rendezvous directory, as
+/// [`vchan::backend::unix::root_dir`] resolves it (for messages: bytes
+/// that are not UTF-8 are replaced).
+#[ocaml::func]
+#[ocaml::sig("unit -> string")]
+pub fn vchan_rs_unix_dir() -> String {
+    vchan::backend::unix::root_dir()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `unix_domid ()`: this process's domain id under the unix backend
+/// ([`vchan::backend::unix::env_domid`]: `$VCHAN_DOMID`, default 0).
+#[ocaml::func]
+#[ocaml::sig("unit -> (int, int * string) result")]
+pub fn vchan_rs_unix_domid() -> Result<ocaml::Int, CamlErr> {
+    vchan::backend::unix::env_domid()
+        // A domain id is below 0x7ff0.
+        .map(|d| d.get() as ocaml::Int)
+        .map_err(|e| caml_err(&e))
+}

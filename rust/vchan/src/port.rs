@@ -34,10 +34,9 @@ impl fmt::Display for DomId {
 impl FromStr for DomId {
     type Err = Error;
     fn from_str(s: &str) -> Result<DomId> {
-        match s.parse::<u32>() {
-            Ok(d) if d < DOMID_FIRST_RESERVED => DomId::new(d),
-            _ => Err(Error::BadDomid(s.to_owned())),
-        }
+        vchan_core::name::parse_domid(s.as_bytes())
+            .map(|d| DomId(d as u16))
+            .ok_or_else(|| Error::BadDomid(s.to_owned()))
     }
 }
 
@@ -107,7 +106,18 @@ mod tests {
     fn domids_and_path() {
         assert!(DomId::new(0x7fef).is_ok());
         assert!(DomId::new(0x7ff0).is_err());
-        for bad in ["x", "-1", "32752", "4294967296", "", " 1", "0x1"] {
+        for bad in [
+            "x",
+            "-1",
+            "+1",
+            "32752",
+            "4294967296",
+            "",
+            " 1",
+            "1\n",
+            "0x1",
+            "1_0",
+        ] {
             let e = bad.parse::<DomId>().unwrap_err();
             assert!(matches!(&e, Error::BadDomid(s) if s == bad), "{bad}: {e}");
             assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");

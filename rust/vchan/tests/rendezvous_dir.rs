@@ -421,6 +421,15 @@ fn bad_settings_are_named() {
             vec![("VCHAN_DOMID", "99999999999".into())],
             vec!["VCHAN_DOMID=\"99999999999\"".into()],
         ),
+        // Decimal digits only, as on every command line.
+        (
+            vec![("VCHAN_DOMID", " 1".into())],
+            vec!["VCHAN_DOMID=\" 1\"".into()],
+        ),
+        (
+            vec![("VCHAN_DOMID", "+1".into())],
+            vec!["VCHAN_DOMID=\"+1\"".into()],
+        ),
         (
             vec![("VCHAN_UNIX_DIR", "/proc/none".into())],
             vec!["/proc/none".into(), "cannot create".into()],

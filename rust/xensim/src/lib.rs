@@ -4,15 +4,18 @@
 //!
 //! Xen's C libraries — `libxengnttab.so.1` (grant tables, including
 //! `xengntshr_*`), `libxenevtchn.so.1`, `libxenstore.so.4` and a sliver of
-//! `libxenctrl.so.4.17` — simulated over vchan's unix backend, so that
-//! Debian's unmodified `libxenvchan.so.4.17` and `vchan-socket-proxy` run
-//! without a hypervisor and talk to vchan-rs unix-backend endpoints.
+//! `libxenctrl` (`libxenctrl.so.4.17` on Debian 12, `.so.4.20` on Debian
+//! 13) — simulated over vchan's unix backend, so that Debian's unmodified
+//! `libxenvchan` and `vchan-socket-proxy` run without a hypervisor and
+//! talk to vchan-rs unix-backend endpoints.
 //!
 //! This crate builds a static library; `scripts/link-xensim.sh` links it
 //! into `libxensim.so` (every function renamed `xensim_<name>`) and makes
 //! Xen's four libraries — `libxengnttab.so.1`, `libxenevtchn.so.1`,
-//! `libxenstore.so.4`, `libxenctrl.so.4.17`, with those sonames and Xen's
-//! symbol versions (`VERS_1.0`, `VERS_4.0`, `VERS_4.17.0`) — as thin
+//! `libxenstore.so.4` with those sonames and Xen's symbol versions
+//! (`VERS_1.0`, `VERS_4.0`), and `libxenctrl-xensim.so` with the soname and
+//! symbol version of the installed Xen's libxenctrl (`libxenctrl.so.4.17`
+//! at `VERS_4.17.0` on Debian 12), which the launcher preloads — as thin
 //! objects whose functions jump to their `xensim_` twins. So all four share
 //! this process-global state (a grant share's unmap-notify names an event
 //! channel port bound on an event channel handle).
@@ -36,7 +39,7 @@
 //! scripts/link-xensim.sh target          # -> target/release/xensim/
 //! export VCHAN_UNIX_DIR=/tmp/vchan-demo
 //! target/release/vchan-xensim --domid 0 -- \
-//!     /usr/lib/xen-4.17/bin/vchan-socket-proxy -m server 1 /local/domain/0/data/vchan/1/demo - < file
+//!     /usr/lib/xen-*/bin/vchan-socket-proxy -m server 1 /local/domain/0/data/vchan/1/demo - < file
 //! # ...and in domain 1, any vchan-rs unix-backend client of that path.
 //! ```
 //!

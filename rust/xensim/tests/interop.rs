@@ -291,7 +291,7 @@ fn socket_proxy_server_sends_a_file_to_a_rust_client() {
     let mut proxy = under_xensim(
         0,
         dir.path(),
-        Path::new(PROXY),
+        &socket_proxy(),
         &["-m", "server", "1", path, "-"],
     )
     .stdin(std::fs::File::open(&file).unwrap())
@@ -347,7 +347,7 @@ fn socket_proxy_client_receives_a_file_from_a_rust_server() {
     let mut proxy = under_xensim(
         1,
         dir.path(),
-        Path::new(PROXY),
+        &socket_proxy(),
         &["-m", "client", "0", path, "-"],
     )
     .stdin(Stdio::piped())
@@ -385,18 +385,37 @@ fn socket_proxy_client_receives_a_file_from_a_rust_server() {
     assert_eq!(got, hex(src.hash.finalize()));
 }
 
+/// Whether the installed Xen asks for a domain's state with
+/// `xc_domain_getinfo_single` (Xen 4.18 and later: `xc_domaininfo_t`)
+/// rather than `xc_domain_getinfo` (`xc_dominfo_t`, gone from its header).
+fn xc_getinfo_single() -> bool {
+    dynamic_symbols(&xen_lib("xenctrl"), false)
+        .iter()
+        .any(|(_, n)| n == "xc_domain_getinfo_single")
+}
+
 #[test]
 fn xc_dominfo_layout_matches_the_header() {
-    // xensim writes xc_dominfo_t by offsets; check them against xenctrl.h.
+    // xensim writes the installed Xen's xc_dominfo_t or xc_domaininfo_t by
+    // offsets; check them against xenctrl.h.
     let dir = tmpdir();
     let c = dir.path().join("sz.c");
-    std::fs::write(
-        &c,
-        "#include <stdio.h>\n#include <string.h>\n#include <xenctrl.h>\n\
-         int main(void){xc_dominfo_t d; unsigned w; memset(&d,0,sizeof d); d.running=1;\n\
-         memcpy(&w,(char*)&d+8,4); printf(\"%zu %zu %u\\n\", sizeof d, offsetof(xc_dominfo_t, ssidref), w); return 0;}\n",
-    )
-    .unwrap();
+    let (src, want) = if xc_getinfo_single() {
+        (
+            "#include <stdio.h>\n#include <stddef.h>\n#include <xenctrl.h>\n\
+             int main(void){printf(\"%zu %zu %u\\n\", offsetof(xc_domaininfo_t, domain),\n\
+             offsetof(xc_domaininfo_t, flags), (unsigned)XEN_DOMINF_running); return 0;}\n",
+            "0 4 32",
+        )
+    } else {
+        (
+            "#include <stdio.h>\n#include <string.h>\n#include <xenctrl.h>\n\
+             int main(void){xc_dominfo_t d; unsigned w; memset(&d,0,sizeof d); d.running=1;\n\
+             memcpy(&w,(char*)&d+8,4); printf(\"%zu %zu %u\\n\", sizeof d, offsetof(xc_dominfo_t, ssidref), w); return 0;}\n",
+            "112 4 32",
+        )
+    };
+    std::fs::write(&c, src).unwrap();
     let bin = dir.path().join("sz");
     assert!(Command::new("cc")
         .arg("-o")
@@ -406,7 +425,7 @@ fn xc_dominfo_layout_matches_the_header() {
         .unwrap()
         .success());
     let out = Command::new(&bin).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "112 4 32");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
 }
 
 /// `(version, name)` of the dynamic symbols `objdump -T` lists for `file`,
@@ -449,22 +468,46 @@ fn soname(file: &Path) -> String {
 
 #[test]
 fn every_versioned_import_of_debians_binaries_is_exported() {
-    // Each of Xen's libraries by its file name, with its soname, exporting
-    // only its own functions at Xen's version; the implementation behind
-    // them, libxensim.so, only xensim_* at its private version.
+    // Each of Xen's libraries with its soname, exporting only its own
+    // functions at Xen's version (libxenctrl's: those of the installed
+    // Xen's libxenctrl); the implementation behind them, libxensim.so, only
+    // xensim_* at its private version.
+    let xenctrl = xen_lib("xenctrl");
+    let ctrl_soname = soname(&xenctrl);
+    let ctrl_version = dynamic_symbols(&xenctrl, false)
+        .into_iter()
+        .find(|(_, n)| n == "xc_interface_open")
+        .map(|(v, _)| v)
+        .expect("xc_interface_open in the installed libxenctrl");
     let mut ours = Vec::new();
-    for (file, version, prefixes) in [
+    for (file, so, version, prefixes) in [
         (
+            "libxengnttab.so.1",
             "libxengnttab.so.1",
             "VERS_1.0",
             &["xengnttab_", "xengntshr_"][..],
         ),
-        ("libxenevtchn.so.1", "VERS_1.0", &["xenevtchn_"][..]),
-        ("libxenstore.so.4", "VERS_4.0", &["xs_"][..]),
-        ("libxenctrl.so.4.17", "VERS_4.17.0", &["xc_"][..]),
+        (
+            "libxenevtchn.so.1",
+            "libxenevtchn.so.1",
+            "VERS_1.0",
+            &["xenevtchn_"][..],
+        ),
+        (
+            "libxenstore.so.4",
+            "libxenstore.so.4",
+            "VERS_4.0",
+            &["xs_"][..],
+        ),
+        (
+            "libxenctrl-xensim.so",
+            ctrl_soname.as_str(),
+            ctrl_version.as_str(),
+            &["xc_"][..],
+        ),
     ] {
         let path = xensim_lib().join(file);
-        assert_eq!(soname(&path), file);
+        assert_eq!(soname(&path), so, "{file}");
         // (The version definition itself is listed as a symbol too.)
         for (ver, name) in dynamic_symbols(&path, false)
             .into_iter()
@@ -489,8 +532,8 @@ fn every_versioned_import_of_debians_binaries_is_exported() {
         );
     }
     let mut checked = 0;
-    for bin in ["/usr/lib/x86_64-linux-gnu/libxenvchan.so.4.17", PROXY] {
-        for (ver, name) in dynamic_symbols(Path::new(bin), true) {
+    for bin in [xen_lib("xenvchan"), socket_proxy()] {
+        for (ver, name) in dynamic_symbols(&bin, true) {
             let ours_too = ["xengnttab_", "xengntshr_", "xenevtchn_", "xs_", "xc_"]
                 .iter()
                 .any(|p| name.starts_with(p));
@@ -499,7 +542,8 @@ fn every_versioned_import_of_debians_binaries_is_exported() {
             }
             assert!(
                 ours.contains(&(ver.clone(), name.clone())),
-                "{bin} needs {name}@{ver}, xensim lacks it"
+                "{} needs {name}@{ver}, xensim lacks it",
+                bin.display()
             );
             checked += 1;
         }
@@ -525,14 +569,19 @@ fn launcher_reports_missing_libraries() {
             "--",
             "sh",
             "-c",
-            "echo $VCHAN_DOMID:$LD_LIBRARY_PATH",
+            "echo $VCHAN_DOMID:$LD_LIBRARY_PATH+$LD_PRELOAD",
         ])
         .env("VCHAN_XENSIM_LIB", xensim_lib())
         .env("LD_LIBRARY_PATH", "/old")
+        .env_remove("LD_PRELOAD")
         .output()
         .unwrap();
     assert!(out.status.success());
-    let want = format!("7:{}:/old", xensim_lib().display());
+    let want = format!(
+        "7:{}:/old+{}",
+        xensim_lib().display(),
+        xensim_lib().join("libxenctrl-xensim.so").display()
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
 }
 
@@ -549,6 +598,7 @@ fn c_abi_checks_of_store_events_grants_and_ctrl() {
         .args(["-O1", "-Wall", "-Werror", "-o"])
         .arg(&bin)
         .arg(manifest.join("tests/c/abi.c"))
+        .args(xc_getinfo_single().then_some("-DXC_GETINFO_SINGLE"))
         .args(["-lxenstore", "-lxenevtchn", "-lxengnttab", "-lxenctrl"])
         .status()
         .expect("run cc");
@@ -559,4 +609,33 @@ fn c_abi_checks_of_store_events_grants_and_ctrl() {
         .expect("run abi");
     assert!(out.status.success(), "abi checks failed: {:?}", out.status);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn launcher_usage_errors_say_what_is_wrong() {
+    for (args, says) in [
+        (
+            &["--domid", "abc", "--", "true"][..],
+            "--domid: invalid domain id \"abc\"",
+        ),
+        (
+            &["--domid=0x1", "--", "true"],
+            "--domid: invalid domain id \"0x1\"",
+        ),
+        (
+            &["--domid", "32752", "--", "true"],
+            "--domid: invalid domain id \"32752\"",
+        ),
+        (&["--domid"], "--domid needs a value"),
+        (&["--bogus", "--", "true"], "unknown argument \"--bogus\""),
+        (&["true"], "unknown argument \"true\""),
+        (&[], "missing -- before the command"),
+        (&["--"], "no command after --"),
+    ] {
+        let out = Command::new(launcher()).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(err.contains("usage: vchan-xensim"), "{args:?}: {err}");
+    }
 }

@@ -153,7 +153,7 @@ impl Drop for Watchdog {
 }
 
 fn proxy(domid: u32, dir: &Path, args: &[&str]) -> Child {
-    under_xensim(domid, dir, Path::new(PROXY), args)
+    under_xensim(domid, dir, &socket_proxy(), args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

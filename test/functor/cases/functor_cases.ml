@@ -258,7 +258,8 @@ let domids () =
           if not (String.length m > 0) then fail "no reason for %S" s
       | _ -> fail "domain id %S misread" s)
     [ ("0", Some 0); ("32751", Some 32751); ("32752", None); ("-1", None);
-      ("abc", None); ("", None); (" 1", None) ]
+      ("abc", None); ("", None); (" 1", None); ("1\n", None); ("+1", None);
+      ("0x1", None); ("1_0", None); ("1\000", None); ("007", Some 7) ]
 
 let all =
   [

@@ -1,7 +1,9 @@
 //! `vchan-xensim [--domid N] -- CMD ARGS...`: run CMD with Xen's C
 //! libraries replaced by xensim (over vchan's unix backend), by
-//! prepending the xensim library directory to `LD_LIBRARY_PATH`
-//! (`vchan-xensim --help` says it all; `man/vchan-xensim.1` is that text).
+//! prepending the xensim library directory to `LD_LIBRARY_PATH` and
+//! preloading its libxenctrl (whose soname is the installed Xen's:
+//! `scripts/link-xensim.sh`) (`vchan-xensim --help` says it all;
+//! `man/vchan-xensim.1` is that text).
 //!
 //! The libraries (`scripts/link-xensim.sh` makes them): `$VCHAN_XENSIM_LIB`
 //! if set, else the first of `<exe dir>/xensim` (cargo's target dir),
@@ -9,16 +11,23 @@
 //! (an installation) that holds them.
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+use vchan::DomId;
 
 const LIBS: [&str; 4] = [
     "libxengnttab.so.1",
     "libxenevtchn.so.1",
     "libxenstore.so.4",
-    "libxenctrl.so.4.17",
+    XENCTRL,
 ];
+
+/// xensim's libxenctrl: preloaded, it stands (by its soname) for the
+/// `libxenctrl.so.<Xen version>` of the Xen installed when it was linked.
+const XENCTRL: &str = "libxenctrl-xensim.so";
 
 const USAGE: &str = "usage: vchan-xensim [--domid N] -- CMD [ARGS...]";
 
@@ -32,23 +41,26 @@ SYNOPSIS
 
 DESCRIPTION
     Runs CMD with Xen's C libraries libxengnttab.so.1, libxenevtchn.so.1,
-    libxenstore.so.4 and libxenctrl.so.4.17 replaced by xensim's, which
-    carry out grants, event channels and xenstore over vchan's unix
+    libxenstore.so.4 and libxenctrl.so.<Xen version> replaced by xensim's,
+    which carry out grants, event channels and xenstore over vchan's unix
     backend (shared-memory files, sockets and a directory standing for
     xenstore). Programs built against Xen's libraries - Debian's
     libxenvchan, vchan-socket-proxy, your own C code, vchan-rs with
     VCHAN_BACKEND=xen - then run unmodified on one host and talk to each
     other and to unix-backend endpoints (vchan-cat, the Rust crate, the
     OCaml library). It prepends xensim's library directory to
-    LD_LIBRARY_PATH and executes CMD.
+    LD_LIBRARY_PATH and its libxenctrl-xensim.so to LD_PRELOAD, and
+    executes CMD. (libxenctrl's soname names the Xen release; xensim's
+    carries the soname and symbol version of the Xen installed when
+    xensim was built, and stands for it once preloaded.)
 
     Event channels are masked as Linux's evtchn driver masks them. Not
     simulated: xenstore permissions, a pollable watch descriptor.
 
 OPTIONS
     --domid N
-        Run CMD as domain N: sets VCHAN_DOMID=N (default: the inherited
-        VCHAN_DOMID, else 0).
+        Run CMD as domain N, in decimal: sets VCHAN_DOMID=N (default: the
+        inherited VCHAN_DOMID, else 0).
     -h, --help
         Show this help and exit.
     -V, --version
@@ -59,7 +71,8 @@ ENVIRONMENT
         This process's domain id (default 0); --domid overrides it.
     VCHAN_UNIX_DIR
         The rendezvous directory shared with the peers (default
-        $XDG_RUNTIME_DIR/vchan, else /tmp/vchan-$UID).
+        $XDG_RUNTIME_DIR/vchan, else $TMPDIR/vchan-$UID, /tmp/vchan-$UID
+        when TMPDIR is unset).
     VCHAN_XENSIM_LIB
         The directory holding xensim's four libraries. Default: the first
         of <dir>/xensim (cargo's target/release), <dir> (dune's build
@@ -67,20 +80,29 @@ ENVIRONMENT
         that holds them, <dir> being this program's directory.
     LD_LIBRARY_PATH
         Kept, after xensim's directory.
+    LD_PRELOAD
+        Kept, after xensim's libxenctrl.
 
 EXIT STATUS
     CMD's exit status when it ran; 2 on bad arguments; 127 when the
     libraries or CMD cannot be found or run.
 
 EXAMPLE
-    VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-4.17/bin/vchan-socket-proxy \\
+    VCHAN_DOMID=0 vchan-xensim -- /usr/lib/xen-*/bin/vchan-socket-proxy \\
         -m server 1 /local/domain/0/data/vchan/1/foo -
-    VCHAN_DOMID=1 vchan-cat 0 foo
+    VCHAN_DOMID=1 vchan-cat -N 0 foo
 ";
 
-fn usage() -> ExitCode {
-    eprintln!("{USAGE}\n(vchan-xensim --help for more)");
+/// A usage error: what was wrong, then the usage; status 2.
+fn usage(what: &str) -> ExitCode {
+    eprintln!("vchan-xensim: {what}\n{USAGE}\n(vchan-xensim --help for more)");
     ExitCode::from(2)
+}
+
+/// The value of `--domid`, parsed as every domain id is in vchan-rs.
+fn domid(value: Option<&str>) -> Result<DomId, String> {
+    let v = value.ok_or("--domid needs a value")?;
+    v.parse::<DomId>().map_err(|e| format!("--domid: {e}"))
 }
 
 fn has_libs(dir: &Path) -> bool {
@@ -125,21 +147,19 @@ fn lib_dir() -> Result<PathBuf, String> {
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
-    let mut domid: Option<u32> = None;
+    let mut own: Option<DomId> = None;
     loop {
         let Some(a) = args.next() else {
-            return usage();
+            return usage("missing -- before the command");
         };
-        match a.to_str() {
+        let parsed = match a.to_str() {
             Some("--") => break,
-            Some("--domid") => match args.next().and_then(|v| v.to_str()?.parse().ok()) {
-                Some(d) => domid = Some(d),
-                None => return usage(),
-            },
-            Some(s) if s.starts_with("--domid=") => match s["--domid=".len()..].parse() {
-                Ok(d) => domid = Some(d),
-                Err(_) => return usage(),
-            },
+            Some("--domid") => domid(
+                args.next()
+                    .map(|v| v.to_string_lossy().into_owned())
+                    .as_deref(),
+            ),
+            Some(s) if s.starts_with("--domid=") => domid(Some(&s["--domid=".len()..])),
             Some("-h") | Some("--help") => {
                 print!("{HELP}");
                 return ExitCode::SUCCESS;
@@ -148,12 +168,16 @@ fn main() -> ExitCode {
                 println!("{}", env!("CARGO_PKG_VERSION"));
                 return ExitCode::SUCCESS;
             }
-            _ => return usage(),
+            _ => return usage(&format!("unknown argument {:?}", a.to_string_lossy())),
+        };
+        match parsed {
+            Ok(d) => own = Some(d),
+            Err(e) => return usage(&e),
         }
     }
     let rest: Vec<OsString> = args.collect();
     let Some((cmd, cmd_args)) = rest.split_first() else {
-        return usage();
+        return usage("no command after --");
     };
     let dir = match lib_dir() {
         Ok(d) => d,
@@ -162,14 +186,27 @@ fn main() -> ExitCode {
             return ExitCode::from(127);
         }
     };
-    let mut path = OsString::from(dir.as_os_str());
-    if let Some(old) = std::env::var_os("LD_LIBRARY_PATH").filter(|o| !o.is_empty()) {
-        path.push(":");
-        path.push(old);
+    // The dynamic loader splits both lists at ':' (LD_PRELOAD at ' ' too).
+    if dir.as_os_str().as_bytes().iter().any(|b| b" :".contains(b)) {
+        eprintln!(
+            "vchan-xensim: {} holds a space or ':', which LD_LIBRARY_PATH and LD_PRELOAD cannot carry",
+            dir.display()
+        );
+        return ExitCode::from(127);
     }
+    let prepend = |var: &str, first: &Path| {
+        let mut v = OsString::from(first.as_os_str());
+        if let Some(old) = std::env::var_os(var).filter(|o| !o.is_empty()) {
+            v.push(":");
+            v.push(old);
+        }
+        v
+    };
     let mut c = Command::new(cmd);
-    c.args(cmd_args).env("LD_LIBRARY_PATH", path);
-    if let Some(d) = domid {
+    c.args(cmd_args)
+        .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", &dir))
+        .env("LD_PRELOAD", prepend("LD_PRELOAD", &dir.join(XENCTRL)));
+    if let Some(d) = own {
         c.env("VCHAN_DOMID", d.to_string());
     }
     let err = c.exec();

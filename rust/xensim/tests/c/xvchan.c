@@ -1,6 +1,6 @@
 /*
  * A libxenvchan peer for the xensim tests, built against Debian's
- * libxen-dev and run on Debian's libxenvchan.so.4.17 under vchan-xensim.
+ * libxen-dev and run on Debian's libxenvchan under vchan-xensim.
  *
  *   xvchan server DOMID PATH READ_MIN WRITE_MIN MODE
  *   xvchan client DOMID PATH MODE

@@ -17,7 +17,39 @@ use crate::common::{backend, dom, hex, pump, sigkill, Source};
 
 pub const T: Option<Duration> = Some(Duration::from_secs(20));
 pub const MIB: u64 = 1 << 20;
-pub const PROXY: &str = "/usr/lib/xen-4.17/bin/vchan-socket-proxy";
+
+/// Xen's `vchan-socket-proxy` (Debian's `xen-utils-<version>` installs its
+/// tools under `/usr/lib/xen-<version>/bin`): the newest installed.
+pub fn socket_proxy() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("xen-"))
+        .map(|e| e.path().join("bin/vchan-socket-proxy"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("no /usr/lib/xen-*/bin/vchan-socket-proxy: install xen-utils")
+}
+
+/// The installed Xen library `cc -l<name>` links (`libxen-dev`'s
+/// `lib<name>.so`), resolved to its file (`libxenvchan.so.4.17.0` on
+/// Debian 12).
+pub fn xen_lib(name: &str) -> PathBuf {
+    let out = Command::new("cc")
+        .arg(format!("-print-file-name=lib{name}.so"))
+        .output()
+        .expect("run cc");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        path.is_absolute() && path.exists(),
+        "lib{name}.so not found by cc: install libxen-dev"
+    );
+    path.canonicalize().unwrap()
+}
 
 /// The launcher built by cargo for this test run.
 pub fn launcher() -> PathBuf {
@@ -70,7 +102,7 @@ pub fn xensim_dir() -> PathBuf {
             "libxengnttab.so.1",
             "libxenevtchn.so.1",
             "libxenstore.so.4",
-            "libxenctrl.so.4.17",
+            "libxenctrl-xensim.so",
         ] {
             if !dir.join(lib).exists() {
                 return Err(format!("{} missing", dir.join(lib).display()));

@@ -82,10 +82,11 @@ fn uid() -> libc::uid_t {
     unsafe { libc::getuid() }
 }
 
-/// This process's domain id from `$VCHAN_DOMID` (default 0).
+/// This process's domain id from `$VCHAN_DOMID` (default 0), parsed as
+/// every domain id is ([`DomId`]'s `FromStr`: decimal digits only).
 pub fn env_domid() -> Result<DomId> {
     match std::env::var(ENV_DOMID) {
-        Ok(s) => s.trim().parse().map_err(|_| Error::InvalidEnv {
+        Ok(s) => s.parse().map_err(|_| Error::InvalidEnv {
             var: ENV_DOMID,
             value: s.clone(),
             why: "expected a domain id, a number in 0..=32751".into(),

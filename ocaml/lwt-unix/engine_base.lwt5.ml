@@ -1,0 +1,4 @@
+class virtual t =
+  object
+    inherit Lwt_engine.abstract
+  end
