@@ -55,7 +55,8 @@ test:
 test-rust:
 	cargo test $(CARGO_FLAGS)
 
-# Every code block of README.md and docs/ is run by a test (or is text);
+# Every code block of README.md and docs/ is run by a test (or is text, or
+# says why it cannot be run here);
 # no issue numbers where users read. The figures of docs/benchmarks.md are
 # checked against bench/results/bench.csv by vchan-bench's own test
 # (test-rust).
