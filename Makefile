@@ -56,7 +56,11 @@ test-rust:
 	cargo test $(CARGO_FLAGS)
 
 # The two public crates package and build as crates.io would have them.
+# cargo unpacks the packaged vchan-core from a temporary local registry into
+# CARGO_HOME/registry/src/-<hash>/ and reuses that copy while the version is
+# unchanged: remove it, so that vchan is verified against today's vchan-core.
 test-crates:
+	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/vchan-core-*
 	cargo package --quiet --allow-dirty -p vchan-core -p vchan
 
 clippy:
