@@ -56,12 +56,13 @@ test-rust:
 	cargo test $(CARGO_FLAGS)
 
 # The two public crates package and build as crates.io would have them.
-# cargo unpacks the packaged vchan-core from a temporary local registry into
-# CARGO_HOME/registry/src/-<hash>/ and reuses that copy while the version is
-# unchanged: remove it, so that vchan is verified against today's vchan-core.
+# cargo takes a registry crate of an unchanged version as unchanged (its
+# unpacked copy in CARGO_HOME/registry/src/-<hash>/ of the temporary local
+# registry, its build in the target directory): remove both, so that vchan
+# is verified against today's vchan-core (a few seconds).
 test-crates:
-	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/vchan-core-*
-	cargo package --quiet --allow-dirty -p vchan-core -p vchan
+	rm -rf "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/-*/vchan-core-* target/package-check
+	cargo package --quiet --allow-dirty --target-dir target/package-check -p vchan-core -p vchan
 
 clippy:
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
