@@ -9,6 +9,9 @@
 #                 Unix socket, a pipe and the shared-memory limit; prints a
 #                 table, writes bench/results/bench.{csv,svg} (< 10 minutes;
 #                 make test runs it on a few MiB). BENCH_ARGS: e.g. --runs 3
+#   make test-xen vchan-rs between real Xen domains: Xen 4.17 under QEMU
+#                 (TCG), a Debian dom0 and PV and PVH domUs (scripts/test-xen.sh;
+#                 root; the dom0 image is cached in ~/.cache/vchan-rs/xen)
 #   make install PREFIX=/usr/local    binaries, man pages, the OCaml library
 #   make uninstall PREFIX=/usr/local
 #   make release  dist/vchan-rs-VERSION.tar.gz with every crate vendored
@@ -21,7 +24,7 @@ VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-ocaml test-opam test-release \
-	clippy demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean
+	clippy test-xen demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean
 
 all: build
 
@@ -57,6 +60,9 @@ test-ocaml:
 # that Cargo.toml's rust-version names.
 test-opam:
 	bash scripts/check-opam.sh
+
+test-xen: build
+	bash scripts/test-xen.sh
 
 release:
 	bash scripts/release.sh dist

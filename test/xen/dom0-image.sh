@@ -33,7 +33,7 @@ mods() { # DEST MODULE...
     local dest=$1; shift
     mkdir -p "$dest"
     : > "$dest/order"
-    modprobe -d "$root" -S "$kver" --show-depends "$@" | awk '$1 == "insmod" { print $2 }' |
+    chroot "$root" modprobe -a -S "$kver" --show-depends "$@" | awk '$1 == "insmod" { print $2 }' |
         while read -r m; do
             name=$(basename "$m")
             [ -e "$dest/$name" ] || { cp "$root/$m" "$dest/$name"; echo "$name" >> "$dest/order"; }
