@@ -127,7 +127,7 @@ let describe_wait ~listen ~backend domid port =
     | None -> ( match Vchan_rs_lwt_unix.Backend.default () with Ok b -> b | Error _ -> Unix)
   in
   let env v = match Sys.getenv_opt v with Some "" | None -> None | s -> s in
-  let own, where =
+  let where =
     match backend with
     | Vchan_rs_lwt_unix.Backend.Unix ->
         let dir =
@@ -136,9 +136,15 @@ let describe_wait ~listen ~backend domid port =
           | None, Some x -> Filename.concat x "vchan"
           | None, None -> Printf.sprintf "/tmp/vchan-%d" (Unix.getuid ())
         in
-        ( Option.value (env "VCHAN_DOMID") ~default:"0",
-          Printf.sprintf " in %s/store" dir )
-    | Xen -> ("<this domain>", "")
+        Printf.sprintf " in %s/store" dir
+    | Xen -> ""
+  in
+  (* The backend's own answer (xenstore's domid under Xen); if it cannot
+     say, the listen or connect that follows fails with the reason. *)
+  let own =
+    match E.own_domid ~backend () with
+    | d -> string_of_int d
+    | exception Vchan_rs.Error.Vchan _ -> "(unknown: the backend is unavailable)"
   in
   let server, client =
     if listen then (own, string_of_int domid) else (string_of_int domid, own)

@@ -240,6 +240,13 @@ fn transfer_rings(xen_side: &str, closer: &str, (rmin, wmin): (usize, usize)) {
         .join("store")
         .join(common::path(0, 1, "xfer").trim_start_matches('/'));
     assert!(!node.exists(), "rendezvous left behind: {}", node.display());
+    // And its client's directory, empty now (as ocaml-vchan removes it).
+    let parent = node.parent().expect("a rendezvous path has a parent");
+    assert!(
+        !parent.exists(),
+        "empty directory left: {}",
+        parent.display()
+    );
 }
 
 /// In-page rings (orders 10 and 11) and the largest (1 MiB, 256 granted
