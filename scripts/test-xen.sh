@@ -36,6 +36,9 @@ cp test/xen/cases.sh test/xen/case-lists.sh test/xen/dom0.sh test/xen/domu-init 
 head -c 4194304 /dev/urandom > "$pl/data/4M"
 head -c 1048576 /dev/urandom > "$pl/data/1M"
 for f in 4M 1M; do sha256sum < "$pl/data/$f" | cut -d' ' -f1 > "$pl/data/$f.sha256"; done
+# No debug information: a smaller domU initramfs.
+chmod u+w "$pl"/bin/*
+strip "$pl"/bin/*
 chmod -R a+rX "$pl"
 
 # The dom0 image, cached by the digest of its recipe.
@@ -53,7 +56,7 @@ fi
 # libraries its programs need (xensim's are not wanted: the real ones,
 # which the xen backend opens at run time, are listed by name).
 ir=$work/domu
-mkdir -p "$ir/bin" "$ir/tmp"
+mkdir -p "$ir/bin" "$ir/tmp" "$ir/proc" "$ir/sys" "$ir/dev"
 cp /bin/busybox "$ir/bin/busybox"
 for a in $(/bin/busybox --list); do [ -e "$ir/bin/$a" ] || ln -s busybox "$ir/bin/$a"; done
 cp -r "$img/domu-modules" "$ir/modules"

@@ -14,7 +14,16 @@ root=$tmp/root
 
 pkgs=linux-image-amd64,xen-hypervisor-4.17-amd64,xen-utils-4.17,xenstore-utils
 pkgs+=,busybox,kmod,procps,iproute2,udev
+# What vchan-rs's OCaml programs link at run time (Lwt's libev).
+pkgs+=,libev4
+# No initramfs (dom0 boots from our own, below; making Debian's is the
+# slowest step), no documentation.
+noinitramfs='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs
+ln -s /bin/true "$1/usr/sbin/update-initramfs"'
 mmdebstrap --variant=minbase --quiet --include="$pkgs" \
+    --essential-hook="$noinitramfs" \
+    --dpkg-opt=path-exclude=/usr/share/doc/* --dpkg-opt=path-exclude=/usr/share/man/* \
+    --dpkg-opt=path-exclude=/usr/share/locale/* \
     --customize-hook='rm -f "$1"/etc/resolv.conf "$1"/etc/hostname' \
     bookworm "$root" \
     "deb http://deb.debian.org/debian bookworm main" \

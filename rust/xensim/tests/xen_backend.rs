@@ -499,7 +499,11 @@ fn with_libxenvchan(rust_side: &str) {
         let node = dir.path().join("store").join(vpath.trim_start_matches('/'));
         assert!(!node.exists(), "rendezvous left behind: {}", node.display());
         let parent = node.parent().expect("a rendezvous path has a parent");
-        assert!(!parent.exists(), "empty directory left: {}", parent.display());
+        assert!(
+            !parent.exists(),
+            "empty directory left: {}",
+            parent.display()
+        );
     }
 }
 

@@ -223,11 +223,19 @@ impl Store {
     }
 
     /// Read the rendezvous at `path`: `None` while either key is absent,
-    /// not a number, or 0.
+    /// not a number, or 0. A key we may not read counts as absent:
+    /// xenstored answers EACCES, not ENOENT, for a missing node below a
+    /// directory the reader may not list (a domU looking for a server in
+    /// dom0 that has not published yet), and a rendezvous published for
+    /// another client is no more ours to use.
     pub(crate) fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
         let h = self.handle();
         let field = |key: &str| -> Result<Option<u32>> {
-            let v = self.read(&h, XBT_NULL, &format!("{path}/{key}"))?;
+            let key = format!("{path}/{key}");
+            let v = match self.read(&h, XBT_NULL, &key) {
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => None,
+                r => r?,
+            };
             Ok(v.and_then(|v| {
                 std::str::from_utf8(&v)
                     .ok()
