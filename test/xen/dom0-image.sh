@@ -22,8 +22,8 @@ noinitramfs='chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/up
 ln -s /bin/true "$1/usr/sbin/update-initramfs"'
 mmdebstrap --variant=minbase --quiet --include="$pkgs" \
     --essential-hook="$noinitramfs" \
-    --dpkg-opt=path-exclude=/usr/share/doc/* --dpkg-opt=path-exclude=/usr/share/man/* \
-    --dpkg-opt=path-exclude=/usr/share/locale/* \
+    --dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-exclude=/usr/share/man/* \
+    --dpkgopt=path-exclude=/usr/share/locale/* \
     --customize-hook='rm -f "$1"/etc/resolv.conf "$1"/etc/hostname' \
     bookworm "$root" \
     "deb http://deb.debian.org/debian bookworm main" \
