@@ -22,7 +22,7 @@ ST=/local/domain/$DOMU/data/xentest
 if [ "$SIDE" = dom0 ]; then OTHER=domu; PEER=$DOMU; else OTHER=dom0; PEER=0; fi
 # Every step is bounded: a hang fails its case (the line names the step)
 # instead of stopping the run.
-STEP=120
+STEP=90
 VC="timeout $STEP vchan-cat --backend xen"
 # Unbounded, for the processes a case kills by pid.
 VC_KILLABLE="vchan-cat --backend xen"
@@ -33,15 +33,18 @@ readme_client() { timeout $STEP readme-client; }
 socket_proxy() { timeout $STEP vchan-socket-proxy "$@"; }
 
 say() { echo "xentest: $*" >&2; }
+# Progress, live on the console (a case's own output is shown at its end).
+trace() { echo "xentest: $TYPE $SIDE: $*" > /dev/console; }
 digest() { sha256sum | cut -d' ' -f1; }
 
 # Barrier NAME: tell the other side we reached NAME, wait until it did.
 sync_at() {
     xenstore-write "$ST/$SIDE-$1" 1
+    trace "at $1"
     i=0
     until xenstore-read "$ST/$OTHER-$1" > /dev/null 2>&1; do
         i=$((i + 1))
-        [ $i -lt 3000 ] || { say "no $OTHER at barrier $1 after 300 s"; return 1; }
+        [ $i -lt 1500 ] || { say "no $OTHER at barrier $1 after 150 s"; return 1; }
         sleep 0.1
     done
 }
@@ -172,10 +175,11 @@ recv_flowing() { # FIRST STATUS VCHAN-CAT-ARGS...
     rm -f "$first" "$status"
     ( ($VC "$@"; echo $? > "$status") | (head -c 1 > "$first"; cat > /dev/null) ) &
 }
-wait_file() { # FILE: wait for it to exist and be non-empty (300 s at most)
+wait_file() { # FILE: wait for it to exist and be non-empty (150 s at most)
+    trace "waiting for $1"
     i=0
     until [ -s "$1" ]; do
-        i=$((i + 1)); [ $i -lt 3000 ] || { say "no $1 after 300 s"; return 1; }
+        i=$((i + 1)); [ $i -lt 1500 ] || { say "no $1 after 150 s"; return 1; }
         sleep 0.1
     done
 }
@@ -293,7 +297,17 @@ run_cases() {
             printf '%s\n' "$out" | grep '^XENTIME'
         else
             echo "XENTEST $TYPE $c $SIDE FAIL"
-            printf '%s\n' "$out" | sed "s/^/xentest: $TYPE $c $SIDE: /"
+            {
+                printf '%s\n' "$out"
+                # A crash's address, for addr2line on the unstripped binary.
+                dmesg | grep -i 'segfault\|protection\|trap' | tail -n 3
+            } | sed "s/^/xentest: $TYPE $c $SIDE: /"
+            # What a failed case left must not fail the next ones.
+            [ "$SIDE" = domu ] || for d in 0 "$DOMU"; do
+                for k in $(xenstore-list "/local/domain/$d/data/vchan" 2> /dev/null); do
+                    xenstore-rm "/local/domain/$d/data/vchan/$k"
+                done
+            done
         fi
     done
 }
