@@ -34,8 +34,8 @@ proxy=$(ls /usr/lib/xen-*/bin/vchan-socket-proxy | head -n1)
 cp "$proxy" "$pl/bin/"
 cp test/xen/cases.sh test/xen/case-lists.sh test/xen/dom0.sh test/xen/domu-init "$pl/xen/"
 head -c 4194304 /dev/urandom > "$pl/data/4M"
-head -c 1048576 /dev/urandom > "$pl/data/1M"
-for f in 4M 1M; do sha256sum < "$pl/data/$f" | cut -d' ' -f1 > "$pl/data/$f.sha256"; done
+head -c 262144 /dev/urandom > "$pl/data/256K"
+for f in 4M 256K; do sha256sum < "$pl/data/$f" | cut -d' ' -f1 > "$pl/data/$f.sha256"; done
 # No debug information: a smaller domU initramfs.
 chmod u+w "$pl"/bin/*
 strip "$pl"/bin/*

@@ -16,8 +16,8 @@
 export VCHAN_BACKEND=xen
 DATA=$P/data/4M
 SUM=$(cat "$P/data/4M.sha256")
-DATA1=$P/data/1M
-SUM1=$(cat "$P/data/1M.sha256")
+DATA1=$P/data/256K
+SUM1=$(cat "$P/data/256K.sha256")
 ST=/local/domain/$DOMU/data/xentest
 if [ "$SIDE" = dom0 ]; then OTHER=domu; PEER=$DOMU; else OTHER=dom0; PEER=0; fi
 # Every step is bounded: a hang fails its case (the line names the step)
@@ -79,7 +79,7 @@ cat_dusrv_send_domu() { $VC -l 0 p3 < "$DATA"; }
 # The domU serves and receives.
 cat_dusrv_recv_dom0() { $VC "$DOMU" p4 < "$DATA"; }
 cat_dusrv_recv_domu() { expect_sum recv "$($VC -l -d 0 p4 | digest)" "$SUM"; }
-# Both directions at once, 1 MiB each way.
+# Both directions at once, 256 KiB each way.
 cat_cat_dom0() {
     got=$($VC -l "$DOMU" p5 < "$DATA1" | digest) && expect_sum recv "$got" "$SUM1"
 }
@@ -100,12 +100,14 @@ proxy_c_domu() {
 }
 # Every ring size libxenvchan_server_init makes (1 KiB and 2 KiB in the
 # shared page, then 1 to 256 pages), and two mixed ones: the C server in
-# dom0 sends, vchan-cat in the domU receives; then the reverse direction.
+# dom0 sends 256 KiB, vchan-cat in the domU receives; then the reverse
+# direction.
 RINGS="1024:1024 2048:2048 1024:2048 4096:4096 8192:8192 16384:16384 32768:32768
   65536:65536 131072:131072 262144:262144 524288:524288 1048576:1048576 4096:1048576"
 rings_c_srv_dom0() {
     for rw in $RINGS; do
         r=${rw%:*} w=${rw#*:}
+        trace "C server, rings $r/$w"
         xvc server "$DOMU" "$(rv_path 0 "r$r-$w" "$DOMU")" -r "$r" -w "$w" send < "$DATA1" || return 1
         got=$(xvc server "$DOMU" "$(rv_path 0 "s$r-$w" "$DOMU")" -r "$r" -w "$w" recv | digest)
         expect_sum "C server, rings $r/$w" "$got" "$SUM1" || return 1
@@ -124,6 +126,7 @@ rings_c_srv_domu() {
 CAT_RINGS="1024 2048 4096 65536 1048576"
 rings_c_cli_dom0() {
     for b in $CAT_RINGS; do
+        trace "vchan-cat server, rings $b"
         $VC -l --buffer-size "$b" "$DOMU" "c$b" < "$DATA1" || return 1
         got=$($VC -l -d --buffer-size "$b" "$DOMU" "d$b" | digest)
         expect_sum "vchan-cat server, rings $b" "$got" "$SUM1" || return 1
