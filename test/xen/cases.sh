@@ -79,13 +79,19 @@ cat_dusrv_send_domu() { $VC -l 0 p3 < "$DATA"; }
 # The domU serves and receives.
 cat_dusrv_recv_dom0() { $VC "$DOMU" p4 < "$DATA"; }
 cat_dusrv_recv_domu() { expect_sum recv "$($VC -l -d 0 p4 | digest)" "$SUM"; }
-# Both directions at once, 256 KiB each way.
-cat_cat_dom0() {
-    got=$($VC -l "$DOMU" p5 < "$DATA1" | digest) && expect_sum recv "$got" "$SUM1"
-}
-cat_cat_domu() { expect_sum recv "$($VC 0 p5 < "$DATA1" | digest)" "$SUM1"; }
-
 # --- against Xen's C library ---
+# Xen's C library leaves its client's directory (empty) in dom0 after a
+# clean close: say so, and remove it, so that the check after the case
+# looks at what is ours.
+c_server_closed() {
+    dir=$(rv_path 0 x "$DOMU")
+    dir=${dir%/x}
+    if xenstore-exists "$dir" && [ -z "$(xenstore-list "$dir")" ]; then
+        echo "XENINFO libxenvchan left an empty $dir" > /dev/console
+        xenstore-rm "$dir"
+    fi
+}
+
 # Xen's vchan-socket-proxy in the domU receives from vchan-cat in dom0.
 proxy_c_dom0() { $VC -l "$DOMU" p6 < "$DATA"; }
 proxy_c_domu() {
@@ -112,6 +118,7 @@ rings_c_srv_dom0() {
         got=$(xvc server "$DOMU" "$(rv_path 0 "s$r-$w" "$DOMU")" -r "$r" -w "$w" recv | digest)
         expect_sum "C server, rings $r/$w" "$got" "$SUM1" || return 1
     done
+    c_server_closed
 }
 rings_c_srv_domu() {
     for rw in $RINGS; do
@@ -238,6 +245,7 @@ timing_dom0() {
     $VC -l "$DOMU" t1 < /tmp/t32 || return 1
     xvc server "$DOMU" "$(rv_path 0 t2 "$DOMU")" -r 65536 -w 65536 send < /tmp/t32 || return 1
     rm -f /tmp/t32
+    c_server_closed
 }
 uptime_cs() { tr -d . < /proc/uptime | cut -d' ' -f1; }
 timing_domu() {
