@@ -111,9 +111,11 @@ for type in pv pvh; do
     done
 done
 grep -q '^XENTEST-RESULTS-END$' <<< "$results" || { say "missing: dom0's results block"; missing=$((missing + 1)); }
+n=$(grep -c '^XENTEST .* ok$' <<< "$results" || true)
+# The line .ci/run counts.
+echo "test result: $([ "$missing" -eq 0 ] && echo ok || echo FAILED). $n passed; $missing failed (make test-xen)"
 if [ "$missing" -gt 0 ] || [ "$qemu" -ne 0 ]; then
     say "FAILED: $missing expected result(s) missing, QEMU status $qemu; see $console"
     exit 1
 fi
-n=$(grep -c '^XENTEST .* ok$' <<< "$results")
 say "ok: $n results as expected in $(($(date +%s) - t0)) s"
