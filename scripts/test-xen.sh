@@ -120,7 +120,7 @@ say "payload ready after $(($(date +%s) - t0)) s; booting Xen under QEMU (TCG)"
 
 console=$work/console.log
 set +e
-timeout 1500 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 1024 -smp 2 \
+timeout 1200 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 1024 -smp 2 \
     -nographic -no-reboot -snapshot -serial mon:stdio -display none \
     -drive "file=$img/dom0.ext4,if=virtio,format=raw" \
     -drive "file=$work/payload.ext4,if=virtio,format=raw" \
