@@ -125,7 +125,7 @@ timeout 1200 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 1024 -smp 2 \
     -drive "file=$img/dom0.ext4,if=virtio,format=raw" \
     -drive "file=$work/payload.ext4,if=virtio,format=raw" \
     -kernel "$img/xen" \
-    -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 smap=0 noreboot" \
+    -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 smap=0" \
     -initrd "$img/vmlinux console=hvc0 earlyprintk=xen quiet,$img/initrd.cpio.gz" \
     < /dev/null > "$console" 2>&1
 qemu=$?

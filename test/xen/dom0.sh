@@ -70,4 +70,4 @@ echo "XENTEST-RESULTS-BEGIN"
 cat $results
 echo "XENTEST-RESULTS-END"
 sync
-poweroff -f
+busybox poweroff -f
