@@ -17,6 +17,9 @@
 #                 Unix socket, a pipe and the shared-memory limit; prints a
 #                 table, writes bench/results/bench.{csv,svg} (docs/benchmarks.md;
 #                 make test runs it on a few MiB). BENCH_ARGS: e.g. --runs 3
+#   make test-xen vchan-rs between real Xen domains: Xen 4.17 under QEMU
+#                 (TCG), a Debian dom0 and PV and PVH domUs (scripts/test-xen.sh;
+#                 root; the dom0 image is cached in ~/.cache/vchan-rs/xen)
 #   make install PREFIX=/usr/local    binaries, man pages, the OCaml library
 #   make uninstall PREFIX=/usr/local
 #   make release  dist/vchan-rs-VERSION.tar.gz with every crate vendored
@@ -30,7 +33,7 @@ TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-ocaml5 test-opam test-release \
 	clippy check-docs demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
-	test-mirage-xen test-unikernel
+	test-mirage-xen test-unikernel test-xen
 
 all: build
 
@@ -97,6 +100,9 @@ test-unikernel:
 test-opam:
 	bash scripts/check-opam.sh
 	bash scripts/test-opam-pin.sh
+
+test-xen: build
+	bash scripts/test-xen.sh
 
 release:
 	bash scripts/release.sh dist

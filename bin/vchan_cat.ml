@@ -170,13 +170,17 @@ let describe_wait ~listen ~backend domid port =
     | Some b -> b
     | None -> ( match B.default () with Ok b -> b | Error _ -> Unix)
   in
-  let own, where =
+  let where =
     match backend with
-    | B.Unix ->
-        ( Result.fold (B.unix_domid ()) ~ok:string_of_int ~error:(fun _ ->
-              "$VCHAN_DOMID"),
-          Printf.sprintf " in %s/store" (B.unix_dir ()) )
-    | Xen -> ("<this domain>", "")
+    | B.Unix -> Printf.sprintf " in %s/store" (B.unix_dir ())
+    | Xen -> ""
+  in
+  (* The backend's own answer (xenstore's domid under Xen); if it cannot
+     say, the listen or connect that follows fails with the reason. *)
+  let own =
+    match E.own_domid ~backend () with
+    | d -> string_of_int d
+    | exception Vchan_rs.Error.Vchan _ -> "(unknown: the backend is unavailable)"
   in
   let server, client =
     if listen then (own, string_of_int domid) else (string_of_int domid, own)

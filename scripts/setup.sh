@@ -4,6 +4,8 @@
 #   test   make test (Xen's C libxenvchan and vchan-socket-proxy as peers,
 #          alcotest, opam lint) and make bench (strace counts system calls)
 #   doc    make doc (odoc)
+#   xen    make test-xen (Xen 4.17 under QEMU: the dom0 image by mmdebstrap,
+#          the guests' busybox, Xen's C library and tools to copy in)
 # usage: setup.sh --check GROUP...     say what is missing; exit 1 if anything is
 #        setup.sh --install GROUP...   install what is missing (apt-get; through
 #                                      sudo when not root), saying what
@@ -21,10 +23,12 @@ doc=(ocaml-odoc)
 # The OCaml 5.4.1 chroot (scripts/ocaml5-env.sh: make test-ocaml5,
 # make test-unikernel) and the copy of the tree it tests.
 chroot=(mmdebstrap rsync)
+xen=(qemu-system-x86 mmdebstrap busybox-static cpio gzip e2fsprogs python3
+     libxen-dev xen-utils xenstore-utils gcc)
 
 mode=${1:-}
 case $mode in --check | --install) shift ;; *)
-    echo "usage: setup.sh --check|--install build|test|doc..." >&2; exit 2 ;;
+    echo "usage: setup.sh --check|--install build|test|doc|xen..." >&2; exit 2 ;;
 esac
 pkgs=()
 for g in "$@"; do
@@ -33,7 +37,8 @@ for g in "$@"; do
         test) pkgs+=("${test[@]}") ;;
         doc) pkgs+=("${doc[@]}") ;;
         chroot) pkgs+=("${chroot[@]}") ;;
-        *) echo "setup: unknown group $g (build, test, doc or chroot)" >&2; exit 2 ;;
+        xen) pkgs+=("${xen[@]}") ;;
+        *) echo "setup: unknown group $g (build, test, doc, chroot or xen)" >&2; exit 2 ;;
     esac
 done
 

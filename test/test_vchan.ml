@@ -632,6 +632,27 @@ let test_cat_errors () =
     ];
   Alcotest.(check bool) "no statistics after a failure" false
     (contains text "bytes");
+  (* On the xen backend (Xen's libraries simulated by xensim; this process
+     is domain 7) the message names this domain's id, from xenstore. *)
+  let xensim =
+    match Sys.getenv_opt "VCHAN_XENSIM" with
+    | Some p when Filename.is_relative p -> Filename.concat (Sys.getcwd ()) p
+    | Some p -> p
+    | None -> Alcotest.fail "VCHAN_XENSIM is not set (run through dune test)"
+  in
+  let xerr = Filename.concat !tmp_root "xen-timeout.err" in
+  let rc =
+    Sys.command
+      (Printf.sprintf
+         "VCHAN_DOMID=7 VCHAN_UNIX_DIR=%s %s -- %s --backend xen --timeout 0.2 0 nobody 2>%s </dev/null"
+         (q (Filename.concat !tmp_root "xen-rv")) (q xensim) cat (q xerr))
+  in
+  Alcotest.(check int) "xen backend, no server: timeout" 1 rc;
+  let text = read_file xerr in
+  Alcotest.(check bool)
+    (Printf.sprintf "xen backend: the message names domain 7: %s" text)
+    true
+    (contains text "domain 7 to find the server of domain 0 on port nobody");
   Alcotest.(check bool) "version" true
     (Sys.command (Printf.sprintf "%s --version | grep -q '^[0-9]'" cat) = 0);
   (* A listener whose output is a pipe nobody reads ends at once (EPIPE,

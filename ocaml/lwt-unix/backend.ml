@@ -15,8 +15,3 @@ let default () =
   | None | Some "" -> Ok Unix
   | Some s -> of_string s
 let unix_dir = Stubs.unix_dir
-
-let unix_domid () =
-  match Stubs.unix_domid () with
-  | Ok d -> Ok d
-  | Error e -> Error (Stubs.error_of_kind e)

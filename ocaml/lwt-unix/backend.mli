@@ -30,8 +30,3 @@ val unix_dir : unit -> string
     [$XDG_RUNTIME_DIR/vchan], else [$TMPDIR/vchan-UID] ([/tmp] when
     [TMPDIR] is unset or empty), [UID] being this process's user id.
     For messages: bytes of the path that are not UTF-8 are replaced. *)
-
-val unix_domid : unit -> (int, Vchan_rs.Error.t) result
-(** This process's domain id under the unix backend: [$VCHAN_DOMID], read
-    as {!Vchan_rs.Domid.of_string} reads a domain id, else 0 when it is
-    unset; [Error (`Invalid_argument why)] when it is not a domain id. *)

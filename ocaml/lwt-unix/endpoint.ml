@@ -119,6 +119,11 @@ let backend_name = function
       | Ok b -> Some (Backend.to_string b)
       | Error (`Msg m) -> raise (Error.Vchan (`Unavailable m)))
 
+let own_domid ?backend () =
+  match Stubs.own_domid (backend_name backend) with
+  | Ok d -> d
+  | Error e -> raise (Error.Vchan (Stubs.error_of_kind e))
+
 let listen ?backend ~domid ~port ?(read_size = 65536) ?(write_size = 65536) ()
     =
   let backend = backend_name backend in

@@ -65,6 +65,13 @@ val client : domid:int -> port:port -> unit -> t Lwt.t
 (** [client ~domid ~port ()] is {!connect} with the default backend and no
     timeout. *)
 
+val own_domid : ?backend:Backend.t -> unit -> int
+(** [own_domid ()] is this process's domain id under [backend] (default
+    {!Backend.default}): under Xen, xenstore's [domid] key; under the unix
+    backend, [$VCHAN_DOMID] (default 0). The domain a server serves from and
+    a client connects from.
+    @raise Vchan_rs.Error.Vchan when the backend cannot be used ([`Unavailable]). *)
+
 val listen :
   ?backend:Backend.t ->
   domid:int ->

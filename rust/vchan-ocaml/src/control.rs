@@ -55,6 +55,18 @@ pub fn vchan_rs_listen(
     into_raw(ep)
 }
 
+/// `own_domid backend`: this process's domain id under `backend` (under
+/// Xen, xenstore's `domid`; under the unix backend, `$VCHAN_DOMID`).
+#[ocaml::func]
+#[ocaml::sig("string option -> (int, int * string) result")]
+pub fn vchan_rs_own_domid(backend_name: Option<String>) -> Result<ocaml::Int, CamlErr> {
+    let id = backend(backend_name)
+        .and_then(|b| b.own_domid())
+        .map_err(|e| caml_err(&e))?;
+    // A domain id is below 32752: it fits.
+    Ok(id.get() as ocaml::Int)
+}
+
 /// `try_connect backend server_domid port`: one attempt to connect to the
 /// server in `server_domid`; `Ok 0` while none has published (retry after a
 /// pause), else `Ok handle`.
@@ -127,15 +139,4 @@ pub fn vchan_rs_unix_dir() -> String {
     vchan::backend::unix::root_dir()
         .to_string_lossy()
         .into_owned()
-}
-
-/// `unix_domid ()`: this process's domain id under the unix backend
-/// ([`vchan::backend::unix::env_domid`]: `$VCHAN_DOMID`, default 0).
-#[ocaml::func]
-#[ocaml::sig("unit -> (int, int * string) result")]
-pub fn vchan_rs_unix_domid() -> Result<ocaml::Int, CamlErr> {
-    vchan::backend::unix::env_domid()
-        // A domain id is below 0x7ff0.
-        .map(|d| d.get() as ocaml::Int)
-        .map_err(|e| caml_err(&e))
 }

@@ -120,12 +120,44 @@ fn read(h: &XsHandle, t: u32, path: &str) -> Result<Option<Vec<u8>>, i32> {
     store::read(&root()?, path).map_err(|e| io_errno(&e))
 }
 
+/// The children of `path`, seeing transaction `t`'s buffered changes.
+fn directory(h: &XsHandle, t: u32, path: &str) -> Result<Option<Vec<String>>, i32> {
+    let mut names = store::directory(&root()?, path).map_err(|e| io_errno(&e))?;
+    if t == 0 {
+        return Ok(names);
+    }
+    let inner = h.lock();
+    for op in inner.trans.get(&t).ok_or(libc::EINVAL)? {
+        let (Op::Write(p, _) | Op::Rm(p) | Op::Mkdir(p)) = op;
+        if let Op::Rm(_) = op {
+            if under(path, p) {
+                names = None;
+            } else if let Some(n) = &mut names {
+                n.retain(|c| !under(&format!("{path}/{c}"), p));
+            }
+            continue;
+        }
+        // A write or mkdir makes `path` and its child on the way to `p`.
+        if under(p, path) {
+            let n = names.get_or_insert_with(Vec::new);
+            if let Some(child) = p[path.len()..].trim_start_matches('/').split('/').next() {
+                if !child.is_empty() && !n.iter().any(|c| c == child) {
+                    n.push(child.to_owned());
+                    n.sort();
+                }
+            }
+        }
+    }
+    Ok(names)
+}
+
 fn apply(root: &Path, op: &Op) -> Result<(), i32> {
     match op {
         Op::Write(p, v) => store::write(root, p, v),
         Op::Rm(p) => {
             let _lock = RootLock::acquire(root).map_err(|e| io_errno(&e))?;
-            store::rm(root, p)
+            // As xenstored: the parents stay, even empty.
+            store::rm_node(root, p)
         }
         Op::Mkdir(p) => {
             let dir = store::node_path(root, p).map_err(|e| io_errno(&e))?;
@@ -366,15 +398,15 @@ fn malloc_vector(items: &[&str]) -> *mut *mut c_char {
 #[no_mangle]
 pub unsafe extern "C" fn xs_directory(
     h: *mut XsHandle,
-    _t: u32,
+    t: u32,
     path: *const c_char,
     num: *mut c_uint,
 ) -> *mut *mut c_char {
     // SAFETY: C contract: a handle from xs_open and a C string.
-    let res = unsafe { handle(h) }.and_then(|_| {
+    let res = unsafe { handle(h) }.and_then(|h| {
         // SAFETY: C contract: a C string.
         let p = absolute(unsafe { cstr(path) }?)?;
-        store::directory(&root()?, &p).map_err(|e| io_errno(&e))
+        directory(h, t, &p)
     });
     match res {
         Ok(Some(names)) => {

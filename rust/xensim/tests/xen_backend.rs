@@ -240,6 +240,13 @@ fn transfer_rings(xen_side: &str, closer: &str, (rmin, wmin): (usize, usize)) {
         .join("store")
         .join(common::path(0, 1, "xfer").trim_start_matches('/'));
     assert!(!node.exists(), "rendezvous left behind: {}", node.display());
+    // And its client's directory, empty now (as ocaml-vchan removes it).
+    let parent = node.parent().expect("a rendezvous path has a parent");
+    assert!(
+        !parent.exists(),
+        "empty directory left: {}",
+        parent.display()
+    );
 }
 
 /// In-page rings (orders 10 and 11) and the largest (1 MiB, 256 granted
@@ -484,6 +491,20 @@ fn with_libxenvchan(rust_side: &str) {
     assert_eq!(get(&kv, "sent"), out, "rust -> libxenvchan differs");
     assert_eq!(get(&kv, "got"), fed, "libxenvchan -> rust differs");
     assert_eq!(get(&kv, "closed"), "1");
+    if rust_side == "server" {
+        // Our server removed its rendezvous and, empty now, its client's
+        // directory (as ocaml-vchan does; xensim's xs_rm, like
+        // xenstored's, leaves the parents, and no unix-backend peer is
+        // here to sweep them).
+        let node = dir.path().join("store").join(vpath.trim_start_matches('/'));
+        assert!(!node.exists(), "rendezvous left behind: {}", node.display());
+        let parent = node.parent().expect("a rendezvous path has a parent");
+        assert!(
+            !parent.exists(),
+            "empty directory left: {}",
+            parent.display()
+        );
+    }
 }
 
 #[test]

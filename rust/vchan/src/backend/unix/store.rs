@@ -151,6 +151,16 @@ pub(crate) fn open_node(root: &Path, xs_path: &str) -> io::Result<Option<std::os
 /// Goes through directory descriptors: a symlink planted in the store is
 /// removed if it is the node or below it, never followed.
 pub fn rm(root: &Path, xs_path: &str) -> io::Result<()> {
+    rm_tree(root, xs_path, true)
+}
+
+/// [`rm`] without the pruning, as xenstored does: the parents stay, even
+/// empty (xensim's `xs_rm`).
+pub fn rm_node(root: &Path, xs_path: &str) -> io::Result<()> {
+    rm_tree(root, xs_path, false)
+}
+
+fn rm_tree(root: &Path, xs_path: &str, prune: bool) -> io::Result<()> {
     let comps = components(root, xs_path)?;
     let Some((last, parents)) = comps.split_last() else {
         return Ok(());
@@ -163,7 +173,7 @@ pub fn rm(root: &Path, xs_path: &str) -> io::Result<()> {
     fsobj::remove_tree_at(std::os::fd::AsRawFd::as_raw_fd(&parent), last)?;
     drop(parent);
     // Prune the parents that became empty, deepest first.
-    while rel.len() > 1 {
+    while prune && rel.len() > 1 {
         let name = rel.pop().unwrap_or_default();
         let Some(dir) = fsobj::open_below(root, &rel)? else {
             break;

@@ -8,7 +8,7 @@ use std::os::fd::RawFd;
 use super::ffi::{lib, EvtchnHandle, Lib};
 use super::open_error;
 use crate::backend::{EventChannel, Events};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::port::DomId;
 
 /// Most events consumed by one [`EventChannel::drain`]: a peer signalling
@@ -89,15 +89,26 @@ impl XenEvent {
         )
     }
 
-    /// A port bound to `remote_port` of domain `remote`.
+    /// A port bound to `remote_port` of domain `remote`. Xen refuses
+    /// (EINVAL) a remote port that is not waiting for us: the rendezvous
+    /// of a server that died or already has its client. That is
+    /// `ConnectionRefused`, as the unix backend says for no live server
+    /// (a client waiting for a server then waits for a new one).
     pub(crate) fn bind_interdomain(remote: DomId, remote_port: u32) -> Result<XenEvent> {
-        open_and_bind(
-            &format!("xenevtchn_bind_interdomain(domain {remote}, port {remote_port})"),
-            |lib, h| {
-                // SAFETY: h is an open handle.
-                unsafe { (lib.xenevtchn_bind_interdomain)(h, remote.get(), remote_port) }
-            },
-        )
+        let what = format!("xenevtchn_bind_interdomain(domain {remote}, port {remote_port})");
+        let r = open_and_bind(&what, |lib, h| {
+            // SAFETY: h is an open handle.
+            unsafe { (lib.xenevtchn_bind_interdomain)(h, remote.get(), remote_port) }
+        });
+        match r {
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::InvalidInput => {
+                Err(Error::Io(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("{e} (no server waits on that port: a stale rendezvous?)"),
+                )))
+            }
+            r => r,
+        }
     }
 }
 

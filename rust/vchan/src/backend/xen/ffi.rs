@@ -91,6 +91,12 @@ pub struct Lib {
         c_uint,
     ) -> bool,
     pub xs_rm: unsafe extern "C" fn(*mut XsHandle, XsTransaction, *const c_char) -> bool,
+    pub xs_directory: unsafe extern "C" fn(
+        *mut XsHandle,
+        XsTransaction,
+        *const c_char,
+        *mut c_uint,
+    ) -> *mut *mut c_char,
     pub xs_set_permissions: unsafe extern "C" fn(
         *mut XsHandle,
         XsTransaction,
@@ -226,6 +232,7 @@ impl Lib {
                 xs_read,
                 xs_write,
                 xs_rm,
+                xs_directory,
                 xs_set_permissions,
                 xs_transaction_start,
                 xs_transaction_end,

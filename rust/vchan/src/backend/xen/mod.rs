@@ -156,6 +156,6 @@ impl Backend for XenBackend {
     }
 
     fn unpublish(&self, path: &str) -> Result<()> {
-        self.store.rm(path)
+        self.store.unpublish(path)
     }
 }

@@ -223,11 +223,19 @@ impl Store {
     }
 
     /// Read the rendezvous at `path`: `None` while either key is absent,
-    /// not a number, or 0.
+    /// not a number, or 0. A key we may not read counts as absent:
+    /// xenstored answers EACCES, not ENOENT, for a missing node below a
+    /// directory the reader may not list (a domU looking for a server in
+    /// dom0 that has not published yet), and a rendezvous published for
+    /// another client is no more ours to use.
     pub(crate) fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
         let h = self.handle();
         let field = |key: &str| -> Result<Option<u32>> {
-            let v = self.read(&h, XBT_NULL, &format!("{path}/{key}"))?;
+            let key = format!("{path}/{key}");
+            let v = match self.read(&h, XBT_NULL, &key) {
+                Err(Error::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => None,
+                r => r?,
+            };
             Ok(v.and_then(|v| {
                 std::str::from_utf8(&v)
                     .ok()
@@ -246,10 +254,70 @@ impl Store {
         }))
     }
 
-    /// Remove `path` and everything below it (absent is fine).
-    pub(crate) fn rm(&self, path: &str) -> Result<()> {
+    /// Remove the rendezvous at `path` and everything below it (absent is
+    /// fine). When `path` is a [`crate::rendezvous_path`], its client's
+    /// directory goes too once empty, in the same transaction (as
+    /// ocaml-vchan does; xenstored keeps the empty parent of a removed
+    /// node, and Xen's C library leaves it).
+    pub(crate) fn unpublish(&self, path: &str) -> Result<()> {
         let h = self.handle();
-        self.rm_in(&h, XBT_NULL, path)
+        let Some(dir) = client_dir(path) else {
+            return self.rm_in(&h, XBT_NULL, path);
+        };
+        for _ in 0..MAX_TRANSACTION_TRIES {
+            // SAFETY: open handle.
+            let t = unsafe { (self.lib.xs_transaction_start)(h.0) };
+            if t == XBT_NULL {
+                return Err(op_error(
+                    "xs_transaction_start for",
+                    path,
+                    io::Error::last_os_error(),
+                ));
+            }
+            let body = || -> Result<()> {
+                self.rm_in(&h, t, path)?;
+                if self.is_empty_dir(&h, t, dir)? {
+                    self.rm_in(&h, t, dir)?;
+                }
+                Ok(())
+            };
+            if let Err(e) = body() {
+                // SAFETY: open handle, live transaction, abandoned once.
+                unsafe { (self.lib.xs_transaction_end)(h.0, t, true) };
+                return Err(e);
+            }
+            // SAFETY: open handle, live transaction, committed once.
+            if unsafe { (self.lib.xs_transaction_end)(h.0, t, false) } {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EAGAIN) {
+                return Err(op_error("xs_transaction_end for", path, e));
+            }
+        }
+        Err(Error::Io(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("removing {path}: xenstore kept asking to retry the transaction"),
+        )))
+    }
+
+    /// Does `path` exist with no children, in transaction `t`?
+    fn is_empty_dir(&self, h: &Handle, t: XsTransaction, path: &str) -> Result<bool> {
+        let cpath = c_path(path)?;
+        let mut num: c_uint = 0;
+        // SAFETY: open handle, valid C string, num is a valid out pointer.
+        let v = unsafe { (self.lib.xs_directory)(h.0, t, cpath.as_ptr(), &mut num) };
+        if v.is_null() {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(false),
+                _ => Err(op_error("xs_directory", path, e)),
+            };
+        }
+        // SAFETY: xs_directory returns one malloc'd block (the pointers and
+        // the strings they point to); freed once, its contents unused.
+        unsafe { libc::free(v.cast()) };
+        Ok(num == 0)
     }
 
     /// Remove `path` and everything below it in transaction `t` (absent is
@@ -268,10 +336,48 @@ impl Store {
     }
 }
 
+/// The client's directory of a rendezvous path
+/// `/local/domain/<server>/data/vchan/<client>/<port>` (see
+/// [`crate::rendezvous_path`]); `None` for any other path (a path given to
+/// `listen_at`), whose parents are not ours to remove.
+fn client_dir(path: &str) -> Option<&str> {
+    let (dir, port) = path.rsplit_once('/')?;
+    let (vchan, client) = dir.rsplit_once('/')?;
+    let (data, _) = vchan.strip_suffix("/vchan")?.rsplit_once('/')?;
+    let server = data.strip_prefix("/local/domain/")?;
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = number(server) && number(client) && !port.is_empty() && vchan.ends_with("/data/vchan");
+    ok.then_some(dir)
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         let h = self.handle().0;
         // SAFETY: h came from xs_open and is closed once, here.
         unsafe { (self.lib.xs_close)(h) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_dir;
+
+    #[test]
+    fn client_dirs() {
+        assert_eq!(
+            client_dir("/local/domain/0/data/vchan/12/demo"),
+            Some("/local/domain/0/data/vchan/12")
+        );
+        for other in [
+            "/local/domain/0/data/vchan/12",
+            "/local/domain/0/data/vchan/x/demo",
+            "/local/domain/0/data/other/12/demo",
+            "/local/domain//data/vchan/12/demo",
+            "/local/domain/0/data/vchan/12/",
+            "/my/own/path",
+            "demo",
+        ] {
+            assert_eq!(client_dir(other), None, "{other}");
+        }
     }
 }

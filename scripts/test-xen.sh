@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# make test-xen: vchan-rs between real Xen domains. Boots Xen 4.17 under
+# QEMU's software emulation (TCG) with a Debian dom0, which runs the cases of
+# test/xen/cases.sh against a PV and then a PVH domU; collects the result
+# lines from the serial console and fails unless every expected "ok" line
+# is there (test/xen/case-lists.sh names them).
+# The dom0 image is cached in $VCHAN_RS_XEN_CACHE (default
+# ~/.cache/vchan-rs/xen), rebuilt when its recipe changes.
+# Needs root (mmdebstrap, chroot) and Debian's archive the first time.
+#   usage: test-xen.sh               build, boot, run, check
+#          test-xen.sh --check LOG [LISTS]   only check the console log of an
+#                 earlier run against its case lists (default: that run's,
+#                 target/xen/payload/xen/case-lists.sh)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+t0=$(date +%s)
+say() { echo "test-xen: $*"; }
+
+# Every expected line must be in the results block that dom0 printed last;
+# prints the "test result" line .ci/run counts. Status 0 when all are there.
+check() { # CONSOLE_LOG [CASE_LISTS]
+    local results missing=0 n type c side line cases
+    local CASES_pv CASES_pvh
+    results=$(tr -d '\r' < "$1" | sed -n '/^XENTEST-RESULTS-BEGIN$/,/^XENTEST-RESULTS-END$/p')
+    . "${2:-target/xen/payload/xen/case-lists.sh}"
+    for type in pv pvh; do
+        eval "cases=\$CASES_$type"
+        for c in $cases; do
+            for side in dom0 domu; do
+                line="XENTEST $type $c $side ok"
+                grep -qxF "$line" <<< "$results" || { say "missing: $line"; missing=$((missing + 1)); }
+            done
+            if [ "$c" = timing ]; then
+                grep -q "^XENTIME $type " <<< "$results" ||
+                    { say "missing: XENTIME $type"; missing=$((missing + 1)); }
+            fi
+        done
+    done
+    grep -q '^XENTEST-RESULTS-END$' <<< "$results" ||
+        { say "missing: dom0's results block"; missing=$((missing + 1)); }
+    n=$(grep -c '^XENTEST .* ok$' <<< "$results" || true)
+    echo "test result: $([ "$missing" -eq 0 ] && echo ok || echo FAILED). $n passed; $missing failed (make test-xen)"
+    [ "$missing" -eq 0 ]
+}
+if [ "${1:-}" = --check ]; then
+    check "$2" "${3:-}"
+    exit
+fi
+
+bash scripts/setup.sh --install build xen
+[ "$(id -u)" = 0 ] || { say "needs root (mmdebstrap and chroot build the dom0 image)" >&2; exit 1; }
+
+# What runs in the guests, built on this Debian 12 host (dom0 is Debian 12
+# too, and the domU gets the libraries copied in).
+cargo build --release --locked -p vchan --example xen_peer
+dune build bin/vchan_cat.exe test/readme/server.exe test/readme/client.exe
+work=$root/target/xen
+rm -rf "$work"
+mkdir -p "$work/payload/bin" "$work/payload/data" "$work/payload/xen"
+pl=$work/payload
+gcc -O2 -Wall -Wextra -Werror -o "$pl/bin/xvc" test/xen/xvc.c -lxenvchan
+cp _build/default/bin/vchan_cat.exe "$pl/bin/vchan-cat"
+cp target/release/examples/xen_peer "$pl/bin/xen_peer"
+cp _build/default/test/readme/server.exe "$pl/bin/readme-server"
+cp _build/default/test/readme/client.exe "$pl/bin/readme-client"
+proxy=$(ls /usr/lib/xen-*/bin/vchan-socket-proxy | head -n1)
+cp "$proxy" "$pl/bin/"
+cp test/xen/cases.sh test/xen/case-lists.sh test/xen/dom0.sh test/xen/domu-init "$pl/xen/"
+# A subset of the cases, for development: VCHAN_RS_XEN_CASES_PV and
+# VCHAN_RS_XEN_CASES_PVH replace the lists (guests and check alike).
+for t in pv pvh; do
+    v=VCHAN_RS_XEN_CASES_${t^^}
+    [ -z "${!v:-}" ] || echo "CASES_$t=\"${!v}\"" >> "$pl/xen/case-lists.sh"
+done
+head -c 4194304 /dev/urandom > "$pl/data/4M"
+head -c 262144 /dev/urandom > "$pl/data/256K"
+for f in 4M 256K; do sha256sum < "$pl/data/$f" | cut -d' ' -f1 > "$pl/data/$f.sha256"; done
+# No debug information: a smaller domU initramfs.
+chmod u+w "$pl"/bin/*
+strip "$pl"/bin/*
+chmod -R a+rX "$pl"
+
+# The dom0 image, cached by the digest of its recipe.
+cache=${VCHAN_RS_XEN_CACHE:-$HOME/.cache/vchan-rs/xen}
+key=$(cat test/xen/dom0-image.sh test/xen/init-dom0-initrd test/xen/extract-vmlinux.py | sha256sum | cut -c1-16)
+img=$cache/dom0-$key
+if [ ! -f "$img/dom0.ext4" ]; then
+    say "building the dom0 image in $img (Debian bookworm by mmdebstrap; about 2 minutes)"
+    mkdir -p "$cache"
+    rm -rf "$cache"/dom0-*
+    bash test/xen/dom0-image.sh "$img"
+fi
+
+# The domU's initramfs: busybox, the Xen modules, the payload and the
+# libraries its programs need (xensim's are not wanted: the real ones,
+# which the xen backend opens at run time, are listed by name).
+ir=$work/domu
+mkdir -p "$ir/bin" "$ir/tmp" "$ir/proc" "$ir/sys" "$ir/dev"
+cp /bin/busybox "$ir/bin/busybox"
+for a in $(/bin/busybox --list); do [ -e "$ir/bin/$a" ] || ln -s busybox "$ir/bin/$a"; done
+cp -r "$img/domu-modules" "$ir/modules"
+cp -r "$pl" "$ir/payload"
+rm -f "$ir/payload/xen/dom0.sh"
+install -m 755 test/xen/domu-init "$ir/init"
+for t in read write exists ls rm list; do cp /usr/bin/xenstore "$ir/payload/bin/xenstore-$t"; done
+libs=$(ldd "$pl"/bin/* /usr/bin/xenstore 2> /dev/null | grep -o '/[^ ]*\.so[^ ]*' | sort -u)
+for l in $libs /lib/x86_64-linux-gnu/libxengnttab.so.1 /lib/x86_64-linux-gnu/libxenevtchn.so.1 \
+    /lib/x86_64-linux-gnu/libxenstore.so.4 /lib/x86_64-linux-gnu/libgcc_s.so.1; do
+    for d in $l $(ldd "$l" 2> /dev/null | grep -o '/[^ ]*\.so[^ ]*'); do
+        mkdir -p "$ir$(dirname "$d")"
+        cp -L "$d" "$ir$d"
+    done
+done
+(cd "$ir" && find . | cpio --quiet -o -H newc | gzip -1) > "$pl/domu.cpio.gz"
+rm -rf "$ir"
+mke2fs -q -t ext4 -d "$pl" "$work/payload.ext4" 128M
+say "payload ready after $(($(date +%s) - t0)) s; booting Xen under QEMU (TCG)"
+
+console=$work/console.log
+set +e
+timeout 1200 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 1024 -smp 2 \
+    -nographic -no-reboot -snapshot -serial mon:stdio -display none \
+    -drive "file=$img/dom0.ext4,if=virtio,format=raw" \
+    -drive "file=$work/payload.ext4,if=virtio,format=raw" \
+    -kernel "$img/xen" \
+    -append "console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=2 smap=0" \
+    -initrd "$img/vmlinux console=hvc0 earlyprintk=xen quiet,$img/initrd.cpio.gz" \
+    < /dev/null > "$console" 2>&1
+qemu=$?
+set -e
+grep -a '^XENTEST\|^XENTIME' "$console" | tr -d '\r' || true
+say "QEMU exited with status $qemu after $(($(date +%s) - t0)) s (console: $console)"
+
+set +e
+check "$console"
+ok=$?
+set -e
+if [ "$ok" -ne 0 ] || [ "$qemu" -ne 0 ]; then
+    say "FAILED (QEMU status $qemu) after $(($(date +%s) - t0)) s; see $console"
+    exit 1
+fi
+say "ok: every expected result in $(($(date +%s) - t0)) s"
