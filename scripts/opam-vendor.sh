@@ -28,15 +28,5 @@ bash scripts/opam-crates.sh --list | while read -r file sum; do
     # be empty for a directory source.
     printf '{"files":{},"package":"%s"}\n' "$sum" > "$dir/.cargo-checksum.json"
 done
-cat > .cargo/config.toml <<'CONFIG'
-# Written by scripts/opam-vendor.sh: build from the crates under vendor/, offline.
-[source.crates-io]
-replace-with = "vendored-sources"
-
-[source.vendored-sources]
-directory = "vendor"
-
-[net]
-offline = true
-CONFIG
+cp scripts/vendored-config.toml .cargo/config.toml
 echo "opam-vendor: $want crates unpacked into vendor/"

@@ -31,17 +31,7 @@ done | tar --null -T - -cf - | tar -xf - -C "$stage/$name"
     cd "$stage/$name"
     cargo vendor --locked --versioned-dirs --quiet vendor > /dev/null
     mkdir -p .cargo
-    cat > .cargo/config.toml <<'CONFIG'
-# Written by `make release`: build from the crates under vendor/, offline.
-[source.crates-io]
-replace-with = "vendored-sources"
-
-[source.vendored-sources]
-directory = "vendor"
-
-[net]
-offline = true
-CONFIG
+    cp scripts/vendored-config.toml .cargo/config.toml
 )
 
 mtime=$(git log -1 --format=%ct 2>/dev/null || date +%s)

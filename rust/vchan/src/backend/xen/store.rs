@@ -163,63 +163,35 @@ impl Store {
         let owner_path = format!("{path}/{}", owner::KEY);
         let me = owner::this_process();
         let h = self.handle();
-        for _ in 0..MAX_TRANSACTION_TRIES {
-            // SAFETY: open handle.
-            let t = unsafe { (self.lib.xs_transaction_start)(h.0) };
-            if t == XBT_NULL {
-                return Err(op_error(
-                    "xs_transaction_start for",
-                    path,
-                    io::Error::last_os_error(),
-                ));
+        self.transaction(&h, "publishing", path, |t| {
+            let mut taken = false;
+            for p in [&ring_ref_path, &port_path] {
+                taken |= self.read(&h, t, p)?.is_some();
             }
-            let body = || -> Result<()> {
-                let mut taken = false;
-                for p in [&ring_ref_path, &port_path] {
-                    taken |= self.read(&h, t, p)?.is_some();
+            if taken {
+                // Replace only the entry of a server of ours that died.
+                match self.read(&h, t, &owner_path)? {
+                    Some(v) if owner::writer_is_dead(&v) => {}
+                    _ => return Err(Error::AddrInUse),
                 }
-                if taken {
-                    // Replace only the entry of a server of ours that died.
-                    match self.read(&h, t, &owner_path)? {
-                        Some(v) if owner::writer_is_dead(&v) => {}
-                        _ => return Err(Error::AddrInUse),
-                    }
-                }
-                let client = Some(client);
-                self.write_private(&h, t, &ring_ref_path, &rv.ring_ref.to_string(), own, client)?;
-                self.write_private(
-                    &h,
-                    t,
-                    &port_path,
-                    &rv.event_channel.to_string(),
-                    own,
-                    client,
-                )?;
-                match &me {
-                    Some(me) => self.write_private(&h, t, &owner_path, me, own, None),
-                    // No /proc: write nothing, and a stale entry of ours
-                    // is not recognised (an old key would name the dead).
-                    None => self.rm_in(&h, t, &owner_path),
-                }
-            };
-            if let Err(e) = body() {
-                // SAFETY: open handle, live transaction, abandoned once.
-                unsafe { (self.lib.xs_transaction_end)(h.0, t, true) };
-                return Err(e);
             }
-            // SAFETY: open handle, live transaction, committed once.
-            if unsafe { (self.lib.xs_transaction_end)(h.0, t, false) } {
-                return Ok(());
+            let client = Some(client);
+            self.write_private(&h, t, &ring_ref_path, &rv.ring_ref.to_string(), own, client)?;
+            self.write_private(
+                &h,
+                t,
+                &port_path,
+                &rv.event_channel.to_string(),
+                own,
+                client,
+            )?;
+            match &me {
+                Some(me) => self.write_private(&h, t, &owner_path, me, own, None),
+                // No /proc: write nothing, and a stale entry of ours
+                // is not recognised (an old key would name the dead).
+                None => self.rm_in(&h, t, &owner_path),
             }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EAGAIN) {
-                return Err(op_error("xs_transaction_end for", path, e));
-            }
-        }
-        Err(Error::Io(io::Error::new(
-            io::ErrorKind::WouldBlock,
-            format!("publishing {path}: xenstore kept asking to retry the transaction"),
-        )))
+        })
     }
 
     /// Read the rendezvous at `path`: `None` while either key is absent,
@@ -264,6 +236,26 @@ impl Store {
         let Some(dir) = client_dir(path) else {
             return self.rm_in(&h, XBT_NULL, path);
         };
+        self.transaction(&h, "removing", path, |t| {
+            self.rm_in(&h, t, path)?;
+            if self.is_empty_dir(&h, t, dir)? {
+                self.rm_in(&h, t, dir)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Run `body` in a xenstore transaction on `h`, committed when it
+    /// succeeds and abandoned when it fails; retried (a fresh transaction)
+    /// while xenstored answers EAGAIN to the commit. `what` and `path` name
+    /// the operation in errors.
+    fn transaction(
+        &self,
+        h: &Handle,
+        what: &str,
+        path: &str,
+        body: impl Fn(XsTransaction) -> Result<()>,
+    ) -> Result<()> {
         for _ in 0..MAX_TRANSACTION_TRIES {
             // SAFETY: open handle.
             let t = unsafe { (self.lib.xs_transaction_start)(h.0) };
@@ -274,14 +266,7 @@ impl Store {
                     io::Error::last_os_error(),
                 ));
             }
-            let body = || -> Result<()> {
-                self.rm_in(&h, t, path)?;
-                if self.is_empty_dir(&h, t, dir)? {
-                    self.rm_in(&h, t, dir)?;
-                }
-                Ok(())
-            };
-            if let Err(e) = body() {
+            if let Err(e) = body(t) {
                 // SAFETY: open handle, live transaction, abandoned once.
                 unsafe { (self.lib.xs_transaction_end)(h.0, t, true) };
                 return Err(e);
@@ -297,7 +282,7 @@ impl Store {
         }
         Err(Error::Io(io::Error::new(
             io::ErrorKind::WouldBlock,
-            format!("removing {path}: xenstore kept asking to retry the transaction"),
+            format!("{what} {path}: xenstore kept asking to retry the transaction"),
         )))
     }
 
