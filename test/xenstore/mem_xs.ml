@@ -163,3 +163,12 @@ struct
             Lwt_condition.wait changed >>= fun () -> wait () f
         | e -> Lwt.fail e)
 end
+
+let settle () = while Lwt.paused_count () > 0 do Lwt.wakeup_paused () done
+
+let resolved p =
+  settle ();
+  match Lwt.state p with
+  | Lwt.Return x -> x
+  | Lwt.Fail e -> raise e
+  | Lwt.Sleep -> failwith "still waiting"

@@ -37,6 +37,15 @@ val wait_rounds : unit -> int
 (** [wait_rounds ()] counts the times a [wait] function raised [Eagain] and
     was put to sleep until the next change. *)
 
+val settle : unit -> unit
+(** [settle ()] runs the paused Lwt threads until none is left. Nothing
+    here does I/O: a promise still pending after [settle ()] is waiting
+    for a change of the store. *)
+
+val resolved : 'a Lwt.t -> 'a
+(** [resolved p] is [p]'s value after {!settle}; it re-raises [p]'s
+    exception, and raises [Failure "still waiting"] while [p] waits. *)
+
 (** The client of domain [D.domid]. *)
 module Xs (D : sig
   val domid : int

@@ -17,16 +17,8 @@ module Client = Vchan_rs.Xenstore.Make (Xs5)
 module Bystander = Vchan_rs.Xenstore.Make (Xs7)
 module Broken = Vchan_rs.Xenstore.Make (Xs9)
 
-(* Everything here resolves without I/O: a promise still pending once the
-   paused threads ran is waiting for a store change. *)
-let settle () = while Lwt.paused_count () > 0 do Lwt.wakeup_paused () done
-
-let get p =
-  settle ();
-  match Lwt.state p with
-  | Lwt.Return x -> x
-  | Lwt.Fail e -> raise e
-  | Lwt.Sleep -> fail "still waiting"
+let settle = Mem_xs.settle
+let get = Mem_xs.resolved
 
 let pending what p =
   settle ();

@@ -56,14 +56,8 @@ module Ref_client = Vchan.Xenstore.Make (Adapt (struct let domid = 5 end))
 module Rs_server = Vchan_rs.Xenstore.Make (Mem_xs.Xs (struct let domid = 3 end))
 module Rs_client = Vchan_rs.Xenstore.Make (Mem_xs.Xs (struct let domid = 5 end))
 
-let settle () = while Lwt.paused_count () > 0 do Lwt.wakeup_paused () done
-
-let get p =
-  settle ();
-  match Lwt.state p with
-  | Lwt.Return x -> x
-  | Lwt.Fail e -> raise e
-  | Lwt.Sleep -> failwith "still waiting"
+let settle = Mem_xs.settle
+let get = Mem_xs.resolved
 
 let ref_port = Result.get_ok (Vchan.Port.of_string "flibble")
 let rs_port = Result.get_ok (Vchan_rs.Port.of_string "flibble")
