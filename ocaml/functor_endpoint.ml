@@ -80,51 +80,72 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
 
   let notify t r = if r land 1 = 1 then E.send t.evtchn
 
+  (* Set-up acquires pages, an event channel and the rendezvous in turn;
+     when a step fails (an exception, synchronous or not, or a client that
+     breaks the protocol), what was acquired is given back, newest first,
+     and the first failure is the one reported. *)
   let server ~domid ~port ?(read_size = 1024) ?(write_size = 1024) () =
-    match or_fail (F.server_orders read_size write_size) with
-    | exception Error.Vchan e -> fail e
-    | orders ->
-        let page_share = M.share ~domid ~npages:1 ~rw:true in
-        let page = M.buf_of_share page_share in
-        let ring order =
-          match or_fail (F.ring_pages order) with
-          | 0 -> None
-          | npages -> Some (M.share ~domid ~npages ~rw:true)
-        in
-        let left = ring (left_order orders) and right = ring (right_order orders) in
-        let grants = function
-          | None -> []
-          | Some s -> List.map M.int32_of_grant (M.grants_of_share s)
-        in
-        let buf = function None -> page | Some s -> M.buf_of_share s in
-        let st = fresh_state () in
-        ignore (or_fail (F.server_init page orders (int32s (grants left @ grants right))));
-        ignore (or_fail (F.attach st page orders (buf left) (buf right)));
-        let eport, evtchn = E.listen domid in
-        let ring_ref =
-          match M.grants_of_share page_share with
-          | g :: _ -> Int32.to_string (M.int32_of_grant g)
-          | [] -> invalid_arg "MEMORY.share returned no grant"
-        in
-        let memory =
-          Shared { page = page_share; rings = List.filter_map Fun.id [ left; right ] }
-        in
-        let t =
-          make ~st ~memory ~read_buf:(buf left)
-            ~read_off:(F.ring_offset (left_order orders))
-            ~evtchn ~domid ~port
-        in
-        C.write ~client_domid:domid ~port
-          { C.ring_ref; event_channel = E.string_of_port eport }
-        >>= fun () ->
-        let rec connected () =
-          let tok = t.token in
-          let s = F.state st in
-          if s = F.state_waiting then wait t tok >>= connected
-          else if s < 0 then fail (F.error_of_code s)
-          else Lwt.return t
-        in
-        connected ()
+    let shares = ref [] and channel = ref None and published = ref false in
+    let give_back () =
+      let quietly f = Lwt.catch f (fun _ -> Lwt.return_unit) in
+      (match !channel with Some ch -> E.close ch | None -> ());
+      (if !published then quietly (fun () -> C.delete ~client_domid:domid ~port)
+       else Lwt.return_unit)
+      >>= fun () -> Lwt_list.iter_s (fun s -> quietly (fun () -> M.unshare s)) !shares
+    in
+    let share npages =
+      let s = M.share ~domid ~npages ~rw:true in
+      shares := s :: !shares;
+      s
+    in
+    let set_up () =
+      let orders = or_fail (F.server_orders read_size write_size) in
+      let page_share = share 1 in
+      let page = M.buf_of_share page_share in
+      let ring order =
+        match or_fail (F.ring_pages order) with
+        | 0 -> None
+        | npages -> Some (share npages)
+      in
+      let left = ring (left_order orders) in
+      let right = ring (right_order orders) in
+      let grants = function
+        | None -> []
+        | Some s -> List.map M.int32_of_grant (M.grants_of_share s)
+      in
+      let buf = function None -> page | Some s -> M.buf_of_share s in
+      let st = fresh_state () in
+      ignore (or_fail (F.server_init page orders (int32s (grants left @ grants right))));
+      ignore (or_fail (F.attach st page orders (buf left) (buf right)));
+      let eport, evtchn = E.listen domid in
+      channel := Some evtchn;
+      let ring_ref =
+        match M.grants_of_share page_share with
+        | g :: _ -> Int32.to_string (M.int32_of_grant g)
+        | [] -> invalid_arg "MEMORY.share returned no grant"
+      in
+      let memory =
+        Shared { page = page_share; rings = List.filter_map Fun.id [ left; right ] }
+      in
+      let t =
+        make ~st ~memory ~read_buf:(buf left)
+          ~read_off:(F.ring_offset (left_order orders))
+          ~evtchn ~domid ~port
+      in
+      published := true;
+      C.write ~client_domid:domid ~port
+        { C.ring_ref; event_channel = E.string_of_port eport }
+      >>= fun () ->
+      let rec connected () =
+        let tok = t.token in
+        let s = F.state st in
+        if s = F.state_waiting then wait t tok >>= connected
+        else if s < 0 then fail (F.error_of_code s)
+        else Lwt.return t
+      in
+      connected ()
+    in
+    Lwt.catch set_up (fun e -> give_back () >>= fun () -> Lwt.fail e)
 
   let client ~domid ~port () =
     C.read ~server_domid:domid ~port >>= fun { C.ring_ref; event_channel } ->

@@ -14,7 +14,11 @@
     - {b server} shares a page (and the rings' pages when a ring is larger
       than 2 KiB), publishes the page's grant and an event channel with
       [C.write], and resolves once the client connected. [read_size] and
-      [write_size] default to 1024 bytes, as in ocaml-vchan (at most 1 MiB);
+      [write_size] default to 1024 bytes, as in ocaml-vchan (at most 1 MiB).
+      If a step fails ([M.share], [E.listen], [C.write] raising, a client
+      breaking the protocol, or the promise cancelled), what was acquired
+      is given back (rendezvous deleted, pages unshared, channel closed)
+      and the promise fails with the first error;
     - {b client} reads the rendezvous with [C.read], maps the page and
       validates it (orders and grant refs are read once), maps the left
       ring writable and the right ring read-only, and announces itself;
