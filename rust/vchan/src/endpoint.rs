@@ -11,6 +11,7 @@ use vchan_core::{
     Channel, Fences, LiveState, Orders, RawPage, RawRing, Role, SharedPage, Span, Transfer,
 };
 
+use crate::backend::choice::default_backend;
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
 use crate::error::{Error, Result};
 use crate::port::{rendezvous_path, DomId, Port};
@@ -141,7 +142,7 @@ fn raw_page(page: &dyn Region) -> Result<RawPage> {
 
 impl Endpoint {
     /// Serve client domain `client` on `port` with the default backend
-    /// ([`crate::default_backend`]). Returns at once; the client may
+    /// ([`default_backend`]). Returns at once; the client may
     /// connect later ([`accept`](Endpoint::accept) waits for it).
     pub fn listen(
         client: DomId,
@@ -149,7 +150,7 @@ impl Endpoint {
         read_min: usize,
         write_min: usize,
     ) -> Result<Endpoint> {
-        let backend = crate::default_backend()?;
+        let backend = default_backend()?;
         let path = rendezvous_path(backend.own_domid()?, client, port);
         Endpoint::listen_at(backend, client, &path, read_min, write_min)
     }
@@ -206,7 +207,7 @@ impl Endpoint {
     /// backend, waiting for the server to appear for up to `timeout`
     /// (forever with `None`).
     pub fn connect(server: DomId, port: &Port, timeout: Option<Duration>) -> Result<Endpoint> {
-        let backend = crate::default_backend()?;
+        let backend = default_backend()?;
         let path = rendezvous_path(server, backend.own_domid()?, port);
         Endpoint::connect_at(backend, server, &path, timeout)
     }
@@ -539,7 +540,7 @@ impl Endpoint {
             return Ok(true);
         }
         let fd = self.live()?.event.fd();
-        let fired = poll_fd(fd, timeout)?;
+        let fired = crate::backend::poll_fd(fd, timeout)?;
         self.drain()?;
         Ok(fired)
     }
@@ -901,35 +902,5 @@ impl io::Write for Endpoint {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-/// poll(2) one descriptor for readability; false on timeout.
-pub(crate) fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                left.as_millis().min(i32::MAX as u128) as i32
-                    + i32::from(left.subsec_nanos() % 1_000_000 != 0)
-            }
-        };
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let rc = unsafe { libc::poll(&mut p, 1, ms) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        return Ok(rc > 0);
     }
 }

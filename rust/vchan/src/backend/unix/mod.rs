@@ -40,7 +40,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
-use crate::error::{Error, Result};
+use crate::backend::{
+    BARRIER_LEAF, BARRIER_VALUE, EVENT_CHANNEL_LEAF, RENDEZVOUS_LEAVES, RING_REF_LEAF,
+};
+use crate::error::{Error, Result, DOMID_MAX};
 use crate::port::DomId;
 use evtchn::UnixEvent;
 
@@ -89,7 +92,7 @@ pub fn env_domid() -> Result<DomId> {
         Ok(s) => s.parse().map_err(|_| Error::InvalidEnv {
             var: ENV_DOMID,
             value: s.clone(),
-            why: "expected a domain id, a number in 0..=32751".into(),
+            why: format!("expected a domain id, a number in 0..={DOMID_MAX}"),
         }),
         Err(std::env::VarError::NotPresent) => DomId::new(0),
         Err(std::env::VarError::NotUnicode(v)) => Err(Error::InvalidEnv {
@@ -356,22 +359,6 @@ fn tmp_owner_dead(name: &str) -> bool {
     rc != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
-/// The leaves of a rendezvous node: libxenvchan's two, the server's
-/// record that the xen backend adds (see `backend/xen/owner.rs`), and
-/// [`BARRIER_LEAF`].
-const RENDEZVOUS_LEAVES: [&str; 4] = [
-    "ring-ref",
-    "event-channel",
-    crate::backend::xen::owner::KEY,
-    BARRIER_LEAF,
-];
-
-/// A rendezvous leaf saying that the server runs `membarrier(2)` after
-/// every notify request (see [`Rendezvous::barrier`]); its value is
-/// [`BARRIER_VALUE`].
-const BARRIER_LEAF: &str = "vchan-rs-barrier";
-const BARRIER_VALUE: &str = "membarrier";
-
 /// Remove the rendezvous node `name` of `dir` (or a temporary one): its
 /// two leaves, then the directory if that left it empty. Nothing else in
 /// it is touched.
@@ -422,7 +409,7 @@ fn sweep_store(root: RawFd, dir: RawFd, at: &mut Vec<String>) {
         at.push(name);
         let owner = owner_of(at);
         let has_port = matches!(
-            fsobj::open_reg_at(sub.as_raw_fd(), "event-channel"),
+            fsobj::open_reg_at(sub.as_raw_fd(), EVENT_CHANNEL_LEAF),
             Ok(Some(_))
         );
         let name = at.last().cloned().unwrap_or_default();
@@ -462,7 +449,7 @@ fn read_u32_leaf(node: RawFd, name: &str) -> io::Result<Option<u32>> {
 
 /// Is the server (domain `owner`) behind the rendezvous node `node` alive?
 fn rendezvous_live_at(root: RawFd, owner: u32, node: RawFd) -> io::Result<bool> {
-    let Some(port) = read_u32_leaf(node, "event-channel")? else {
+    let Some(port) = read_u32_leaf(node, EVENT_CHANNEL_LEAF)? else {
         return Ok(false);
     };
     let Ok(evtchn) = fsobj::open_subdir(root, "evtchn") else {
@@ -597,8 +584,8 @@ impl Backend for UnixBackend {
         let ring_ref = rv.ring_ref.to_string();
         let port = rv.event_channel.to_string();
         let mut leaves: Vec<(&str, &[u8])> = vec![
-            ("ring-ref", ring_ref.as_bytes()),
-            ("event-channel", port.as_bytes()),
+            (RING_REF_LEAF, ring_ref.as_bytes()),
+            (EVENT_CHANNEL_LEAF, port.as_bytes()),
         ];
         if rv.barrier {
             leaves.push((BARRIER_LEAF, BARRIER_VALUE.as_bytes()));
@@ -631,7 +618,8 @@ impl Backend for UnixBackend {
         let field = |name: &str| -> Result<Option<u32>> {
             Ok(read_u32_leaf(node.as_raw_fd(), name)?.filter(|v| *v != 0))
         };
-        let (Some(ring_ref), Some(event_channel)) = (field("ring-ref")?, field("event-channel")?)
+        let (Some(ring_ref), Some(event_channel)) =
+            (field(RING_REF_LEAF)?, field(EVENT_CHANNEL_LEAF)?)
         else {
             return Ok(None);
         };
