@@ -38,15 +38,12 @@ pub mod store;
 mod sweep;
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
-use crate::backend::{BARRIER_LEAF, BARRIER_VALUE, EVENT_CHANNEL_LEAF, RING_REF_LEAF};
 use crate::error::{Error, Result, DOMID_MAX};
 use crate::port::DomId;
 use evtchn::UnixEvent;
-use rendezvous::{read_u32_leaf, remove_rendezvous_at, rendezvous_live, LEAF_MAX};
 use root::{prepare_root, CLOSE_LOCK_WAIT};
 pub use root::{root_dir, RootLock, ENV_DIR, MARKER, ROOT_LOCK_WAIT};
 pub use sweep::sweep;
@@ -170,58 +167,12 @@ impl Backend for UnixBackend {
     }
 
     fn publish(&self, path: &str, _client: DomId, rv: Rendezvous) -> Result<()> {
-        let ring_ref = rv.ring_ref.to_string();
-        let port = rv.event_channel.to_string();
-        let mut leaves: Vec<(&str, &[u8])> = vec![
-            (RING_REF_LEAF, ring_ref.as_bytes()),
-            (EVENT_CHANNEL_LEAF, port.as_bytes()),
-        ];
-        if rv.barrier {
-            leaves.push((BARRIER_LEAF, BARRIER_VALUE.as_bytes()));
-        }
         let _lock = RootLock::acquire(&self.root)?;
-        for _ in 0..2 {
-            match store::create_dir_with(&self.root, path, &leaves) {
-                Ok(()) => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    if rendezvous_live(&self.root, path)? {
-                        return Err(Error::AddrInUse);
-                    }
-                    // A stale rendezvous of a dead server: replace it.
-                    if let Some((parent, name)) = path.rsplit_once('/') {
-                        if let Ok(Some(p)) = store::open_node(&self.root, parent) {
-                            remove_rendezvous_at(p.as_raw_fd(), name);
-                        }
-                    }
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::AddrInUse)
+        rendezvous::publish(&self.root, path, rv)
     }
 
     fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
-        let Some(node) = store::open_node(&self.root, path)? else {
-            return Ok(None);
-        };
-        let field = |name: &str| -> Result<Option<u32>> {
-            Ok(read_u32_leaf(node.as_raw_fd(), name)?.filter(|v| *v != 0))
-        };
-        let (Some(ring_ref), Some(event_channel)) =
-            (field(RING_REF_LEAF)?, field(EVENT_CHANNEL_LEAF)?)
-        else {
-            return Ok(None);
-        };
-        if !rendezvous_live(&self.root, path)? {
-            return Ok(None);
-        }
-        let barrier = fsobj::read_small_at(node.as_raw_fd(), BARRIER_LEAF, LEAF_MAX)?
-            .is_some_and(|v| v.trim_ascii() == BARRIER_VALUE.as_bytes());
-        Ok(Some(Rendezvous {
-            ring_ref,
-            event_channel,
-            barrier,
-        }))
+        rendezvous::lookup(&self.root, path)
     }
 
     fn unpublish(&self, path: &str) -> Result<()> {

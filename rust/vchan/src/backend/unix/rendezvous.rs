@@ -1,5 +1,6 @@
-//! Rendezvous nodes in the store: who owns one, whether its server is
-//! alive, removing one.
+//! Rendezvous nodes in the store: publishing and looking one up (the
+//! backend's [`publish`] and [`lookup`], each read top to bottom), who owns
+//! one, whether its server is alive, removing one.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -7,7 +8,74 @@ use std::path::Path;
 
 use super::root::is_domid_name;
 use super::{fsobj, store};
-use crate::backend::{EVENT_CHANNEL_LEAF, RENDEZVOUS_LEAVES};
+use crate::backend::Rendezvous;
+use crate::backend::{
+    BARRIER_LEAF, BARRIER_VALUE, EVENT_CHANNEL_LEAF, RENDEZVOUS_LEAVES, RING_REF_LEAF,
+};
+use crate::error::{Error, Result};
+
+/// Publish `rv` at xenstore path `path`: its leaves appear at once (one
+/// rename). A node already there is replaced if its server is dead; a live
+/// one is [`Error::AddrInUse`]. The caller holds the directory's
+/// [`RootLock`](super::RootLock).
+pub(super) fn publish(root: &Path, path: &str, rv: Rendezvous) -> Result<()> {
+    let ring_ref = rv.ring_ref.to_string();
+    let port = rv.event_channel.to_string();
+    let mut leaves: Vec<(&str, &[u8])> = vec![
+        (RING_REF_LEAF, ring_ref.as_bytes()),
+        (EVENT_CHANNEL_LEAF, port.as_bytes()),
+    ];
+    if rv.barrier {
+        leaves.push((BARRIER_LEAF, BARRIER_VALUE.as_bytes()));
+    }
+    for _ in 0..2 {
+        match store::create_dir_with(root, path, &leaves) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                if rendezvous_live(root, path)? {
+                    return Err(Error::AddrInUse);
+                }
+                // A stale rendezvous of a dead server: replace it.
+                if let Some((parent, name)) = path.rsplit_once('/') {
+                    if let Ok(Some(p)) = store::open_node(root, parent) {
+                        remove_rendezvous_at(p.as_raw_fd(), name);
+                    }
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::AddrInUse)
+}
+
+/// The rendezvous at xenstore path `path`, if both its numbers are there
+/// (and not 0) and its server is alive. Each leaf is read once: the
+/// server judged alive is the one at the port returned.
+pub(super) fn lookup(root: &Path, path: &str) -> Result<Option<Rendezvous>> {
+    let Some(node) = store::open_node(root, path)? else {
+        return Ok(None);
+    };
+    let field = |name: &str| -> Result<Option<u32>> {
+        Ok(read_u32_leaf(node.as_raw_fd(), name)?.filter(|v| *v != 0))
+    };
+    let (Some(ring_ref), Some(event_channel)) = (field(RING_REF_LEAF)?, field(EVENT_CHANNEL_LEAF)?)
+    else {
+        return Ok(None);
+    };
+    if let Some(owner) = owner_of_path(path) {
+        let rootfd = fsobj::open_dir(root)?;
+        if !port_live(rootfd.as_raw_fd(), owner, event_channel)? {
+            return Ok(None);
+        }
+    }
+    let barrier = fsobj::read_small_at(node.as_raw_fd(), BARRIER_LEAF, LEAF_MAX)?
+        .is_some_and(|v| v.trim_ascii() == BARRIER_VALUE.as_bytes());
+    Ok(Some(Rendezvous {
+        ring_ref,
+        event_channel,
+        barrier,
+    }))
+}
 
 /// Remove the rendezvous node `name` of `dir` (or a temporary one): its
 /// two leaves, then the directory if that left it empty. Nothing else in
@@ -33,10 +101,10 @@ pub(super) fn owner_of(at: &[String]) -> Option<u32> {
 }
 
 /// Largest value a store leaf of ours holds, read back.
-pub(super) const LEAF_MAX: usize = 64;
+const LEAF_MAX: usize = 64;
 
 /// Read the number in leaf `name` of store node `node`.
-pub(super) fn read_u32_leaf(node: RawFd, name: &str) -> io::Result<Option<u32>> {
+fn read_u32_leaf(node: RawFd, name: &str) -> io::Result<Option<u32>> {
     Ok(fsobj::read_small_at(node, name, LEAF_MAX)?
         .and_then(|v| String::from_utf8(v).ok())
         .and_then(|s| s.trim().parse::<u32>().ok()))
@@ -47,6 +115,11 @@ pub(super) fn rendezvous_live_at(root: RawFd, owner: u32, node: RawFd) -> io::Re
     let Some(port) = read_u32_leaf(node, EVENT_CHANNEL_LEAF)? else {
         return Ok(false);
     };
+    port_live(root, owner, port)
+}
+
+/// Is event channel port `port` of domain `owner` held by a live process?
+fn port_live(root: RawFd, owner: u32, port: u32) -> io::Result<bool> {
     let Ok(evtchn) = fsobj::open_subdir(root, "evtchn") else {
         return Ok(false);
     };
@@ -68,7 +141,7 @@ fn owner_of_path(xs_path: &str) -> Option<u32> {
 
 /// Is the server behind the vchan rendezvous directory at `xs_path` alive?
 /// (True for a node outside `/local/domain/<d>/`: nothing says.)
-pub(super) fn rendezvous_live(root: &Path, xs_path: &str) -> io::Result<bool> {
+fn rendezvous_live(root: &Path, xs_path: &str) -> io::Result<bool> {
     let Some(owner) = owner_of_path(xs_path) else {
         return Ok(true);
     };
