@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""No circles between the modules of a crate (make test: check-modules).
+"""No circles between the modules of a crate, and no long files (make
+test: check-modules).
 
 For each library crate under rust/ (src/lib.rs and the module files it
 declares), list which module names which other one in its code: a `use` or a
@@ -9,12 +10,17 @@ child with `mod x;` is not naming it). Fails, listing them, if modules name
 each other, directly or round a longer loop: with none, the modules form
 layers, and no lower one names a higher one.
 
+Also fails on a source file under rust/ (outside tests/) of more than
+MAX_LINES lines.
+
     scripts/check-modules.py            check, print one line a crate
     scripts/check-modules.py --edges    also print every edge
 """
 import os
 import re
 import sys
+
+MAX_LINES = 700
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rust")
 
@@ -214,6 +220,17 @@ def main():
         n = sum(len(v) for v in edges.values())
         print(f"check-modules: {crate}: {len(mods)} modules, {n} edges, "
               f"{'no circles' if not loops else str(len(loops)) + ' circle(s)'}")
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in ("tests", "target"))
+        for f in sorted(files):
+            if f.endswith(".rs"):
+                path = os.path.join(top, f)
+                with open(path, encoding="utf-8") as fh:
+                    n = sum(1 for _ in fh)
+                if n > MAX_LINES:
+                    bad += 1
+                    rel = os.path.relpath(path, os.path.join(ROOT, ".."))
+                    print(f"check-modules: {rel}: {n} lines, more than {MAX_LINES}: split it")
     sys.exit(1 if bad else 0)
 
 
