@@ -35,6 +35,7 @@ pub use backend::xen::XenBackend;
 pub use backend::Backend;
 pub use endpoint::{Endpoint, RetainedMemory, State};
 pub use error::{Error, Result};
-pub use port::{rendezvous_path, DomId, Port, DOMID_FIRST_RESERVED, MAX_PORT_LEN};
+pub use port::{rendezvous_path, DomId, Port};
 pub use vchan_core;
+pub use vchan_core::name::{DOMID_FIRST_RESERVED, MAX_PORT_LEN};
 pub use vchan_core::Fences;
