@@ -32,7 +32,7 @@ VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-ocaml5 test-opam test-release \
-	clippy check-docs demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
+	clippy check-docs check-modules demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
 	test-mirage-xen test-unikernel test-xen
 
 all: build
@@ -53,7 +53,7 @@ build: check-build-deps
 test:
 	@echo "test: installing the missing build and test packages first (scripts/setup.sh)"
 	@bash scripts/setup.sh --install build test doc
-	$(MAKE) fmt-check check-docs test-rust test-crates clippy test-ocaml bench-smoke test-opam doc test-release
+	$(MAKE) fmt-check check-docs check-modules test-rust test-crates clippy test-ocaml bench-smoke test-opam doc test-release
 
 test-rust:
 	cargo test $(CARGO_FLAGS)
@@ -65,6 +65,12 @@ test-rust:
 # (test-rust).
 check-docs:
 	sh scripts/check-docs.sh
+
+# No two modules of a crate in rust/ name each other, directly or round a
+# loop, and no source file there (outside tests/) is over 700 lines
+# (scripts/check-modules.py; a second, no build).
+check-modules:
+	python3 scripts/check-modules.py
 
 # The two public crates package and build as crates.io would have them.
 # cargo takes a registry crate of an unchanged version as unchanged (its

@@ -1,7 +1,4 @@
-//! cargo-fuzz target `names`: see rust/vchan/tests/fuzz/targets.rs.
+//! cargo-fuzz target `names`: see fuzz/src/unix.rs.
 #![no_main]
 
-#[path = "../../rust/vchan/tests/fuzz/targets.rs"]
-mod targets;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::names(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vchan_fuzz::unix::names(data));

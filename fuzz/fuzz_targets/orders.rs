@@ -1,7 +1,4 @@
-//! cargo-fuzz target `orders`: see rust/vchan/tests/fuzz/targets.rs.
+//! cargo-fuzz target `orders`: see fuzz/src/page.rs.
 #![no_main]
 
-#[path = "../../rust/vchan/tests/fuzz/targets.rs"]
-mod targets;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| targets::orders(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vchan_fuzz::page::orders(data));

@@ -6,7 +6,6 @@ use crate::error::Error;
 use crate::layout::*;
 use crate::mem::{RingMem, SharedPage};
 use crate::order::Orders;
-use crate::Role;
 
 impl Role {
     /// Offsets of (cons, prod) of the ring this role reads.

@@ -60,6 +60,15 @@ pub const SMALL_RING_OFFSET: usize = 1024;
 /// Offset of an order-11 ring inside the shared page.
 pub const LARGE_RING_OFFSET: usize = 2048;
 
+/// Which end of a vchan: the server shares the memory, the client maps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Allocates and shares the page and rings; reads the left ring.
+    Server,
+    /// Maps what the server shared; reads the right ring.
+    Client,
+}
+
 /// Where the bytes of a ring of a given order live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placement {

@@ -67,15 +67,7 @@ pub mod setup;
 
 pub use channel::{default_segment, Channel, Fences, LiveState, Span, Transfer};
 pub use error::Error;
+pub use layout::Role;
 pub use mem::{RawPage, RawRing, RingMem, SharedPage};
 pub use order::Orders;
 pub use setup::{init_server_page, read_grant, read_orders, write_grant};
-
-/// Which end of a vchan: the server shares the memory, the client maps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Allocates and shares the page and rings; reads the left ring.
-    Server,
-    /// Maps what the server shared; reads the right ring.
-    Client,
-}

@@ -2,9 +2,9 @@
 
 use crate::error::Error;
 use crate::layout::{
-    Placement, LARGE_IN_PAGE_ORDER, MAX_GRANTS, MAX_ORDER, MAX_RING_SIZE, MIN_ORDER, PAGE_SHIFT,
+    Placement, Role, LARGE_IN_PAGE_ORDER, MAX_GRANTS, MAX_ORDER, MAX_RING_SIZE, MIN_ORDER,
+    PAGE_SHIFT,
 };
-use crate::Role;
 
 /// The two ring orders of a vchan: `left` (client writes, server reads) and
 /// `right` (server writes, client reads). A value of this type is always a

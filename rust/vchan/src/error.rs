@@ -3,6 +3,11 @@
 use std::fmt;
 use std::io;
 
+use vchan_core::name::{DOMID_FIRST_RESERVED, MAX_PORT_LEN};
+
+/// The largest domain id, as error messages name it.
+pub(crate) const DOMID_MAX: u32 = DOMID_FIRST_RESERVED - 1;
+
 /// What can go wrong with a vchan endpoint.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -52,12 +57,14 @@ impl fmt::Display for Error {
         match self {
             Error::InvalidPort(p) => write!(
                 f,
-                "invalid vchan port {p:?}: expected 1 to {} of [a-zA-Z0-9_-]",
-                crate::port::MAX_PORT_LEN
+                "invalid vchan port {p:?}: expected 1 to {MAX_PORT_LEN} of [a-zA-Z0-9_-]"
             ),
-            Error::InvalidDomid(d) => write!(f, "invalid domain id {d}: expected 0..=32751"),
+            Error::InvalidDomid(d) => write!(f, "invalid domain id {d}: expected 0..={DOMID_MAX}"),
             Error::BadDomid(s) => {
-                write!(f, "invalid domain id {s:?}: expected a number in 0..=32751")
+                write!(
+                    f,
+                    "invalid domain id {s:?}: expected a number in 0..={DOMID_MAX}"
+                )
             }
             Error::InvalidEnv { var, value, why } => write!(f, "{var}={value:?}: {why}"),
             Error::UnixDir { path, why } => {

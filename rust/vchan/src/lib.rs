@@ -29,32 +29,13 @@ mod error;
 mod port;
 mod spin;
 
-use std::sync::Arc;
-
+pub use backend::choice::{backend_named, default_backend, ENV_BACKEND};
 pub use backend::unix::UnixBackend;
 pub use backend::xen::XenBackend;
 pub use backend::Backend;
 pub use endpoint::{Endpoint, RetainedMemory, State};
 pub use error::{Error, Result};
-pub use port::{rendezvous_path, DomId, Port, DOMID_FIRST_RESERVED, MAX_PORT_LEN};
+pub use port::{rendezvous_path, DomId, Port};
 pub use vchan_core;
+pub use vchan_core::name::{DOMID_FIRST_RESERVED, MAX_PORT_LEN};
 pub use vchan_core::Fences;
-
-/// Environment variable choosing the backend: `unix` (default) or `xen`.
-pub const ENV_BACKEND: &str = "VCHAN_BACKEND";
-
-/// The backend named by `name` (`"unix"` or `"xen"`).
-pub fn backend_named(name: &str) -> Result<Arc<dyn Backend>> {
-    match name {
-        "unix" | "" => Ok(Arc::new(UnixBackend::from_env()?)),
-        "xen" => Ok(Arc::new(XenBackend::open()?)),
-        other => Err(Error::BackendUnavailable(format!(
-            "unknown backend {other:?} (expected unix or xen)"
-        ))),
-    }
-}
-
-/// The backend chosen by `$VCHAN_BACKEND` (default: unix).
-pub fn default_backend() -> Result<Arc<dyn Backend>> {
-    backend_named(std::env::var(ENV_BACKEND).as_deref().unwrap_or("unix"))
-}

@@ -40,9 +40,7 @@ impl FromStr for DomId {
     }
 }
 
-pub use vchan_core::name::{DOMID_FIRST_RESERVED, MAX_PORT_LEN};
-
-/// A vchan port name: 1 to [`MAX_PORT_LEN`] of `[a-zA-Z0-9_-]`, the
+/// A vchan port name: 1 to [`MAX_PORT_LEN`](crate::MAX_PORT_LEN) of `[a-zA-Z0-9_-]`, the
 /// characters ocaml-vchan's `Port.of_string` accepts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Port(String);
@@ -86,6 +84,7 @@ pub fn rendezvous_path(server: DomId, client: DomId, port: &Port) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vchan_core::name::MAX_PORT_LEN;
 
     #[test]
     fn ports() {

@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 #![allow(clippy::missing_safety_doc)]
 
+mod delivery;
 pub mod evtchn;
 pub mod gnt;
 pub mod xc;
@@ -75,7 +76,7 @@ pub(crate) struct PortEnt {
     pub(crate) handle: u64,
     pub(crate) ev: UnixEvent,
     /// Where the port stands in Xen's delivery cycle.
-    pub(crate) delivery: evtchn::Delivery,
+    pub(crate) delivery: delivery::Delivery,
     /// The peer's unmap-notify has been carried out.
     pub(crate) unmap_done: bool,
 }

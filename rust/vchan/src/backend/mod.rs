@@ -4,10 +4,12 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::port::DomId;
 
+pub(crate) mod choice;
 pub mod unix;
 pub mod xen;
 
@@ -59,7 +61,7 @@ pub trait EventChannel: Send {
     /// and a [`drain`](EventChannel::drain); backends that can wait and
     /// consume in one system call do.
     fn wait(&mut self) -> io::Result<Events> {
-        crate::endpoint::poll_fd(self.fd(), None)?;
+        poll_fd(self.fd(), None)?;
         self.drain()
     }
     /// Ask that, should this process die or unmap without closing, the byte
@@ -102,6 +104,23 @@ pub struct Rendezvous {
     /// false under Xen.
     pub barrier: bool,
 }
+
+/// Store leaf of a rendezvous: [`Rendezvous::ring_ref`] (libxenvchan's).
+pub(crate) const RING_REF_LEAF: &str = "ring-ref";
+/// Store leaf of a rendezvous: [`Rendezvous::event_channel`] (libxenvchan's).
+pub(crate) const EVENT_CHANNEL_LEAF: &str = "event-channel";
+/// Store leaf of a rendezvous: the xen backend's record of the server that
+/// published it (see `xen/owner.rs`).
+pub(crate) const OWNER_LEAF: &str = "vchan-rs-server";
+/// Store leaf of a rendezvous: [`Rendezvous::barrier`] (the unix
+/// backend's), holding [`BARRIER_VALUE`].
+pub(crate) const BARRIER_LEAF: &str = "vchan-rs-barrier";
+/// The value of [`BARRIER_LEAF`]: the server runs `membarrier(2)` after
+/// every notify request.
+pub(crate) const BARRIER_VALUE: &str = "membarrier";
+/// Every leaf a rendezvous of ours may have: what removing one removes.
+pub(crate) const RENDEZVOUS_LEAVES: [&str; 4] =
+    [RING_REF_LEAF, EVENT_CHANNEL_LEAF, OWNER_LEAF, BARRIER_LEAF];
 
 /// An environment in which vchans live.
 pub trait Backend: Send + Sync {
@@ -148,5 +167,35 @@ pub trait Backend: Send + Sync {
     /// another domain is out of any such barrier's reach.
     fn process_barrier(&self) -> Option<fn()> {
         None
+    }
+}
+
+/// poll(2) one descriptor for readability; false on timeout.
+pub(crate) fn poll_fd(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                left.as_millis().min(i32::MAX as u128) as i32
+                    + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+            }
+        };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok(rc > 0);
     }
 }

@@ -515,7 +515,7 @@ impl EventChannel for UnixEvent {
     /// (end-of-file, a dead peer, wakes it as well).
     fn wait(&mut self) -> io::Result<Events> {
         if self.listener.is_some() || self.conn.is_none() {
-            crate::endpoint::poll_fd(self.fd(), None)?;
+            crate::backend::poll_fd(self.fd(), None)?;
             return self.drain();
         }
         self.receive(true)

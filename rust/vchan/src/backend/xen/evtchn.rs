@@ -5,8 +5,7 @@
 use std::io;
 use std::os::fd::RawFd;
 
-use super::ffi::{lib, EvtchnHandle, Lib};
-use super::open_error;
+use super::ffi::{lib, open_error, EvtchnHandle, Lib};
 use crate::backend::{EventChannel, Events};
 use crate::error::{Error, Result};
 use crate::port::DomId;

@@ -11,9 +11,25 @@
 //! `xenstore.h` (Xen 4.17).
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
+use std::io;
 use std::sync::OnceLock;
 
 use crate::error::{Error, Result};
+
+/// The error for a failed `*_open`: Xen itself is missing (no device or
+/// socket: not a Xen domain, or no xenstored) is
+/// [`Error::BackendUnavailable`]; anything else (out of descriptors, ...)
+/// is [`Error::Io`].
+pub(crate) fn open_error(what: &str, e: io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::ENOENT | libc::ENODEV | libc::ENXIO | libc::ECONNREFUSED) => {
+            Error::BackendUnavailable(format!(
+                "{what} failed: {e} (not running in a Xen domain, or xenstored is not running?)"
+            ))
+        }
+        _ => Error::Io(io::Error::new(e.kind(), format!("{what} failed: {e}"))),
+    }
+}
 
 /// `struct xentoollog_logger` (we always pass NULL: log to stderr).
 pub type Logger = c_void;

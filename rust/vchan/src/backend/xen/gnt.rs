@@ -8,8 +8,7 @@ use std::ffi::c_void;
 use std::io;
 use std::sync::Arc;
 
-use super::ffi::{lib, GntShrHandle, GntTabHandle, Lib};
-use super::open_error;
+use super::ffi::{lib, open_error, GntShrHandle, GntTabHandle, Lib};
 use crate::backend::Region;
 use crate::error::{Error, Result};
 use vchan_core::layout::PAGE_SIZE as PAGE;

@@ -28,30 +28,16 @@ mod gnt;
 pub(crate) mod owner;
 mod store;
 
-use std::io;
 use std::sync::{Arc, Mutex};
 
 use crate::backend::{Backend, EventChannel, Region, Rendezvous};
-use crate::error::{Error, Result};
+#[cfg(doc)] // for the links above
+use crate::error::Error;
+use crate::error::Result;
 use crate::port::DomId;
 use evtchn::XenEvent;
 use gnt::{GntShr, GntTab};
 use store::Store;
-
-/// The error for a failed `*_open`: Xen itself is missing (no device or
-/// socket: not a Xen domain, or no xenstored) is
-/// [`Error::BackendUnavailable`]; anything else (out of descriptors, ...)
-/// is [`Error::Io`].
-pub(crate) fn open_error(what: &str, e: io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::ENOENT | libc::ENODEV | libc::ENXIO | libc::ECONNREFUSED) => {
-            Error::BackendUnavailable(format!(
-                "{what} failed: {e} (not running in a Xen domain, or xenstored is not running?)"
-            ))
-        }
-        _ => Error::Io(io::Error::new(e.kind(), format!("{what} failed: {e}"))),
-    }
-}
 
 /// A handle opened on first use and shared by the regions made through it.
 #[derive(Debug)]

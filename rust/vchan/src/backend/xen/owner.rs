@@ -23,7 +23,7 @@
 use std::fs;
 
 /// The key, below the rendezvous path, that names the server.
-pub(crate) const KEY: &str = "vchan-rs-server";
+pub(crate) use crate::backend::OWNER_LEAF as KEY;
 
 /// The start time of process `pid` (`/proc/<pid>/stat` field 22, in clock
 /// ticks since boot), or `None` if there is no such process.

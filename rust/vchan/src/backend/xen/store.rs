@@ -4,9 +4,8 @@ use std::ffi::{c_uint, c_void, CString};
 use std::io;
 use std::sync::Mutex;
 
-use super::ffi::{lib, Lib, XsHandle, XsPermissions, XsTransaction, XBT_NULL};
+use super::ffi::{lib, open_error, Lib, XsHandle, XsPermissions, XsTransaction, XBT_NULL};
 use super::ffi::{XS_PERM_NONE, XS_PERM_READ};
-use super::open_error;
 use super::owner;
 use crate::backend::Rendezvous;
 use crate::error::{Error, Result};

@@ -1,58 +1,10 @@
-//! Fuzz targets, one function per target, each taking arbitrary bytes and
-//! checking properties (no panic is the least of them). Used by `fuzz/`
-//! (cargo-fuzz, nightly: `cargo +nightly fuzz run <target>`) and by the
-//! seeded driver `tests/fuzz_driver.rs` that `make test` runs on stable.
-#![allow(dead_code)]
+//! Targets over vchan-core, the shared page and its rings: `orders` and
+//! `ring`.
 
-use std::path::Path;
-use vchan::backend::unix::{gnt, store};
-use vchan::{DomId, Port};
 use vchan_core::layout::*;
 use vchan_core::{read_grant, read_orders, Channel, Orders, RawPage, RawRing};
 
-/// A fuzz target.
-pub type Target = fn(&[u8]);
-
-/// The targets, by name (as `fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [(&str, Target); 4] = [
-    ("orders", orders),
-    ("ring", ring),
-    ("store", store_paths),
-    ("names", names),
-];
-
-/// Bytes taken from the front of the input; zeros once it is used up.
-pub struct Input<'a>(&'a [u8]);
-
-impl<'a> Input<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
-        Input(data)
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    pub fn u8(&mut self) -> u8 {
-        match self.0.split_first() {
-            Some((b, rest)) => {
-                self.0 = rest;
-                *b
-            }
-            None => 0,
-        }
-    }
-    pub fn u16(&mut self) -> u16 {
-        u16::from_le_bytes([self.u8(), self.u8()])
-    }
-    pub fn u32(&mut self) -> u32 {
-        u32::from_le_bytes([self.u8(), self.u8(), self.u8(), self.u8()])
-    }
-    pub fn bytes(&mut self, n: usize) -> &'a [u8] {
-        let n = n.min(self.0.len());
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        a
-    }
-}
+use crate::input::Input;
 
 /// Order validation and the server's choice: accepted orders describe
 /// rings that fit (in the page, or in at most `MAX_GRANTS` granted pages),
@@ -214,74 +166,4 @@ pub fn ring(data: &[u8]) {
         wr[GUARD + wr_len..].iter().all(|b| *b == 0x5a),
         "write after the write ring"
     );
-}
-
-/// The store's path parser: any accepted xenstore path maps below
-/// `<root>/store`, with no `.`, `..`, empty or temporary component.
-pub fn store_paths(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else {
-        return;
-    };
-    let root = Path::new("/r");
-    if let Ok(p) = store::node_path(root, s) {
-        let rel = p.strip_prefix("/r/store").expect("below the store");
-        for c in rel.components() {
-            match c {
-                std::path::Component::Normal(n) => {
-                    let n = n.to_str().expect("UTF-8");
-                    assert!(!n.is_empty() && !n.starts_with(".tmp-"), "{s:?}");
-                }
-                other => panic!("{s:?} gave {other:?}"),
-            }
-        }
-        assert!(s.starts_with('/'));
-    }
-}
-
-/// Port names, domain ids and the share files' text: what is accepted is
-/// exactly what the rules say, and round-trips.
-pub fn names(data: &[u8]) {
-    let mut inp = Input::new(data);
-    let kind = inp.u8();
-    let rest = inp.bytes(usize::MAX);
-    match kind % 3 {
-        0 => {
-            let Ok(s) = std::str::from_utf8(rest) else {
-                return;
-            };
-            let ok = !s.is_empty()
-                && s.len() <= vchan::MAX_PORT_LEN
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            match Port::new(s) {
-                Ok(p) => {
-                    assert!(ok, "{s:?} accepted");
-                    assert_eq!(p.as_str(), s);
-                }
-                Err(e) => {
-                    assert!(!ok, "{s:?} refused");
-                    assert!(e.to_string().contains("invalid vchan port"));
-                }
-            }
-        }
-        1 => {
-            let Ok(s) = std::str::from_utf8(rest) else {
-                return;
-            };
-            match s.parse::<DomId>() {
-                Ok(d) => {
-                    assert!(d.get() < vchan::DOMID_FIRST_RESERVED);
-                    assert_eq!(s.parse::<u32>().ok(), Some(d.get()));
-                }
-                Err(e) => assert!(e.to_string().contains(&format!("{s:?}")), "{e}"),
-            }
-        }
-        _ => {
-            if let Some(p) = gnt::parse_published(rest) {
-                assert!(p.pid > 0 && (1..=gnt::MAX_SHARE_PAGES).contains(&p.pages));
-                let text = format!("memfd {} {} {} {}\n", p.pid, p.fd, p.ino, p.pages);
-                assert_eq!(gnt::parse_published(text.as_bytes()), Some(p));
-            }
-        }
-    }
 }
