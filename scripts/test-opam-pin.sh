@@ -127,7 +127,7 @@ say "a program of vchan-rs alone links no cmdliner, std stubs or xensim, and run
 
 # 4. A program of vchan-rs-unix, and the installed tools.
 cp "$project/test/bytecode/smoke.ml" "$tmp/prog/"
-(cd "$tmp/prog" && OCAMLPATH="$prefix/lib" ocamlfind ocamlopt -package vchan-rs-unix,lwt.unix -linkpkg \
+(cd "$tmp/prog" && OCAMLPATH="$prefix/lib" ocamlfind ocamlopt -thread -package vchan-rs-unix,lwt.unix -linkpkg \
     smoke.ml -o smoke) > "$tmp/prog/log" 2>&1 || { cat "$tmp/prog/log"; fail "a program against the installed vchan-rs-unix"; }
 [ "$("$tmp/prog/smoke")" = "bytecode: ok" ] || fail "the vchan-rs-unix program's output"
 "$prefix/bin/vchan-cat" --version | grep -qx "$(sed -n 's/^(version \(.*\))$/\1/p' "$project/dune-project")" ||
