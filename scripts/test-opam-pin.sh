@@ -121,8 +121,8 @@ cp "$project/test/consumer/consumer.ml" "$tmp/prog/"
     consumer.ml -o consumer) > "$tmp/prog/log" 2>&1 || { cat "$tmp/prog/log"; fail "a program against the installed vchan-rs"; }
 OCAMLPATH="$prefix/lib" bash "$project/test/consumer/check.sh" --meta "$prefix/lib/vchan-rs/META" \
     "$tmp/prog/consumer" "$(ocamlfind ocamlc -where)/libasmrun.a" \
-    "$prefix/lib/vchan-rs-unix/libvchan_rs_stubs.a" "$prefix"/lib/vchan-rs-unix/xensim/*.so* ||
-    fail "a program of vchan-rs alone (test/consumer/check.sh)"
+    "$prefix/lib/vchan-rs-unix/libvchan_rs_stubs.a" "$prefix"/lib/vchan-rs-unix/xensim/*.so* \
+    > "$tmp/prog/check.log" 2>&1 || { cat "$tmp/prog/check.log"; fail "a program of vchan-rs alone (test/consumer/check.sh)"; }
 say "a program of vchan-rs alone links no cmdliner, std stubs or xensim, and runs"
 
 # 4. A program of vchan-rs-unix, and the installed tools.
