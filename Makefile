@@ -20,7 +20,7 @@
 #   make test-xen vchan-rs between real Xen domains: Xen 4.17 under QEMU
 #                 (TCG), a Debian dom0 and PV and PVH domUs (scripts/test-xen.sh;
 #                 root; the dom0 image is cached in ~/.cache/vchan-rs/xen)
-#   make install PREFIX=/usr/local    binaries, man pages, the OCaml library
+#   make install PREFIX=/usr/local    binaries, man pages, the OCaml libraries
 #   make uninstall PREFIX=/usr/local
 #   make release  dist/vchan-rs-VERSION.tar.gz with every crate vendored
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -100,9 +100,10 @@ test-unikernel:
 	bash scripts/test-unikernel.sh
 	$(MAKE) test-mirage-xen
 
-# The opam file is dune's (dune-project), lint-clean, lists Cargo.lock's
-# crates as extra-sources and asks for the Rust that Cargo.toml's
-# rust-version names; and what opam pin does builds offline and installs.
+# The opam files are dune's (dune-project), lint-clean, list the crates of
+# Cargo.lock they need as extra-sources and ask for the Rust that
+# Cargo.toml's rust-version names; and what opam pin does builds offline and
+# installs, vchan-rs alone, then vchan-rs-unix over it.
 test-opam:
 	bash scripts/check-opam.sh
 	bash scripts/test-opam-pin.sh
@@ -150,11 +151,11 @@ doc-ocaml:
 	sh scripts/check-odoc-log.sh < _build/odoc.log
 
 install: build
-	dune install --prefix "$(PREFIX)" vchan-rs
-	@echo "install: binaries in $(PREFIX)/bin, man pages in $(PREFIX)/man/man1, the OCaml library in $(PREFIX)/lib/vchan-rs (OCAMLPATH=$(PREFIX)/lib), xensim's libraries in $(PREFIX)/lib/vchan-rs/xensim"
+	dune install --prefix "$(PREFIX)" vchan-rs vchan-rs-unix
+	@echo "install: binaries in $(PREFIX)/bin, man pages in $(PREFIX)/man/man1, the OCaml libraries in $(PREFIX)/lib/vchan-rs and $(PREFIX)/lib/vchan-rs-unix (OCAMLPATH=$(PREFIX)/lib), xensim's libraries in $(PREFIX)/lib/vchan-rs-unix/xensim"
 
 uninstall:
-	dune uninstall --prefix "$(PREFIX)" vchan-rs
+	dune uninstall --prefix "$(PREFIX)" vchan-rs vchan-rs-unix
 
 # vchan-rs-xen for Solo5's xen target, against mirage-xen from the pinned
 # sources (../shared/thirdparty), in the OCaml 5.4.1 chroot; ocaml-vchan's

@@ -10,7 +10,7 @@
     threads), so this library depends on nothing a unikernel lacks.
 
     For Lwt programs on Unix, [Vchan_rs_lwt_unix] (library
-    [vchan-rs.lwt-unix]) has an endpoint over the unix backend (no
+    [vchan-rs-unix]) has an endpoint over the unix backend (no
     hypervisor) or Xen's libraries, and [Lwt_io] channels.
 
     {[

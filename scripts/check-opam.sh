@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Each package's opam file (vchan-rs.opam, vchan-rs-xen.opam): what dune
-# generates from dune-project (+ vchan-rs's template), `opam lint` clean (no
-# opam repository needed); and vchan-rs.opam listing Cargo.lock's crates as
-# extra-sources and naming the Rust version of Cargo.toml's rust-version.
+# Each package's opam file (vchan-rs.opam, vchan-rs-unix.opam,
+# vchan-rs-xen.opam): what dune generates from dune-project (+ the
+# templates), `opam lint` clean (no opam repository needed); the Rust
+# packages' extra-sources are the crates of Cargo.lock they need
+# (scripts/opam-crates.sh), and their messages name the Rust version of
+# Cargo.toml's rust-version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 passed=0 failed=0
@@ -23,15 +25,16 @@ lint() {
 rust() {
     want=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
     grep -q "Rust >= $want (rust-version in Cargo.toml)" vchan-rs.opam.template &&
-        grep -q "Rust >= $want" dune-project
+        grep -q "Rust >= $want (rust-version in Cargo.toml)" vchan-rs-unix.opam.template &&
+        [ "$(grep -c "Rust >= $want (the workspace's rust-version)" dune-project)" -eq 2 ]
 }
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-for opam in vchan-rs.opam vchan-rs-xen.opam; do
+for opam in vchan-rs.opam vchan-rs-unix.opam vchan-rs-xen.opam; do
     check "$opam is dune's (generate_opam_files)" generated "$opam"
     check "opam lint $opam" lint "$opam"
 done
-check "the opam file's extra-sources are Cargo.lock's crates" bash scripts/opam-crates.sh --check
-check "the Rust version of opam's message and the description is Cargo.toml's rust-version" rust
+check "the opam files' extra-sources are the crates of Cargo.lock they need" bash scripts/opam-crates.sh --check
+check "the Rust version of opam's messages and the descriptions is Cargo.toml's rust-version" rust
 if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
 echo "test result: $r. $passed passed; $failed failed"
 [ "$failed" -eq 0 ]

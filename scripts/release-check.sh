@@ -2,12 +2,17 @@
 # Check a release tarball (make release) the way its users build it, with an
 # empty CARGO_HOME and no network (`unshare -n` when permitted, else
 # CARGO_NET_OFFLINE=true alone):
-#   1. opam's way: in the unpacked directory, `dune build -p vchan-rs`, then
-#      `dune install --prefix`, and a smoke test of the installed programs
+#   1. opam's way, one package after the other, each in its own build
+#      directory: vchan-rs alone (opam's build steps, in a copy of the
+#      unpacked directory: scripts/opam-vendor.sh, which narrows the Cargo
+#      workspace to the freestanding crates, `dune build -p vchan-rs`,
+#      `dune install --prefix`), then vchan-rs-unix against the installed
+#      vchan-rs (in the unpacked directory); a smoke
+#      test of the installed programs
 #      (vchan-cat --version, 1 MiB between two vchan-cats, vchan-xensim
 #      giving Debian's libxenvchan its libraries), the README's dune
 #      project (its dune-project, dune, programs and build commands) built
-#      against the installed library, native and bytecode, its programs
+#      against the installed libraries, native and bytecode, its programs
 #      talking, the man pages, and `dune uninstall` leaving nothing behind;
 #   2. opam-monorepo's way: the same tree as duniverse/vchan-rs of another
 #      dune workspace, whose own executables (the README's OCaml server and
@@ -42,22 +47,42 @@ passed=0 failed=0
 pass() { passed=$((passed + 1)); echo "release-check: ok: $*"; }
 fail() { failed=$((failed + 1)); echo "release-check: FAILED: $*"; }
 
-# 1. opam's way.
+# 1. opam's way: vchan-rs, then vchan-rs-unix over the installed vchan-rs.
+prefix=$tmp/prefix
+opam_build() {
+    local pkg=$1 dir=$2
+    [ -d "$dir" ] || cp -a "$src" "$dir"
+    (cd "$dir" && run_offline env OCAMLPATH="$prefix/lib" bash -c '
+        bash scripts/opam-vendor.sh "$0" && dune build -p "$0" @install' "$pkg" 2>&1 | tail -30) &&
+        (cd "$dir" && dune install --prefix "$prefix" "$pkg" > /dev/null 2>&1)
+}
+# The Cargo packages cargo built in a directory (target/*/.fingerprint/NAME-HASH).
+cargo_built() {
+    find "$1"/target/*/.fingerprint -mindepth 1 -maxdepth 1 -type d -printf '%f\n' |
+        sed 's/-[0-9a-f]*$//' | sort -u | tr '\n' ' '
+}
 start=$(date +%s)
-if (cd "$src" && run_offline dune build -p vchan-rs @install 2>&1 | tail -30) &&
-    [ -x "$src/_build/default/bin/vchan_cat.exe" ] &&
-    (cd "$src" && dune install --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1); then
-    pass "dune build -p vchan-rs and dune install ($(($(date +%s) - start)) s)"
+if opam_build vchan-rs "$tmp/build-vchan-rs" && [ -e "$prefix/lib/vchan-rs/META" ] && [ ! -e "$prefix/bin" ] &&
+    [ "$(cargo_built "$tmp/build-vchan-rs")" = "vchan-core vchan-freestanding " ]; then
+    pass "vchan-rs alone: opam-vendor.sh, dune build -p vchan-rs and dune install; cargo built the freestanding crates only ($(($(date +%s) - start)) s)"
 else
-    fail "dune build -p vchan-rs / dune install"
+    fail "vchan-rs alone: dune build -p vchan-rs / dune install (cargo built: $(cargo_built "$tmp/build-vchan-rs"))"
+fi
+start=$(date +%s)
+if opam_build vchan-rs-unix "$src" && [ -x "$src/_build/default/bin/vchan_cat.exe" ] &&
+    ! grep -qw vchan-freestanding <<< "$(cargo_built "$src")"; then
+    pass "vchan-rs-unix over the installed vchan-rs: dune build -p vchan-rs-unix and dune install ($(($(date +%s) - start)) s)"
+else
+    fail "vchan-rs-unix over the installed vchan-rs: dune build -p vchan-rs-unix / dune install"
 fi
 # opam's with-test builds the tests the same way; run the quick ones
 # (the README's examples, the signature checks), still offline.
-if (cd "$src" && run_offline dune build -p vchan-rs @test/readme/runtest @test/signature/runtest 2>&1 |
+if (cd "$src" && run_offline env OCAMLPATH="$prefix/lib" \
+    dune build -p vchan-rs-unix @test/readme/runtest @test/signature/runtest 2>&1 |
     tail -30 | grep -q "test result: ok"); then
-    pass "dune build -p vchan-rs @test/readme/runtest @test/signature/runtest"
+    pass "dune build -p vchan-rs-unix @test/readme/runtest @test/signature/runtest"
 else
-    fail "dune build -p vchan-rs @test/readme/runtest @test/signature/runtest"
+    fail "dune build -p vchan-rs-unix @test/readme/runtest @test/signature/runtest"
 fi
 bin=$tmp/prefix/bin
 if [ -x "$bin/vchan-cat" ] && "$bin/vchan-cat" --version | grep -q .; then
@@ -80,8 +105,8 @@ fi
 # xensim libraries in place of Xen's.
 libxenvchan=$(readlink -f "$(cc -print-file-name=libxenvchan.so)")
 if out=$("$bin/vchan-xensim" -- ldd "$libxenvchan" 2>&1) &&
-    grep -q "libxengnttab.so.1 => $tmp/prefix/.*lib/vchan-rs/xensim/libxengnttab.so.1" <<< "$out"; then
-    pass "installed vchan-xensim: $libxenvchan loads lib/vchan-rs/xensim"
+    grep -q "libxengnttab.so.1 => $tmp/prefix/.*lib/vchan-rs-unix/xensim/libxengnttab.so.1" <<< "$out"; then
+    pass "installed vchan-xensim: $libxenvchan loads lib/vchan-rs-unix/xensim"
 else
     fail "installed vchan-xensim: $out"
 fi
@@ -115,7 +140,8 @@ else
 fi
 
 if [ -s "$tmp/prefix/man/man1/vchan-cat.1" ] && [ -s "$tmp/prefix/man/man1/vchan-xensim.1" ] &&
-    (cd "$src" && dune uninstall --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1) &&
+    (cd "$src" && dune uninstall --prefix "$tmp/prefix" vchan-rs-unix > /dev/null 2>&1) &&
+    (cd "$tmp/build-vchan-rs" && dune uninstall --prefix "$tmp/prefix" vchan-rs > /dev/null 2>&1) &&
     [ -z "$(find "$tmp/prefix" -type f)" ]; then
     pass "man pages installed; dune uninstall leaves no file behind"
 else
@@ -126,7 +152,7 @@ fi
 #    cargo target: only the path crates rebuild).
 ws=$tmp/ws
 mkdir -p "$ws/duniverse" "$ws/app"
-rm -rf "$src/_build"
+rm -rf "$src/_build" "$tmp/build-vchan-rs"
 mv "$src" "$ws/duniverse/vchan-rs"
 block dune-project > "$ws/dune-project"
 for f in dune server.ml client.ml; do

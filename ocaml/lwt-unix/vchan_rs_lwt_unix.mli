@@ -1,4 +1,4 @@
-(** Vchan endpoints for Lwt on Unix (library [vchan-rs.lwt-unix]), as
+(** Vchan endpoints for Lwt on Unix (library [vchan-rs-unix]), as
     ocaml-vchan's [Vchan_lwt_unix]: {!Endpoint} over the Rust std crate's
     unix backend (no hypervisor) or xen backend, and [Lwt_io] channels.
 

@@ -9,7 +9,7 @@
 # libvchan_freestanding.a.
 #
 # For the host, the archive's panic handler and personality routine are made
-# weak: an OCaml program that also links vchan-rs.lwt-unix has Rust's std
+# weak: an OCaml program that also links vchan-rs-unix has Rust's std
 # (from rust/vchan-ocaml) too, whose strong definitions must win; two Rust
 # static libraries otherwise clash on these two symbols.
 set -euo pipefail

@@ -2,7 +2,7 @@
    Vchan_rs.Endpoint.Make over modules written here — pages shared and
    mapped as the unix backend's shared-memory files, an EVENTS over its
    event channel sockets, a CONFIGURATION over its store directory — talks
-   to a vchan-rs.lwt-unix endpoint in another process (this executable
+   to a vchan-rs-unix endpoint in another process (this executable
    re-run with VCHAN_RS_WIRE_CHILD set), as client and as server. The child
    echoes what it reads; the test moves data both ways at once and compares
    digests, with in-page rings and with rings in their own pages. *)
@@ -306,7 +306,7 @@ end
 
 module V = Vchan_rs.Endpoint.Make (Events) (Memory) (Config)
 
-(* ---- The child: a vchan-rs.lwt-unix echo server ---- *)
+(* ---- The child: a vchan-rs-unix echo server ---- *)
 
 module U = Vchan_rs_lwt_unix.Endpoint
 

@@ -1,4 +1,4 @@
-//! The codes of the boundary between `vchan-rs.lwt-unix` (OCaml) and these
+//! The codes of the boundary between `vchan-rs-unix` (OCaml) and these
 //! stubs, as data: the library uses them, and `vchan-ocaml-gen`
 //! (src/bin/gen.rs) writes their OCaml side (in `ocaml/lwt-unix/stubs.ml`)
 //! from them. Edit here, never in the generated file.

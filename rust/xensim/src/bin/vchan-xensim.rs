@@ -7,7 +7,7 @@
 //!
 //! The libraries (`scripts/link-xensim.sh` makes them): `$VCHAN_XENSIM_LIB`
 //! if set, else the first of `<exe dir>/xensim` (cargo's target dir),
-//! `<exe dir>` (dune's build dir) and `<exe dir>/../lib/vchan-rs/xensim`
+//! `<exe dir>` (dune's build dir) and `<exe dir>/../lib/vchan-rs-unix/xensim`
 //! (an installation) that holds them.
 
 use std::ffi::OsString;
@@ -76,7 +76,7 @@ ENVIRONMENT
     VCHAN_XENSIM_LIB
         The directory holding xensim's four libraries. Default: the first
         of <dir>/xensim (cargo's target/release), <dir> (dune's build
-        directory) and <dir>/../lib/vchan-rs/xensim (an installation)
+        directory) and <dir>/../lib/vchan-rs-unix/xensim (an installation)
         that holds them, <dir> being this program's directory.
     LD_LIBRARY_PATH
         Kept, after xensim's directory.
@@ -130,7 +130,7 @@ fn lib_dir() -> Result<PathBuf, String> {
     let candidates = [
         dir.join("xensim"),
         dir.to_path_buf(),
-        dir.join("../lib/vchan-rs/xensim"),
+        dir.join("../lib/vchan-rs-unix/xensim"),
     ];
     if let Some(c) = candidates.iter().find(|c| has_libs(c)) {
         return Ok(c.clone());
