@@ -45,6 +45,13 @@ fi
 
 members=$(bash scripts/opam-crates.sh --members "$pkg")
 [ -n "$members" ] || exit 0
+# Narrowing rewrites Cargo.toml and Cargo.lock: only in a build copy (opam's,
+# which sets OPAM_PACKAGE_NAME, or an unpacked release), never in a git
+# checkout someone works in.
+if [ -e .git ] && [ -z "${OPAM_PACKAGE_NAME:-}" ]; then
+    echo "opam-vendor: $PWD is a git checkout, not a build copy: narrowing the workspace for $pkg would rewrite its Cargo.toml and Cargo.lock (opam sets OPAM_PACKAGE_NAME in its build copy)" >&2
+    exit 2
+fi
 list=
 for m in $members; do
     [ -f "rust/$m/Cargo.toml" ] || { echo "opam-vendor: no rust/$m/Cargo.toml" >&2; exit 1; }
