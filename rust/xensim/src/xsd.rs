@@ -208,12 +208,10 @@ pub fn connection(stream: UnixStream) -> Result<(), ConnError> {
     let xs = Arc::new(XsHandle::open().map_err(io::Error::from_raw_os_error)?);
     let out = Arc::new(Mutex::new(stream.try_clone()?));
     let done = Arc::new(AtomicBool::new(false));
-    let mut poller: Option<std::thread::JoinHandle<()>> = None;
-    let res = requests(stream, &xs, &out, &done, &mut poller);
+    let polling = Arc::new(AtomicBool::new(false));
+    let res = requests(stream, &xs, &out, &done, &polling);
+    // The poller, if any, sees it within WATCH_POLL and ends.
     done.store(true, Ordering::Release);
-    if let Some(p) = poller {
-        let _ = p.join();
-    }
     res
 }
 
@@ -222,7 +220,7 @@ fn requests(
     xs: &Arc<XsHandle>,
     out: &Arc<Mutex<UnixStream>>,
     done: &Arc<AtomicBool>,
-    poller: &mut Option<std::thread::JoinHandle<()>>,
+    polling: &Arc<AtomicBool>,
 ) -> Result<(), ConnError> {
     let mut head = [0u8; 16];
     loop {
@@ -258,20 +256,38 @@ fn requests(
             Ok(reply) => send(&mut o, h.ty, h.req_id, h.tx_id, &reply)?,
             Err(e) => send(&mut o, ty::ERROR, h.req_id, h.tx_id, &nul(errno_name(e)))?,
         }
-        drop(o);
-        if h.ty == ty::WATCH && poller.is_none() {
-            let (xs, out, done) = (Arc::clone(xs), Arc::clone(out), Arc::clone(done));
-            *poller = Some(std::thread::spawn(move || watch_events(&xs, &out, &done)));
+        // A poller while there are watches (none polls for a connection
+        // without: an idle client costs nothing). `polling` changes only
+        // under the writer's lock.
+        if h.ty == ty::WATCH && !polling.swap(true, Ordering::AcqRel) {
+            let (xs, out, done, polling) = (
+                Arc::clone(xs),
+                Arc::clone(out),
+                Arc::clone(done),
+                Arc::clone(polling),
+            );
+            std::thread::spawn(move || watch_events(&xs, &out, &done, &polling));
         }
+        drop(o);
     }
 }
 
-/// Send the connection's watch events until it ends.
-fn watch_events(xs: &XsHandle, out: &Mutex<UnixStream>, done: &AtomicBool) {
+/// Send the connection's watch events until it ends or has no watch left.
+fn watch_events(xs: &XsHandle, out: &Mutex<UnixStream>, done: &AtomicBool, polling: &AtomicBool) {
     while !done.load(Ordering::Acquire) {
         {
             let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-            while let Ok(Some((path, token))) = xs.next_event() {
+            loop {
+                let (path, token) = match xs.next_event() {
+                    Ok(Some(ev)) => ev,
+                    Ok(None) => break,
+                    // EINVAL: no watch left; under the writer's lock, as
+                    // a WATCH's handling checks `polling`.
+                    Err(_) => {
+                        polling.store(false, Ordering::Release);
+                        return;
+                    }
+                };
                 let mut p = nul(&path);
                 p.extend(nul(&token));
                 if send(&mut o, ty::WATCH_EVENT, 0, 0, &p).is_err() {
