@@ -56,66 +56,57 @@ fn need_tools() {
     }
 }
 
+/// [`tools`]' script `body` in domain 3, which must succeed; its output.
+fn ok(dir: &Path, socket: bool, body: &str) -> String {
+    let o = sh(dir, 3, &tools(socket, body));
+    assert!(o.status.success(), "{o:?}");
+    text(&o)
+}
+
 #[test]
 fn xen_tools_share_one_store_over_the_socket_and_libxenstore() {
     need_tools();
     let dir = tmpdir();
     let d = dir.path();
     // Written over the socket, read through xensim's libxenstore, and back.
-    let o = sh(
+    ok(
         d,
-        3,
-        &tools(
-            true,
-            "$T xenstore-write /t/sock/a 1 /t/sock/b two && $T xenstore-write rel here",
-        ),
+        true,
+        "$T xenstore-write /t/sock/a 1 /t/sock/b two && $T xenstore-write rel here",
     );
-    assert!(o.status.success(), "{o:?}");
-    let o = sh(
+    let out = ok(
         d,
-        3,
-        &tools(
-            false,
-            "xenstore-read /t/sock/a /t/sock/b /local/domain/3/rel domid; xenstore-write /t/lib/c 3",
-        ),
+        false,
+        "xenstore-read /t/sock/a /t/sock/b /local/domain/3/rel domid; xenstore-write /t/lib/c 3",
     );
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(text(&o), "1\ntwo\nhere\n3\n");
-    let o = sh(
+    assert_eq!(out, "1\ntwo\nhere\n3\n");
+    let out = ok(
         d,
-        3,
-        &tools(
-            true,
-            "$T xenstore-read /t/lib/c rel domid; $T xenstore-ls /t; $T xenstore-ls -p /t/sock",
-        ),
+        true,
+        "$T xenstore-read /t/lib/c rel domid; $T xenstore-ls /t; $T xenstore-ls -p /t/sock",
     );
-    assert!(o.status.success(), "{o:?}");
-    let out = text(&o);
-    let mut lines = out.lines();
-    assert_eq!(lines.next(), Some("3"));
-    assert_eq!(lines.next(), Some("here"));
-    assert_eq!(lines.next(), Some("3"));
-    let rest: Vec<&str> = lines.collect();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["3", "here", "3"], "{out}");
     // The tree, then a listing with permissions (as the store applies them:
     // this domain's, open to all).
     assert_eq!(
-        &rest[..6],
+        lines[3..8],
         [
             "lib = \"\"",
             " c = \"3\"",
             "sock = \"\"",
             " a = \"1\"",
-            " b = \"two\"",
-            rest[5]
-        ]
+            " b = \"two\""
+        ],
+        "{out}"
     );
     assert!(
-        rest[5].starts_with("a = \"1\"") && rest[5].ends_with("(b3)"),
-        "{rest:?}"
+        lines[8].starts_with("a = \"1\"") && lines[8].ends_with("(b3)"),
+        "{out}"
     );
     assert!(
-        rest[6].starts_with("b = \"two\"") && rest[6].ends_with("(b3)"),
-        "{rest:?}"
+        lines[9].starts_with("b = \"two\"") && lines[9].ends_with("(b3)"),
+        "{out}"
     );
     // Errors come back as Xen's: a missing node fails both ways.
     for socket in [true, false] {
@@ -127,18 +118,13 @@ fn xen_tools_share_one_store_over_the_socket_and_libxenstore() {
         );
     }
     // Removal over the socket is seen through the library.
-    let o = sh(d, 3, &tools(true, "$T xenstore-rm /t/sock/a"));
-    assert!(o.status.success(), "{o:?}");
-    let o = sh(
+    ok(d, true, "$T xenstore-rm /t/sock/a");
+    let out = ok(
         d,
-        3,
-        &tools(
-            false,
-            "xenstore-exists /t/sock/b; ! xenstore-exists /t/sock/a; echo gone",
-        ),
+        false,
+        "xenstore-exists /t/sock/b; ! xenstore-exists /t/sock/a; echo gone",
     );
-    assert!(o.status.success(), "{o:?}");
-    assert_eq!(text(&o), "gone\n");
+    assert_eq!(out, "gone\n");
 }
 
 /// The socket lives as long as the command, no longer.
@@ -320,4 +306,35 @@ fn wire_protocol_replies_errors_transactions_and_watches() {
 
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
+}
+
+/// docs/xensim.md's `xenstore-tools.sh` block, run as written (the
+/// launcher on PATH): it prints what it wrote.
+#[test]
+fn docs_xenstore_tools_block() {
+    need_tools();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/xensim.md"))
+        .unwrap();
+    let after = doc
+        .split_once("<!-- file: xenstore-tools.sh -->\n```sh\n")
+        .expect("docs/xensim.md has the xenstore-tools.sh block")
+        .1;
+    let block = after.split_once("\n```").expect("the block ends").0;
+    let dir = tmpdir();
+    let bin = launcher().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let o = Command::new("sh")
+        .args(["-c", block])
+        .env("PATH", path)
+        .env("VCHAN_UNIX_DIR", dir.path())
+        .env("VCHAN_XENSIM_LIB", xensim_lib())
+        .env_remove("VCHAN_DOMID")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(text(&o), "1\n");
 }
