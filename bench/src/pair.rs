@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -438,6 +438,17 @@ fn splice(from: &impl AsRawFd, to: &impl AsRawFd, len: usize) -> std::io::Result
     usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
 }
 
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`, which holds two.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
 /// ocaml-vchan's xencat end to end, under vchan-xensim: `xencat -l 1`
 /// receiving, `xencat 0` sending the tmpfs file `file` of `total` bytes;
 /// the seconds from the client's start until both exited (as
@@ -456,7 +467,6 @@ pub fn run_xencat(
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<f64, String> {
-    let pipe = || std::io::pipe().map_err(|e| format!("pipe: {e}"));
     let (srv_in, srv_in_held) = pipe()?;
     let (srv_out_drained, srv_out) = pipe()?;
     let (cli_in, cli_in_fed) = pipe()?;
