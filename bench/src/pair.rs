@@ -182,6 +182,19 @@ pub fn stream_outcome(v: &Values) -> Result<StreamOutcome, String> {
     })
 }
 
+/// vchan-xensim, next to this binary (cargo's target/release).
+fn xensim_launcher() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let launcher = exe.with_file_name("vchan-xensim");
+    if !launcher.exists() {
+        return Err(format!(
+            "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
+            launcher.display()
+        ));
+    }
+    Ok(launcher)
+}
+
 /// Where the C program and its launcher are.
 pub struct CSide {
     pub launcher: PathBuf,
@@ -192,14 +205,7 @@ impl CSide {
     /// Compile `source` into `dir` (with `cc -O2 ... -lxenvchan`) and find
     /// vchan-xensim next to this binary.
     pub fn build(source: &Path, dir: &Path) -> Result<CSide, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-        let launcher = exe.with_file_name("vchan-xensim");
-        if !launcher.exists() {
-            return Err(format!(
-                "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
-                launcher.display()
-            ));
-        }
+        let launcher = xensim_launcher()?;
         let program = dir.join("xvbench");
         let st = Command::new("cc")
             .args(["-O2", "-Wall", "-o"])
@@ -285,14 +291,7 @@ impl OVchan {
                 "not built: scripts/ocaml-vchan.sh printed {text:?}"
             ));
         };
-        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-        let xensim = exe.with_file_name("vchan-xensim");
-        if !xensim.exists() {
-            return Err(format!(
-                "not run: {} missing (make build)",
-                xensim.display()
-            ));
-        }
+        let xensim = xensim_launcher().map_err(|e| format!("not run: {e}"))?;
         Ok(OVchan {
             xencat,
             vbench,

@@ -151,11 +151,7 @@ fn answer(xs: &XsHandle, h: Header, payload: &[u8]) -> Result<Vec<u8>, i32> {
         ty::RM => xs.rm(t, first(payload)?).map(|()| ok()),
         ty::DIRECTORY => {
             let names = xs.directory(t, first(payload)?)?;
-            let out: Vec<u8> = names.iter().flat_map(|n| nul(n)).collect();
-            if out.len() > PAYLOAD_MAX {
-                return Err(libc::E2BIG);
-            }
-            Ok(out)
+            Ok(names.iter().flat_map(|n| nul(n)).collect())
         }
         ty::GET_PERMS => Ok(nul(&xs.get_permissions(t, first(payload)?)?.to_wire())),
         ty::SET_PERMS => {
@@ -252,7 +248,15 @@ fn requests(
         // Under the writer's lock, so that a watch's reply goes before
         // its first event.
         let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
-        match answer(xs, h, &payload) {
+        // A reply too long for one message (a value or a listing that
+        // the store holds but the protocol cannot carry) is E2BIG.
+        match answer(xs, h, &payload).and_then(|r| {
+            if r.len() > PAYLOAD_MAX {
+                Err(libc::E2BIG)
+            } else {
+                Ok(r)
+            }
+        }) {
             Ok(reply) => send(&mut o, h.ty, h.req_id, h.tx_id, &reply)?,
             Err(e) => send(&mut o, ty::ERROR, h.req_id, h.tx_id, &nul(errno_name(e)))?,
         }

@@ -290,6 +290,16 @@ fn wire_protocol_replies_errors_transactions_and_watches() {
         (ERROR, b"ENOENT\0".to_vec())
     );
 
+    // A listing the store holds but one message cannot carry is E2BIG.
+    for i in 0..300 {
+        let node = format!("/big/child-number-{i:05}\0");
+        assert_eq!(w.call(MKDIR, 0, node.as_bytes()), (MKDIR, b"OK\0".to_vec()));
+    }
+    assert_eq!(
+        w.call(DIRECTORY, 0, b"/big\0"),
+        (ERROR, b"E2BIG\0".to_vec())
+    );
+
     // Unknown or unserved types are refused; a payload beyond 4096 bytes
     // is refused and ends the connection.
     assert_eq!(w.call(99, 0, b""), (ERROR, b"ENOSYS\0".to_vec()));
