@@ -15,7 +15,10 @@
 //! transactions and watches. As in xensim's `libxenstore`, permissions are
 //! not enforced: `SET_PERMS` is accepted on any valid path and `GET_PERMS`
 //! reports the node as this domain's and open to all (`b<domid>`), which
-//! is what the store does. Watches are polled every [`WATCH_POLL`].
+//! is what the store does. Watches are polled every [`WATCH_POLL`], and
+//! their events name the watched path in its absolute form (xenstored
+//! keeps a relative watch's relative form; vchan clients watch absolute
+//! paths).
 //! Not served (`ENOSYS`): `CONTROL`, `INTRODUCE`, `RELEASE`, `RESUME`,
 //! `SET_TARGET`, `DIRECTORY_PART`; no toolstack drives xensim.
 
