@@ -32,7 +32,7 @@ VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-ocaml5 test-opam test-release \
-	clippy check-docs check-modules demo doc doc-rust doc-ocaml bench bench-smoke fmt-check install uninstall release clean \
+	clippy check-docs check-modules demo doc doc-rust doc-ocaml bench bench-smoke test-ocaml-vchan fmt-check install uninstall release clean \
 	test-mirage-xen test-unikernel test-xen
 
 all: build
@@ -53,7 +53,7 @@ build: check-build-deps
 test:
 	@echo "test: installing the missing build and test packages first (scripts/setup.sh)"
 	@bash scripts/setup.sh --install build test doc
-	$(MAKE) fmt-check check-docs check-modules test-rust test-crates clippy test-ocaml bench-smoke test-opam doc test-release
+	$(MAKE) fmt-check check-docs check-modules test-rust test-crates clippy test-ocaml test-ocaml-vchan bench-smoke test-opam doc test-release
 
 test-rust:
 	cargo test $(CARGO_FLAGS)
@@ -87,6 +87,12 @@ clippy:
 test-ocaml:
 	dune build
 	dune test --force
+
+# mirage/ocaml-vchan's xencat (built from ../shared/thirdparty's pinned
+# sources in target/ocaml-vchan) and vchan-cat, both ways, both roles,
+# under vchan-xensim (after test-ocaml's build).
+test-ocaml-vchan:
+	bash scripts/test-ocaml-vchan.sh
 
 # The same tests on OCaml 5.4.1 (a Debian sid chroot made by
 # scripts/ocaml5-env.sh, on a cached copy of this tree): not part of make test.

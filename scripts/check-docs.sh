@@ -30,6 +30,7 @@ README.md dune scripts/release-check.sh
 README.md build.sh scripts/release-check.sh
 README.md vchan-cat.sh test/readme/dune
 docs/xensim.md xensim.sh test/readme/dune
+docs/xensim.md xenstore-tools.sh rust/xensim/tests/xenstored.rs
 docs/mirage.md rename.sh scripts/test-mirage-xen.sh
 docs/mirage.md rustup.sh scripts/test-mirage-xen.sh
 docs/mirage.md qubes-dune scripts/test-mirage-xen.sh

@@ -1,8 +1,17 @@
-(* Helpers the OCaml benchmarks share, over any vchan-rs endpoint. *)
+(* Helpers the OCaml benchmarks share, over any vchan endpoint (vchan-rs's
+   or ocaml-vchan's: the reading half of their common signature). *)
 
 open Lwt.Infix
 
-module Make (F : Vchan_rs.S.ENDPOINT) = struct
+module type READER = sig
+  type t
+  type error
+
+  val pp_error : Format.formatter -> error -> unit
+  val read : t -> ([ `Data of Cstruct.t | `Eof ], error) result Lwt.t
+end
+
+module Make (F : READER) = struct
   let failure e = failwith (Format.asprintf "%a" F.pp_error e)
 
   (* Read exactly [Cstruct.length buf - off] more bytes into [buf]. Bytes of

@@ -20,10 +20,14 @@
    the other roles print them. The pattern and its check are those of
    bench/src/pattern.rs: byte i is pattern[i mod 65521], and the reader
    checks every stream offset that is a multiple of 4096 and the last byte
-   of every read. *)
+   of every read.
+
+   The library measured is [Impl]'s: vchan-rs (impl.ml here); the
+   ocaml-vchan column builds this file with bench/ocaml-vchan/impl.ml
+   instead (scripts/ocaml-vchan.sh), so both run the same roles. *)
 
 open Lwt.Infix
-module M = Vchan_rs_lwt_unix.M
+module M = Impl.M
 
 let pattern_len = 65521
 let sample = 4096
@@ -84,7 +88,7 @@ let delay =
 
 let pause () = if delay > 0. then Unix.sleepf delay
 
-let port = Result.get_ok (Vchan_rs.Port.of_string "bench")
+let port = Impl.port "bench"
 let ok = function Ok x -> x | Error e -> fail "%s" (Format.asprintf "%a" M.pp_write_error e)
 
 (* Reads [total] bytes with [next], which returns the next run as (get, len);
@@ -146,7 +150,7 @@ let server ring mode count size =
          loop 0)
       >>= fun () -> M.close t
   | "lwtio" ->
-      let c = Vchan_rs_lwt_unix.open_server ~domid:1 ~port ~buffer_size:ring () in
+      let c = Impl.open_server ~domid:1 ~port ~buffer_size:ring () in
       print_endline "listening";
       c >>= fun (ic, oc) ->
       let buf = Bytes.create size in
@@ -179,7 +183,7 @@ let client mode count size =
       let src = Cstruct.of_bytes pat in
       run (fun off n -> M.write t (Cstruct.sub src off n) >|= ok) >>= fun () -> M.close t
   | "lwtio" ->
-      Vchan_rs_lwt_unix.open_client ~domid:0 ~port () >>= fun (_, oc) ->
+      Impl.open_client ~domid:0 ~port () >>= fun (_, oc) ->
       run (fun off n -> Lwt_io.write_from_exactly oc pat off n) >>= fun () -> Lwt_io.close oc
   | "ping" ->
       (* Unix.gettimeofday ticks in microseconds, coarser than a round trip:
@@ -213,7 +217,7 @@ let client mode count size =
    in SIZE-byte writes through 64 KiB rings, the reader copying each view
    out before checking it, as the stream roles do; "inmem ping COUNT SIZE":
    COUNT round trips of SIZE bytes, timed as the ping role times them. *)
-module IM = Vchan_rs.In_memory
+module IM = Impl.In_memory
 module IM_flow = Flow_util.Make (IM)
 
 let in_memory mode count size =
@@ -222,7 +226,7 @@ let in_memory mode count size =
     | Ok x -> x
     | Error e -> fail "%s" (Format.asprintf "%a" IM.pp_write_error e)
   in
-  let port = Result.get_ok (Vchan_rs.Port.of_string "bench-inmem") in
+  let port = Impl.port "bench-inmem" in
   let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
   IM.client ~domid:0 ~port () >>= fun c ->
   s >>= fun s ->
@@ -267,11 +271,7 @@ let in_memory mode count size =
   IM.close c >>= fun () ->
   IM.close s >|= fun () -> IM.assert_cleaned_up ()
 
-let () =
-  match Sys.getenv_opt "BENCH_LWT_ENGINE" with
-  | None | Some ("" | "vchan-rs") -> Vchan_rs_lwt_unix.Engine.install ()
-  | Some "default" -> ()
-  | Some e -> fail "BENCH_LWT_ENGINE=%s: expected vchan-rs or default" e
+let () = Impl.install_engine (Sys.getenv_opt "BENCH_LWT_ENGINE")
 
 let () =
   let int i = try int_of_string Sys.argv.(i) with _ -> fail "bad argument %d" i in
@@ -289,6 +289,9 @@ let () =
   | Failure m ->
       prerr_endline ("vbench: " ^ m);
       exit 1
-  | Vchan_rs.Error.Vchan e ->
-      prerr_endline ("vbench: " ^ Vchan_rs.Error.to_string e);
-      exit 1
+  | e -> (
+      match Impl.error_message e with
+      | Some m ->
+          prerr_endline ("vbench: " ^ m);
+          exit 1
+      | None -> raise e)

@@ -55,15 +55,19 @@ const LIMIT: Duration = Duration::from_secs(60);
 enum Column {
     VchanRs,
     OCaml,
+    /// mirage/ocaml-vchan: its vchan-unix over xensim, its In_memory, its
+    /// xencat (built by scripts/ocaml-vchan.sh from the pinned sources).
+    OVchan,
     C,
     Socket,
     Pipe,
     Limit,
 }
 
-const COLUMNS: [Column; 6] = [
+const COLUMNS: [Column; 7] = [
     Column::VchanRs,
     Column::OCaml,
+    Column::OVchan,
     Column::C,
     Column::Socket,
     Column::Pipe,
@@ -75,6 +79,7 @@ impl Column {
         match self {
             Column::VchanRs => "vchan-rs",
             Column::OCaml => "vchan-rs OCaml",
+            Column::OVchan => "ocaml-vchan",
             Column::C => "C libxenvchan",
             Column::Socket => "unix socket",
             Column::Pipe => "pipe",
@@ -171,14 +176,23 @@ impl Work {
             // vchan-rs: the Rust 64 KiB stream of the same bytes, measured
             // in the same round robin (the row's ratio is to it).
             (Work::LwtIo | Work::Cat, Column::OCaml | Column::VchanRs) => None,
+            (Work::Cat, Column::OVchan) => None,
             (Work::LwtIo, _) => Some("OCaml's Lwt_io only"),
-            (Work::InMemStream | Work::InMemPing, Column::OCaml) => None,
+            (Work::InMemStream | Work::InMemPing, Column::OCaml | Column::OVchan) => None,
             (Work::InMemStream | Work::InMemPing, _) => Some("OCaml's In_memory only"),
             (Work::Cat, _) => Some("vchan-cat (OCaml) only"),
             (Work::Stream { chunk, .. }, Column::OCaml) if chunk != CHUNK => {
                 Some("the sweep is not run for OCaml")
             }
-            (Work::Idle, Column::OCaml) => Some("not run for OCaml"),
+            (Work::Stream { ring, chunk }, Column::OVchan)
+                if ring != 64 * KIB || chunk != CHUNK =>
+            {
+                Some("run for 64 KiB rings and writes only")
+            }
+            (Work::Idle, Column::OCaml | Column::OVchan) => Some("not run for OCaml"),
+            (Work::Floor | Work::PingPongVchanLayout, Column::OVchan) => {
+                Some("a variant of the limit only")
+            }
             (Work::Floor | Work::PingPongVchanLayout, Column::Limit) => None,
             (Work::Floor, _) => Some("the floor is shared memory alone"),
             (Work::PingPongVchanLayout, _) => Some("a variant of the limit only"),
@@ -224,6 +238,8 @@ struct Opts {
 struct Bench {
     opts: Opts,
     c: Result<pair::CSide, String>,
+    /// ocaml-vchan's programs, or why they were not built.
+    ovchan: Result<pair::OVchan, String>,
     tmp: PathBuf,
     /// The vchan-cat row's tmpfs file, made (and read once) on first use
     /// and shared by its runs: the first read of a freshly written tmpfs
@@ -356,7 +372,7 @@ impl Bench {
             return Err("not a stream".into());
         };
         let outcome = match col {
-            Column::VchanRs | Column::C | Column::OCaml => {
+            Column::VchanRs | Column::C | Column::OCaml | Column::OVchan => {
                 let (sv, _) =
                     self.vchan_pair(col, ring, ["stream", "stream"], total, chunk, &Extra::NONE)?;
                 pair::stream_outcome(&sv)?
@@ -380,7 +396,7 @@ impl Bench {
     fn ping(&self, col: Column, job: Job, layout: Layout) -> Result<Sample, String> {
         let rounds = self.opts.rounds;
         let (ns, sleeps) = match col {
-            Column::VchanRs | Column::C | Column::OCaml => {
+            Column::VchanRs | Column::C | Column::OCaml | Column::OVchan => {
                 let (_, cv) =
                     self.vchan_pair(col, PING_RING, ["pong", "ping"], rounds, MSG, &Extra::NONE)?;
                 (pair::get(&cv, "median_ns")?, pair::get(&cv, "sleeps")?)
@@ -422,7 +438,7 @@ impl Bench {
                     _ => return Err("unexpected outcome".into()),
                 }
             }
-            Column::Limit | Column::OCaml => return Err("not applicable".into()),
+            Column::Limit | Column::OCaml | Column::OVchan => return Err("not applicable".into()),
         };
         if wall_secs < ms as f64 / 1000.0 * 0.9 {
             return Err(format!("blocked only {wall_secs:.3} s of {ms} ms"));
@@ -540,12 +556,30 @@ impl Bench {
         let (mut server, mut client) = if col == Column::C {
             let c = self.c.as_ref().map_err(Clone::clone)?;
             (c.command(0, dir, srv), c.command(1, dir, cli))
-        } else if col == Column::OCaml {
+        } else if col == Column::OCaml || col == Column::OVchan {
             // vbench.exe: `server RING ...`, `client ...`.
             let mut srv: Vec<String> = srv.to_vec();
             srv.drain(1..3);
             let mut cli: Vec<String> = cli.to_vec();
             cli.drain(1..3);
+            if col == Column::OVchan {
+                // The tracer goes inside vchan-xensim (its xenstored
+                // process is not the endpoint's).
+                let ov = self.ovchan.as_ref().map_err(Clone::clone)?;
+                let mut server = ov.vbench(dir, &srv);
+                if let Some(w) = extra.wrap {
+                    server = w(server);
+                }
+                let (mut server, mut client) = (
+                    ov.under_xensim(0, server),
+                    ov.under_xensim(1, ov.vbench(dir, &cli)),
+                );
+                for (k, v) in extra.env {
+                    server.env(k, v);
+                    client.env(k, v);
+                }
+                return pair::run(server, client, LIMIT, self.pin());
+            }
             (
                 pair::ocaml_command(dir, 0, &srv)?,
                 pair::ocaml_command(dir, 1, &cli)?,
@@ -661,13 +695,13 @@ impl Bench {
                 )?;
                 verified(pair::stream_outcome(&sv)?, total)
             }
-            Work::Cat => self.cat(total),
+            Work::Cat => self.cat(col, total),
             Work::InMemStream => {
-                let v = self.in_memory("stream", total, CHUNK)?;
+                let v = self.in_memory(col, "stream", total, CHUNK)?;
                 verified(pair::stream_outcome(&v)?, total)
             }
             Work::InMemPing => {
-                let v = self.in_memory("ping", self.opts.rounds, MSG)?;
+                let v = self.in_memory(col, "ping", self.opts.rounds, MSG)?;
                 Ok(Sample::Rtt {
                     ns: pair::get(&v, "median_ns")?,
                     sleeps: pair::get(&v, "sleeps")?,
@@ -676,19 +710,33 @@ impl Bench {
         }
     }
 
-    /// One `vbench.exe inmem MODE COUNT SIZE` (`Vchan_rs.In_memory`, both
-    /// ends in that one process); what it printed.
-    fn in_memory(&self, mode: &str, count: u64, size: usize) -> Result<pair::Values, String> {
+    /// One `vbench.exe inmem MODE COUNT SIZE` (the In_memory of `col`'s
+    /// library, both ends in that one process); what it printed.
+    fn in_memory(
+        &self,
+        col: Column,
+        mode: &str,
+        count: u64,
+        size: usize,
+    ) -> Result<pair::Values, String> {
         let args = ["inmem", mode, &count.to_string(), &size.to_string()].map(String::from);
-        pair::run_one(pair::ocaml_command(&self.tmp, 0, &args)?, LIMIT, self.pin())
+        let cmd = if col == Column::OVchan {
+            self.ovchan
+                .as_ref()
+                .map_err(Clone::clone)?
+                .vbench(&self.tmp, &args)
+        } else {
+            pair::ocaml_command(&self.tmp, 0, &args)?
+        };
+        pair::run_one(cmd, LIMIT, self.pin())
     }
 
     /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
     /// client `vchan-cat -N` sending a tmpfs file of `total` bytes (and
     /// closing at its end); the wall time from
-    /// the client's start to both ends' exit.
-    fn cat(&self, total: u64) -> Result<Sample, String> {
-        let exe = pair::vchan_cat()?;
+    /// the client's start to both ends' exit. For ocaml-vchan, its xencat
+    /// ([`pair::run_xencat`]).
+    fn cat(&self, col: Column, total: u64) -> Result<Sample, String> {
         let dir = self.rendezvous()?;
         let mut cached = self.cat_file.borrow_mut();
         if cached.as_ref().is_none_or(|(len, _)| *len != total) {
@@ -703,6 +751,17 @@ impl Bench {
         let Some((_, file)) = cached.as_ref() else {
             return Err("no tmpfs file".into());
         };
+        let input = || std::fs::File::open(file.path()).map_err(|e| format!("open: {e}"));
+        if col == Column::OVchan {
+            let ov = self.ovchan.as_ref().map_err(Clone::clone)?;
+            let secs = pair::run_xencat(ov, file.path(), total, dir.path(), LIMIT, self.pin())?;
+            return Ok(Sample::Stream {
+                bytes: total,
+                secs,
+                sleeps: 0,
+            });
+        }
+        let exe = pair::vchan_cat()?;
         let mut server = Command::new(&exe);
         server
             .args(["-l", "-d", "1", "bench"])
@@ -714,7 +773,7 @@ impl Bench {
             .args(["-N", "0", "bench"])
             .env("VCHAN_UNIX_DIR", dir.path())
             .env("VCHAN_DOMID", "1")
-            .stdin(std::fs::File::open(file.path()).map_err(|e| format!("open: {e}"))?);
+            .stdin(input()?);
         let secs = pair::run_cat(server, client, dir.path(), LIMIT, self.pin())?;
         Ok(Sample::Stream {
             bytes: total,
@@ -1059,8 +1118,8 @@ fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
 /// relative to the best cell of its row (for µs, the best is the
 /// smallest), labelled with its value.
 fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
-    const COLORS: [&str; 6] = [
-        "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f",
+    const COLORS: [&str; 7] = [
+        "#d62728", "#ff7f0e", "#8c564b", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f",
     ];
     let esc = |s: &str| {
         s.replace('&', "&amp;")
@@ -1075,7 +1134,7 @@ fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
         esc(title)
     );
     for (i, c) in COLUMNS.iter().enumerate() {
-        let x = 10.0 + i as f64 * 140.0;
+        let x = 10.0 + i as f64 * 125.0;
         svg.push_str(&format!(
             "<rect x=\"{x}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"39\">{}</text>\n",
             COLORS[i],
@@ -1142,7 +1201,7 @@ fn targets_table(rows: &[RowOut]) -> String {
     };
     let stream = |ring: usize| Work::Stream { ring, chunk: CHUNK };
     let q = |a: f64, b: f64| a / b;
-    use Column::{Limit, OCaml, Socket, VchanRs, C};
+    use Column::{Limit, OCaml, OVchan, Socket, VchanRs, C};
     let mut t: Vec<(String, f64, bool, &str)> = Vec::new();
     for ring in RINGS {
         let w = stream(ring);
@@ -1198,6 +1257,50 @@ fn targets_table(rows: &[RowOut]) -> String {
         v >= 0.8,
         ">= 0.8",
     ));
+    // Against ocaml-vchan, within each row: its In_memory, its vchan-unix
+    // over xensim (two processes), its xencat: (target, row, higher is
+    // better, goal).
+    for (name, w, higher, goal, text) in [
+        (
+            "In_memory stream: vchan-rs / ocaml-vchan",
+            Work::InMemStream,
+            true,
+            1.0,
+            ">= 1",
+        ),
+        (
+            "In_memory ping-pong: vchan-rs / ocaml-vchan",
+            Work::InMemPing,
+            false,
+            0.6,
+            "<= 0.6",
+        ),
+        (
+            "64 KiB rings: vchan-rs OCaml / ocaml-vchan over xensim",
+            stream(64 * KIB),
+            true,
+            2.0,
+            ">= 2",
+        ),
+        (
+            "ping-pong: vchan-rs OCaml / ocaml-vchan over xensim",
+            Work::PingPong,
+            false,
+            0.2,
+            "<= 0.2",
+        ),
+        (
+            "vchan-cat / ocaml-vchan's xencat (tmpfs file)",
+            Work::Cat,
+            true,
+            2.0,
+            ">= 2",
+        ),
+    ] {
+        let v = within(w, OCaml, OVchan);
+        let ok = if higher { v >= goal } else { v <= goal };
+        t.push((name.into(), v, ok, text));
+    }
     let v = cell(Work::Idle, VchanRs);
     t.push(("idle vchan-rs (% of a core)".into(), v, v < 1.0, "< 1"));
     // strace counts whole calls; a stray one in a few hundred rounds (the
@@ -1234,6 +1337,7 @@ fn results_table(rows: &[RowOut]) -> String {
     head.push("vchan-rs / socket".into());
     head.push("vchan-rs / limit".into());
     head.push("OCaml / vchan-rs".into());
+    head.push("OCaml / ocaml-vchan".into());
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {
         let mut cells = vec![r.work.title()];
@@ -1243,6 +1347,7 @@ fn results_table(rows: &[RowOut]) -> String {
         cells.push(p(Column::VchanRs, Column::Socket));
         cells.push(p(Column::VchanRs, Column::Limit));
         cells.push(p(Column::OCaml, Column::VchanRs));
+        cells.push(p(Column::OCaml, Column::OVchan));
         out.push_str(&format!("| {} |\n", cells.join(" | ")));
     }
     out
@@ -1274,9 +1379,14 @@ fn main() {
     if let Err(e) = &c {
         eprintln!("vchan-bench: C column unavailable: {e}");
     }
+    let ovchan = pair::OVchan::build();
+    if let Err(e) = &ovchan {
+        eprintln!("vchan-bench: ocaml-vchan column: {e}");
+    }
     let bench = Bench {
         opts,
         c,
+        ovchan,
         tmp: tmp.path().to_path_buf(),
         cat_file: std::cell::RefCell::new(None),
     };
@@ -1292,9 +1402,11 @@ fn main() {
                 .as_ref()
                 .is_none_or(|o| name.contains(o.as_str()))
         };
+        // ocaml-vchan's programs missing: its cells say why, and do not run.
+        let unbuilt = |c: &Column| *c == Column::OVchan && bench.ovchan.is_err();
         let cols: Vec<Column> = COLUMNS
             .into_iter()
-            .filter(|c| selected(c) && w.not_applicable(*c).is_none())
+            .filter(|c| selected(c) && w.not_applicable(*c).is_none() && !unbuilt(c))
             .collect();
         if cols.is_empty() {
             continue;
@@ -1309,10 +1421,11 @@ fn main() {
             sleeps: vec![f64::NAN; n],
             notes: COLUMNS
                 .iter()
-                .map(|&c| match w.not_applicable(c) {
-                    Some(why) => format!("n/a: {why}"),
-                    None if selected(&c) => String::new(),
-                    None => "not run (--only)".into(),
+                .map(|&c| match (w.not_applicable(c), &bench.ovchan) {
+                    (Some(why), _) => format!("n/a: {why}"),
+                    (None, _) if !selected(&c) => "not run (--only)".into(),
+                    (None, Err(why)) if unbuilt(&c) => why.clone(),
+                    (None, _) => String::new(),
                 })
                 .collect(),
         };

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,6 +182,19 @@ pub fn stream_outcome(v: &Values) -> Result<StreamOutcome, String> {
     })
 }
 
+/// vchan-xensim, next to this binary (cargo's target/release).
+fn xensim_launcher() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let launcher = exe.with_file_name("vchan-xensim");
+    if !launcher.exists() {
+        return Err(format!(
+            "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
+            launcher.display()
+        ));
+    }
+    Ok(launcher)
+}
+
 /// Where the C program and its launcher are.
 pub struct CSide {
     pub launcher: PathBuf,
@@ -191,14 +205,7 @@ impl CSide {
     /// Compile `source` into `dir` (with `cc -O2 ... -lxenvchan`) and find
     /// vchan-xensim next to this binary.
     pub fn build(source: &Path, dir: &Path) -> Result<CSide, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-        let launcher = exe.with_file_name("vchan-xensim");
-        if !launcher.exists() {
-            return Err(format!(
-                "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
-                launcher.display()
-            ));
-        }
+        let launcher = xensim_launcher()?;
         let program = dir.join("xvbench");
         let st = Command::new("cc")
             .args(["-O2", "-Wall", "-o"])
@@ -255,6 +262,77 @@ pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command,
     Ok(c)
 }
 
+/// mirage/ocaml-vchan's programs, from its pinned sources: its xencat
+/// and bench/ocaml/vbench.ml over it, each run under vchan-xensim.
+pub struct OVchan {
+    xencat: PathBuf,
+    vbench: PathBuf,
+    xensim: PathBuf,
+}
+
+impl OVchan {
+    /// Build them (scripts/ocaml-vchan.sh, a scratch dune workspace in
+    /// target/ocaml-vchan); the error says why they are not there.
+    pub fn build() -> Result<OVchan, String> {
+        let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = Command::new("bash")
+            .arg(project.join("scripts/ocaml-vchan.sh"))
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("not built: cannot run scripts/ocaml-vchan.sh: {e}"))?;
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr);
+            return Err(why.trim().to_owned());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut paths = text.lines().map(PathBuf::from);
+        let (Some(xencat), Some(vbench)) = (paths.next(), paths.next()) else {
+            return Err(format!(
+                "not built: scripts/ocaml-vchan.sh printed {text:?}"
+            ));
+        };
+        let xensim = xensim_launcher().map_err(|e| format!("not run: {e}"))?;
+        Ok(OVchan {
+            xencat,
+            vbench,
+            xensim,
+        })
+    }
+
+    /// vbench.exe over ocaml-vchan, rooted at `dir` (for
+    /// [`under_xensim`](OVchan::under_xensim), but for `inmem`).
+    pub fn vbench(&self, dir: &Path, args: &[String]) -> Command {
+        let mut c = Command::new(&self.vbench);
+        c.args(args)
+            .env("VCHAN_UNIX_DIR", dir)
+            .env_remove("VCHAN_BACKEND");
+        c
+    }
+
+    /// ocaml-vchan's xencat, rooted at `dir`.
+    pub fn xencat(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.xencat);
+        c.args(args).env("VCHAN_UNIX_DIR", dir);
+        c
+    }
+
+    /// `inner` (its program, arguments and environment) run by
+    /// vchan-xensim in domain `domid`.
+    pub fn under_xensim(&self, domid: u32, inner: Command) -> Command {
+        let mut c = Command::new(&self.xensim);
+        c.args(["--domid", &domid.to_string(), "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        c
+    }
+}
+
 /// vchan-cat, as dune built it.
 pub fn vchan_cat() -> Result<PathBuf, String> {
     let exe = dune_build().join("bin/vchan_cat.exe");
@@ -296,13 +374,13 @@ pub fn run_cat(
     pin_pair(&mut server, &mut client, pin);
     let mut srv = server
         .spawn()
-        .map_err(|e| format!("spawn vchan-cat -l: {e}"))?;
+        .map_err(|e| format!("spawn the server: {e}"))?;
     let published = dir.join("store").join(PATH.trim_start_matches('/'));
     let deadline = Instant::now() + limit;
     while !published.join("event-channel").exists() {
         if Instant::now() > deadline || srv.try_wait().ok().flatten().is_some() {
             kill(&mut srv);
-            return Err("vchan-cat -l did not listen".into());
+            return Err("the server did not listen".into());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -311,7 +389,7 @@ pub fn run_cat(
         Ok(c) => c,
         Err(e) => {
             kill(&mut srv);
-            return Err(format!("spawn vchan-cat: {e}"));
+            return Err(format!("spawn the client: {e}"));
         }
     };
     let mut done = [None, None];
@@ -326,7 +404,7 @@ pub fn run_cat(
         if Instant::now() > deadline {
             kill(&mut srv);
             kill(&mut cli);
-            return Err(format!("vchan-cat timed out after {limit:?}"));
+            return Err(format!("timed out after {limit:?}"));
         }
         std::thread::sleep(Duration::from_micros(500));
     }
@@ -334,11 +412,115 @@ pub fn run_cat(
     for (i, d) in done.into_iter().enumerate() {
         let Some((st, at)) = d else { continue };
         if !st.success() {
-            return Err(format!("vchan-cat {} failed: {st}", ["-l", "client"][i]));
+            return Err(format!("{} failed: {st}", ["the server", "the client"][i]));
         }
         end = end.max(at);
     }
     Ok(end)
+}
+
+/// Move up to `len` bytes from `from` to `to` with splice(2) (one of them
+/// a pipe), without copying them through this process; the bytes moved,
+/// 0 at end of input.
+fn splice(from: &impl AsRawFd, to: &impl AsRawFd, len: usize) -> std::io::Result<usize> {
+    // SAFETY: two open descriptors, no offsets (both positions advance).
+    let n = unsafe {
+        libc::splice(
+            from.as_raw_fd(),
+            std::ptr::null_mut(),
+            to.as_raw_fd(),
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE,
+        )
+    };
+    usize::try_from(n).map_err(|_| std::io::Error::last_os_error())
+}
+
+/// A pipe: (read end, write end), both close-on-exec.
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`, which holds two.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: two fresh descriptors that nothing else owns.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// ocaml-vchan's xencat end to end, under vchan-xensim: `xencat -l 1`
+/// receiving, `xencat 0` sending the tmpfs file `file` of `total` bytes;
+/// the seconds from the client's start until both exited (as
+/// [`run_cat`]). xencat ends when its standard input ends, closing its
+/// vchan at once, before its last buffered write is through (it then
+/// writes into the ring it unmapped, and crashes): so the sender's input
+/// is a pipe that this process fills from the file with splice(2) and
+/// closes once the receiver has written everything out; the receiver's
+/// output is a pipe that this process drains into /dev/null, also with
+/// splice(2), counting; the receiver's input is a pipe held open.
+pub fn run_xencat(
+    ov: &OVchan,
+    file: &Path,
+    total: u64,
+    dir: &Path,
+    limit: Duration,
+    pin: Option<[usize; 2]>,
+) -> Result<f64, String> {
+    let (srv_in, srv_in_held) = pipe()?;
+    let (srv_out_drained, srv_out) = pipe()?;
+    let (cli_in, cli_in_fed) = pipe()?;
+    let mut server = ov.under_xensim(0, ov.xencat(dir, &["-l", "1", "bench"]));
+    server.stdin(srv_in).stdout(srv_out);
+    let mut client = ov.under_xensim(1, ov.xencat(dir, &["0", "bench"]));
+    client.stdin(cli_in).stdout(Stdio::null());
+    let src = std::fs::File::open(file).map_err(|e| format!("open: {e}"))?;
+    let (all_out, wait_all_out) = std::sync::mpsc::channel::<()>();
+    let feeder = std::thread::spawn(move || -> Result<(), String> {
+        let mut left = total;
+        while left > 0 {
+            let n = splice(&src, &cli_in_fed, left.min(1 << 20) as usize)
+                .map_err(|e| format!("feeding xencat: {e}"))?;
+            if n == 0 {
+                return Err("the file ended early".into());
+            }
+            left -= n as u64;
+        }
+        // Until the receiver wrote everything (or gave up): then xencat's
+        // input ends.
+        let _ = wait_all_out.recv();
+        drop(cli_in_fed);
+        Ok(())
+    });
+    let drainer = std::thread::spawn(move || -> Result<u64, String> {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .map_err(|e| format!("/dev/null: {e}"))?;
+        let mut got = 0u64;
+        let mut all_out = Some(all_out);
+        loop {
+            let n = splice(&srv_out_drained, &null, 1 << 20)
+                .map_err(|e| format!("draining xencat -l: {e}"))?;
+            if n == 0 {
+                return Ok(got);
+            }
+            got += n as u64;
+            if got >= total {
+                all_out.take();
+            }
+        }
+    });
+    let res = run_cat(server, client, dir, limit, pin);
+    // Both ends are gone (or killed): the receiver's output has ended, and
+    // the feeder was told (or its channel dropped with the drainer).
+    drop(srv_in_held);
+    let got = drainer.join().map_err(|_| "the drainer panicked")??;
+    feeder.join().map_err(|_| "the feeder panicked")??;
+    let secs = res?;
+    if got != total {
+        return Err(format!("xencat -l wrote {got} of {total} bytes"));
+    }
+    Ok(secs)
 }
 
 /// A vchan-rs endpoint as a [`Link`] (blocking mode).

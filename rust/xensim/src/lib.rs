@@ -61,6 +61,7 @@ pub mod evtchn;
 pub mod gnt;
 pub mod xc;
 pub mod xs;
+pub mod xsd;
 
 use std::collections::HashMap;
 use std::io;

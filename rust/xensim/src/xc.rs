@@ -3,9 +3,13 @@
 //! (an `xc_dominfo_t`), Xen 4.18 and later's `xc_domain_getinfo_single` (an
 //! `xc_domaininfo_t`, Xen's `xen_domctl_getdomaininfo`); both are here,
 //! exported at the installed Xen's version (`scripts/link-xensim.sh`).
+//! And libxenctrl's compatibility names for event channels and grants,
+//! which ocaml-evtchn and ocaml-gnt (so ocaml-vchan's `vchan-unix`) call.
 
 use std::ffi::{c_int, c_uint, c_void};
 
+use crate::evtchn::{self, XenevtchnHandle};
+use crate::gnt::{self, GntHandle};
 use crate::set_errno;
 
 /// Size of Xen 4.17's `xc_dominfo_t` on x86-64 (checked against
@@ -116,4 +120,249 @@ pub unsafe extern "C" fn xc_domain_getinfo_single(
         std::ptr::write_unaligned(p.add(DOMAININFO_FLAGS_OFFSET).cast::<u32>(), DOMINF_RUNNING);
     }
     0
+}
+
+// libxenctrl's compatibility API (`XC_WANT_COMPAT_EVTCHN_API`,
+// `XC_WANT_COMPAT_GNTTAB_API` in `<xenctrl_compat.h>`): the `xc_evtchn_*`,
+// `xc_gnttab_*` and `xc_gntshr_*` names that older programs (ocaml-evtchn,
+// ocaml-gnt) still call. As in Xen, each is the `xenevtchn_*`,
+// `xengnttab_*` or `xengntshr_*` function of the same handle.
+
+/// Xen's `xc_evtchn_open`: `xenevtchn_open`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_open` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_open(
+    logger: *mut c_void,
+    flags: c_uint,
+) -> *mut XenevtchnHandle {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_open(logger, flags) }
+}
+
+/// Xen's `xc_evtchn_close`: `xenevtchn_close`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_close` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_close(xce: *mut XenevtchnHandle) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_close(xce) }
+}
+
+/// Xen's `xc_evtchn_fd`: `xenevtchn_fd`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_fd` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_fd(xce: *mut XenevtchnHandle) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_fd(xce) }
+}
+
+/// Xen's `xc_evtchn_notify`: `xenevtchn_notify`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_notify` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_notify(xce: *mut XenevtchnHandle, port: u32) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_notify(xce, port) }
+}
+
+/// Xen's `xc_evtchn_bind_unbound_port`: `xenevtchn_bind_unbound_port`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_bind_unbound_port` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_bind_unbound_port(
+    xce: *mut XenevtchnHandle,
+    domid: u32,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_bind_unbound_port(xce, domid) }
+}
+
+/// Xen's `xc_evtchn_bind_interdomain`: `xenevtchn_bind_interdomain`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_bind_interdomain` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_bind_interdomain(
+    xce: *mut XenevtchnHandle,
+    domid: u32,
+    remote_port: u32,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_bind_interdomain(xce, domid, remote_port) }
+}
+
+/// Xen's `xc_evtchn_bind_virq`: there are no virtual interrupts without a
+/// hypervisor; fails with `ENOSYS`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_bind_virq` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_bind_virq(_xce: *mut XenevtchnHandle, _virq: c_uint) -> c_int {
+    set_errno(libc::ENOSYS);
+    -1
+}
+
+/// Xen's `xc_evtchn_unbind`: `xenevtchn_unbind`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_unbind` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_unbind(xce: *mut XenevtchnHandle, port: u32) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_unbind(xce, port) }
+}
+
+/// Xen's `xc_evtchn_pending`: `xenevtchn_pending`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_pending` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_pending(xce: *mut XenevtchnHandle) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_pending(xce) }
+}
+
+/// Xen's `xc_evtchn_unmask`: `xenevtchn_unmask`.
+///
+/// # Safety
+/// As Xen's C API for `xc_evtchn_unmask` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_evtchn_unmask(xce: *mut XenevtchnHandle, port: u32) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { evtchn::xenevtchn_unmask(xce, port) }
+}
+
+/// Xen's `xc_gnttab_open`: `xengnttab_open`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gnttab_open` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gnttab_open(logger: *mut c_void, flags: c_uint) -> *mut GntHandle {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengnttab_open(logger, flags) }
+}
+
+/// Xen's `xc_gnttab_close`: `xengnttab_close`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gnttab_close` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gnttab_close(xcg: *mut GntHandle) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengnttab_close(xcg) }
+}
+
+/// Xen's `xc_gnttab_map_grant_ref`: `xengnttab_map_grant_ref`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gnttab_map_grant_ref` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gnttab_map_grant_ref(
+    xcg: *mut GntHandle,
+    domid: u32,
+    gref: u32,
+    prot: c_int,
+) -> *mut c_void {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengnttab_map_grant_ref(xcg, domid, gref, prot) }
+}
+
+/// Xen's `xc_gnttab_map_grant_refs`: `xengnttab_map_domain_grant_refs`
+/// when every page comes from one domain (as xensim's pages of several
+/// domains cannot be one mapping); else fails with `EINVAL`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gnttab_map_grant_refs` requires: `domids` and
+/// `refs` hold `count` entries.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gnttab_map_grant_refs(
+    xcg: *mut GntHandle,
+    count: u32,
+    domids: *mut u32,
+    refs: *mut u32,
+    prot: c_int,
+) -> *mut c_void {
+    if domids.is_null() || count == 0 {
+        set_errno(libc::EINVAL);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: C contract: `domids` holds `count` (>= 1) entries.
+    let doms = unsafe { std::slice::from_raw_parts(domids, count as usize) };
+    if doms.iter().any(|d| *d != doms[0]) {
+        set_errno(libc::EINVAL);
+        return std::ptr::null_mut();
+    }
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengnttab_map_domain_grant_refs(xcg, count, doms[0], refs, prot) }
+}
+
+/// Xen's `xc_gnttab_munmap`: `xengnttab_unmap`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gnttab_munmap` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gnttab_munmap(
+    xcg: *mut GntHandle,
+    start: *mut c_void,
+    count: u32,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengnttab_unmap(xcg, start, count) }
+}
+
+/// Xen's `xc_gntshr_open`: `xengntshr_open`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gntshr_open` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gntshr_open(logger: *mut c_void, flags: c_uint) -> *mut GntHandle {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengntshr_open(logger, flags) }
+}
+
+/// Xen's `xc_gntshr_close`: `xengntshr_close`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gntshr_close` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gntshr_close(xcg: *mut GntHandle) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengntshr_close(xcg) }
+}
+
+/// Xen's `xc_gntshr_share_pages`: `xengntshr_share_pages`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gntshr_share_pages` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gntshr_share_pages(
+    xcg: *mut GntHandle,
+    domid: u32,
+    count: c_int,
+    refs: *mut u32,
+    writable: c_int,
+) -> *mut c_void {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengntshr_share_pages(xcg, domid, count, refs, writable) }
+}
+
+/// Xen's `xc_gntshr_munmap`: `xengntshr_unshare`.
+///
+/// # Safety
+/// As Xen's C API for `xc_gntshr_munmap` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xc_gntshr_munmap(
+    xcg: *mut GntHandle,
+    start: *mut c_void,
+    count: u32,
+) -> c_int {
+    // SAFETY: forwarded C contract.
+    unsafe { gnt::xengntshr_unshare(xcg, start, count) }
 }

@@ -39,6 +39,38 @@ struct Inner {
     queue: VecDeque<(String, String)>,
 }
 
+/// A node's permissions for the domains other than its owner (xenstored's
+/// first permission entry, `b<owner>` for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    /// The owning domain.
+    pub owner: u32,
+    /// Others may read.
+    pub read: bool,
+    /// Others may write.
+    pub write: bool,
+}
+
+impl Perms {
+    /// xenstored's text form: `n`, `r`, `w` or `b`, then the owner.
+    pub fn to_wire(self) -> String {
+        let c = match (self.read, self.write) {
+            (false, false) => 'n',
+            (true, false) => 'r',
+            (false, true) => 'w',
+            (true, true) => 'b',
+        };
+        format!("{c}{}", self.owner)
+    }
+}
+
+/// Xen's `struct xs_permissions` (`<xenstore_lib.h>`).
+#[repr(C)]
+struct XsPermissions {
+    id: c_uint,
+    perms: c_uint,
+}
+
 /// An open xenstore handle (opaque to C).
 pub struct XsHandle {
     inner: Mutex<Inner>,
@@ -189,16 +221,147 @@ fn change(h: &XsHandle, t: u32, op: Op) -> Result<(), i32> {
     Ok(())
 }
 
+impl XsHandle {
+    /// A handle on the store of `VCHAN_UNIX_DIR` (`EINVAL`, ... when the
+    /// unix backend cannot be configured from the environment).
+    pub fn open() -> Result<XsHandle, i32> {
+        root()?;
+        Ok(XsHandle {
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// The value at `path` (relative to this domain's home; `domid` is
+    /// this domain's id), seeing transaction `t` (0: none).
+    pub fn read(&self, t: u32, path: &str) -> Result<Vec<u8>, i32> {
+        if path == "domid" {
+            return Ok(own_domid()?.to_string().into_bytes());
+        }
+        read(self, t, &absolute(path)?)?.ok_or(libc::ENOENT)
+    }
+
+    /// Write `value` at `path`, now (`t` = 0) or at the end of `t`.
+    pub fn write(&self, t: u32, path: &str, value: &[u8]) -> Result<(), i32> {
+        change(self, t, Op::Write(absolute(path)?, value.to_vec()))
+    }
+
+    /// Make the node `path` (and its parents), empty if it is new.
+    pub fn mkdir(&self, t: u32, path: &str) -> Result<(), i32> {
+        change(self, t, Op::Mkdir(absolute(path)?))
+    }
+
+    /// Remove the subtree at `path`.
+    pub fn rm(&self, t: u32, path: &str) -> Result<(), i32> {
+        change(self, t, Op::Rm(absolute(path)?))
+    }
+
+    /// Permissions are not simulated: accepted for any valid path.
+    pub fn set_permissions(&self, path: &str) -> Result<(), i32> {
+        store::node_path(&root()?, &absolute(path)?).map_err(|e| io_errno(&e))?;
+        Ok(())
+    }
+
+    /// The permissions of the node `path`, as they are: not enforced, so
+    /// the node is this domain's and everyone may read and write it
+    /// (`ENOENT` when there is no such node).
+    pub fn get_permissions(&self, t: u32, path: &str) -> Result<Perms, i32> {
+        let p = absolute(path)?;
+        if read(self, t, &p)?.is_none() && directory(self, t, &p)?.is_none() {
+            return Err(libc::ENOENT);
+        }
+        Ok(Perms {
+            owner: own_domid()?,
+            read: true,
+            write: true,
+        })
+    }
+
+    /// The names of `path`'s children, sorted.
+    pub fn directory(&self, t: u32, path: &str) -> Result<Vec<String>, i32> {
+        directory(self, t, &absolute(path)?)?.ok_or(libc::ENOENT)
+    }
+
+    /// A new transaction's id (never 0).
+    pub fn transaction_start(&self) -> u32 {
+        let mut inner = self.lock();
+        inner.next_t = inner.next_t.wrapping_add(1).max(1);
+        let t = inner.next_t;
+        inner.trans.insert(t, Vec::new());
+        t
+    }
+
+    /// End transaction `t`: apply its changes, or drop them (`abort`).
+    pub fn transaction_end(&self, t: u32, abort: bool) -> Result<(), i32> {
+        let ops = self.lock().trans.remove(&t).ok_or(libc::EINVAL)?;
+        if abort {
+            return Ok(());
+        }
+        let root = root()?;
+        // Removals take the root lock themselves: apply them after the
+        // writes, which go under one hold of it.
+        {
+            let _lock = RootLock::acquire(&root).map_err(|e| io_errno(&e))?;
+            for op in ops.iter().filter(|o| !matches!(o, Op::Rm(_))) {
+                apply(&root, op)?;
+            }
+        }
+        for op in ops.iter().filter(|o| matches!(o, Op::Rm(_))) {
+            apply(&root, op)?;
+        }
+        Ok(())
+    }
+
+    /// Watch the subtree at `path` (or a special `@` path) with `token`;
+    /// the watch fires once now.
+    pub fn watch(&self, path: &str, token: &str) -> Result<(), i32> {
+        let p = watch_path(path)?;
+        let print = fingerprint(&root()?, &p);
+        let mut inner = self.lock();
+        inner.queue.push_back((p.clone(), token.to_owned()));
+        inner.watches.push(Watch {
+            path: p,
+            token: token.to_owned(),
+            print,
+        });
+        Ok(())
+    }
+
+    /// Remove the watch of `path` and `token` (`ENOENT` if there is none).
+    pub fn unwatch(&self, path: &str, token: &str) -> Result<(), i32> {
+        let p = watch_path(path)?;
+        let mut inner = self.lock();
+        let before = inner.watches.len();
+        inner.watches.retain(|w| !(w.path == p && w.token == token));
+        inner.queue.retain(|(qp, qt)| !(*qp == p && qt == token));
+        if inner.watches.len() == before {
+            return Err(libc::ENOENT);
+        }
+        Ok(())
+    }
+
+    /// Remove every watch of this handle, and the events not yet taken.
+    pub fn unwatch_all(&self) {
+        let mut inner = self.lock();
+        inner.watches.clear();
+        inner.queue.clear();
+    }
+
+    /// One watch event (path, token) if one is due: queued, or a watched
+    /// subtree changed since the last look. `EINVAL` when nothing is
+    /// watched.
+    pub fn next_event(&self) -> Result<Option<(String, String)>, i32> {
+        next_event(self)
+    }
+}
+
 /// Xen's `xs_open` (`<xenstore.h>`), simulated over the unix backend.
 ///
 /// # Safety
 /// The pointer arguments must be as Xen's C API for `xs_open` requires.
 #[no_mangle]
 pub unsafe extern "C" fn xs_open(_flags: c_ulong) -> *mut XsHandle {
-    match root() {
-        Ok(_) => Box::into_raw(Box::new(XsHandle {
-            inner: Mutex::new(Inner::default()),
-        })),
+    match XsHandle::open() {
+        Ok(h) => Box::into_raw(Box::new(h)),
         Err(e) => err_null(e),
     }
 }
@@ -267,16 +430,10 @@ pub unsafe extern "C" fn xs_read(
     len: *mut c_uint,
 ) -> *mut c_char {
     // SAFETY: C contract: a handle from xs_open and a C string.
-    let res = unsafe { handle(h) }.and_then(|h| {
-        // SAFETY: C contract: a C string.
-        let p = unsafe { cstr(path) }?;
-        if p == "domid" {
-            return Ok(Some(own_domid()?.to_string().into_bytes()));
-        }
-        read(h, t, &absolute(p)?)
-    });
+    // SAFETY: C contract: a C string.
+    let res = unsafe { handle(h) }.and_then(|h| h.read(t, unsafe { cstr(path) }?));
     match res {
-        Ok(Some(v)) => {
+        Ok(v) => {
             let out = malloc_bytes(&v);
             if !out.is_null() && !len.is_null() {
                 // SAFETY: C contract: `len` is null or valid for writes.
@@ -284,7 +441,6 @@ pub unsafe extern "C" fn xs_read(
             }
             out
         }
-        Ok(None) => err_null(libc::ENOENT),
         Err(e) => err_null(e),
     }
 }
@@ -304,16 +460,16 @@ pub unsafe extern "C" fn xs_write(
     // SAFETY: C contract: a handle from xs_open.
     let res = unsafe { handle(h) }.and_then(|h| {
         // SAFETY: C contract: a C string.
-        let p = absolute(unsafe { cstr(path) }?)?;
-        let v = if len == 0 {
-            Vec::new()
+        let p = unsafe { cstr(path) }?;
+        let v: &[u8] = if len == 0 {
+            &[]
         } else if data.is_null() {
             return Err(libc::EINVAL);
         } else {
             // SAFETY: C contract: `data` holds `len` bytes.
-            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) }.to_vec()
+            unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) }
         };
-        change(h, t, Op::Write(p, v))
+        h.write(t, p, v)
     });
     res.map_or_else(err_false, |()| true)
 }
@@ -325,8 +481,7 @@ pub unsafe extern "C" fn xs_write(
 #[no_mangle]
 pub unsafe extern "C" fn xs_mkdir(h: *mut XsHandle, t: u32, path: *const c_char) -> bool {
     // SAFETY: C contract: a handle from xs_open and a C string.
-    let res = unsafe { handle(h) }
-        .and_then(|h| change(h, t, Op::Mkdir(absolute(unsafe { cstr(path) }?)?)));
+    let res = unsafe { handle(h) }.and_then(|h| h.mkdir(t, unsafe { cstr(path) }?));
     res.map_or_else(err_false, |()| true)
 }
 
@@ -337,8 +492,7 @@ pub unsafe extern "C" fn xs_mkdir(h: *mut XsHandle, t: u32, path: *const c_char)
 #[no_mangle]
 pub unsafe extern "C" fn xs_rm(h: *mut XsHandle, t: u32, path: *const c_char) -> bool {
     // SAFETY: C contract: a handle from xs_open and a C string.
-    let res =
-        unsafe { handle(h) }.and_then(|h| change(h, t, Op::Rm(absolute(unsafe { cstr(path) }?)?)));
+    let res = unsafe { handle(h) }.and_then(|h| h.rm(t, unsafe { cstr(path) }?));
     res.map_or_else(err_false, |()| true)
 }
 
@@ -356,13 +510,48 @@ pub unsafe extern "C" fn xs_set_permissions(
     _num_perms: c_uint,
 ) -> bool {
     // SAFETY: C contract: a handle from xs_open and a C string.
-    let res = unsafe { handle(h) }.and_then(|_| {
-        // SAFETY: C contract: a C string.
-        let p = absolute(unsafe { cstr(path) }?)?;
-        store::node_path(&root()?, &p).map_err(|e| io_errno(&e))?;
-        Ok(())
-    });
+    let res = unsafe { handle(h) }.and_then(|h| h.set_permissions(unsafe { cstr(path) }?));
     res.map_or_else(err_false, |()| true)
+}
+
+/// Xen's `xs_get_permissions` (`<xenstore.h>`): one entry, as
+/// [`XsHandle::get_permissions`] says.
+///
+/// # Safety
+/// The pointer arguments must be as Xen's C API for `xs_get_permissions` requires.
+#[no_mangle]
+pub unsafe extern "C" fn xs_get_permissions(
+    h: *mut XsHandle,
+    t: u32,
+    path: *const c_char,
+    num: *mut c_uint,
+) -> *mut libc::c_void {
+    // SAFETY: C contract: a handle from xs_open and a C string.
+    let res = unsafe { handle(h) }.and_then(|h| h.get_permissions(t, unsafe { cstr(path) }?));
+    match res {
+        Ok(p) => {
+            // SAFETY: plain malloc; the result is checked.
+            let out = unsafe { libc::malloc(std::mem::size_of::<XsPermissions>()) }
+                .cast::<XsPermissions>();
+            if out.is_null() {
+                return err_null(libc::ENOMEM);
+            }
+            let bits = u32::from(p.read) | (u32::from(p.write) << 1);
+            // SAFETY: `out` is a fresh allocation of one entry, aligned by
+            // malloc; `num` is null or valid for writes (C contract).
+            unsafe {
+                out.write(XsPermissions {
+                    id: p.owner,
+                    perms: bits,
+                });
+                if !num.is_null() {
+                    *num = 1;
+                }
+            }
+            out.cast()
+        }
+        Err(e) => err_null(e),
+    }
 }
 
 /// A `malloc`ed vector of `items` pointers followed by the strings, freed
@@ -403,13 +592,9 @@ pub unsafe extern "C" fn xs_directory(
     num: *mut c_uint,
 ) -> *mut *mut c_char {
     // SAFETY: C contract: a handle from xs_open and a C string.
-    let res = unsafe { handle(h) }.and_then(|h| {
-        // SAFETY: C contract: a C string.
-        let p = absolute(unsafe { cstr(path) }?)?;
-        directory(h, t, &p)
-    });
+    let res = unsafe { handle(h) }.and_then(|h| h.directory(t, unsafe { cstr(path) }?));
     match res {
-        Ok(Some(names)) => {
+        Ok(names) => {
             let items: Vec<&str> = names.iter().map(String::as_str).collect();
             let v = malloc_vector(&items);
             if !v.is_null() && !num.is_null() {
@@ -418,7 +603,6 @@ pub unsafe extern "C" fn xs_directory(
             }
             v
         }
-        Ok(None) => err_null(libc::ENOENT),
         Err(e) => err_null(e),
     }
 }
@@ -440,13 +624,7 @@ pub unsafe extern "C" fn xs_get_domain_path(_h: *mut XsHandle, domid: c_uint) ->
 pub unsafe extern "C" fn xs_transaction_start(h: *mut XsHandle) -> u32 {
     // SAFETY: C contract: a handle from xs_open.
     match unsafe { handle(h) } {
-        Ok(h) => {
-            let mut inner = h.lock();
-            inner.next_t = inner.next_t.wrapping_add(1).max(1);
-            let t = inner.next_t;
-            inner.trans.insert(t, Vec::new());
-            t
-        }
+        Ok(h) => h.transaction_start(),
         Err(e) => {
             set_errno(e);
             0
@@ -461,25 +639,7 @@ pub unsafe extern "C" fn xs_transaction_start(h: *mut XsHandle) -> u32 {
 #[no_mangle]
 pub unsafe extern "C" fn xs_transaction_end(h: *mut XsHandle, t: u32, abort: bool) -> bool {
     // SAFETY: C contract: a handle from xs_open.
-    let res = unsafe { handle(h) }.and_then(|h| {
-        let ops = h.lock().trans.remove(&t).ok_or(libc::EINVAL)?;
-        if abort {
-            return Ok(());
-        }
-        let root = root()?;
-        // Removals take the root lock themselves: apply them after the
-        // writes, which go under one hold of it.
-        {
-            let _lock = RootLock::acquire(&root).map_err(|e| io_errno(&e))?;
-            for op in ops.iter().filter(|o| !matches!(o, Op::Rm(_))) {
-                apply(&root, op)?;
-            }
-        }
-        for op in ops.iter().filter(|o| matches!(o, Op::Rm(_))) {
-            apply(&root, op)?;
-        }
-        Ok(())
-    });
+    let res = unsafe { handle(h) }.and_then(|h| h.transaction_end(t, abort));
     res.map_or_else(err_false, |()| true)
 }
 
@@ -542,16 +702,7 @@ pub unsafe extern "C" fn xs_watch(
     let res = unsafe { handle(h) }.and_then(|h| {
         // SAFETY: C contract: C strings.
         let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
-        let p = watch_path(p)?;
-        let print = fingerprint(&root()?, &p);
-        let mut inner = h.lock();
-        inner.queue.push_back((p.clone(), tok.to_owned()));
-        inner.watches.push(Watch {
-            path: p,
-            token: tok.to_owned(),
-            print,
-        });
-        Ok(())
+        h.watch(p, tok)
     });
     res.map_or_else(err_false, |()| true)
 }
@@ -570,15 +721,7 @@ pub unsafe extern "C" fn xs_unwatch(
     let res = unsafe { handle(h) }.and_then(|h| {
         // SAFETY: C contract: C strings.
         let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
-        let p = watch_path(p)?;
-        let mut inner = h.lock();
-        let before = inner.watches.len();
-        inner.watches.retain(|w| !(w.path == p && w.token == tok));
-        inner.queue.retain(|(qp, qt)| !(*qp == p && qt == tok));
-        if inner.watches.len() == before {
-            return Err(libc::ENOENT);
-        }
-        Ok(())
+        h.unwatch(p, tok)
     });
     res.map_or_else(err_false, |()| true)
 }

@@ -2,8 +2,9 @@
 //! libraries replaced by xensim (over vchan's unix backend), by
 //! prepending the xensim library directory to `LD_LIBRARY_PATH` and
 //! preloading its libxenctrl (whose soname is the installed Xen's:
-//! `scripts/link-xensim.sh`) (`vchan-xensim --help` says it all;
-//! `man/vchan-xensim.1` is that text).
+//! `scripts/link-xensim.sh`), and by serving xenstored's socket protocol
+//! on `XENSTORED_PATH` for as long as CMD runs (`vchan-xensim --help`
+//! says it all; `man/vchan-xensim.1` is that text).
 //!
 //! The libraries (`scripts/link-xensim.sh` makes them): `$VCHAN_XENSIM_LIB`
 //! if set, else the first of `<exe dir>/xensim` (cargo's target dir),
@@ -11,7 +12,9 @@
 //! (an installation) that holds them.
 
 use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -54,8 +57,15 @@ DESCRIPTION
     carries the soname and symbol version of the Xen installed when
     xensim was built, and stands for it once preloaded.)
 
+    For clients that speak xenstored's socket protocol instead of
+    calling libxenstore (ocaml-xenstore's client, so ocaml-vchan's
+    vchan-unix; Xen's own libxenstore too), it serves that protocol on a
+    Unix socket, backed by the same store,
+    and sets XENSTORED_PATH to it; the server runs until CMD exits.
+
     Event channels are masked as Linux's evtchn driver masks them. Not
-    simulated: xenstore permissions, a pollable watch descriptor.
+    simulated: xenstore permissions, a pollable watch descriptor (watches
+    are polled).
 
 OPTIONS
     --domid N
@@ -82,6 +92,11 @@ ENVIRONMENT
         Kept, after xensim's directory.
     LD_PRELOAD
         Kept, after xensim's libxenctrl.
+    XENSTORED_PATH
+        Set for CMD: the socket of xenstored's protocol,
+        $TMPDIR/vchan-xensim-$UID/xenstored-<pid>.sock (TMPDIR: /tmp when
+        unset). When it cannot be served, a warning says why and
+        XENSTORED_PATH is left as it was.
 
 EXIT STATUS
     CMD's exit status when it ran; 2 on bad arguments; 127 when the
@@ -143,6 +158,119 @@ fn lib_dir() -> Result<PathBuf, String> {
             .collect::<Vec<_>>()
             .join(", ")
     ))
+}
+
+/// Bind xenstored's socket for the process that is about to become CMD
+/// and serve it from a detached grandchild until that process is gone.
+/// Returns the socket's path.
+fn xenstored() -> Result<PathBuf, String> {
+    // Outside the rendezvous directory, whose leftovers tests check (the
+    // socket goes shortly after CMD); private to this user.
+    // SAFETY: getuid has no preconditions.
+    let dir = std::env::temp_dir().join(format!("vchan-xensim-{}", unsafe { libc::getuid() }));
+    {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        let m = std::fs::symlink_metadata(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        // SAFETY: getuid has no preconditions.
+        if !m.is_dir() || m.uid() != unsafe { libc::getuid() } || m.mode() & 0o077 != 0 {
+            return Err(format!(
+                "{} is not a private directory of this user",
+                dir.display()
+            ));
+        }
+    }
+    let pid = std::process::id();
+    let path = dir.join(format!("xenstored-{pid}.sock"));
+    // A socket left by an earlier process of this pid.
+    let _ = std::fs::remove_file(&path);
+    // Close-on-exec: CMD does not inherit it.
+    let listener = UnixListener::bind(&path).map_err(|e| {
+        format!(
+            "cannot serve xenstored's protocol at {}: {e}",
+            path.display()
+        )
+    })?;
+    // SAFETY: this process has one thread (no lock can be held across the
+    // fork); the child only forks again and exits.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            // SAFETY: as above; the grandchild owns no lock either.
+            if unsafe { libc::fork() } == 0 {
+                xenstored_daemon(listener, pid, &path);
+            }
+            // SAFETY: leaving the intermediate child without running the
+            // parent's atexit handlers or flushing its buffers twice.
+            unsafe { libc::_exit(0) }
+        }
+        child => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child; `status` is valid.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            Ok(path)
+        }
+    }
+}
+
+/// The server's process: stdio to /dev/null, every other descriptor but
+/// the listener's closed, then serve until process `pid` ends.
+fn xenstored_daemon(listener: UnixListener, pid: u32, path: &Path) -> ! {
+    let keep = listener.as_raw_fd();
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let open: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in open.into_iter().filter(|fd| *fd > 2 && *fd != keep) {
+        // SAFETY: descriptors inherited from CMD's caller, unused here (the
+        // directory's own descriptor is already closed: EBADF is harmless).
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: a new session, so that CMD's terminal signals are not ours.
+    unsafe { libc::setsid() };
+    std::thread::spawn(move || xensim::xsd::serve(listener));
+    wait_for_exit(pid);
+    let _ = std::fs::remove_file(path);
+    // SAFETY: ending the server process; nothing to flush.
+    unsafe { libc::_exit(0) }
+}
+
+/// Return when process `pid` has ended (a pidfd; else polled).
+fn wait_for_exit(pid: u32) {
+    // SAFETY: pidfd_open takes a pid and flags, returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if let Ok(fd) = i32::try_from(fd) {
+        if fd >= 0 {
+            // SAFETY: a fresh descriptor that we own.
+            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+            let mut p = libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            while unsafe { libc::poll(&mut p, 1, -1) } < 0 {}
+            return;
+        }
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 fn main() -> ExitCode {
@@ -207,7 +335,14 @@ fn main() -> ExitCode {
         .env("LD_LIBRARY_PATH", prepend("LD_LIBRARY_PATH", &dir))
         .env("LD_PRELOAD", prepend("LD_PRELOAD", &dir.join(XENCTRL)));
     if let Some(d) = own {
-        c.env("VCHAN_DOMID", d.to_string());
+        // The server's domain too (this process has one thread).
+        std::env::set_var("VCHAN_DOMID", d.to_string());
+    }
+    match xenstored() {
+        Ok(p) => {
+            c.env("XENSTORED_PATH", p);
+        }
+        Err(e) => eprintln!("vchan-xensim: warning: xenstored's protocol not served: {e}"),
     }
     let err = c.exec();
     eprintln!("vchan-xensim: cannot run {}: {err}", cmd.to_string_lossy());

@@ -168,10 +168,9 @@ fn send(fd: &OwnedFd, msg: &[u8]) -> io::Result<()> {
 
 /// Allocate a port number in `dir`: a locked file `<port>`.
 fn alloc_port(dir: &Path) -> io::Result<(u32, Owned)> {
-    // Ports 1..=65535; start at a random place to avoid collisions.
-    let start = (fsobj::random() % 65535) as u32;
-    for i in 0..65535u32 {
-        let port = (start + i) % 65535 + 1;
+    // The lowest free port of 1..=65535, as Xen allocates them (programs
+    // such as ocaml-evtchn index arrays of 1024 by port number).
+    for port in 1..=65535u32 {
         if let Some(lock) = fsobj::create(dir, &port.to_string(), b"")? {
             return Ok((port, lock));
         }
