@@ -22,12 +22,13 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
     read_off : int;
     evtchn : E.channel;
     mutable token : E.event;  (** The newest event seen. *)
+    mutable wakeup : (unit Lwt.t * unit Lwt.u) option;
+        (** While someone waits: resolved by the next event, or by close.
+            One [E.recv] serves every waiter. *)
     mutable pending : int;
         (** Length of the last view [read] returned, consumed by the next. *)
     mutable closed : bool;
     mutable read_shut : bool;
-    closing : unit Lwt.t;  (** Resolves at close: wakes every waiter. *)
-    close_now : unit Lwt.u;
     domid : int;
     port : Port.t;
   }
@@ -54,7 +55,6 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
   let right_order o = (o lsr 8) land 0xff
 
   let make ~st ~memory ~read_buf ~read_off ~evtchn ~domid ~port =
-    let closing, close_now = Lwt.wait () in
     {
       st;
       memory;
@@ -62,21 +62,40 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
       read_off;
       evtchn;
       token = E.initial;
+      wakeup = None;
       pending = 0;
       closed = false;
       read_shut = false;
-      closing;
-      close_now;
       domid;
       port;
     }
 
+  (* Wake every waiter (they retry). *)
+  let wake t outcome =
+    match t.wakeup with
+    | None -> ()
+    | Some (_, u) ->
+        t.wakeup <- None;
+        Lwt.wakeup_later_result u outcome
+
   (* Wait for an event newer than [tok] (taken before the last look, so
-     that one arriving since is not missed), or for close. *)
+     that one arriving since is not missed), or for close. Without
+     [Lwt.pick] against a close promise: that registered and removed two
+     callbacks per wait, most of a one-process round trip. *)
   let wait t tok =
-    if t.closed then Lwt.return_unit
+    if t.closed || tok != t.token then Lwt.return_unit
     else
-      Lwt.pick [ (E.recv t.evtchn tok >|= fun ev -> t.token <- ev); t.closing ]
+      match t.wakeup with
+      | Some (p, _) -> p
+      | None ->
+          let ((p, _) as w) = Lwt.wait () in
+          t.wakeup <- Some w;
+          Lwt.on_any (E.recv t.evtchn tok)
+            (fun ev ->
+              t.token <- ev;
+              wake t (Ok ()))
+            (fun e -> wake t (Error e));
+          p
 
   let notify t r = if r land 1 = 1 then E.send t.evtchn
 
@@ -208,7 +227,7 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
       t.pending <- 0;
       (* From here the core never touches the memory again. *)
       if F.close t.st = 1 then E.send t.evtchn;
-      Lwt.wakeup_later t.close_now ();
+      wake t (Ok ());
       match t.memory with
       | Mapped { page; rings } ->
           List.iter M.unmap rings;

@@ -16,7 +16,7 @@
       [C.write], and resolves once the client connected. [read_size] and
       [write_size] default to 1024 bytes, as in ocaml-vchan (at most 1 MiB).
       If a step fails ([M.share], [E.listen], [C.write] raising, a client
-      breaking the protocol, or the promise cancelled), what was acquired
+      breaking the protocol), what was acquired
       is given back (rendezvous deleted, pages unshared, channel closed)
       and the promise fails with the first error;
     - {b client} reads the rendezvous with [C.read], maps the page and

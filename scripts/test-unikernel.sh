@@ -23,7 +23,7 @@ mem_mb=1024
 # Every result line the program must print (Functor_cases.all, then the
 # timings).
 cases=(echo echo-caps both-ways-64MiB every-order read-view-at-wrap eof-close-shutdown
-       cleaned-up-sees-leaks ring-over-1MiB-refused port-names domain-ids timings)
+       cleaned-up-sees-leaks two-waiters ring-over-1MiB-refused port-names domain-ids timings)
 figures=(stream-64MiB-64KiB ping-pong-64B memcpy-64KiB memcpy-64B memset-64KiB memcmp-64KiB)
 
 # Checks one run's output ($1, printed with prefix $2) and exit status ($3).

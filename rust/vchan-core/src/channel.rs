@@ -362,6 +362,14 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         Ok((size - used) as usize)
     }
 
+    /// The peer's consumer index on the ring we write, as the page says
+    /// now: read once and not validated, so only a hint (e.g. whether the
+    /// peer moved since an earlier look), never a size or an offset.
+    #[inline]
+    pub fn peer_read_progress(&self) -> u32 {
+        self.page.load_u32(self.wr_cons_off, Relaxed)
+    }
+
     /// Ask the peer to signal us after it writes (sets WRITE in the peer's
     /// notify byte, then a full barrier). Re-check [`data_ready`] afterwards:
     /// the peer may have written in between.
@@ -454,6 +462,11 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         if n == 0 {
             return Ok(Transfer::NOTHING);
         }
+        if n <= self.wr_seg {
+            // One segment (every small message): no cutting, no division.
+            self.copy_in(&buf[..n]);
+            return Ok(self.publish_prod(n));
+        }
         let (body, last) = buf[..n].split_at(n - self.last_segment(n, self.wr_seg));
         for seg in body.chunks(self.wr_seg) {
             self.copy_in(seg);
@@ -494,6 +507,10 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         let n = ready.min(buf.len());
         if n == 0 {
             return Ok(Transfer::NOTHING);
+        }
+        if n <= self.rd_seg {
+            self.copy_out(&mut buf[..n]);
+            return Ok(self.publish_cons(n));
         }
         let cut = n - self.last_segment(n, self.rd_seg);
         let (body, last) = buf[..n].split_at_mut(cut);

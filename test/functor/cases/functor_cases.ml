@@ -208,6 +208,33 @@ let cleaned_up_sees_leaks () =
   | exception Failure _ -> ());
   V.close c >|= fun () -> V.assert_cleaned_up ()
 
+(* One endpoint with a reader waiting for data and a writer waiting for
+   space at the same time: both are woken (they share one wait for the
+   event channel), each when the peer does what it waits for. *)
+let two_waiters () =
+  run @@ fun () ->
+  (* The server writes the 2 KiB in-page ring (orders 10/11). *)
+  let ring = 2048 in
+  pair ~read_size:1024 ~write_size:ring "two-waiters" >>= fun (s, c) ->
+  V.write s (Cstruct.create ring) >|= ok "fill" >>= fun () ->
+  let reading = V.read s in
+  let writing = V.write s (Cstruct.of_string "more") in
+  if Lwt.state reading <> Lwt.Sleep || Lwt.state writing <> Lwt.Sleep then
+    fail "a waiter did not wait";
+  read_exactly c ring >>= fun _ ->
+  (* The next read releases that view (freeing the ring), then waits. *)
+  let more = read_exactly c 4 in
+  (writing >|= ok "blocked write") >>= fun () ->
+  if Lwt.state reading <> Lwt.Sleep then fail "the reader woke without data";
+  V.write c (Cstruct.of_string "reply") >|= ok "reply" >>= fun () ->
+  (reading >|= function
+   | Ok (`Data v) when Cstruct.to_string v = "reply" -> ()
+   | _ -> fail "the blocked read did not get the reply")
+  >>= fun () ->
+  more >>= fun got ->
+  if Bytes.to_string got <> "more" then fail "lost the blocked write";
+  close_both (s, c)
+
 let bad_sizes () =
   run @@ fun () ->
   Lwt.catch
@@ -270,6 +297,7 @@ let all =
     { id = "read-view-at-wrap"; doc = "read view at the wrap point"; run = read_view_at_wrap };
     { id = "eof-close-shutdown"; doc = "`Eof after the last byte, close, shutdown"; run = eof_and_close };
     { id = "cleaned-up-sees-leaks"; doc = "assert_cleaned_up sees leaks"; run = cleaned_up_sees_leaks };
+    { id = "two-waiters"; doc = "a blocked reader and writer on one endpoint"; run = two_waiters };
     { id = "ring-over-1MiB-refused"; doc = "ring larger than 1 MiB refused"; run = bad_sizes };
     { id = "port-names"; doc = "port names validated by the core"; run = port_names };
     { id = "domain-ids"; doc = "domain ids validated by the core"; run = domids };

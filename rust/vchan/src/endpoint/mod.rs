@@ -76,6 +76,9 @@ pub struct Endpoint {
     peer_gone: bool,
     /// When events were last consumed ([`coarse_ms`]).
     drained_at: u64,
+    /// The peer's consumer index on our write ring when a write last
+    /// looked (see [`Endpoint::death_check_due`]).
+    peer_cons_seen: u32,
 }
 
 impl std::fmt::Debug for Endpoint {

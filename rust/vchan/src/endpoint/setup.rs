@@ -224,7 +224,6 @@ impl Endpoint {
     ) -> Endpoint {
         Endpoint {
             role: live.ch.role(),
-            live: Some(live),
             backend,
             peer,
             path,
@@ -235,6 +234,8 @@ impl Endpoint {
             vanished: false,
             peer_gone: false,
             drained_at: coarse_ms(),
+            peer_cons_seen: live.ch.peer_read_progress(),
+            live: Some(live),
         }
     }
 }

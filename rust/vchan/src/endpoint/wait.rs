@@ -56,15 +56,34 @@ impl Endpoint {
     /// wait would otherwise never consume events, and (on the unix backend,
     /// where a death arrives as an event) write into a dead peer's ring
     /// until it fills: so in blocking mode, events are consumed first when
-    /// the last time is [`DEATH_CHECK_MS`] ago — a clock read (no system
-    /// call) per write, a drain every 200 ms. In non-blocking mode the
-    /// descriptor polls readable on a death and the caller consumes.
+    /// the last time is [`DEATH_CHECK_MS`] ago (see
+    /// [`death_check_due`](Endpoint::death_check_due)). In non-blocking
+    /// mode the descriptor polls readable on a death and the caller
+    /// consumes.
     #[inline]
     pub(super) fn writer_peer_state(&mut self) -> Result<State> {
-        if !self.nonblocking && coarse_ms().wrapping_sub(self.drained_at) >= DEATH_CHECK_MS {
+        if !self.nonblocking && self.death_check_due()? {
             self.drain()?;
         }
         self.peer_state()
+    }
+
+    /// Is a blocking writer's death check due? Not while the peer keeps
+    /// reading: its consumer index moved since the last write looked, so
+    /// it was alive since then (a ping-pong, or a stream the peer keeps up
+    /// with, reads no clock at all). Otherwise when events were last
+    /// consumed [`DEATH_CHECK_MS`] ago: a clock read (no system call), and
+    /// a drain every 200 ms. A peer that dies is seen at most one write
+    /// later than by a clock read per write; a peer that fakes progress
+    /// delays only the discovery of its own death.
+    #[inline]
+    fn death_check_due(&mut self) -> Result<bool> {
+        let cons = self.live()?.ch.peer_read_progress();
+        if cons != self.peer_cons_seen {
+            self.peer_cons_seen = cons;
+            return Ok(false);
+        }
+        Ok(coarse_ms().wrapping_sub(self.drained_at) >= DEATH_CHECK_MS)
     }
 
     #[inline]
