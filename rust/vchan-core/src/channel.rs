@@ -7,44 +7,6 @@ use crate::layout::*;
 use crate::mem::{RingMem, SharedPage};
 use crate::order::Orders;
 
-impl Role {
-    /// Offsets of (cons, prod) of the ring this role reads.
-    const fn read_indices(self) -> (usize, usize) {
-        match self {
-            Role::Server => (LEFT_CONS, LEFT_PROD),
-            Role::Client => (RIGHT_CONS, RIGHT_PROD),
-        }
-    }
-    /// Offsets of (cons, prod) of the ring this role writes.
-    const fn write_indices(self) -> (usize, usize) {
-        match self {
-            Role::Server => (RIGHT_CONS, RIGHT_PROD),
-            Role::Client => (LEFT_CONS, LEFT_PROD),
-        }
-    }
-    /// Offset of this role's own live byte.
-    pub const fn live_offset(self) -> usize {
-        match self {
-            Role::Server => SRV_LIVE,
-            Role::Client => CLI_LIVE,
-        }
-    }
-    /// Offset of the notify byte holding the bits this role acts on.
-    pub const fn notify_offset(self) -> usize {
-        match self {
-            Role::Server => SRV_NOTIFY,
-            Role::Client => CLI_NOTIFY,
-        }
-    }
-    /// The other role.
-    pub const fn peer(self) -> Role {
-        match self {
-            Role::Server => Role::Client,
-            Role::Client => Role::Server,
-        }
-    }
-}
-
 /// The state of an endpoint as announced by its live byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveState {
