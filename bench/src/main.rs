@@ -3,8 +3,9 @@
 //! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
 //! xensim), a Unix stream socket, a pipe and the limit (spinning
 //! shared-memory rings), each as two processes on this machine. Prints a
-//! table and writes it as CSV and SVG (`--out DIR`, default
-//! bench/results).
+//! table and writes it as CSV and SVG (`--out DIR`, default target/bench;
+//! the committed figures, bench/results, only with `--out bench/results`:
+//! `make bench-results`).
 //!
 //!   vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S]
 //!               [--only TEXT] [--no-pin] [--out DIR] [--smoke]
@@ -943,7 +944,7 @@ fn parse_opts() -> Result<Opts, String> {
         fixed_total: None,
         only: None,
         pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
-        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/results")),
+        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
