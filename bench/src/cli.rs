@@ -1,0 +1,70 @@
+//! The command line.
+
+use crate::*;
+
+pub struct Opts {
+    pub runs: usize,
+    pub secs: f64,
+    pub rounds: u64,
+    /// How long the idle row's peer stays silent (ms).
+    pub idle_ms: u64,
+    /// Rounds of the two system-call runs (their difference is counted).
+    pub sys_rounds: [u64; 2],
+    /// A fixed amount per stream run instead of calibrating (smoke runs).
+    pub fixed_total: Option<u64>,
+    /// Run only the cells whose "workload / column" contains this.
+    pub only: Option<String>,
+    /// Pin the two processes of each cell to CPUs 0 and 1 (the default
+    /// with two CPUs or more).
+    pub pin: bool,
+    /// Where the CSV and the SVG go.
+    pub out: PathBuf,
+}
+
+pub fn parse_opts() -> Result<Opts, String> {
+    let mut o = Opts {
+        runs: 5,
+        secs: 1.0,
+        rounds: 20_000,
+        idle_ms: 10_000,
+        sys_rounds: [200, 4000],
+        fixed_total: None,
+        only: None,
+        pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
+        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench")),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "bad --runs")?,
+            "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
+            "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
+            "--idle-secs" => {
+                let s: f64 = val("--idle-secs")?.parse().map_err(|_| "bad --idle-secs")?;
+                o.idle_ms = (s * 1000.0) as u64;
+            }
+            "--only" => o.only = Some(val("--only")?),
+            "--no-pin" => o.pin = false,
+            "--out" => o.out = PathBuf::from(val("--out")?),
+            "--smoke" => {
+                o.runs = 1;
+                o.rounds = 200;
+                o.idle_ms = 300;
+                o.sys_rounds = [20, 40];
+                o.fixed_total = Some(4 * MIB);
+            }
+            "-h" | "--help" => {
+                println!(
+                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] [--only TEXT] [--no-pin] [--out DIR] [--smoke]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    if o.runs == 0 || o.rounds == 0 || o.idle_ms == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
+        return Err("--runs, --rounds, --idle-secs and --secs must be positive".into());
+    }
+    Ok(o)
+}
