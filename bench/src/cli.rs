@@ -21,7 +21,10 @@ pub struct Opts {
     pub out: PathBuf,
 }
 
-pub fn parse_opts() -> Result<Opts, String> {
+const USAGE: &str = "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] [--only TEXT] [--no-pin] [--out DIR] [--smoke]";
+
+/// The options in `args` (the program's arguments, without its name).
+pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         runs: 5,
         secs: 1.0,
@@ -33,34 +36,30 @@ pub fn parse_opts() -> Result<Opts, String> {
         pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench")),
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.iter();
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        fn num<T: std::str::FromStr>(a: &str, v: &str) -> Result<T, String> {
+            v.parse().map_err(|_| format!("bad {a} {v:?}"))
+        }
         match a.as_str() {
-            "--runs" => o.runs = val("--runs")?.parse().map_err(|_| "bad --runs")?,
-            "--secs" => o.secs = val("--secs")?.parse().map_err(|_| "bad --secs")?,
-            "--rounds" => o.rounds = val("--rounds")?.parse().map_err(|_| "bad --rounds")?,
-            "--idle-secs" => {
-                let s: f64 = val("--idle-secs")?.parse().map_err(|_| "bad --idle-secs")?;
-                o.idle_ms = (s * 1000.0) as u64;
-            }
-            "--only" => o.only = Some(val("--only")?),
+            "--runs" => o.runs = num(a, val()?)?,
+            "--secs" => o.secs = num(a, val()?)?,
+            "--rounds" => o.rounds = num(a, val()?)?,
+            "--idle-secs" => o.idle_ms = (num::<f64>(a, val()?)? * 1000.0) as u64,
+            "--only" => o.only = Some(val()?.clone()),
             "--no-pin" => o.pin = false,
-            "--out" => o.out = PathBuf::from(val("--out")?),
+            "--out" => o.out = PathBuf::from(val()?),
             "--smoke" => {
-                o.runs = 1;
-                o.rounds = 200;
-                o.idle_ms = 300;
+                (o.runs, o.rounds, o.idle_ms) = (1, 200, 300);
                 o.sys_rounds = [20, 40];
                 o.fixed_total = Some(4 * MIB);
             }
             "-h" | "--help" => {
-                println!(
-                    "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] [--only TEXT] [--no-pin] [--out DIR] [--smoke]"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other}")),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
     if o.runs == 0 || o.rounds == 0 || o.idle_ms == 0 || !o.secs.is_finite() || o.secs <= 0.0 {

@@ -48,7 +48,6 @@ const MIB: u64 = 1 << 20;
 const CHUNK: usize = 64 * KIB;
 /// The ping-pong message.
 const MSG: usize = 64;
-const RINGS: [usize; 3] = [4 * KIB, 64 * KIB, 1024 * KIB];
 /// Ring (and kernel buffer) size for the ping-pong.
 const PING_RING: usize = 64 * KIB;
 const PROBE: u64 = 8 * MIB;
@@ -223,34 +222,120 @@ fn size_name(n: usize) -> String {
     }
 }
 
-/// The rows of the table, in order, with how many runs each cell gets.
-fn works(runs: usize) -> Vec<(Work, usize)> {
-    let mut w: Vec<(Work, usize)> = RINGS
-        .iter()
-        .map(|&ring| (Work::Stream { ring, chunk: CHUNK }, runs))
-        .collect();
-    w.push((Work::LwtIo, runs));
-    w.push((Work::Cat, runs));
-    w.push((Work::InMemStream, runs));
-    w.push((Work::PingPong, runs));
-    w.push((Work::PingPongVchanLayout, runs));
-    w.push((Work::Floor, runs));
-    w.push((Work::InMemPing, runs));
-    // Message sizes through 64 KiB rings (64 KiB itself is the row above).
-    let sweep = runs.min(3);
-    for chunk in [64, KIB, 16 * KIB, 256 * KIB, 1024 * KIB] {
-        w.push((
-            Work::Stream {
-                ring: 64 * KIB,
-                chunk,
-            },
-            sweep,
-        ));
-    }
-    w.push((Work::Idle, 1));
-    w.push((Work::Syscalls, 1));
-    w
+/// What a target reads: a within-row ratio of two columns (see
+/// [`report::paired`]), one cell, or a quotient of two rows' medians.
+#[derive(Clone, Copy)]
+enum Of {
+    Within(Work, Column, Column),
+    Cell(Work, Column),
+    Across(Work, Column, Work, Column),
 }
+
+#[derive(Clone, Copy)]
+enum Goal {
+    AtLeast(f64),
+    AtMost(f64),
+    Below(f64),
+}
+
+const fn stream(ring: usize) -> Work {
+    Work::Stream { ring, chunk: CHUNK }
+}
+
+/// The performance targets `make bench` checks on its own run: (name,
+/// what it reads, goal, the goal as the table says it).
+#[rustfmt::skip]
+const TARGETS: [(&str, Of, Goal, &str); 19] = {
+    use Column::{Limit, OCaml, OVchan, Socket, VchanRs, C};
+    use Goal::{AtLeast, AtMost, Below};
+    use Of::{Across, Cell, Within};
+    [
+        ("stream, 4 KiB rings (GiB/s): vchan-rs / limit", Within(stream(4 * KIB), VchanRs, Limit), AtLeast(0.9), ">= 0.9"),
+        ("stream, 64 KiB rings (GiB/s): vchan-rs / limit", Within(stream(64 * KIB), VchanRs, Limit), AtLeast(0.9), ">= 0.9"),
+        ("stream, 1 MiB rings (GiB/s): vchan-rs / limit", Within(stream(1024 * KIB), VchanRs, Limit), AtLeast(0.9), ">= 0.9"),
+        ("64 KiB rings: vchan-rs / unix socket", Within(stream(64 * KIB), VchanRs, Socket), AtLeast(1.5), ">= 1.5"),
+        ("1 MiB rings: vchan-rs / C", Within(stream(1024 * KIB), VchanRs, C), AtLeast(1.0), ">= 1"),
+        ("ping-pong: vchan-rs / limit", Within(Work::PingPong, VchanRs, Limit), AtMost(1.2), "<= 1.2"),
+        ("(context) ping-pong: vchan-rs / limit in vchan's layout", Across(Work::PingPong, VchanRs, Work::PingPongVchanLayout, Limit), AtMost(1.2), "<= 1.2"),
+        ("64 KiB rings: OCaml M.read/M.write / vchan-rs", Within(stream(64 * KIB), OCaml, VchanRs), AtLeast(0.9), ">= 0.9"),
+        ("OCaml Lwt_io / vchan-rs (64 KiB)", Within(Work::LwtIo, OCaml, VchanRs), AtLeast(0.7), ">= 0.7"),
+        ("OCaml ping-pong 64 B (µs)", Cell(Work::PingPong, OCaml), AtMost(3.0), "<= 3"),
+        ("vchan-cat / vchan-rs (64 KiB)", Within(Work::Cat, OCaml, VchanRs), AtLeast(0.8), ">= 0.8"),
+        // Against ocaml-vchan: its In_memory, its vchan-unix over xensim
+        // (two processes), its xencat.
+        ("In_memory stream: vchan-rs / ocaml-vchan", Within(Work::InMemStream, OCaml, OVchan), AtLeast(1.0), ">= 1"),
+        ("In_memory ping-pong: vchan-rs / ocaml-vchan", Within(Work::InMemPing, OCaml, OVchan), AtMost(0.6), "<= 0.6"),
+        ("64 KiB rings: vchan-rs OCaml / ocaml-vchan over xensim", Within(stream(64 * KIB), OCaml, OVchan), AtLeast(2.0), ">= 2"),
+        ("ping-pong: vchan-rs OCaml / ocaml-vchan over xensim", Within(Work::PingPong, OCaml, OVchan), AtMost(0.2), "<= 0.2"),
+        ("vchan-cat / ocaml-vchan's xencat (tmpfs file)", Within(Work::Cat, OCaml, OVchan), AtLeast(2.0), ">= 2"),
+        ("idle vchan-rs (% of a core)", Cell(Work::Idle, VchanRs), Below(1.0), "< 1"),
+        // strace counts whole calls; a stray one in a few hundred rounds
+        // (the 200 ms death check of a writer) shows as 2.01.
+        ("system calls per round trip, vchan-rs", Cell(Work::Syscalls, VchanRs), AtMost(2.05), "<= 2 (+0.05)"),
+        ("system calls per round trip, vchan-rs OCaml", Cell(Work::Syscalls, OCaml), AtMost(2.05), "<= 2 (+0.05)"),
+    ]
+};
+
+/// How many runs a row's cells get: --runs, at most 3 (the message-size
+/// sweep), or one.
+#[derive(Clone, Copy)]
+enum Runs {
+    All,
+    Sweep,
+    Once,
+}
+
+/// The rows of the table, in order.
+const ROWS: [(Work, Runs); 17] = [
+    (stream(4 * KIB), Runs::All),
+    (stream(64 * KIB), Runs::All),
+    (stream(1024 * KIB), Runs::All),
+    (Work::LwtIo, Runs::All),
+    (Work::Cat, Runs::All),
+    (Work::InMemStream, Runs::All),
+    (Work::PingPong, Runs::All),
+    (Work::PingPongVchanLayout, Runs::All),
+    (Work::Floor, Runs::All),
+    (Work::InMemPing, Runs::All),
+    // Message sizes through 64 KiB rings (64 KiB itself is a row above).
+    (
+        Work::Stream {
+            ring: 64 * KIB,
+            chunk: 64,
+        },
+        Runs::Sweep,
+    ),
+    (
+        Work::Stream {
+            ring: 64 * KIB,
+            chunk: KIB,
+        },
+        Runs::Sweep,
+    ),
+    (
+        Work::Stream {
+            ring: 64 * KIB,
+            chunk: 16 * KIB,
+        },
+        Runs::Sweep,
+    ),
+    (
+        Work::Stream {
+            ring: 64 * KIB,
+            chunk: 256 * KIB,
+        },
+        Runs::Sweep,
+    ),
+    (
+        Work::Stream {
+            ring: 64 * KIB,
+            chunk: 1024 * KIB,
+        },
+        Runs::Sweep,
+    ),
+    (Work::Idle, Runs::Once),
+    (Work::Syscalls, Runs::Once),
+];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -261,225 +346,38 @@ fn main() {
         }
         return;
     }
-    let opts = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("vchan-bench: {e}");
-            std::process::exit(2);
-        }
+    let fail = |e: String, code| -> ! {
+        eprintln!("vchan-bench: {e}");
+        std::process::exit(code)
     };
+    let opts = parse_opts(&args).unwrap_or_else(|e| fail(e, 2));
     let started = Instant::now();
     let tmp = tempfile::Builder::new()
         .prefix("vchan-bench")
         .tempdir_in("/tmp")
-        .expect("cannot make a temporary directory in /tmp");
-    let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/c/xvbench.c"));
-    let c = pair::CSide::build(&source, tmp.path());
-    if let Err(e) = &c {
-        eprintln!("vchan-bench: C column unavailable: {e}");
-    }
-    let ovchan = pair::OVchan::build();
-    if let Err(e) = &ovchan {
-        eprintln!("vchan-bench: ocaml-vchan column: {e}");
-    }
-    let bench = Bench {
-        opts,
-        c,
-        ovchan,
-        tmp: tmp.path().to_path_buf(),
-        cat_file: std::cell::RefCell::new(None),
-    };
-
-    let mut rows: Vec<RowOut> = Vec::new();
+        .unwrap_or_else(|e| fail(format!("temporary directory in /tmp: {e}"), 1));
+    let bench = Bench::new(opts, tmp.path());
     let mut errors = Vec::new();
-    for (w, runs) in works(bench.opts.runs) {
-        let selected = |c: &Column| {
-            let name = format!("{} / {}", w.title(), c.title());
-            bench
-                .opts
-                .only
-                .as_ref()
-                .is_none_or(|o| name.contains(o.as_str()))
-        };
-        // ocaml-vchan's programs missing: its cells say why, and do not run.
-        let unbuilt = |c: &Column| *c == Column::OVchan && bench.ovchan.is_err();
-        let cols: Vec<Column> = COLUMNS
-            .into_iter()
-            .filter(|c| selected(c) && w.not_applicable(*c).is_none() && !unbuilt(c))
-            .collect();
-        if cols.is_empty() {
-            continue;
-        }
-        let t = Instant::now();
-        let results = bench.row(w, &cols, runs);
-        let n = COLUMNS.len();
-        let mut out = RowOut {
-            work: w,
-            median: vec![f64::NAN; n],
-            runs: vec![Vec::new(); n],
-            sleeps: vec![f64::NAN; n],
-            notes: COLUMNS
-                .iter()
-                .map(|&c| match (w.not_applicable(c), &bench.ovchan) {
-                    (Some(why), _) => format!("n/a: {why}"),
-                    (None, _) if !selected(&c) => "not run (--only)".into(),
-                    (None, Err(why)) if unbuilt(&c) => why.clone(),
-                    (None, _) => String::new(),
-                })
-                .collect(),
-        };
-        for (col, r) in cols.iter().zip(results) {
-            let Some(at) = COLUMNS.iter().position(|c| c == col) else {
-                continue;
-            };
-            match r {
-                Ok(cell) => {
-                    let values: Vec<f64> = cell.runs.iter().map(Sample::value).collect();
-                    let m = median(&values);
-                    let sleeps: Vec<f64> = cell
-                        .runs
-                        .iter()
-                        .filter_map(|s| s.sleeps().map(|v| v as f64))
-                        .collect();
-                    eprintln!(
-                        "{:<52} {:<14} median {:>8}  runs [{}]{}{}",
-                        w.title(),
-                        col.title(),
-                        fmt(m),
-                        values
-                            .iter()
-                            .map(|&v| fmt(v))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        if sleeps.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                "  sleeps [{}]",
-                                sleeps
-                                    .iter()
-                                    .map(|v| format!("{v:.0}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        },
-                        if cell.note.is_empty() {
-                            String::new()
-                        } else {
-                            format!("  {}", cell.note)
-                        }
-                    );
-                    out.median[at] = m;
-                    out.runs[at] = values;
-                    out.sleeps[at] = if sleeps.is_empty() {
-                        f64::NAN
-                    } else {
-                        median(&sleeps)
-                    };
-                    out.notes[at] = cell.note;
-                }
-                Err(e) => {
-                    eprintln!("{:<52} {:<14} FAILED: {e}", w.title(), col.title());
-                    errors.push(format!("{} / {}: {e}", w.title(), col.title()));
-                    out.notes[at] = format!("FAILED: {e}");
-                }
-            }
-        }
-        eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
-        rows.push(out);
-    }
-
-    println!();
-    println!(
-        "## vchan-bench: two processes per cell, medians of up to {} runs",
-        bench.opts.runs
-    );
-    for m in machine() {
-        println!("- {m}");
-    }
-    println!();
-    print!("{}", results_table(&rows));
-    println!();
-    println!("Targets (this run):");
-    println!();
-    print!("{}", targets_table(&rows));
-    println!();
-    println!("How often the measuring side (stream reader, pinger) slept per run (voluntary context switches, median):");
-    println!();
-    println!("| workload | {} |", COLUMNS.map(Column::title).join(" | "));
-    println!("|{}", "---|".repeat(COLUMNS.len() + 1));
-    for r in rows
+    let rows: Vec<RowOut> = ROWS
         .iter()
-        .filter(|r| r.sleeps.iter().any(|v| v.is_finite()))
-    {
-        let cells: Vec<String> = r
-            .sleeps
-            .iter()
-            .map(|&v| {
-                if v.is_finite() {
-                    format!("{v:.0}")
-                } else {
-                    "n/a".into()
-                }
-            })
-            .collect();
-        println!("| {} | {} |", r.work.title(), cells.join(" | "));
-    }
-    println!();
-    println!("Notes:");
-    for r in &rows {
-        for (c, n) in COLUMNS.iter().zip(&r.notes) {
-            if !n.is_empty() {
-                println!("- {} / {}: {n}", r.work.title(), c.title());
-            }
-        }
-    }
-    println!();
-    println!("Ratios are medians of per-run quotients (run k of every column of a row runs back to back), else quotients of medians: for GiB/s above 1 means the first column is faster; for µs below 1 does.");
-    println!(
-        "Writers use {} KiB writes and readers {} KiB buffers unless the row says otherwise; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {} rings, {} rounds per run.",
-        CHUNK / KIB,
-        CHUNK / KIB,
-        size_name(PING_RING),
-        bench.opts.rounds
-    );
-    println!(
-        "The limit: spinning single-producer/single-consumer rings in shared memory, no notifications; the best of publishing every ring/{:?}.",
-        LIMIT_DIVISORS
-    );
-    println!(
-        "Idle: CPU time of an endpoint blocked in a read while its peer stays silent {:.1} s. System calls: strace -c of the echoing side of a ping-pong in which both sides sleep {SYS_DELAY_US} µs before each message, runs of {:?} rounds differenced; the deliberate sleep not counted.",
-        bench.opts.idle_ms as f64 / 1000.0,
-        bench.opts.sys_rounds
-    );
-    println!(
-        "{}",
-        if bench.opts.pin {
-            "The two processes of each cell are pinned to CPUs 0 and 1, one each (--no-pin: not)."
-        } else {
-            "The processes are not pinned (--no-pin)."
-        }
-    );
-    println!(
-        "Readers check one byte per 4 KiB of a deterministic pattern; ping-pong checks every echo."
-    );
-    if let Err(e) = std::fs::create_dir_all(&bench.opts.out)
-        .and_then(|_| write_csv(&bench.opts.out.join("bench.csv"), &rows))
-        .and_then(|_| {
-            write_svg(
-                &bench.opts.out.join("bench.svg"),
-                &rows,
-                "vchan-bench: each bar relative to the best of its row",
-            )
+        .filter_map(|&(work, runs)| {
+            let n = match runs {
+                Runs::All => bench.opts.runs,
+                Runs::Sweep => bench.opts.runs.min(3),
+                Runs::Once => 1,
+            };
+            bench.measure_row(work, n, &mut errors)
         })
+        .collect();
+    print_report(&bench.opts, &rows);
+    let out = &bench.opts.out;
+    let (csv, svg) = (out.join("bench.csv"), out.join("bench.svg"));
+    match std::fs::create_dir_all(out)
+        .and_then(|_| std::fs::write(&csv, csv_text(&rows)))
+        .and_then(|_| std::fs::write(&svg, svg_text(&rows)))
     {
-        errors.push(format!("writing {}: {e}", bench.opts.out.display()));
-    } else {
-        println!(
-            "Wrote {} and {}.",
-            bench.opts.out.join("bench.csv").display(),
-            bench.opts.out.join("bench.svg").display()
-        );
+        Ok(()) => println!("Wrote {} and {}.", csv.display(), svg.display()),
+        Err(e) => errors.push(format!("writing {}: {e}", out.display())),
     }
     println!("Total time: {:.0} s.", started.elapsed().as_secs_f64());
     if !errors.is_empty() {

@@ -81,6 +81,101 @@ pub struct Cell {
 }
 
 impl Bench {
+    /// The bench, with the C and ocaml-vchan programs built (or why not,
+    /// said now and in their cells), scratch files in `tmp`.
+    pub fn new(opts: Opts, tmp: &Path) -> Bench {
+        let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/c/xvbench.c"));
+        let c = pair::CSide::build(&source, tmp);
+        if let Err(e) = &c {
+            eprintln!("vchan-bench: C column unavailable: {e}");
+        }
+        let ovchan = pair::OVchan::build();
+        if let Err(e) = &ovchan {
+            eprintln!("vchan-bench: ocaml-vchan column: {e}");
+        }
+        Bench {
+            opts,
+            c,
+            ovchan,
+            tmp: tmp.to_path_buf(),
+            cat_file: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Row `w` of the selected (--only) columns that apply and can run,
+    /// `runs` runs each, with a line per cell on stderr; None if no column
+    /// is selected. Failed cells go to `errors` too.
+    pub fn measure_row(&self, w: Work, runs: usize, errors: &mut Vec<String>) -> Option<RowOut> {
+        let name = |c: Column| format!("{} / {}", w.title(), c.title());
+        let selected = |c: Column| {
+            self.opts
+                .only
+                .as_ref()
+                .is_none_or(|o| name(c).contains(o.as_str()))
+        };
+        let why_not = |c: Column| match (w.not_applicable(c), &self.ovchan) {
+            (Some(why), _) => Some(format!("n/a: {why}")),
+            (None, _) if !selected(c) => Some("not run (--only)".into()),
+            // ocaml-vchan's programs missing: its cells say why.
+            (None, Err(why)) if c == Column::OVchan => Some(why.clone()),
+            (None, _) => None,
+        };
+        let cols: Vec<Column> = COLUMNS
+            .into_iter()
+            .filter(|&c| why_not(c).is_none())
+            .collect();
+        if cols.is_empty() {
+            return None;
+        }
+        let t = Instant::now();
+        let mut out = RowOut::empty(w);
+        for (c, n) in COLUMNS.into_iter().zip(&mut out.notes) {
+            *n = why_not(c).unwrap_or_default();
+        }
+        for (&col, r) in cols.iter().zip(self.row(w, &cols, runs)) {
+            let at = col.at();
+            match r {
+                Ok(cell) => {
+                    let values: Vec<f64> = cell.runs.iter().map(Sample::value).collect();
+                    let sleeps: Vec<f64> = cell
+                        .runs
+                        .iter()
+                        .filter_map(|s| s.sleeps().map(|v| v as f64))
+                        .collect();
+                    let list = |v: &[f64], f: &dyn Fn(f64) -> String| {
+                        v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
+                    };
+                    out.median[at] = median(&values);
+                    out.sleeps[at] = median(&sleeps);
+                    eprintln!(
+                        "{:<52} {:<14} median {:>8}  runs [{}]{}{}{}",
+                        w.title(),
+                        col.title(),
+                        fmt(out.median[at]),
+                        list(&values, &fmt),
+                        if sleeps.is_empty() { "" } else { "  sleeps [" },
+                        list(&sleeps, &|v| format!("{v:.0}"))
+                            + if sleeps.is_empty() { "" } else { "]" },
+                        if cell.note.is_empty() {
+                            String::new()
+                        } else {
+                            format!("  {}", cell.note)
+                        }
+                    );
+                    out.runs[at] = values;
+                    out.notes[at] = cell.note;
+                }
+                Err(e) => {
+                    eprintln!("{:<52} {:<14} FAILED: {e}", w.title(), col.title());
+                    errors.push(format!("{}: {e}", name(col)));
+                    out.notes[at] = format!("FAILED: {e}");
+                }
+            }
+        }
+        eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
+        Some(out)
+    }
+
     fn pin(&self) -> Option<[usize; 2]> {
         self.opts.pin.then_some([0, 1])
     }
@@ -553,7 +648,7 @@ impl Bench {
     /// (run 1 of each, then run 2 of each, ...), so that a change in the
     /// machine's speed (a shared host moving the virtual CPUs) falls on
     /// every column alike.
-    pub fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
+    fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
         if work == Work::Syscalls {
             // One traced pair of runs per column; the note says which calls.
             return cols

@@ -87,6 +87,19 @@ pub struct RowOut {
     pub notes: Vec<String>,
 }
 
+impl RowOut {
+    pub fn empty(work: Work) -> RowOut {
+        let n = COLUMNS.len();
+        RowOut {
+            work,
+            median: vec![f64::NAN; n],
+            runs: vec![Vec::new(); n],
+            sleeps: vec![f64::NAN; n],
+            notes: vec![String::new(); n],
+        }
+    }
+}
+
 pub fn fmt_ratio(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.2}")
@@ -95,7 +108,8 @@ pub fn fmt_ratio(v: f64) -> String {
     }
 }
 
-pub fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
+/// The CSV of `rows`: a line per cell.
+pub fn csv_text(rows: &[RowOut]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
@@ -123,13 +137,14 @@ pub fn write_csv(path: &Path, rows: &[RowOut]) -> std::io::Result<()> {
             ));
         }
     }
-    std::fs::write(path, out)
+    out
 }
 
 /// A bar chart: one group per row, one bar per column, each bar's length
 /// relative to the best cell of its row (for µs, the best is the
 /// smallest), labelled with its value.
-pub fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<()> {
+pub fn svg_text(rows: &[RowOut]) -> String {
+    let title = "vchan-bench: each bar relative to the best of its row";
     const COLORS: [&str; 7] = [
         "#d62728", "#ff7f0e", "#8c564b", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f",
     ];
@@ -195,147 +210,30 @@ pub fn write_svg(path: &Path, rows: &[RowOut], title: &str) -> std::io::Result<(
         }
     }
     svg.push_str("</svg>\n");
-    std::fs::write(path, svg)
+    svg
 }
 
-/// The performance targets, read from this run's medians, as a Markdown
-/// table (docs/benchmarks.md carries the one of bench/results/bench.csv).
+/// The performance targets ([`TARGETS`]), read from this run's medians,
+/// as a Markdown table (docs/benchmarks.md carries the one of
+/// bench/results/bench.csv).
 pub fn targets_table(rows: &[RowOut]) -> String {
-    let cell = |w: Work, c: Column| {
-        rows.iter()
-            .find(|r| r.work == w)
-            .map_or(f64::NAN, |r| r.median[c.at()])
-    };
-    let within = |w: Work, a: Column, b: Column| {
-        rows.iter()
-            .find(|r| r.work == w)
-            .map_or(f64::NAN, |r| paired(r, a, b))
-    };
-    let stream = |ring: usize| Work::Stream { ring, chunk: CHUNK };
-    let q = |a: f64, b: f64| a / b;
-    use Column::{Limit, OCaml, OVchan, Socket, VchanRs, C};
-    let mut t: Vec<(String, f64, bool, &str)> = Vec::new();
-    for ring in RINGS {
-        let w = stream(ring);
-        let v = within(w, VchanRs, Limit);
-        t.push((
-            format!("{}: vchan-rs / limit", w.title()),
-            v,
-            v >= 0.9,
-            ">= 0.9",
-        ));
-    }
-    let v = within(stream(64 * KIB), VchanRs, Socket);
-    t.push((
-        "64 KiB rings: vchan-rs / unix socket".into(),
-        v,
-        v >= 1.5,
-        ">= 1.5",
-    ));
-    let v = within(stream(1 << 20), VchanRs, C);
-    t.push(("1 MiB rings: vchan-rs / C".into(), v, v >= 1.0, ">= 1"));
-    let v = within(Work::PingPong, VchanRs, Limit);
-    t.push(("ping-pong: vchan-rs / limit".into(), v, v <= 1.2, "<= 1.2"));
-    let v = q(
-        cell(Work::PingPong, VchanRs),
-        cell(Work::PingPongVchanLayout, Limit),
-    );
-    t.push((
-        "(context) ping-pong: vchan-rs / limit in vchan's layout".into(),
-        v,
-        v <= 1.2,
-        "<= 1.2",
-    ));
-    let v = within(stream(64 * KIB), OCaml, VchanRs);
-    t.push((
-        "64 KiB rings: OCaml M.read/M.write / vchan-rs".into(),
-        v,
-        v >= 0.9,
-        ">= 0.9",
-    ));
-    let v = within(Work::LwtIo, OCaml, VchanRs);
-    t.push((
-        "OCaml Lwt_io / vchan-rs (64 KiB)".into(),
-        v,
-        v >= 0.7,
-        ">= 0.7",
-    ));
-    let v = cell(Work::PingPong, OCaml);
-    t.push(("OCaml ping-pong 64 B (µs)".into(), v, v <= 3.0, "<= 3"));
-    let v = within(Work::Cat, OCaml, VchanRs);
-    t.push((
-        "vchan-cat / vchan-rs (64 KiB)".into(),
-        v,
-        v >= 0.8,
-        ">= 0.8",
-    ));
-    // Against ocaml-vchan, within each row: its In_memory, its vchan-unix
-    // over xensim (two processes), its xencat: (target, row, higher is
-    // better, goal).
-    for (name, w, higher, goal, text) in [
-        (
-            "In_memory stream: vchan-rs / ocaml-vchan",
-            Work::InMemStream,
-            true,
-            1.0,
-            ">= 1",
-        ),
-        (
-            "In_memory ping-pong: vchan-rs / ocaml-vchan",
-            Work::InMemPing,
-            false,
-            0.6,
-            "<= 0.6",
-        ),
-        (
-            "64 KiB rings: vchan-rs OCaml / ocaml-vchan over xensim",
-            stream(64 * KIB),
-            true,
-            2.0,
-            ">= 2",
-        ),
-        (
-            "ping-pong: vchan-rs OCaml / ocaml-vchan over xensim",
-            Work::PingPong,
-            false,
-            0.2,
-            "<= 0.2",
-        ),
-        (
-            "vchan-cat / ocaml-vchan's xencat (tmpfs file)",
-            Work::Cat,
-            true,
-            2.0,
-            ">= 2",
-        ),
-    ] {
-        let v = within(w, OCaml, OVchan);
-        let ok = if higher { v >= goal } else { v <= goal };
-        t.push((name.into(), v, ok, text));
-    }
-    let v = cell(Work::Idle, VchanRs);
-    t.push(("idle vchan-rs (% of a core)".into(), v, v < 1.0, "< 1"));
-    // strace counts whole calls; a stray one in a few hundred rounds (the
-    // 200 ms death check of a writer) shows as 2.01.
-    for c in [VchanRs, OCaml] {
-        let v = cell(Work::Syscalls, c);
-        t.push((
-            format!("system calls per round trip, {}", c.title()),
-            v,
-            v <= 2.05,
-            "<= 2 (+0.05)",
-        ));
-    }
+    let row = |w: Work| rows.iter().find(|r| r.work == w);
+    let cell = |w: Work, c: Column| row(w).map_or(f64::NAN, |r| r.median[c.at()]);
     let mut out = String::from("| target | measured | goal | holds |\n|---|---|---|---|\n");
-    for (name, v, ok, goal) in t {
-        let holds = if !v.is_finite() {
-            "not measured"
-        } else if ok {
-            "yes"
-        } else {
-            "no"
+    for (name, of, goal, text) in TARGETS {
+        let v = match of {
+            Of::Within(w, a, b) => row(w).map_or(f64::NAN, |r| paired(r, a, b)),
+            Of::Cell(w, c) => cell(w, c),
+            Of::Across(w, a, v, b) => cell(w, a) / cell(v, b),
         };
-        out.push_str(&format!("| {name} | {} | {goal} | {holds} |\n", fmt(v)));
+        let holds = match goal {
+            _ if !v.is_finite() => "not measured",
+            Goal::AtLeast(g) if v >= g => "yes",
+            Goal::AtMost(g) if v <= g => "yes",
+            Goal::Below(g) if v < g => "yes",
+            _ => "no",
+        };
+        out.push_str(&format!("| {name} | {} | {text} | {holds} |\n", fmt(v)));
     }
     out
 }
@@ -364,6 +262,75 @@ pub fn results_table(rows: &[RowOut]) -> String {
     }
     out
 }
+/// The report on standard output: the machine, the tables, the sleeps,
+/// the notes and how the cells were measured.
+pub fn print_report(o: &Opts, rows: &[RowOut]) {
+    let titles = COLUMNS.map(Column::title).join(" | ");
+    let sleeps = rows
+        .iter()
+        .filter(|r| r.sleeps.iter().any(|v| v.is_finite()));
+    let sleeps: String = sleeps
+        .map(|r| {
+            let cells = r.sleeps.iter().map(|&v| {
+                if v.is_finite() {
+                    format!("{v:.0}")
+                } else {
+                    "n/a".into()
+                }
+            });
+            format!(
+                "| {} | {} |\n",
+                r.work.title(),
+                cells.collect::<Vec<_>>().join(" | ")
+            )
+        })
+        .collect();
+    let notes: String = rows
+        .iter()
+        .flat_map(|r| COLUMNS.iter().zip(&r.notes).map(move |(c, n)| (r, c, n)))
+        .filter(|(_, _, n)| !n.is_empty())
+        .map(|(r, c, n)| format!("- {} / {}: {n}\n", r.work.title(), c.title()))
+        .collect();
+    let machine: String = machine().iter().map(|m| format!("- {m}\n")).collect();
+    let pinned = if o.pin {
+        "The two processes of each cell are pinned to CPUs 0 and 1, one each (--no-pin: not)."
+    } else {
+        "The processes are not pinned (--no-pin)."
+    };
+    print!(
+        "
+## vchan-bench: two processes per cell, medians of up to {runs} runs
+{machine}
+{results}
+Targets (this run):
+
+{targets}
+How often the measuring side (stream reader, pinger) slept per run (voluntary context switches, median):
+
+| workload | {titles} |
+|{dashes}
+{sleeps}
+Notes:
+{notes}
+Ratios are medians of per-run quotients (run k of every column of a row runs back to back), else quotients of medians: for GiB/s above 1 means the first column is faster; for µs below 1 does.
+Writers use {kib} KiB writes and readers {kib} KiB buffers unless the row says otherwise; socket buffers (SO_SNDBUF/SO_RCVBUF) and pipe capacity (F_SETPIPE_SZ) are set to the ring size; ping-pong uses {ping} rings, {rounds} rounds per run.
+The limit: spinning single-producer/single-consumer rings in shared memory, no notifications; the best of publishing every ring/{LIMIT_DIVISORS:?}.
+Idle: CPU time of an endpoint blocked in a read while its peer stays silent {idle:.1} s. System calls: strace -c of the echoing side of a ping-pong in which both sides sleep {SYS_DELAY_US} µs before each message, runs of {sys:?} rounds differenced; the deliberate sleep not counted.
+{pinned}
+Readers check one byte per 4 KiB of a deterministic pattern; ping-pong checks every echo.
+",
+        runs = o.runs,
+        results = results_table(rows),
+        targets = targets_table(rows),
+        dashes = "---|".repeat(COLUMNS.len() + 1),
+        kib = CHUNK / KIB,
+        ping = size_name(PING_RING),
+        rounds = o.rounds,
+        idle = o.idle_ms as f64 / 1000.0,
+        sys = o.sys_rounds,
+    );
+}
+
 /// The rows of a CSV that [`write_csv`] wrote, for the tables of
 /// docs/benchmarks.md.
 #[cfg(test)]
@@ -390,9 +357,9 @@ pub fn read_csv(text: &str) -> Vec<RowOut> {
     for line in text.lines().skip(1) {
         let f = fields(line);
         assert_eq!(f.len(), 7, "bench.csv: {line}");
-        let work = works(1)
-            .into_iter()
-            .map(|(w, _)| w)
+        let work = ROWS
+            .iter()
+            .map(|&(w, _)| w)
             .find(|w| w.title() == f[0])
             .unwrap_or_else(|| panic!("bench.csv: unknown workload {:?}", f[0]));
         let at = COLUMNS
@@ -400,14 +367,7 @@ pub fn read_csv(text: &str) -> Vec<RowOut> {
             .position(|c| c.title() == f[2])
             .unwrap_or_else(|| panic!("bench.csv: unknown column {:?}", f[2]));
         if rows.last().is_none_or(|r| r.work != work) {
-            let n = COLUMNS.len();
-            rows.push(RowOut {
-                work,
-                median: vec![f64::NAN; n],
-                runs: vec![Vec::new(); n],
-                sleeps: vec![f64::NAN; n],
-                notes: vec![String::new(); n],
-            });
+            rows.push(RowOut::empty(work));
         }
         let r = rows.last_mut().unwrap();
         r.median[at] = num(&f[3]);
