@@ -37,8 +37,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cli::*;
-use kernel::{Job, Kind, Outcome};
+use kernel::{Job, Kind};
 use measure::*;
+use pair::Values;
 use report::*;
 use shm::Layout;
 

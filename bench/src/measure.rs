@@ -189,9 +189,9 @@ impl Bench {
             .map_err(|e| format!("temp dir: {e}"))
     }
 
-    /// A vchan pair (vchan-rs or C) in `mode` ("stream", "ping"/"pong",
-    /// "idle"), with the client's COUNT and SIZE; `wrap` may put a tracer
-    /// in front of the server.
+    /// A vchan pair of `col` (the server listening with `ring`-byte rings)
+    /// in `modes` (server's, client's), with COUNT and SIZE; what each side
+    /// printed.
     fn vchan_pair(
         &self,
         col: Column,
@@ -200,27 +200,74 @@ impl Bench {
         count: u64,
         size: usize,
         extra: &Extra,
-    ) -> Result<(pair::Values, pair::Values), String> {
-        let s = |v: &dyn ToString| v.to_string();
+    ) -> Result<(Values, Values), String> {
         let dir = self.rendezvous()?;
-        let srv: Vec<String> = vec![
-            s(&"server"),
-            s(&1),
-            s(&pair::PATH),
-            s(&ring),
-            s(&modes[0]),
-            s(&count),
-            s(&size),
-        ];
-        let cli: Vec<String> = vec![
-            s(&"client"),
-            s(&0),
-            s(&pair::PATH),
-            s(&modes[1]),
-            s(&count),
-            s(&size),
-        ];
-        self.run_pair(col, dir.path(), &srv, &cli, extra)
+        let dir = dir.path();
+        let (count, size) = (count.to_string(), size.to_string());
+        let srv = ["server", &ring.to_string(), modes[0], &count, &size].map(String::from);
+        let cli = ["client", modes[1], &count, &size].map(String::from);
+        // The tracer (`wrap`) goes on the server's own process (for
+        // ocaml-vchan inside vchan-xensim, whose xenstored process is not
+        // the endpoint's).
+        let command = |domid: u32, args: &[String], wrap: Option<&dyn Fn(Command) -> Command>| {
+            let w = |c: Command| match wrap {
+                Some(w) => w(c),
+                None => c,
+            };
+            let mut c = match col {
+                Column::C => w(self
+                    .c
+                    .as_ref()
+                    .map_err(Clone::clone)?
+                    .command(domid, dir, args)),
+                Column::OVchan => {
+                    let ov = self.ovchan.as_ref().map_err(Clone::clone)?;
+                    ov.under_xensim(domid, w(ov.vbench(dir, args)))
+                }
+                Column::OCaml => w(pair::ocaml_command(dir, domid, args)?),
+                _ => w(pair::rust_command(dir, domid, args)?),
+            };
+            c.envs(extra.env.iter().map(|(k, v)| (k, v)));
+            Ok::<_, String>(c)
+        };
+        pair::run(
+            command(0, &srv, extra.wrap)?,
+            command(1, &cli, None)?,
+            LIMIT,
+            self.pin(),
+        )
+    }
+
+    /// One run of `job` on `col` through `ring`-byte rings (the limit
+    /// publishing every `publish` bytes, its counters laid out as
+    /// `layout`): the measuring side's sample.
+    fn run(
+        &self,
+        col: Column,
+        ring: usize,
+        job: Job,
+        publish: usize,
+        layout: Layout,
+    ) -> Result<Sample, String> {
+        let kind = match col {
+            Column::Socket => Kind::Socket,
+            Column::Pipe => Kind::Pipe,
+            Column::Limit => Kind::Shm { publish, layout },
+            _ => {
+                let (modes, count, size) = match job {
+                    Job::Stream { total, chunk } => (["stream", "stream"], total, chunk),
+                    Job::PingPong { rounds, msg } => (["pong", "ping"], rounds, msg),
+                    Job::Idle { ms } => (["idle", "idle"], ms, 1),
+                    Job::Bounce { .. } => {
+                        return Err("a cache-line bounce needs shared memory".into())
+                    }
+                };
+                let (sv, cv) = self.vchan_pair(col, ring, modes, count, size, &Extra::NONE)?;
+                let measuring = if modes[1] == "ping" { cv } else { sv };
+                return sample(job, &measuring);
+            }
+        };
+        sample(job, &kernel::run(kind, ring, job, self.pin())?)
     }
 
     fn stream(
@@ -233,82 +280,13 @@ impl Bench {
         let Work::Stream { ring, chunk } = work else {
             return Err("not a stream".into());
         };
-        let outcome = match col {
-            Column::VchanRs | Column::C | Column::OCaml | Column::OVchan => {
-                let (sv, _) =
-                    self.vchan_pair(col, ring, ["stream", "stream"], total, chunk, &Extra::NONE)?;
-                pair::stream_outcome(&sv)?
-            }
-            Column::Socket => kernel_stream(Kind::Socket, ring, total, chunk, self.pin())?,
-            Column::Pipe => kernel_stream(Kind::Pipe, ring, total, chunk, self.pin())?,
-            Column::Limit => kernel_stream(
-                Kind::Shm {
-                    publish,
-                    layout: Layout::Separate,
-                },
-                ring,
-                total,
-                chunk,
-                self.pin(),
-            )?,
-        };
-        verified(outcome, total)
-    }
-
-    fn ping(&self, col: Column, job: Job, layout: Layout) -> Result<Sample, String> {
-        let rounds = self.opts.rounds;
-        let (ns, sleeps) = match col {
-            Column::VchanRs | Column::C | Column::OCaml | Column::OVchan => {
-                let (_, cv) =
-                    self.vchan_pair(col, PING_RING, ["pong", "ping"], rounds, MSG, &Extra::NONE)?;
-                (pair::get(&cv, "median_ns")?, pair::get(&cv, "sleeps")?)
-            }
-            Column::Socket | Column::Pipe | Column::Limit => {
-                let kind = match col {
-                    Column::Socket => Kind::Socket,
-                    Column::Pipe => Kind::Pipe,
-                    _ => Kind::Shm {
-                        publish: MSG,
-                        layout,
-                    },
-                };
-                match kernel::run(kind, PING_RING, job, self.pin())? {
-                    Outcome::Rtt(p) => (p.median_ns, p.sleeps),
-                    _ => return Err("unexpected outcome".into()),
-                }
-            }
-        };
-        Ok(Sample::Rtt { ns, sleeps })
-    }
-
-    fn idle(&self, col: Column) -> Result<Sample, String> {
-        let ms = self.opts.idle_ms;
-        let (cpu_secs, wall_secs) = match col {
-            Column::VchanRs | Column::C => {
-                let (sv, _) =
-                    self.vchan_pair(col, PING_RING, ["idle", "idle"], ms, 1, &Extra::NONE)?;
-                (pair::get(&sv, "cpu_secs")?, pair::get(&sv, "wall_secs")?)
-            }
-            Column::Socket | Column::Pipe => {
-                let kind = if col == Column::Socket {
-                    Kind::Socket
-                } else {
-                    Kind::Pipe
-                };
-                match kernel::run(kind, PING_RING, Job::Idle { ms }, self.pin())? {
-                    Outcome::Idle(o) => (o.cpu_secs, o.wall_secs),
-                    _ => return Err("unexpected outcome".into()),
-                }
-            }
-            Column::Limit | Column::OCaml | Column::OVchan => return Err("not applicable".into()),
-        };
-        if wall_secs < ms as f64 / 1000.0 * 0.9 {
-            return Err(format!("blocked only {wall_secs:.3} s of {ms} ms"));
-        }
-        Ok(Sample::Idle {
-            cpu_secs,
-            wall_secs,
-        })
+        self.run(
+            col,
+            ring,
+            Job::Stream { total, chunk },
+            publish,
+            Layout::Separate,
+        )
     }
 
     /// System calls of the echoing side (the server) per round of a
@@ -402,68 +380,6 @@ impl Bench {
         Ok((Sample::Calls { per_round: total }, note))
     }
 
-    /// Run a server and a client given xvbench's argument lists (role,
-    /// peer domid, path, ...); for vchan-rs the rendezvous directory takes
-    /// the place of domid and path (C gets it through VCHAN_UNIX_DIR, its
-    /// own domid through the launcher).
-    fn run_pair(
-        &self,
-        col: Column,
-        dir: &Path,
-        srv: &[String],
-        cli: &[String],
-        extra: &Extra,
-    ) -> Result<(pair::Values, pair::Values), String> {
-        let d = dir.display().to_string();
-        let (mut server, mut client) = if col == Column::C {
-            let c = self.c.as_ref().map_err(Clone::clone)?;
-            (c.command(0, dir, srv), c.command(1, dir, cli))
-        } else if col == Column::OCaml || col == Column::OVchan {
-            // vbench.exe: `server RING ...`, `client ...`.
-            let mut srv: Vec<String> = srv.to_vec();
-            srv.drain(1..3);
-            let mut cli: Vec<String> = cli.to_vec();
-            cli.drain(1..3);
-            if col == Column::OVchan {
-                // The tracer goes inside vchan-xensim (its xenstored
-                // process is not the endpoint's).
-                let ov = self.ovchan.as_ref().map_err(Clone::clone)?;
-                let mut server = ov.vbench(dir, &srv);
-                if let Some(w) = extra.wrap {
-                    server = w(server);
-                }
-                let (mut server, mut client) = (
-                    ov.under_xensim(0, server),
-                    ov.under_xensim(1, ov.vbench(dir, &cli)),
-                );
-                for (k, v) in extra.env {
-                    server.env(k, v);
-                    client.env(k, v);
-                }
-                return pair::run(server, client, LIMIT, self.pin());
-            }
-            (
-                pair::ocaml_command(dir, 0, &srv)?,
-                pair::ocaml_command(dir, 1, &cli)?,
-            )
-        } else {
-            // Rust roles: `server DIR RING ...`, `client DIR ...`.
-            let mut srv: Vec<String> = srv.to_vec();
-            srv.splice(1..3, [d.clone()]);
-            let mut cli: Vec<String> = cli.to_vec();
-            cli.splice(1..3, [d]);
-            (pair::rust_command(&srv)?, pair::rust_command(&cli)?)
-        };
-        for (k, v) in extra.env {
-            server.env(k, v);
-            client.env(k, v);
-        }
-        if let Some(w) = extra.wrap {
-            server = w(server);
-        }
-        pair::run(server, client, LIMIT, self.pin())
-    }
-
     /// How much one stream run of `work` on `col` moves: probe with
     /// growing amounts until a run lasts a tenth of the target, then size
     /// the measured runs from its rate.
@@ -514,61 +430,58 @@ impl Bench {
         total: u64,
         publish: usize,
     ) -> Result<Sample, String> {
+        let rounds = self.opts.rounds;
+        let ping = Job::PingPong { rounds, msg: MSG };
         match work {
             Work::Stream { .. } => self.stream(col, work, total, publish),
-            Work::PingPong | Work::PingPongVchanLayout => self.ping(
+            Work::PingPong => self.run(col, PING_RING, ping, MSG, Layout::Separate),
+            Work::PingPongVchanLayout => self.run(col, PING_RING, ping, MSG, Layout::Vchan),
+            Work::Floor => self.run(
                 col,
-                Job::PingPong {
-                    rounds: self.opts.rounds,
-                    msg: MSG,
-                },
-                if work == Work::PingPong {
-                    Layout::Separate
-                } else {
-                    Layout::Vchan
-                },
-            ),
-            Work::Floor => self.ping(
-                col,
-                Job::Bounce {
-                    rounds: self.opts.rounds,
-                },
+                PING_RING,
+                Job::Bounce { rounds },
+                MSG,
                 Layout::Separate,
             ),
-            Work::LwtIo | Work::Cat if col == Column::VchanRs => self.stream(
+            Work::LwtIo | Work::Cat if col == Column::VchanRs => {
+                self.stream(col, stream(64 * KIB), total, 0)
+            }
+            Work::Idle => self.run(
                 col,
-                Work::Stream {
-                    ring: 64 * KIB,
-                    chunk: CHUNK,
+                PING_RING,
+                Job::Idle {
+                    ms: self.opts.idle_ms,
                 },
-                total,
-                0,
+                1,
+                Layout::Separate,
             ),
-            Work::Idle => self.idle(col),
             Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
             Work::LwtIo => {
                 let (sv, _) = self.vchan_pair(
-                    Column::OCaml,
+                    col,
                     64 * KIB,
                     ["lwtio", "lwtio"],
                     total,
                     CHUNK,
                     &Extra::NONE,
                 )?;
-                verified(pair::stream_outcome(&sv)?, total)
+                sample(
+                    Job::Stream {
+                        total,
+                        chunk: CHUNK,
+                    },
+                    &sv,
+                )
             }
             Work::Cat => self.cat(col, total),
-            Work::InMemStream => {
-                let v = self.in_memory(col, "stream", total, CHUNK)?;
-                verified(pair::stream_outcome(&v)?, total)
-            }
-            Work::InMemPing => {
-                let v = self.in_memory(col, "ping", self.opts.rounds, MSG)?;
-                Ok(Sample::Rtt {
-                    ns: pair::get(&v, "median_ns")?,
-                    sleeps: pair::get(&v, "sleeps")?,
-                })
-            }
+            Work::InMemStream => sample(
+                Job::Stream {
+                    total,
+                    chunk: CHUNK,
+                },
+                &self.in_memory(col, "stream", total, CHUNK)?,
+            ),
+            Work::InMemPing => sample(ping, &self.in_memory(col, "ping", rounds, MSG)?),
         }
     }
 
@@ -745,32 +658,39 @@ pub fn strace_calls(text: &str) -> Result<std::collections::BTreeMap<String, u64
     Ok(total)
 }
 
-pub fn kernel_stream(
-    kind: Kind,
-    ring: usize,
-    total: u64,
-    chunk: usize,
-    pin: Option<[usize; 2]>,
-) -> Result<workload::StreamOutcome, String> {
-    match kernel::run(kind, ring, Job::Stream { total, chunk }, pin)? {
-        Outcome::Stream(o) => Ok(o),
-        _ => Err("unexpected outcome".into()),
+/// The sample of one run of `job` from what its measuring side printed:
+/// a stream run once its reader checked a sample per 4 KiB of the stream
+/// and the clock ran, an idle run once it blocked long enough.
+fn sample(job: Job, v: &Values) -> Result<Sample, String> {
+    use pair::get;
+    match job {
+        Job::Stream { total, .. } => {
+            let (samples, secs): (u64, f64) = (get(v, "samples")?, get(v, "secs")?);
+            if samples < total / pattern::SAMPLE || secs <= 0.0 {
+                return Err(format!(
+                    "only {} of {total} bytes verified",
+                    samples * pattern::SAMPLE
+                ));
+            }
+            Ok(Sample::Stream {
+                bytes: get(v, "bytes")?,
+                secs,
+                sleeps: get(v, "sleeps")?,
+            })
+        }
+        Job::PingPong { .. } | Job::Bounce { .. } => Ok(Sample::Rtt {
+            ns: get(v, "median_ns")?,
+            sleeps: get(v, "sleeps")?,
+        }),
+        Job::Idle { ms } => {
+            let (cpu_secs, wall_secs) = (get(v, "cpu_secs")?, get(v, "wall_secs")?);
+            if wall_secs < ms as f64 / 1000.0 * 0.9 {
+                return Err(format!("blocked only {wall_secs:.3} s of {ms} ms"));
+            }
+            Ok(Sample::Idle {
+                cpu_secs,
+                wall_secs,
+            })
+        }
     }
-}
-
-/// A stream run's sample, once its reader checked a sample per 4 KiB of
-/// the stream and the clock ran.
-pub fn verified(o: workload::StreamOutcome, total: u64) -> Result<Sample, String> {
-    if o.samples < total / pattern::SAMPLE || o.secs <= 0.0 {
-        return Err(format!(
-            "only {} of {} bytes verified",
-            o.samples * pattern::SAMPLE,
-            total
-        ));
-    }
-    Ok(Sample::Stream {
-        bytes: o.bytes,
-        secs: o.secs,
-        sleeps: o.sleeps,
-    })
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::workload::{self, Link, StreamOutcome};
+use crate::workload::{self, Link};
 
 /// The rendezvous both ends use (server domain 0, client domain 1).
 pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
@@ -19,135 +19,107 @@ pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
 /// Results of one pair: the server's and the client's `key=value` lines.
 pub type Values = HashMap<String, String>;
 
-/// Run `server` then `client`; kill both if they take longer than `limit`.
-/// With `pin`, the server on CPU `pin[0]`, the client on CPU `pin[1]`.
+/// Run `server` then `client` (once the server printed `listening`); kill
+/// both if they take longer than `limit`. With `pin`, the server on CPU
+/// `pin[0]`, the client on CPU `pin[1]`. What each printed.
 pub fn run(
     mut server: Command,
     mut client: Command,
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<(Values, Values), String> {
-    pin_pair(&mut server, &mut client, pin);
-    let mut srv = server
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("spawn server: {e}"))?;
+    pin_to(&mut server, pin.map(|p| p[0]));
+    pin_to(&mut client, pin.map(|p| p[1]));
+    let mut srv = spawn(server.stdout(Stdio::piped()), "the server")?;
     let mut out = BufReader::new(srv.stdout.take().ok_or("server stdout")?);
     let mut line = String::new();
-    loop {
+    while line.trim() != "listening" {
         line.clear();
-        match out.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                kill(&mut srv);
-                return Err("server exited before listening".into());
-            }
-            Ok(_) if line.trim() == "listening" => break,
-            Ok(_) => {}
+        if out.read_line(&mut line).unwrap_or(0) == 0 {
+            kill(&mut srv);
+            return Err("server exited before listening".into());
         }
     }
-    let mut cli = match client
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-    {
+    let mut cli = match spawn(client.stdout(Stdio::piped()), "the client") {
         Ok(c) => c,
         Err(e) => {
             kill(&mut srv);
-            return Err(format!("spawn client: {e}"));
+            return Err(e);
         }
     };
-    let deadline = Instant::now() + limit;
-    let mut done = [false, false];
-    let mut failed = None;
-    while !(done[0] && done[1]) {
-        for (i, c) in [&mut srv, &mut cli].into_iter().enumerate() {
-            if done[i] {
-                continue;
-            }
-            match c.try_wait() {
-                Ok(Some(st)) => {
-                    done[i] = true;
-                    if !st.success() {
-                        failed.get_or_insert(format!("{} failed: {st}", ["server", "client"][i]));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    done[i] = true;
-                    failed.get_or_insert(format!("wait: {e}"));
-                }
-            }
-        }
-        if failed.is_some() || Instant::now() > deadline {
-            kill(&mut srv);
-            kill(&mut cli);
-            return Err(failed.unwrap_or_else(|| format!("timed out after {limit:?}")));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut rest = String::new();
-    out.read_to_string(&mut rest)
-        .map_err(|e| format!("server output: {e}"))?;
-    let mut cli_out = String::new();
-    if let Some(mut o) = cli.stdout.take() {
-        o.read_to_string(&mut cli_out)
-            .map_err(|e| format!("client output: {e}"))?;
-    }
-    Ok((values(&rest), values(&cli_out)))
+    wait_all(&mut [&mut srv, &mut cli], limit, Duration::from_millis(5))?;
+    Ok((
+        output(out)?,
+        output(cli.stdout.take().ok_or("client stdout")?)?,
+    ))
 }
 
 /// Run one process (pinned to `pin[0]`) that must succeed within `limit`;
-/// the `key=value` lines it printed.
+/// what it printed.
 pub fn run_one(
     mut cmd: Command,
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<Values, String> {
-    if let Some([cpu, _]) = pin {
+    pin_to(&mut cmd, pin.map(|p| p[0]));
+    let mut child = spawn(cmd.stdout(Stdio::piped()), "")?;
+    wait_all(&mut [&mut child], limit, Duration::from_millis(5))?;
+    output(child.stdout.take().ok_or("stdout")?)
+}
+
+fn spawn(cmd: &mut Command, what: &str) -> Result<Child, String> {
+    cmd.stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn {what}: {e}"))
+}
+
+/// The `key=value` lines of a child's remaining output.
+fn output(mut r: impl Read) -> Result<Values, String> {
+    let mut text = String::new();
+    r.read_to_string(&mut text)
+        .map_err(|e| format!("output: {e}"))?;
+    Ok(values(&text))
+}
+
+/// Wait for every child to exit successfully, polling every `poll`; kill
+/// them all at the first failure or after `limit`. The seconds after
+/// which each exited (counted from the call).
+fn wait_all(
+    children: &mut [&mut Child],
+    limit: Duration,
+    poll: Duration,
+) -> Result<Vec<f64>, String> {
+    let t0 = Instant::now();
+    let n = children.len();
+    let mut done = vec![None; n];
+    while done.iter().any(Option::is_none) {
+        let mut failed = (t0.elapsed() > limit).then(|| format!("timed out after {limit:?}"));
+        for (i, c) in children.iter_mut().enumerate() {
+            match c.try_wait() {
+                _ if done[i].is_some() => {}
+                Ok(Some(st)) if st.success() => done[i] = Some(t0.elapsed().as_secs_f64()),
+                Ok(Some(st)) => failed = Some(format!("process {} of {n} failed: {st}", i + 1)),
+                Ok(None) => {}
+                Err(e) => failed = Some(format!("wait: {e}")),
+            }
+        }
+        if let Some(e) = failed {
+            children.iter_mut().for_each(|c| kill(c));
+            return Err(e);
+        }
+        std::thread::sleep(poll);
+    }
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// With `cpu`, make `cmd` run on that CPU alone.
+fn pin_to(cmd: &mut Command, cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
         let set = crate::kernel::only_cpu(cpu);
         // SAFETY: the hook makes one system call (sched_setaffinity),
         // async-signal-safe, and touches no locks or allocations.
         unsafe {
             cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-        }
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) if st.success() => break,
-            Ok(Some(st)) => return Err(format!("failed: {st}")),
-            Ok(None) if Instant::now() > deadline => {
-                kill(&mut child);
-                return Err(format!("timed out after {limit:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("wait: {e}")),
-        }
-    }
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut out)
-            .map_err(|e| format!("output: {e}"))?;
-    }
-    Ok(values(&out))
-}
-
-/// With `pin`, make `server` run on CPU `pin[0]` and `client` on `pin[1]`.
-fn pin_pair(server: &mut Command, client: &mut Command, pin: Option<[usize; 2]>) {
-    if let Some([s, c]) = pin {
-        for (cmd, cpu) in [(server, s), (client, c)] {
-            let set = crate::kernel::only_cpu(cpu);
-            // SAFETY: the hook makes one system call (sched_setaffinity),
-            // async-signal-safe, and touches no locks or allocations.
-            unsafe {
-                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-            }
         }
     }
 }
@@ -157,29 +129,20 @@ fn kill(c: &mut Child) {
     let _ = c.wait();
 }
 
-fn values(s: &str) -> Values {
+/// The `key=value` lines of a measuring side's output.
+pub fn values(s: &str) -> Values {
     s.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()
 }
 
-/// A value printed by a child.
+/// A value printed by a measuring side.
 pub fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
     v.get(key)
         .ok_or_else(|| format!("no {key}= in the output"))?
         .parse()
         .map_err(|_| format!("bad {key}= in the output"))
-}
-
-/// The stream reader's result.
-pub fn stream_outcome(v: &Values) -> Result<StreamOutcome, String> {
-    Ok(StreamOutcome {
-        bytes: get(v, "bytes")?,
-        secs: get(v, "secs")?,
-        samples: get(v, "samples")?,
-        sleeps: get(v, "sleeps")?,
-    })
 }
 
 /// vchan-xensim, next to this binary (cargo's target/release).
@@ -234,12 +197,24 @@ impl CSide {
     }
 }
 
-/// This binary in a vchan-rs role (see [`role`]).
-pub fn rust_command(args: &[String]) -> Result<Command, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+/// `exe ARGS` rooted at `dir` in domain `domid` (the unix backend's
+/// environment).
+fn rooted(exe: &Path, dir: &Path, domid: u32, args: &[String]) -> Command {
     let mut c = Command::new(exe);
-    c.arg("--role").args(args);
-    Ok(c)
+    c.args(args)
+        .env("VCHAN_UNIX_DIR", dir)
+        .env("VCHAN_DOMID", domid.to_string())
+        .env_remove("VCHAN_BACKEND");
+    c
+}
+
+/// This binary in a vchan-rs role (see [`role`]).
+pub fn rust_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let args: Vec<String> = std::iter::once("--role".to_owned())
+        .chain(args.iter().cloned())
+        .collect();
+    Ok(rooted(&exe, dir, domid, &args))
 }
 
 /// The repository's dune build directory.
@@ -254,12 +229,7 @@ pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command,
     if !exe.exists() {
         return Err(format!("{} not built (dune build)", exe.display()));
     }
-    let mut c = Command::new(exe);
-    c.args(args)
-        .env("VCHAN_UNIX_DIR", dir)
-        .env("VCHAN_DOMID", domid.to_string())
-        .env_remove("VCHAN_BACKEND");
-    Ok(c)
+    Ok(rooted(&exe, dir, domid, args))
 }
 
 /// mirage/ocaml-vchan's programs, from its pinned sources: its xencat
@@ -371,10 +341,9 @@ pub fn run_cat(
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<f64, String> {
-    pin_pair(&mut server, &mut client, pin);
-    let mut srv = server
-        .spawn()
-        .map_err(|e| format!("spawn the server: {e}"))?;
+    pin_to(&mut server, pin.map(|p| p[0]));
+    pin_to(&mut client, pin.map(|p| p[1]));
+    let mut srv = spawn(&mut server, "the server")?;
     let published = dir.join("store").join(PATH.trim_start_matches('/'));
     let deadline = Instant::now() + limit;
     while !published.join("event-channel").exists() {
@@ -384,39 +353,15 @@ pub fn run_cat(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let t0 = Instant::now();
-    let mut cli = match client.spawn() {
+    let mut cli = match spawn(&mut client, "the client") {
         Ok(c) => c,
         Err(e) => {
             kill(&mut srv);
-            return Err(format!("spawn the client: {e}"));
+            return Err(e);
         }
     };
-    let mut done = [None, None];
-    while done.iter().any(Option::is_none) {
-        for (i, c) in [&mut srv, &mut cli].into_iter().enumerate() {
-            if done[i].is_none() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    done[i] = Some((st, t0.elapsed().as_secs_f64()));
-                }
-            }
-        }
-        if Instant::now() > deadline {
-            kill(&mut srv);
-            kill(&mut cli);
-            return Err(format!("timed out after {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    let mut end: f64 = 0.0;
-    for (i, d) in done.into_iter().enumerate() {
-        let Some((st, at)) = d else { continue };
-        if !st.success() {
-            return Err(format!("{} failed: {st}", ["the server", "the client"][i]));
-        }
-        end = end.max(at);
-    }
-    Ok(end)
+    let done = wait_all(&mut [&mut srv, &mut cli], limit, Duration::from_micros(500))?;
+    Ok(done.into_iter().fold(0.0, f64::max))
 }
 
 /// Move up to `len` bytes from `from` to `to` with splice(2) (one of them
@@ -438,7 +383,7 @@ fn splice(from: &impl AsRawFd, to: &impl AsRawFd, len: usize) -> std::io::Result
 }
 
 /// A pipe: (read end, write end), both close-on-exec.
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into `fds`, which holds two.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -539,81 +484,61 @@ impl Link for EpLink {
     }
 }
 
-/// Apply `BENCH_SEGMENT` (bytes, both directions), if set.
-fn segment(ep: &mut vchan::Endpoint) -> Result<(), String> {
+/// The vchan-rs child roles, the same as xvbench's and vbench's (the
+/// rendezvous root in VCHAN_UNIX_DIR; the server is domain 0, the client
+/// domain 1):
+///   server RING stream|pong|idle COUNT SIZE
+///   client stream|ping|idle COUNT SIZE
+/// `BENCH_SEGMENT=N` sets the endpoints' publish granularity.
+pub fn role(args: &[String]) -> Result<(), String> {
+    use vchan::{DomId, Endpoint, UnixBackend};
+    let usage = "usage: vchan-bench --role server RING stream|pong|idle COUNT SIZE | client stream|ping|idle COUNT SIZE";
+    let (server, rest) = match args.split_first() {
+        Some((r, rest)) if r == "server" && rest.len() == 4 => (true, &rest[1..]),
+        Some((r, rest)) if r == "client" && rest.len() == 3 => (false, rest),
+        _ => return Err(usage.into()),
+    };
+    fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+        v.parse().map_err(|_| format!("bad number {v:?}"))
+    }
+    let (mode, count, size): (&str, u64, usize) = (&rest[0], num(&rest[1])?, num(&rest[2])?);
+    let dom = |d: u32| DomId::new(d).map_err(|e| format!("domid {d}: {e}"));
+    let dir = std::env::var_os("VCHAN_UNIX_DIR").ok_or("VCHAN_UNIX_DIR is not set")?;
+    let (me, peer) = if server { (0, 1) } else { (1, 0) };
+    let backend = std::sync::Arc::new(
+        UnixBackend::new(dir.into(), dom(me)?).map_err(|e| format!("unix backend: {e}"))?,
+    );
+    let mut ep = if server {
+        let ring: usize = num(&args[1])?;
+        let mut ep = Endpoint::listen_at(backend, dom(peer)?, PATH, ring, ring)
+            .map_err(|e| format!("listen: {e}"))?;
+        ep.set_nonblocking(false);
+        println!("listening");
+        ep.accept(Some(Duration::from_secs(30)))
+            .map_err(|e| format!("accept: {e}"))?;
+        ep
+    } else {
+        Endpoint::connect_at(backend, dom(peer)?, PATH, Some(Duration::from_secs(30)))
+            .map_err(|e| format!("connect: {e}"))?
+    };
+    ep.set_nonblocking(false);
     if let Ok(v) = std::env::var("BENCH_SEGMENT") {
-        let n: usize = v.parse().map_err(|_| format!("bad BENCH_SEGMENT {v:?}"))?;
+        let n: usize = num(&v)?;
         ep.set_segments(n, n)
             .map_err(|e| format!("segments: {e}"))?;
     }
-    Ok(())
-}
-
-fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
-    args.get(i)
-        .ok_or_else(|| format!("missing {what}"))?
-        .parse()
-        .map_err(|_| format!("bad {what}: {:?}", args[i]))
-}
-
-/// The vchan-rs child roles, the same as xvbench's:
-///   server DIR RING stream|pong|idle COUNT SIZE
-///   client DIR stream|ping|idle COUNT SIZE
-/// `BENCH_SEGMENT=N` sets the endpoints' publish granularity.
-pub fn role(args: &[String]) -> Result<(), String> {
-    use std::sync::Arc;
-    use vchan::{DomId, Endpoint, UnixBackend};
-    let dom = |d: u32| DomId::new(d).map_err(|e| format!("domid {d}: {e}"));
-    let backend = |d: u32| -> Result<Arc<dyn vchan::Backend>, String> {
-        let dir = PathBuf::from(args.get(1).ok_or("missing DIR")?);
-        Ok(Arc::new(
-            UnixBackend::new(dir, dom(d)?).map_err(|e| format!("unix backend: {e}"))?,
-        ))
+    let mut link = EpLink(ep);
+    let out = match (server, mode) {
+        (true, "stream") => workload::stream_read(&mut link, count, size)?,
+        (true, "pong") => workload::pong(&mut link, count, size).map(|()| String::new())?,
+        (true, "idle") => workload::idle_read(&mut link)?,
+        (false, "stream") => {
+            workload::stream_write(&mut link, count, size).map(|()| String::new())?
+        }
+        (false, "ping") => workload::ping(&mut link, count, size)?,
+        (false, "idle") => workload::idle_write(&mut link, count).map(|()| String::new())?,
+        _ => return Err(format!("unknown mode {mode}\n{usage}")),
     };
-    match args.first().map(String::as_str) {
-        Some("server") => {
-            let ring: usize = arg(args, 2, "RING")?;
-            let mode = args.get(3).ok_or("missing MODE")?;
-            let count: u64 = arg(args, 4, "COUNT")?;
-            let size: usize = arg(args, 5, "SIZE")?;
-            let mut ep = Endpoint::listen_at(backend(0)?, dom(1)?, PATH, ring, ring)
-                .map_err(|e| format!("listen: {e}"))?;
-            ep.set_nonblocking(false);
-            println!("listening");
-            ep.accept(Some(Duration::from_secs(30)))
-                .map_err(|e| format!("accept: {e}"))?;
-            segment(&mut ep)?;
-            let mut link = EpLink(ep);
-            match mode.as_str() {
-                "stream" => workload::stream_read(&mut link, count, size)?.print(),
-                "pong" => workload::pong(&mut link, count, size)?,
-                "idle" => workload::idle_read(&mut link)?.print(),
-                m => return Err(format!("unknown server mode {m}")),
-            }
-            link.0.close().map_err(|e| format!("close: {e}"))
-        }
-        Some("client") => {
-            let mode = args.get(2).ok_or("missing MODE")?;
-            let count: u64 = arg(args, 3, "COUNT")?;
-            let size: usize = arg(args, 4, "SIZE")?;
-            let mut ep = Endpoint::connect_at(backend(1)?, dom(0)?, PATH, Some(Duration::from_secs(30)))
-                .map_err(|e| format!("connect: {e}"))?;
-            ep.set_nonblocking(false);
-            segment(&mut ep)?;
-            let mut link = EpLink(ep);
-            match mode.as_str() {
-                "stream" => workload::stream_write(&mut link, count, size)?,
-                "idle" => workload::idle_write(&mut link, count)?,
-                "ping" => {
-                    let p = workload::ping(&mut link, count, size)?;
-                    println!("median_ns={}", p.median_ns);
-                    println!("sleeps={}", p.sleeps);
-                    println!("rounds={count}");
-                }
-                m => return Err(format!("unknown client mode {m}")),
-            }
-            link.0.close().map_err(|e| format!("close: {e}"))
-        }
-        _ => Err("usage: vchan-bench --role server DIR RING stream|pong COUNT SIZE | client DIR stream|ping COUNT SIZE".into()),
-    }
+    print!("{out}");
+    link.0.close().map_err(|e| format!("close: {e}"))
 }
