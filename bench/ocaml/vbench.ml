@@ -162,7 +162,8 @@ let ping ~read_n ~write pat count size =
    reader that keeps the data pays). *)
 module M_flow = Flow_util.Make (M)
 
-let m_write t b = M.write t b >|= ok M.pp_write_error
+let m_ok = ok M.pp_write_error
+let m_write t b = M.write t b >|= m_ok
 
 let server ring mode count size =
   let pat = pattern size in
@@ -216,7 +217,8 @@ module IM_flow = Flow_util.Make (IM)
 
 let in_memory mode count size =
   let pat = pattern size in
-  let write t b = IM.write t b >|= ok IM.pp_write_error in
+  let im_ok = ok IM.pp_write_error in
+  let write t b = IM.write t b >|= im_ok in
   let port = Impl.port "bench-inmem" in
   let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
   IM.client ~domid:0 ~port () >>= fun c ->
@@ -232,8 +234,8 @@ let in_memory mode count size =
   | "ping" ->
       Lwt.join
         [
-          pong ~read_n:(IM_flow.read_n s) ~write:(write s) count size;
-          ping ~read_n:(IM_flow.read_n c) ~write:(write c) pat count size;
+          pong ~read_n:(fun b o -> IM_flow.read_n s b o) ~write:(fun b -> write s b) count size;
+          ping ~read_n:(fun b o -> IM_flow.read_n c b o) ~write:(fun b -> write c b) pat count size;
         ]
   | m -> fail "unknown in-memory mode %s" m)
   >>= fun () ->
