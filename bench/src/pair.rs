@@ -145,151 +145,41 @@ pub fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
         .map_err(|_| format!("bad {key}= in the output"))
 }
 
-/// vchan-xensim, next to this binary (cargo's target/release).
-fn xensim_launcher() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    let launcher = exe.with_file_name("vchan-xensim");
-    if !launcher.exists() {
-        return Err(format!(
-            "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
-            launcher.display()
-        ));
+/// vchan-xensim (next to this binary, cargo's target/release), which
+/// runs a program of Xen's C libraries over xensim.
+pub struct Xensim(PathBuf);
+
+impl Xensim {
+    fn find() -> Result<Xensim, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let launcher = exe.with_file_name("vchan-xensim");
+        if !launcher.exists() {
+            let how = "cargo build --release -p xensim && bash scripts/link-xensim.sh target";
+            return Err(format!("{} not built ({how})", launcher.display()));
+        }
+        Ok(Xensim(launcher))
     }
-    Ok(launcher)
-}
 
-/// Where the C program and its launcher are.
-pub struct CSide {
-    pub launcher: PathBuf,
-    pub program: PathBuf,
-}
-
-impl CSide {
-    /// Compile `source` into `dir` (with `cc -O2 ... -lxenvchan`) and find
-    /// vchan-xensim next to this binary.
-    pub fn build(source: &Path, dir: &Path) -> Result<CSide, String> {
-        let launcher = xensim_launcher()?;
+    /// Compile the C side `source` into `dir` (with `cc -O2 ...
+    /// -lxenvchan`); the launcher and the program.
+    pub fn build_c(source: &Path, dir: &Path) -> Result<(Xensim, PathBuf), String> {
+        let launcher = Xensim::find()?;
         let program = dir.join("xvbench");
-        let st = Command::new("cc")
-            .args(["-O2", "-Wall", "-o"])
+        let mut cc = Command::new("cc");
+        cc.args(["-O2", "-Wall", "-o"])
             .arg(&program)
             .arg(source)
-            .arg("-lxenvchan")
-            .status()
-            .map_err(|e| format!("run cc: {e}"))?;
-        if !st.success() {
+            .arg("-lxenvchan");
+        if !cc.status().map_err(|e| format!("run cc: {e}"))?.success() {
             return Err(format!("cc {} -lxenvchan failed", source.display()));
         }
-        Ok(CSide { launcher, program })
-    }
-
-    /// `xvbench ARGS` under the launcher in domain `domid`, rooted at `dir`.
-    pub fn command(&self, domid: u32, dir: &Path, args: &[String]) -> Command {
-        let mut c = Command::new(&self.launcher);
-        c.arg("--domid")
-            .arg(domid.to_string())
-            .arg("--")
-            .arg(&self.program)
-            .args(args)
-            .env("VCHAN_UNIX_DIR", dir)
-            .env_remove("VCHAN_DOMID");
-        c
-    }
-}
-
-/// `exe ARGS` rooted at `dir` in domain `domid` (the unix backend's
-/// environment).
-fn rooted(exe: &Path, dir: &Path, domid: u32, args: &[String]) -> Command {
-    let mut c = Command::new(exe);
-    c.args(args)
-        .env("VCHAN_UNIX_DIR", dir)
-        .env("VCHAN_DOMID", domid.to_string())
-        .env_remove("VCHAN_BACKEND");
-    c
-}
-
-/// This binary in a vchan-rs role (see [`role`]).
-pub fn rust_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    let args: Vec<String> = std::iter::once("--role".to_owned())
-        .chain(args.iter().cloned())
-        .collect();
-    Ok(rooted(&exe, dir, domid, &args))
-}
-
-/// The repository's dune build directory.
-fn dune_build() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../_build/default")
-}
-
-/// bench/ocaml/vbench.exe (the OCaml roles) in domain `domid`, rooted
-/// at `dir`.
-pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
-    let exe = dune_build().join("bench/ocaml/vbench.exe");
-    if !exe.exists() {
-        return Err(format!("{} not built (dune build)", exe.display()));
-    }
-    Ok(rooted(&exe, dir, domid, args))
-}
-
-/// mirage/ocaml-vchan's programs, from its pinned sources: its xencat
-/// and bench/ocaml/vbench.ml over it, each run under vchan-xensim.
-pub struct OVchan {
-    xencat: PathBuf,
-    vbench: PathBuf,
-    xensim: PathBuf,
-}
-
-impl OVchan {
-    /// Build them (scripts/ocaml-vchan.sh, a scratch dune workspace in
-    /// target/ocaml-vchan); the error says why they are not there.
-    pub fn build() -> Result<OVchan, String> {
-        let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let out = Command::new("bash")
-            .arg(project.join("scripts/ocaml-vchan.sh"))
-            .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| format!("not built: cannot run scripts/ocaml-vchan.sh: {e}"))?;
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr);
-            return Err(why.trim().to_owned());
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut paths = text.lines().map(PathBuf::from);
-        let (Some(xencat), Some(vbench)) = (paths.next(), paths.next()) else {
-            return Err(format!(
-                "not built: scripts/ocaml-vchan.sh printed {text:?}"
-            ));
-        };
-        let xensim = xensim_launcher().map_err(|e| format!("not run: {e}"))?;
-        Ok(OVchan {
-            xencat,
-            vbench,
-            xensim,
-        })
-    }
-
-    /// vbench.exe over ocaml-vchan, rooted at `dir` (for
-    /// [`under_xensim`](OVchan::under_xensim), but for `inmem`).
-    pub fn vbench(&self, dir: &Path, args: &[String]) -> Command {
-        let mut c = Command::new(&self.vbench);
-        c.args(args)
-            .env("VCHAN_UNIX_DIR", dir)
-            .env_remove("VCHAN_BACKEND");
-        c
-    }
-
-    /// ocaml-vchan's xencat, rooted at `dir`.
-    pub fn xencat(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.xencat);
-        c.args(args).env("VCHAN_UNIX_DIR", dir);
-        c
+        Ok((launcher, program))
     }
 
     /// `inner` (its program, arguments and environment) run by
     /// vchan-xensim in domain `domid`.
-    pub fn under_xensim(&self, domid: u32, inner: Command) -> Command {
-        let mut c = Command::new(&self.xensim);
+    pub fn under(&self, domid: u32, inner: Command) -> Command {
+        let mut c = Command::new(&self.0);
         c.args(["--domid", &domid.to_string(), "--"])
             .arg(inner.get_program())
             .args(inner.get_args());
@@ -303,13 +193,83 @@ impl OVchan {
     }
 }
 
-/// vchan-cat, as dune built it.
-pub fn vchan_cat() -> Result<PathBuf, String> {
-    let exe = dune_build().join("bin/vchan_cat.exe");
+/// `exe ARGS` rooted at `dir` in domain `domid` (the unix backend's and
+/// xensim's environment).
+pub fn rooted(exe: &Path, dir: &Path, domid: u32, args: &[String]) -> Command {
+    let mut c = Command::new(exe);
+    c.args(args)
+        .env("VCHAN_UNIX_DIR", dir)
+        .env("VCHAN_DOMID", domid.to_string())
+        .env_remove("VCHAN_BACKEND");
+    c
+}
+
+/// This binary in a vchan-rs role (see [`role`]).
+pub fn rust_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let mut c = rooted(&exe, dir, domid, &[]);
+    c.arg("--role").args(args);
+    Ok(c)
+}
+
+/// A program of the repository's dune build.
+pub fn dune_exe(path: &str) -> Result<PathBuf, String> {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../_build/default")
+        .join(path);
     if !exe.exists() {
         return Err(format!("{} not built (dune build)", exe.display()));
     }
     Ok(exe)
+}
+
+/// bench/ocaml/vbench.exe (the OCaml roles) in domain `domid`, rooted
+/// at `dir`.
+pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
+    Ok(rooted(
+        &dune_exe("bench/ocaml/vbench.exe")?,
+        dir,
+        domid,
+        args,
+    ))
+}
+
+/// mirage/ocaml-vchan's programs, from its pinned sources: its xencat
+/// and bench/ocaml/vbench.ml over it, each run under vchan-xensim (but
+/// for `vbench inmem`).
+pub struct OVchan {
+    xencat: PathBuf,
+    pub vbench: PathBuf,
+    pub xensim: Xensim,
+}
+
+impl OVchan {
+    /// Build them (scripts/ocaml-vchan.sh, a scratch dune workspace in
+    /// target/ocaml-vchan); the error says why they are not there.
+    pub fn build() -> Result<OVchan, String> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ocaml-vchan.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| format!("not built: cannot run scripts/ocaml-vchan.sh: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut paths = text.lines().map(PathBuf::from);
+        let (Some(xencat), Some(vbench)) = (paths.next(), paths.next()) else {
+            return Err(format!(
+                "not built: scripts/ocaml-vchan.sh printed {text:?}"
+            ));
+        };
+        let xensim = Xensim::find().map_err(|e| format!("not run: {e}"))?;
+        Ok(OVchan {
+            xencat,
+            vbench,
+            xensim,
+        })
+    }
 }
 
 /// A file of `len` pattern bytes in tmpfs (/dev/shm), removed on drop.
@@ -414,9 +374,14 @@ pub fn run_xencat(
     let (srv_in, srv_in_held) = pipe()?;
     let (srv_out_drained, srv_out) = pipe()?;
     let (cli_in, cli_in_fed) = pipe()?;
-    let mut server = ov.under_xensim(0, ov.xencat(dir, &["-l", "1", "bench"]));
+    let xencat = |domid, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        ov.xensim
+            .under(domid, rooted(&ov.xencat, dir, domid, &args))
+    };
+    let mut server = xencat(0, &["-l", "1", "bench"]);
     server.stdin(srv_in).stdout(srv_out);
-    let mut client = ov.under_xensim(1, ov.xencat(dir, &["0", "bench"]));
+    let mut client = xencat(1, &["0", "bench"]);
     client.stdin(cli_in).stdout(Stdio::null());
     let src = std::fs::File::open(file).map_err(|e| format!("open: {e}"))?;
     let (all_out, wait_all_out) = std::sync::mpsc::channel::<()>();
