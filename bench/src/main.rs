@@ -58,6 +58,7 @@ const CAT_TOTAL: u64 = 1 << 30;
 /// Any one run that takes longer than this is killed.
 const LIMIT: Duration = Duration::from_secs(60);
 
+/// The table's columns, in their order (`col as usize` is the index).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Column {
     VchanRs,
@@ -71,32 +72,28 @@ enum Column {
     Limit,
 }
 
-const COLUMNS: [Column; 7] = [
-    Column::VchanRs,
-    Column::OCaml,
-    Column::OVchan,
-    Column::C,
-    Column::Socket,
-    Column::Pipe,
-    Column::Limit,
-];
+#[rustfmt::skip]
+const COLUMNS: [Column; 7] = {
+    use Column::*;
+    [VchanRs, OCaml, OVchan, C, Socket, Pipe, Limit]
+};
 
 impl Column {
     fn title(self) -> &'static str {
-        match self {
-            Column::VchanRs => "vchan-rs",
-            Column::OCaml => "vchan-rs OCaml",
-            Column::OVchan => "ocaml-vchan",
-            Column::C => "C libxenvchan",
-            Column::Socket => "unix socket",
-            Column::Pipe => "pipe",
-            Column::Limit => "limit",
-        }
+        [
+            "vchan-rs",
+            "vchan-rs OCaml",
+            "ocaml-vchan",
+            "C libxenvchan",
+            "unix socket",
+            "pipe",
+            "limit",
+        ][self as usize]
     }
 
     /// Its index in [`COLUMNS`].
     fn at(self) -> usize {
-        COLUMNS.iter().position(|&c| c == self).unwrap_or(0)
+        self as usize
     }
 }
 
@@ -169,12 +166,9 @@ impl Work {
         }
     }
 
-    /// Is a larger value better?
+    /// Is a larger value better? (Only for throughput.)
     fn higher_is_better(self) -> bool {
-        matches!(
-            self,
-            Work::Stream { .. } | Work::LwtIo | Work::Cat | Work::InMemStream
-        )
+        self.unit() == "GiB/s"
     }
 
     /// Why `col` has no cell in this row, if it has none.
