@@ -70,8 +70,7 @@ check-docs:
 
 # No two modules of a crate in rust/ name each other, directly or round a
 # loop, and no source file there (outside tests/) or in bench/ is over 700
-# lines
-# (scripts/check-modules.py; a second, no build).
+# lines (scripts/check-modules.py; a second, no build).
 check-modules:
 	python3 scripts/check-modules.py
 
