@@ -22,15 +22,12 @@ pub fn paired(r: &RowOut, a: Column, b: Column) -> f64 {
     median(&q)
 }
 
-pub fn machine() -> Vec<String> {
+/// The machine the bench runs on, as the report's list.
+fn machine() -> String {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpu = read("/proc/cpuinfo")
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_else(|| "unknown".into());
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo.lines().find_map(|l| l.strip_prefix("model name"));
+    let cpu = model.map_or("unknown", |m| m.trim_start_matches([' ', '\t', ':']));
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     // The installed Xen's libxenvchan.so.<major>.<minor> (its soname).
     let lib = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
@@ -38,29 +35,24 @@ pub fn machine() -> Vec<String> {
         .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
         .map(|e| e.path())
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libxenvchan.so.") && n.matches('.').count() == 3)
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.starts_with("libxenvchan.so.") && name.matches('.').count() == 3
         })
         .min()
         .map_or_else(
             || "libxenvchan (not found)".to_owned(),
             |p| p.display().to_string(),
         );
-    vec![
-        format!("nproc: {nproc}"),
-        format!("kernel: {}", read("/proc/sys/kernel/osrelease").trim()),
-        format!("cpu: {cpu}"),
-        format!(
-            "load average: {}",
-            read("/proc/loadavg")
-                .split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        ),
-        format!("C library: {lib} on xensim"),
-    ]
+    let load = read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kernel = read("/proc/sys/kernel/osrelease");
+    format!(
+        "- nproc: {nproc}\n- kernel: {}\n- cpu: {cpu}\n- load average: {load}\n- C library: {lib} on xensim\n",
+        kernel.trim()
+    )
 }
 
 pub fn fmt(v: f64) -> String {
@@ -100,7 +92,7 @@ impl RowOut {
     }
 }
 
-pub fn fmt_ratio(v: f64) -> String {
+fn fmt_ratio(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.2}")
     } else {
@@ -111,30 +103,27 @@ pub fn fmt_ratio(v: f64) -> String {
 /// The CSV of `rows`: a line per cell.
 pub fn csv_text(rows: &[RowOut]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let v = |x: f64| {
+        if x.is_finite() {
+            format!("{x}")
+        } else {
+            String::new()
+        }
+    };
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
+        let (w, unit) = (q(&r.work.title()), q(r.work.unit()));
         for (i, c) in COLUMNS.iter().enumerate() {
-            let v = |x: f64| {
-                if x.is_finite() {
-                    format!("{x}")
-                } else {
-                    String::new()
-                }
-            };
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{}\n",
-                q(&r.work.title()),
-                q(r.work.unit()),
-                q(c.title()),
-                v(r.median[i]),
-                q(&r.runs[i]
-                    .iter()
-                    .map(|&x| v(x))
-                    .collect::<Vec<_>>()
-                    .join(" ")),
-                v(r.sleeps[i]),
-                q(&r.notes[i]),
-            ));
+            let runs = q(&r.runs[i]
+                .iter()
+                .map(|&x| v(x))
+                .collect::<Vec<_>>()
+                .join(" "));
+            let (median, sleeps, note) = (v(r.median[i]), v(r.sleeps[i]), q(&r.notes[i]));
+            out += &format!(
+                "{w},{unit},{},{median},{runs},{sleeps},{note}\n",
+                q(c.title())
+            );
         }
     }
     out
@@ -144,7 +133,6 @@ pub fn csv_text(rows: &[RowOut]) -> String {
 /// relative to the best cell of its row (for µs, the best is the
 /// smallest), labelled with its value.
 pub fn svg_text(rows: &[RowOut]) -> String {
-    let title = "vchan-bench: each bar relative to the best of its row";
     const COLORS: [&str; 7] = [
         "#d62728", "#ff7f0e", "#8c564b", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f",
     ];
@@ -153,44 +141,33 @@ pub fn svg_text(rows: &[RowOut]) -> String {
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
-    let (left, bar_w, bar_h, gap) = (330.0, 420.0, 11.0, 14.0);
-    let group_h = bar_h * COLUMNS.len() as f64 + gap;
-    let height = 70.0 + group_h * rows.len() as f64;
+    let (left, bar_w, bar_h) = (330.0, 420.0, 11.0);
+    let group_h = bar_h * COLUMNS.len() as f64 + 14.0;
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"10\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"13\">{}</text>\n",
-        esc(title)
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"900\" height=\"{}\" font-family=\"sans-serif\" font-size=\"10\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"10\" y=\"18\" font-size=\"13\">vchan-bench: each bar relative to the best of its row</text>\n",
+        70.0 + group_h * rows.len() as f64
     );
     for (i, c) in COLUMNS.iter().enumerate() {
         let x = 10.0 + i as f64 * 125.0;
-        svg.push_str(&format!(
-            "<rect x=\"{x}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"39\">{}</text>\n",
-            COLORS[i],
-            x + 14.0,
-            esc(c.title())
-        ));
+        let title = esc(c.title());
+        svg += &format!("<rect x=\"{x}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{}\" y=\"39\">{title}</text>\n", COLORS[i], x + 14.0);
     }
     for (g, r) in rows.iter().enumerate() {
         let y0 = 55.0 + g as f64 * group_h;
-        svg.push_str(&format!(
+        svg += &format!(
             "<text x=\"10\" y=\"{}\">{}</text>\n",
             y0 + bar_h * 2.5,
             esc(&r.work.title())
-        ));
-        let vals: Vec<f64> = r.median.iter().copied().filter(|v| v.is_finite()).collect();
-        let best = if r.work.higher_is_better() {
-            vals.iter().copied().fold(0.0, f64::max)
-        } else {
-            vals.iter()
-                .copied()
-                .filter(|&v| v > 0.0)
-                .fold(f64::INFINITY, f64::min)
+        );
+        let higher = r.work.higher_is_better();
+        let vals = r.median.iter().copied().filter(|v| v.is_finite());
+        let best = match higher {
+            true => vals.fold(0.0, f64::max),
+            false => vals.filter(|&v| v > 0.0).fold(f64::INFINITY, f64::min),
         };
-        for (i, &v) in r.median.iter().enumerate() {
+        for (i, &v) in r.median.iter().enumerate().filter(|(_, v)| v.is_finite()) {
             let y = y0 + i as f64 * bar_h;
-            if !v.is_finite() {
-                continue;
-            }
-            let rel = if r.work.higher_is_better() {
+            let rel = if higher {
                 v / best
             } else if v > 0.0 {
                 best / v
@@ -198,19 +175,14 @@ pub fn svg_text(rows: &[RowOut]) -> String {
                 1.0
             };
             let w = (rel.clamp(0.0, 1.0) * bar_w).max(1.0);
-            svg.push_str(&format!(
-                "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{} {}</text>\n",
-                bar_h - 2.0,
-                COLORS[i],
-                left + w + 4.0,
-                y + bar_h - 3.0,
-                fmt(v),
-                esc(r.work.unit())
-            ));
+            let (label, unit) = (fmt(v), esc(r.work.unit()));
+            svg += &format!(
+                "<rect x=\"{left}\" y=\"{y}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{}\">{label} {unit}</text>\n",
+                bar_h - 2.0, COLORS[i], left + w + 4.0, y + bar_h - 3.0
+            );
         }
     }
-    svg.push_str("</svg>\n");
-    svg
+    svg + "</svg>\n"
 }
 
 /// The performance targets ([`TARGETS`]), read from this run's medians,
@@ -238,30 +210,39 @@ pub fn targets_table(rows: &[RowOut]) -> String {
     out
 }
 
+/// The ratio columns of the results table: (title, a, b) for `a / b`.
+const RATIOS: [(&str, Column, Column); 5] = [
+    ("vchan-rs / C", Column::VchanRs, Column::C),
+    ("vchan-rs / socket", Column::VchanRs, Column::Socket),
+    ("vchan-rs / limit", Column::VchanRs, Column::Limit),
+    ("OCaml / vchan-rs", Column::OCaml, Column::VchanRs),
+    ("OCaml / ocaml-vchan", Column::OCaml, Column::OVchan),
+];
+
 /// The table of medians and within-row ratios, in Markdown
 /// (docs/benchmarks.md carries the one of bench/results/bench.csv).
 pub fn results_table(rows: &[RowOut]) -> String {
-    let mut head: Vec<String> = vec!["workload".into()];
-    head.extend(COLUMNS.iter().map(|c| c.title().to_owned()));
-    head.push("vchan-rs / C".into());
-    head.push("vchan-rs / socket".into());
-    head.push("vchan-rs / limit".into());
-    head.push("OCaml / vchan-rs".into());
-    head.push("OCaml / ocaml-vchan".into());
+    let head: Vec<&str> = ["workload"]
+        .into_iter()
+        .chain(COLUMNS.map(Column::title))
+        .chain(RATIOS.map(|r| r.0))
+        .collect();
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {
-        let mut cells = vec![r.work.title()];
-        cells.extend(r.median.iter().map(|&v| fmt(v)));
-        let p = |a: Column, b: Column| fmt_ratio(paired(r, a, b));
-        cells.push(p(Column::VchanRs, Column::C));
-        cells.push(p(Column::VchanRs, Column::Socket));
-        cells.push(p(Column::VchanRs, Column::Limit));
-        cells.push(p(Column::OCaml, Column::VchanRs));
-        cells.push(p(Column::OCaml, Column::OVchan));
-        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+        let cells = r
+            .median
+            .iter()
+            .map(|&v| fmt(v))
+            .chain(RATIOS.iter().map(|&(_, a, b)| fmt_ratio(paired(r, a, b))));
+        out += &format!(
+            "| {} | {} |\n",
+            r.work.title(),
+            cells.collect::<Vec<_>>().join(" | ")
+        );
     }
     out
 }
+
 /// The report on standard output: the machine, the tables, the sleeps,
 /// the notes and how the cells were measured.
 pub fn print_report(o: &Opts, rows: &[RowOut]) {
@@ -291,7 +272,7 @@ pub fn print_report(o: &Opts, rows: &[RowOut]) {
         .filter(|(_, _, n)| !n.is_empty())
         .map(|(r, c, n)| format!("- {} / {}: {n}\n", r.work.title(), c.title()))
         .collect();
-    let machine: String = machine().iter().map(|m| format!("- {m}\n")).collect();
+    let machine = machine();
     let pinned = if o.pin {
         "The two processes of each cell are pinned to CPUs 0 and 1, one each (--no-pin: not)."
     } else {
@@ -381,8 +362,8 @@ pub fn read_csv(text: &str) -> Vec<RowOut> {
 #[cfg(test)]
 mod tests {
     /// docs/benchmarks.md's two tables are those of bench/results/bench.csv,
-    /// the run whose chart it shows: after a `make bench`, copy them from
-    /// its output (or from this test's message).
+    /// the run whose chart it shows: after a `make bench-results`, copy
+    /// them from its output (or from this test's message).
     #[test]
     fn docs_tables_are_the_results() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -398,5 +379,18 @@ mod tests {
                 "docs/benchmarks.md lacks the {what} table of bench/results/bench.csv, which is:\n{table}"
             );
         }
+    }
+
+    /// The CSV the bench writes reads back as the same rows: written again
+    /// from them, bench/results/bench.csv and its chart come out byte for
+    /// byte.
+    #[test]
+    fn results_round_trip() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+        let csv = std::fs::read_to_string(dir.join("bench.csv")).unwrap();
+        let rows = super::read_csv(&csv);
+        assert_eq!(super::csv_text(&rows), csv);
+        let svg = std::fs::read_to_string(dir.join("bench.svg")).unwrap();
+        assert_eq!(super::svg_text(&rows), svg);
     }
 }
