@@ -537,18 +537,8 @@ fn built<T>(r: &Result<T, String>) -> Result<&T, String> {
 
 /// `c` run by `strace -f -c`, its counts written to `out`.
 fn traced(c: Command, out: &Path) -> Command {
-    let mut t = Command::new("strace");
-    t.args(["-f", "-c", "-o"])
-        .arg(out)
-        .arg(c.get_program())
-        .args(c.get_args());
-    for (k, v) in c.get_envs() {
-        match v {
-            Some(v) => t.env(k, v),
-            None => t.env_remove(k),
-        };
-    }
-    t
+    let args: [&std::ffi::OsStr; 4] = ["-f".as_ref(), "-c".as_ref(), "-o".as_ref(), out.as_ref()];
+    pair::wrapped("strace".as_ref(), &args, c)
 }
 
 /// The sample of one run of `job` from what its measuring side printed:

@@ -4,6 +4,7 @@
 //! `listening`. Results are the `key=value` lines they print.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -176,21 +177,32 @@ impl Xensim {
         Ok((launcher, program))
     }
 
-    /// `inner` (its program, arguments and environment) run by
-    /// vchan-xensim in domain `domid`.
+    /// `inner` run by vchan-xensim in domain `domid`.
     pub fn under(&self, domid: u32, inner: Command) -> Command {
-        let mut c = Command::new(&self.0);
-        c.args(["--domid", &domid.to_string(), "--"])
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        c
+        wrapped(
+            self.0.as_os_str(),
+            &[
+                "--domid".as_ref(),
+                domid.to_string().as_ref(),
+                "--".as_ref(),
+            ],
+            inner,
+        )
     }
+}
+
+/// `inner` (its program, arguments and environment) run by `program
+/// ARGS`, which runs it.
+pub fn wrapped(program: &OsStr, args: &[&OsStr], inner: Command) -> Command {
+    let mut c = Command::new(program);
+    c.args(args).arg(inner.get_program()).args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
 }
 
 /// `exe ARGS` rooted at `dir` in domain `domid` (the unix backend's and
