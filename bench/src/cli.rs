@@ -34,7 +34,11 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
         fixed_total: None,
         only: None,
         pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
-        out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench")),
+        // The project's target/ (this crate is bench/ in it).
+        out: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap_or(Path::new(".."))
+            .join("target/bench"),
     };
     let mut args = args.iter();
     while let Some(a) = args.next() {

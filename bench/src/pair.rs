@@ -48,7 +48,12 @@ pub fn run(
             return Err(e);
         }
     };
-    wait_all(&mut [&mut srv, &mut cli], limit, Duration::from_millis(5))?;
+    wait_all(
+        &mut [&mut srv, &mut cli],
+        Instant::now(),
+        limit,
+        Duration::from_millis(5),
+    )?;
     Ok((
         output(out)?,
         output(cli.stdout.take().ok_or("client stdout")?)?,
@@ -64,7 +69,12 @@ pub fn run_one(
 ) -> Result<Values, String> {
     pin_to(&mut cmd, pin.map(|p| p[0]));
     let mut child = spawn(cmd.stdout(Stdio::piped()), "")?;
-    wait_all(&mut [&mut child], limit, Duration::from_millis(5))?;
+    wait_all(
+        &mut [&mut child],
+        Instant::now(),
+        limit,
+        Duration::from_millis(5),
+    )?;
     output(child.stdout.take().ok_or("stdout")?)
 }
 
@@ -83,14 +93,14 @@ fn output(mut r: impl Read) -> Result<Values, String> {
 }
 
 /// Wait for every child to exit successfully, polling every `poll`; kill
-/// them all at the first failure or after `limit`. The seconds after
-/// which each exited (counted from the call).
+/// them all at the first failure or after `limit` from `t0`. The seconds
+/// from `t0` after which each exited.
 fn wait_all(
     children: &mut [&mut Child],
+    t0: Instant,
     limit: Duration,
     poll: Duration,
 ) -> Result<Vec<f64>, String> {
-    let t0 = Instant::now();
     let n = children.len();
     let mut done = vec![None; n];
     while done.iter().any(Option::is_none) {
@@ -325,6 +335,7 @@ pub fn run_cat(
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    let t0 = Instant::now();
     let mut cli = match spawn(&mut client, "the client") {
         Ok(c) => c,
         Err(e) => {
@@ -332,7 +343,12 @@ pub fn run_cat(
             return Err(e);
         }
     };
-    let done = wait_all(&mut [&mut srv, &mut cli], limit, Duration::from_micros(500))?;
+    let done = wait_all(
+        &mut [&mut srv, &mut cli],
+        t0,
+        limit,
+        Duration::from_micros(500),
+    )?;
     Ok(done.into_iter().fold(0.0, f64::max))
 }
 
