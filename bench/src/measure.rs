@@ -380,12 +380,9 @@ impl Bench {
             c.envs(env.iter().copied());
             Ok::<_, String>(c)
         };
-        pair::run(
-            command(0, &srv, strace)?,
-            command(1, &cli, None)?,
-            LIMIT,
-            self.pin(),
-        )
+        let (server, client) = (command(0, &srv, strace)?, command(1, &cli, None)?);
+        let (sv, cv, _) = pair::run(server, client, pair::Ready::Says, LIMIT, self.pin())?;
+        Ok((sv, cv))
     }
 
     /// System calls of the echoing side (the server) per round of a
@@ -511,7 +508,14 @@ impl Bench {
             let mut client =
                 pair::rooted(&exe, dir.path(), 1, &["-N", "0", "bench"].map(String::from));
             client.stdin(std::fs::File::open(file).map_err(|e| format!("open: {e}"))?);
-            pair::run_cat(server, client, dir.path(), LIMIT, self.pin())?
+            pair::run(
+                server,
+                client,
+                pair::Ready::Publishes(dir.path()),
+                LIMIT,
+                self.pin(),
+            )?
+            .2
         };
         Ok(Sample::stream(total, secs, 0))
     }

@@ -20,44 +20,76 @@ pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
 /// Results of one pair: the server's and the client's `key=value` lines.
 pub type Values = HashMap<String, String>;
 
-/// Run `server` then `client` (once the server printed `listening`); kill
-/// both if they take longer than `limit`. With `pin`, the server on CPU
-/// `pin[0]`, the client on CPU `pin[1]`. What each printed.
+/// How a server shows that it listens: it prints `listening` (and then
+/// its results, as the client does), or its rendezvous appears under the
+/// directory given (vchan-cat and xencat, whose output is their data).
+pub enum Ready<'a> {
+    Says,
+    Publishes(&'a Path),
+}
+
+/// Run `server`, then `client` once the server listens; kill both if they
+/// take longer than `limit`. With `pin`, the server on CPU `pin[0]`, the
+/// client on CPU `pin[1]`. What each printed (with [`Ready::Says`]), and
+/// the seconds from the client's start until both exited.
 pub fn run(
     mut server: Command,
     mut client: Command,
+    ready: Ready,
     limit: Duration,
     pin: Option<[usize; 2]>,
-) -> Result<(Values, Values), String> {
+) -> Result<(Values, Values, f64), String> {
     pin_to(&mut server, pin.map(|p| p[0]));
     pin_to(&mut client, pin.map(|p| p[1]));
-    let mut srv = spawn(server.stdout(Stdio::piped()), "the server")?;
-    let mut out = BufReader::new(srv.stdout.take().ok_or("server stdout")?);
-    let mut line = String::new();
-    while line.trim() != "listening" {
-        line.clear();
-        if out.read_line(&mut line).unwrap_or(0) == 0 {
-            kill(&mut srv);
-            return Err("server exited before listening".into());
-        }
+    if let Ready::Says = ready {
+        server.stdout(Stdio::piped());
+        client.stdout(Stdio::piped());
     }
-    let mut cli = match spawn(client.stdout(Stdio::piped()), "the client") {
+    let mut srv = spawn(&mut server, "the server")?;
+    let mut out = srv.stdout.take().map(BufReader::new);
+    let deadline = Instant::now() + limit;
+    let listens = match (&ready, &mut out) {
+        (Ready::Says, Some(out)) => {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match out.read_line(&mut line) {
+                    Ok(0) | Err(_) => break false,
+                    Ok(_) if line.trim() == "listening" => break true,
+                    Ok(_) => {}
+                }
+            }
+        }
+        (Ready::Publishes(dir), _) => {
+            let published = dir.join("store").join(PATH.trim_start_matches('/'));
+            while !published.join("event-channel").exists()
+                && Instant::now() < deadline
+                && srv.try_wait().ok().flatten().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            published.join("event-channel").exists()
+        }
+        _ => false,
+    };
+    if !listens {
+        kill(&mut srv);
+        return Err("the server did not listen".into());
+    }
+    let t0 = Instant::now();
+    let mut cli = match spawn(&mut client, "the client") {
         Ok(c) => c,
         Err(e) => {
             kill(&mut srv);
             return Err(e);
         }
     };
-    wait_all(
-        &mut [&mut srv, &mut cli],
-        Instant::now(),
-        limit,
-        Duration::from_millis(5),
-    )?;
-    Ok((
-        output(out)?,
-        output(cli.stdout.take().ok_or("client stdout")?)?,
-    ))
+    // vchan-cat's time is the wall time: poll finely.
+    let poll = Duration::from_micros(if out.is_some() { 5000 } else { 500 });
+    let done = wait_all(&mut [&mut srv, &mut cli], t0, limit, poll)?;
+    let s = out.map_or(Ok(Values::new()), output)?;
+    let c = cli.stdout.take().map_or(Ok(Values::new()), output)?;
+    Ok((s, c, done.into_iter().fold(0.0, f64::max)))
 }
 
 /// Run one process (pinned to `pin[0]`) that must succeed within `limit`;
@@ -313,45 +345,6 @@ pub fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     Ok(f)
 }
 
-/// Run a vchan-cat server (until it listens: its rendezvous appears under
-/// `dir`), then a client; the seconds from the client's start until both
-/// exited successfully.
-pub fn run_cat(
-    mut server: Command,
-    mut client: Command,
-    dir: &Path,
-    limit: Duration,
-    pin: Option<[usize; 2]>,
-) -> Result<f64, String> {
-    pin_to(&mut server, pin.map(|p| p[0]));
-    pin_to(&mut client, pin.map(|p| p[1]));
-    let mut srv = spawn(&mut server, "the server")?;
-    let published = dir.join("store").join(PATH.trim_start_matches('/'));
-    let deadline = Instant::now() + limit;
-    while !published.join("event-channel").exists() {
-        if Instant::now() > deadline || srv.try_wait().ok().flatten().is_some() {
-            kill(&mut srv);
-            return Err("the server did not listen".into());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let t0 = Instant::now();
-    let mut cli = match spawn(&mut client, "the client") {
-        Ok(c) => c,
-        Err(e) => {
-            kill(&mut srv);
-            return Err(e);
-        }
-    };
-    let done = wait_all(
-        &mut [&mut srv, &mut cli],
-        t0,
-        limit,
-        Duration::from_micros(500),
-    )?;
-    Ok(done.into_iter().fold(0.0, f64::max))
-}
-
 /// Move up to `len` bytes from `from` to `to` with splice(2) (one of them
 /// a pipe), without copying them through this process; the bytes moved,
 /// 0 at end of input.
@@ -384,7 +377,7 @@ pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 /// ocaml-vchan's xencat end to end, under vchan-xensim: `xencat -l 1`
 /// receiving, `xencat 0` sending the tmpfs file `file` of `total` bytes;
 /// the seconds from the client's start until both exited (as
-/// [`run_cat`]). xencat ends when its standard input ends, closing its
+/// vchan-cat's). xencat ends when its standard input ends, closing its
 /// vchan at once, before its last buffered write is through (it then
 /// writes into the ring it unmapped, and crashes): so the sender's input
 /// is a pipe that this process fills from the file with splice(2) and
@@ -448,13 +441,13 @@ pub fn run_xencat(
             }
         }
     });
-    let res = run_cat(server, client, dir, limit, pin);
+    let res = run(server, client, Ready::Publishes(dir), limit, pin);
     // Both ends are gone (or killed): the receiver's output has ended, and
     // the feeder was told (or its channel dropped with the drainer).
     drop(srv_in_held);
     let got = drainer.join().map_err(|_| "the drainer panicked")??;
     feeder.join().map_err(|_| "the feeder panicked")??;
-    let secs = res?;
+    let (_, _, secs) = res?;
     if got != total {
         return Err(format!("xencat -l wrote {got} of {total} bytes"));
     }
