@@ -86,7 +86,9 @@ let delay =
   | Some v -> ( match float_of_string_opt v with Some us -> us *. 1e-6 | None -> 0.)
   | None -> 0.
 
-let pause () = if delay > 0. then Unix.sleepf delay
+(* Whether to (a plain flag: the loops test it inline, at no cost to the
+   In_memory rows). *)
+let paced = delay > 0.
 
 let port = Impl.port "bench"
 let ok pp = function Ok x -> x | Error e -> fail "%s" (Format.asprintf "%a" pp e)
@@ -120,41 +122,53 @@ let stream_write total size write =
   in
   go 0
 
-(* Echoes [count] messages of [size] bytes. *)
-let pong ~read_n ~write count size =
-  let buf = Cstruct.create size in
-  let rec loop i =
-    if i = count then Lwt.return_unit
-    else read_n buf 0 >>= fun () -> pause (); write buf >>= fun () -> loop (i + 1)
-  in
-  loop 0
+(* The ping-pong roles over one kind of endpoint: [write] a message,
+   [read_n t buf off] the rest of one into [buf] from [off]. *)
+module Echo (E : sig
+  type t
 
-(* [count] round trips of [size] bytes, each echo checked; prints the
-   pinger's result lines. Unix.gettimeofday ticks in microseconds, coarser
-   than a round trip: groups of [group] round trips are timed, and the
-   median group's mean reported. *)
-let ping ~read_n ~write pat count size =
-  let group = min 100 count in
-  let back = Cstruct.create size and s0 = sleeps () in
-  let rec loop i t0 acc =
-    if i = count then Lwt.return acc
-    else begin
-      let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
-      pause ();
-      write out >>= fun () ->
-      read_n back 0 >>= fun () ->
-      if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
-      if (i + 1) mod group = 0 then
-        let now = Unix.gettimeofday () in
-        loop (i + 1) now (((now -. t0) /. float group) :: acc)
-      else loop (i + 1) t0 acc
-    end
-  in
-  loop 0 (Unix.gettimeofday ()) [] >|= fun rtts ->
-  let a = Array.of_list rtts in
-  Array.sort compare a;
-  Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (a.(Array.length a / 2) *. 1e9)
-    (sleeps () - s0) count
+  val write : t -> Cstruct.t -> unit Lwt.t
+  val read_n : t -> Cstruct.t -> int -> unit Lwt.t
+end) =
+struct
+  (* Echoes [count] messages of [size] bytes. *)
+  let pong t count size =
+    let buf = Cstruct.create size in
+    let rec loop i =
+      if i = count then Lwt.return_unit
+      else E.read_n t buf 0 >>= fun () ->
+        if paced then Unix.sleepf delay;
+        E.write t buf >>= fun () -> loop (i + 1)
+    in
+    loop 0
+
+  (* [count] round trips of [size] bytes, each echo checked; prints the
+     pinger's result lines. Unix.gettimeofday ticks in microseconds, coarser
+     than a round trip: groups of [group] round trips are timed, and the
+     median group's mean reported. *)
+  let ping t pat count size =
+    let group = min 100 count in
+    let back = Cstruct.create size and s0 = sleeps () in
+    let rec loop i t0 acc =
+      if i = count then Lwt.return acc
+      else begin
+        let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
+        if paced then Unix.sleepf delay;
+        E.write t out >>= fun () ->
+        E.read_n t back 0 >>= fun () ->
+        if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
+        if (i + 1) mod group = 0 then
+          let now = Unix.gettimeofday () in
+          loop (i + 1) now (((now -. t0) /. float group) :: acc)
+        else loop (i + 1) t0 acc
+      end
+    in
+    loop 0 (Unix.gettimeofday ()) [] >|= fun rtts ->
+    let a = Array.of_list rtts in
+    Array.sort compare a;
+    Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (a.(Array.length a / 2) *. 1e9)
+      (sleeps () - s0) count
+end
 
 (* The next view from M.read, copied out into [buf] before it is checked:
    the Rust reader copies every byte into its buffer too, so the columns
@@ -164,6 +178,13 @@ module M_flow = Flow_util.Make (M)
 
 let m_ok = ok M.pp_write_error
 let m_write t b = M.write t b >|= m_ok
+
+module M_echo = Echo (struct
+  type t = M.t
+
+  let write = m_write
+  let read_n = M_flow.read_n
+end)
 
 let server ring mode count size =
   let pat = pattern size in
@@ -176,7 +197,7 @@ let server ring mode count size =
       (if mode = "stream" then
          let buf = Cstruct.create ring in
          stream_read pat count (fun _ -> M_flow.next_copied t buf)
-       else pong ~read_n:(M_flow.read_n t) ~write:(m_write t) count size)
+       else M_echo.pong t count size)
       >>= fun () -> M.close t
   | "lwtio" ->
       let c = Impl.open_server ~domid:1 ~port ~buffer_size:ring () in
@@ -204,7 +225,7 @@ let client mode count size =
       Lwt_io.close oc
   | "ping" ->
       M.client ~domid:0 ~port () >>= fun t ->
-      ping ~read_n:(M_flow.read_n t) ~write:(m_write t) pat count size >>= fun () -> M.close t
+      M_echo.ping t pat count size >>= fun () -> M.close t
   | m -> fail "unknown client mode %s" m
 
 (* Vchan_rs.In_memory: both ends in this process and one Lwt scheduler
@@ -215,10 +236,17 @@ let client mode count size =
 module IM = Impl.In_memory
 module IM_flow = Flow_util.Make (IM)
 
+let im_ok = ok IM.pp_write_error
+
+module IM_echo = Echo (struct
+  type t = IM.t
+
+  let write t b = IM.write t b >|= im_ok
+  let read_n = IM_flow.read_n
+end)
+
 let in_memory mode count size =
   let pat = pattern size in
-  let im_ok = ok IM.pp_write_error in
-  let write t b = IM.write t b >|= im_ok in
   let port = Impl.port "bench-inmem" in
   let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
   IM.client ~domid:0 ~port () >>= fun c ->
@@ -228,15 +256,11 @@ let in_memory mode count size =
       let buf = Cstruct.create 65536 and src = Cstruct.of_bytes pat in
       Lwt.join
         [
-          stream_write count size (fun off n -> write c (Cstruct.sub src off n));
+          stream_write count size (fun off n -> IM.write c (Cstruct.sub src off n) >|= im_ok);
           stream_read pat count (fun _ -> IM_flow.next_copied s buf);
         ]
   | "ping" ->
-      Lwt.join
-        [
-          pong ~read_n:(fun b o -> IM_flow.read_n s b o) ~write:(fun b -> write s b) count size;
-          ping ~read_n:(fun b o -> IM_flow.read_n c b o) ~write:(fun b -> write c b) pat count size;
-        ]
+      Lwt.both (IM_echo.pong s count size) (IM_echo.ping c pat count size) >|= fun ((), ()) -> ()
   | m -> fail "unknown in-memory mode %s" m)
   >>= fun () ->
   IM.close c >>= fun () ->
