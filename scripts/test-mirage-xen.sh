@@ -127,7 +127,7 @@ inside() {
 mirage_tool() {
     local tool=$project/_build/mirage-tool t0=$SECONDS
     if ! dune build --root "$tool/mirage" --build-dir "$tool/_build" -j 1 --display quiet \
-        -p mirage @install 2>&1; then
+        --only-packages mirage --profile release @install 2>&1; then
         fail "the mirage tool builds (mirage 4.11, functoria)"
         return
     fi
@@ -145,19 +145,19 @@ mirage_tool() {
         fi
         echo "$out" | sed 's/^/    /'
         pass "mirage configure -t $target on docs/mirage.md's config.ml exits 0 ($((SECONDS - t0)) s)"
-        # The dune rule of the unikernel links the library ...
+        # The unikernel links the library ...
         if grep -A30 '(libraries' dune.build 2>/dev/null | sed '/)/q' | grep -qw vchan-rs-xen; then
             pass "$target: the generated dune.build's libraries name vchan-rs-xen"
         else
             fail "$target: the generated dune.build's libraries name vchan-rs-xen: $(cat dune.build 2>&1)"
         fi
-        # ... its main.ml starts the job ...
+        # ... main.ml starts the job ...
         if grep -q 'Unikernel.Main.start ' mirage/main.ml 2>/dev/null; then
             pass "$target: the generated mirage/main.ml calls Unikernel.Main.start"
         else
             fail "$target: the generated mirage/main.ml calls Unikernel.Main.start"
         fi
-        # ... and its opam file depends on the package, with the url
+        # ... and its opam file depends on it, and the url
         # guessed from the git remote (the patched parse_ssh).
         local opam=mirage/vchan-example-$target.opam
         if sed -n '/^depends:/,/^]/p' "$opam" 2>/dev/null | grep -q '"vchan-rs-xen"'; then
