@@ -38,7 +38,8 @@
 #      emile (an RFC 5322 address parser), which neither Debian nor the
 #      pinned sources have (nor emile's dependency pecu). The patch replaces
 #      that one function, parse_ssh, by a split at the first `@` and the
-#      next `:`, and drops emile from lib/functoria/dune; nothing else in
+#      next `:`, and puts ipaddr (which emile brought, and mirage.devices
+#      uses) in emile's place in lib/functoria/dune; nothing else in
 #      mirage or functoria uses emile. The test runs it: the unikernel's
 #      scratch directory is in a git repository (branch main) whose origin is
 #      git@example.org:vchan/example.git, and the generated opam file's url
