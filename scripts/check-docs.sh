@@ -35,6 +35,7 @@ docs/xensim.md xenstore-tools.sh rust/xensim/tests/xenstored.rs
 docs/mirage.md rename.sh scripts/test-mirage-xen.sh
 docs/mirage.md rustup.sh scripts/test-mirage-xen.sh
 docs/mirage.md qubes-dune scripts/test-mirage-xen.sh
+docs/mirage.md config.ml scripts/test-mirage-xen.sh
 '
 
 blocks=$(awk '
