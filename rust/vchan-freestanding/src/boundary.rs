@@ -1,7 +1,7 @@
 //! The boundary between OCaml (or C) and the freestanding archive, as
 //! data: result codes, peer states and the OCaml externals. The library
 //! uses it for its codes and checks in a unit test that the externals it
-//! defines are exactly those listed here; `vchan-fs-gen` (src/bin/gen.rs)
+//! defines are exactly those listed here; `vchan-freestanding-gen` (src/bin/gen.rs)
 //! writes the OCaml side from it. Edit here, never in the generated file.
 
 /// A negative result code: name (OCaml `e_<name>`, C `VCHAN_FS_E_<NAME>`),

@@ -6,7 +6,7 @@
 //! `value`s and only read their headers (data pointer and length), so they
 //! call nothing of the OCaml runtime — no `caml_*` symbol, no rooting, no
 //! allocation, no exception. Measured against ocaml-rs on this machine
-//! (design.md): such an external costs about what an OCaml call does
+//! (docs/design.md): such an external costs about what an OCaml call does
 //! (~2 ns), `#[ocaml::func]` 50-70 ns; and ocaml-rs's boxroot needs
 //! pthreads, which unikernels do not have. Each has a `_byte` twin for
 //! bytecode, over tagged ints.

@@ -1,5 +1,5 @@
 //! The codes of the boundary between `vchan-rs-unix` (OCaml) and these
-//! stubs, as data: the library uses them, and `vchan-ocaml-gen`
+//! stubs, as data: the library uses them, and `vchan-lwt-stubs-gen`
 //! (src/bin/gen.rs) writes their OCaml side (in `ocaml/lwt-unix/stubs.ml`)
 //! from them. Edit here, never in the generated file.
 

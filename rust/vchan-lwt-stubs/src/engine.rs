@@ -4,7 +4,7 @@
 //! or `-errno`, never raise, and never call back into OCaml.
 //!
 //! Each function is preceded by its OCaml type on a line
-//! `// ocaml[ noalloc]: TYPE`, from which `vchan-ocaml-gen` writes the
+//! `// ocaml[ noalloc]: TYPE`, from which `vchan-lwt-stubs-gen` writes the
 //! external (with the `_byte` twin as bytecode name); [`CONSTANTS`] and
 //! [`ERRNOS`] (in src/boundary.rs) are the values the OCaml side needs, written out by the same
 //! generator. `epoll_wait` is not `[@@noalloc]`: when it may sleep, it
