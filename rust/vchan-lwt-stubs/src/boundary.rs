@@ -1,7 +1,13 @@
-//! The codes of the boundary between `vchan-rs-unix` (OCaml) and these
-//! stubs, as data: the library uses them, and `vchan-lwt-stubs-gen`
-//! (src/bin/gen.rs) writes their OCaml side (in `ocaml/lwt-unix/stubs.ml`)
-//! from them. Edit here, never in the generated file.
+//! The boundary between `vchan-rs-unix` (OCaml) and these stubs, as data:
+//! result codes, error kinds, the epoll engine's values and every
+//! external, in the typed table of `ocaml_boundary` (shared with
+//! `vchan-freestanding`). The library uses the codes and checks in a unit
+//! test (src/lib.rs) that [`EXTERNALS`] is what it defines;
+//! `vchan-lwt-stubs-gen` (src/bin/gen.rs) prints the OCaml side
+//! (`ocaml/lwt-unix/stubs.ml`) from it. Edit here, never in the generated
+//! file.
+
+use crate::ocaml_boundary::{Call, External, Ty};
 
 /// Would block: wait for the event descriptor to poll readable, then retry.
 pub const E_AGAIN: isize = -1;
@@ -37,32 +43,19 @@ pub const KIND_UNAVAILABLE: isize = 6;
 /// Error kind: the peer broke the protocol.
 pub const KIND_PROTOCOL: isize = 7;
 
-/// Error kinds of `(kind, message)` pairs: value, and the
-/// `Vchan_rs.Error.t` constructor (`true`: it carries the message).
-pub const KINDS: &[(isize, &str, bool)] = &[
-    (KIND_CLOSED, "`Closed", false),
-    (KIND_BUSY, "`Busy", false),
-    (KIND_ADDR_IN_USE, "`Addr_in_use", false),
-    (KIND_TIMEOUT, "`Timeout", false),
-    (KIND_INVALID_ARGUMENT, "`Invalid_argument", true),
-    (KIND_UNAVAILABLE, "`Unavailable", true),
-    (KIND_PROTOCOL, "`Protocol", true),
-    (KIND_SYSTEM, "`System", true),
+/// Error kinds of `(kind, msg)` pairs other than [`KIND_SYSTEM`] (any
+/// other kind): value, and the `Vchan_rs.Error.t` it stands for.
+pub const KINDS: &[(i64, &str)] = &[
+    (KIND_CLOSED as i64, "`Closed"),
+    (KIND_BUSY as i64, "`Busy"),
+    (KIND_ADDR_IN_USE as i64, "`Addr_in_use"),
+    (KIND_TIMEOUT as i64, "`Timeout"),
+    (KIND_INVALID_ARGUMENT as i64, "`Invalid_argument msg"),
+    (KIND_UNAVAILABLE as i64, "`Unavailable msg"),
+    (KIND_PROTOCOL as i64, "`Protocol msg"),
 ];
 
-/// The peer's state as `vchan_rs_state` returns it.
-pub const STATE_WAITING: usize = 0;
-/// See [`STATE_WAITING`].
-pub const STATE_CONNECTED: usize = 1;
-/// See [`STATE_WAITING`].
-pub const STATE_EXITED: usize = 2;
-
-/// The states: OCaml name (`state_<name>`), value.
-pub const STATES: &[(&str, usize)] = &[
-    ("waiting", STATE_WAITING),
-    ("connected", STATE_CONNECTED),
-    ("exited", STATE_EXITED),
-];
+pub use crate::ocaml_boundary::STATES;
 
 // The epoll engine (src/engine.rs).
 
@@ -79,18 +72,131 @@ pub const CONSTANTS: &[(&str, i64)] = &[
     ("epoll_ctl_del", libc::EPOLL_CTL_DEL as i64),
 ];
 
-/// The errno values the engine tells apart: value, `Unix.error`
-/// constructor (any other becomes `Unix.EUNKNOWNERR n`).
-pub const ERRNOS: &[(i32, &str)] = &[
-    (libc::EINTR, "EINTR"),
-    (libc::EBADF, "EBADF"),
-    (libc::EPERM, "EPERM"),
-    (libc::ENOENT, "ENOENT"),
-    (libc::EEXIST, "EEXIST"),
-    (libc::EINVAL, "EINVAL"),
-    (libc::EMFILE, "EMFILE"),
-    (libc::ENFILE, "ENFILE"),
-    (libc::ENOMEM, "ENOMEM"),
-    (libc::ENOSPC, "ENOSPC"),
-    (libc::ELOOP, "ELOOP"),
+/// The errno values the engine tells apart: value, `Unix.error` constructor
+/// (any other becomes `Unix.EUNKNOWNERR n`).
+pub const ERRNOS: &[(i64, &str)] = &[
+    (libc::EINTR as i64, "Unix.EINTR"),
+    (libc::EBADF as i64, "Unix.EBADF"),
+    (libc::EPERM as i64, "Unix.EPERM"),
+    (libc::ENOENT as i64, "Unix.ENOENT"),
+    (libc::EEXIST as i64, "Unix.EEXIST"),
+    (libc::EINVAL as i64, "Unix.EINVAL"),
+    (libc::EMFILE as i64, "Unix.EMFILE"),
+    (libc::ENFILE as i64, "Unix.ENFILE"),
+    (libc::ENOMEM as i64, "Unix.ENOMEM"),
+    (libc::ENOSPC as i64, "Unix.ENOSPC"),
+    (libc::ELOOP as i64, "Unix.ELOOP"),
+];
+
+/// The endpoint: the address of its `Box<Handle>` (see the crate
+/// documentation), an untagged `handle` (an int).
+const HANDLE: Ty = Ty::IntAlias("handle");
+/// The same, tagged (a plain OCaml int).
+const TAGGED_HANDLE: Ty = Ty::Value("handle");
+/// A `Cstruct.buffer`: `(char, int8_unsigned_elt, c_layout) Bigarray.Array1.t`.
+const BUFFER: Ty = Ty::Value("Cstruct.buffer");
+/// An untagged int.
+const INT: Ty = Ty::Int;
+/// OCaml's unit.
+const UNIT: Ty = Ty::Value("unit");
+/// A control-path result: an int, or an error as `(kind, message)`.
+const INT_RESULT: Ty = Ty::Value("(int, int * string) result");
+/// An optional backend name (`None`: `$VCHAN_BACKEND`).
+const BACKEND: Ty = Ty::Value("string option");
+
+/// A control-path external (src/control.rs): an `#[ocaml::func]` over
+/// OCaml values, whose symbol is `vchan_rs_<name>`.
+macro_rules! func {
+    ($name:literal, $args:expr, $ret:expr) => {
+        External {
+            name: $name,
+            symbol: concat!("vchan_rs_", $name),
+            args: $args,
+            ret: $ret,
+            call: Call::Values,
+            doc: "",
+        }
+    };
+}
+
+/// A data-path external (src/data.rs, src/engine.rs): `[@@noalloc]` over
+/// untagged ints and values, returning an untagged int; its symbol is
+/// `vchan_rs_<name>`, its bytecode twin's `vchan_rs_<name>_byte`.
+macro_rules! data {
+    ($name:literal, $args:expr) => {
+        External {
+            name: $name,
+            symbol: concat!("vchan_rs_", $name),
+            args: $args,
+            ret: INT,
+            call: Call::NoAlloc,
+            doc: "",
+        }
+    };
+}
+
+/// Every external of the stubs.
+pub const EXTERNALS: &[External] = &[
+    func!(
+        "listen",
+        &[
+            BACKEND,
+            Ty::Value("int"),
+            Ty::Value("string"),
+            Ty::Value("int"),
+            Ty::Value("int")
+        ],
+        INT_RESULT
+    ),
+    func!("own_domid", &[BACKEND], INT_RESULT),
+    func!(
+        "try_connect",
+        &[BACKEND, Ty::Value("int"), Ty::Value("string")],
+        INT_RESULT
+    ),
+    func!(
+        "close",
+        &[Ty::Value("int")],
+        Ty::Value("(unit, int * string) result")
+    ),
+    func!("last_error", &[Ty::Value("int")], Ty::Value("int * string")),
+    func!("is_server", &[Ty::Value("int")], Ty::Value("bool")),
+    func!("unix_dir", &[UNIT], Ty::Value("string")),
+    // src/ring.rs: allocates, may raise.
+    func!("ring", &[TAGGED_HANDLE], Ty::Value("Cstruct.buffer")),
+    data!("write", &[HANDLE, BUFFER, INT, INT]),
+    data!("send", &[HANDLE, BUFFER, INT, INT]),
+    data!("recv", &[HANDLE, BUFFER, INT, INT]),
+    data!("read", &[HANDLE, BUFFER, INT, INT]),
+    data!("peek", &[HANDLE]),
+    data!("consume", &[HANDLE, INT]),
+    data!("write_from_fd", &[HANDLE, INT]),
+    data!("data_ready", &[HANDLE]),
+    data!("buffer_space", &[HANDLE]),
+    data!("state", &[HANDLE]),
+    data!("fd", &[HANDLE]),
+    data!("hangup_fd", &[HANDLE]),
+    data!("linger", &[HANDLE]),
+    data!("peer_vanished", &[HANDLE]),
+    data!("consume_events", &[HANDLE]),
+    data!("set_spin", &[HANDLE, INT]),
+    // The epoll engine (src/engine.rs): 0 or more, or -errno.
+    data!("epoll_create", &[UNIT]),
+    data!("epoll_ctl", &[INT, INT, INT, INT]),
+    External {
+        // Not [@@noalloc]: it releases the runtime lock while it sleeps.
+        call: Call::Twin,
+        ..data!(
+            "epoll_wait",
+            &[
+                INT,
+                Ty::Value("(int, Bigarray.int_elt, Bigarray.c_layout) Bigarray.Array1.t"),
+                INT
+            ]
+        )
+    },
+    External {
+        ret: Ty::Float,
+        ..data!("monotonic", &[UNIT])
+    },
 ];
