@@ -1,9 +1,11 @@
 //! **Internal crate of vchan-rs** (not published; no Rust API to rely on):
 //! the C stubs of the OCaml library, whose externals are their only users.
 //!
-//! C stubs for the OCaml library `vchan-rs` (`ocaml/`), linked into it as
-//! `libvchan_rs_stubs.a` (native code) and `dllvchan_rs_stubs.so`
-//! (bytecode).
+//! C stubs for the OCaml library `vchan-rs-unix` (`ocaml/lwt-unix/`),
+//! linked into it as `libvchan_rs_stubs.a` (native code) and
+//! `dllvchan_rs_stubs.so` (bytecode). Every external is listed, typed, in
+//! [`boundary::EXTERNALS`]; `vchan-lwt-stubs-gen` prints their OCaml side
+//! from it, and a unit test checks it against the functions defined here.
 //!
 //! # Handles and their lifetime
 //!
