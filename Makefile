@@ -12,7 +12,8 @@
 #                 with OCaml 5.4.1 and ocaml-solo5 in a chroot, and their
 #                 timings next to a Linux process (scripts/test-unikernel.sh);
 #                 then make test-mirage-xen: vchan-rs-xen, ocaml-vchan's
-#                 Mirage tests and mirage-qubes linked for Solo5's xen target
+#                 Mirage tests and mirage-qubes linked for Solo5's xen target,
+#                 and docs/mirage.md's config.ml through mirage configure
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
 #                 table, writes target/bench/bench.{csv,svg} (make test runs it
@@ -173,7 +174,9 @@ uninstall:
 
 # vchan-rs-xen for Solo5's xen target, against mirage-xen from the pinned
 # sources (../shared/thirdparty), in the OCaml 5.4.1 chroot; ocaml-vchan's
-# lib_test/mirage unikernels and mirage-qubes, names changed, link for Xen.
+# lib_test/mirage unikernels and mirage-qubes, names changed, link for Xen;
+# the mirage tool, built from its pinned source, configures docs/mirage.md's
+# config.ml for xen and hvt.
 test-mirage-xen:
 	bash scripts/test-mirage-xen.sh
 

@@ -109,7 +109,7 @@ module Memory = struct
       failwith (Printf.sprintf "In_memory: %d share(s) still shared" (Hashtbl.length shares))
 end
 
-include Functor_endpoint.Make (In_memory_events) (Memory) (Config)
+include Endpoint.Make (In_memory_events) (Memory) (Config)
 
 let assert_cleaned_up () =
   Memory.assert_cleaned_up ();

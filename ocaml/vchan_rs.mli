@@ -36,7 +36,7 @@ module S = S
 (** Module types: ocaml-vchan's [Vchan.S] ([ENDPOINT] with a
     [Mirage_flow.S]-shaped flow, [EVENTS], [MEMORY], [CONFIGURATION]). *)
 
-module Endpoint = Functor_endpoint
+module Endpoint = Endpoint
 (** The functor [Make], as ocaml-vchan's [Vchan.Endpoint]. *)
 
 module In_memory_events = In_memory_events

@@ -10,6 +10,7 @@
 #  2. No issue numbers (which a reader cannot see) in README.md, docs/,
 #     the programs' sources (their --help and man pages), the bench's
 #     output or the public interfaces.
+#  3. Every page of docs/ is installed with the package (docs/dune).
 #   usage: check-docs.sh   (from the project's root)
 set -eu
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ docs/xensim.md xenstore-tools.sh rust/xensim/tests/xenstored.rs
 docs/mirage.md rename.sh scripts/test-mirage-xen.sh
 docs/mirage.md rustup.sh scripts/test-mirage-xen.sh
 docs/mirage.md qubes-dune scripts/test-mirage-xen.sh
+docs/mirage.md config.ml scripts/test-mirage-xen.sh
 '
 
 blocks=$(awk '
@@ -89,6 +91,13 @@ if [ -n "$issues" ]; then
     echo "$issues"
     bad=1
 fi
+
+# Every page of docs/ is installed (docs/dune), so that the README's links
+# resolve in an installed copy.
+for f in docs/*.md; do
+    b=$(basename "$f")
+    grep -qF "($b as docs/$b)" docs/dune || { echo "check-docs: $f is not installed: list it in docs/dune"; bad=1; }
+done
 
 n=$(echo "$blocks" | grep -c . || true)
 if [ "$bad" -ne 0 ]; then

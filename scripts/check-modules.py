@@ -77,11 +77,17 @@ def drop_test_mods(code):
         code = code[: m.start()] + code[i:]
 
 
-def child_decls(code):
-    """Child modules declared `mod x;` (with an optional #[path])."""
+MOD = r"(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;"
+
+
+def child_decls(code, raw):
+    """Child modules declared `mod x;` in `code` (stripped): (name, the
+    file of its #[path], read from `raw`, or None)."""
+    paths = {m.group(2): m.group(1)
+             for m in re.finditer(r"#\[path\s*=\s*\"([^\"]*)\"\]\s*" + MOD, raw)}
     decls = []
-    for m in re.finditer(r"(#\[path\s*=\s*\"\"\]\s*)?(?:#\[[^\]]*\]\s*)*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", code):
-        decls.append((m.group(2), bool(m.group(1))))
+    for m in re.finditer(r"(#\[path\s*=\s*\"\"\]\s*)?" + MOD, code):
+        decls.append((m.group(2), paths.get(m.group(2)) if m.group(1) else None))
     return decls
 
 
@@ -94,9 +100,13 @@ def load_crate(lib):
             raw = f.read()
         code = drop_test_mods(strip(raw))
         mods[modpath] = code
-        for name, has_path in child_decls(code):
-            if has_path:
-                continue  # an included file of another crate's layout
+        for name, file in child_decls(code, raw):
+            if file is not None:
+                # A file included by path (one shared with another crate):
+                # a module of this crate all the same.
+                cand = os.path.normpath(os.path.join(os.path.dirname(path), file))
+                visit(cand, modpath + (name,), os.path.join(os.path.dirname(cand), name))
+                continue
             for cand in (os.path.join(dir_for_children, name + ".rs"),
                          os.path.join(dir_for_children, name, "mod.rs")):
                 if os.path.exists(cand):

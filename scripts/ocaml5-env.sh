@@ -18,12 +18,15 @@ cache=${VCHAN_RS_CACHE:-$HOME/.cache/vchan-rs}
 
 # What the chroot holds: the OCaml 5.4.1 toolchain and the project's OCaml
 # libraries (build, test, doc), Xen 4.20's C libraries and tools (interop),
-# what Solo5 and ocaml-solo5 need (make test-unikernel), and the tools the
-# tests call.
+# what Solo5 and ocaml-solo5 need (make test-unikernel), what the mirage
+# tool (mirage and functoria, built from the pinned source by make
+# test-mirage-xen) links, and the tools the tests call.
 packages=(
     ocaml ocaml-source ocaml-dune ocaml-findlib
     liblwt-ocaml-dev libcstruct-ocaml-dev libcmdliner-ocaml-dev
     libalcotest-ocaml-dev ocaml-odoc opam opam-installer
+    libastring-ocaml-dev libbos-ocaml-dev libfmt-ocaml-dev libfpath-ocaml-dev
+    libipaddr-ocaml-dev liblogs-ocaml-dev librresult-ocaml-dev liburi-ocaml-dev
     libxen-dev xen-utils
     gcc make binutils libc6-dev libseccomp-dev pkg-config
     git ca-certificates strace procps file xz-utils patch

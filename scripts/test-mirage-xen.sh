@@ -25,6 +25,25 @@
 #   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz
 #      renamed the same way, and a unikernel using it, linked for Xen and
 #      checked the same way.
+#   4. the mirage tool itself (mirage 4.11 with functoria, from
+#      mirage.tar.gz, over Debian sid's astring, bos, cmdliner, fmt, fpath,
+#      ipaddr, logs, rresult and uri), in the default context of a workspace
+#      of its own (_build/mirage-tool); then `mirage configure -t xen` and
+#      `-t hvt` on docs/mirage.md's config.ml block, beside a unikernel.ml
+#      with a Main.start of no device; checks that it exits 0 and that the
+#      dune and opam files it generates name vchan-rs-xen.
+#      One patch, in the scratch copy only: functoria's lib/functoria/opam.ml
+#      parses an scp-style git remote (USER@HOST:PATH), when it guesses the
+#      generated opam file's url from the unikernel's git checkout, with
+#      emile (an RFC 5322 address parser), which neither Debian nor the
+#      pinned sources have (nor emile's dependency pecu). The patch replaces
+#      that one function, parse_ssh, by a split at the first `@` and the
+#      next `:`, and puts ipaddr (which emile brought, and mirage.devices
+#      uses) in emile's place in lib/functoria/dune; nothing else in
+#      mirage or functoria uses emile. The test runs it: the unikernel's
+#      scratch directory is in a git repository (branch main) whose origin is
+#      git@example.org:vchan/example.git, and the generated opam file's url
+#      must be git+https://example.org/vchan/example.git#main.
 # Before that, on the host, it runs docs/mirage.md's rustup.sh block.
 # Nothing runs: there is no Xen here. Prints one line per check and a closing
 # `test result:` line; exits 1 if a check failed.
@@ -34,6 +53,7 @@ set -euo pipefail
 
 project=$(cd "$(dirname "$0")/.." && pwd)
 ws=$project/_build/mirage-xen
+thirdparty=${VCHAN_RS_THIRDPARTY:-$project/../shared/thirdparty}
 
 # The duniverse: mirage-xen and what it needs, built from source in the solo5
 # context. fmt, logs and cmdliner build with topkg upstream: dune files below.
@@ -98,9 +118,61 @@ inside() {
             fail "$name unikernel links with -z solo5-abi=xen"
         fi
     done
+    mirage_tool
     if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
     echo "test result: $r. $passed passed; $failed failed"
     [ "$failed" -eq 0 ]
+}
+
+# 4. The mirage tool, then docs/mirage.md's config.ml through it.
+mirage_tool() {
+    local tool=$project/_build/mirage-tool t0=$SECONDS
+    if ! dune build --root "$tool/mirage" --build-dir "$tool/_build" -j 1 --display quiet \
+        --only-packages mirage --profile release @install 2>&1; then
+        fail "the mirage tool builds (mirage 4.11, functoria)"
+        return
+    fi
+    pass "the mirage tool builds (mirage 4.11, functoria; $((SECONDS - t0)) s)"
+    local bin=$tool/_build/install/default/bin/mirage target dir out
+    export OCAMLPATH=$tool/_build/install/default/lib
+    for target in xen hvt; do
+        dir=$project/_build/mirage-config/$target
+        cd "$dir"
+        t0=$SECONDS
+        if ! out=$("$bin" configure -t "$target" 2>&1); then
+            echo "$out" | sed 's/^/    /'
+            fail "mirage configure -t $target on docs/mirage.md's config.ml exits 0"
+            continue
+        fi
+        echo "$out" | sed 's/^/    /'
+        pass "mirage configure -t $target on docs/mirage.md's config.ml exits 0 ($((SECONDS - t0)) s)"
+        # The unikernel links the library ...
+        if grep -A30 '(libraries' dune.build 2>/dev/null | sed '/)/q' | grep -qw vchan-rs-xen; then
+            pass "$target: the generated dune.build's libraries name vchan-rs-xen"
+        else
+            fail "$target: the generated dune.build's libraries name vchan-rs-xen: $(cat dune.build 2>&1)"
+        fi
+        # ... main.ml starts the job ...
+        if grep -q 'Unikernel.Main.start ' mirage/main.ml 2>/dev/null; then
+            pass "$target: the generated mirage/main.ml calls Unikernel.Main.start"
+        else
+            fail "$target: the generated mirage/main.ml calls Unikernel.Main.start"
+        fi
+        # ... and its opam file depends on it, and the url
+        # guessed from the git remote (the patched parse_ssh).
+        local opam=mirage/vchan-example-$target.opam
+        if sed -n '/^depends:/,/^]/p' "$opam" 2>/dev/null | grep -q '"vchan-rs-xen"'; then
+            pass "$target: the generated $opam depends on vchan-rs-xen"
+        else
+            fail "$target: the generated $opam depends on vchan-rs-xen: $(cat "$opam" 2>&1)"
+        fi
+        if grep -q 'src: "git+https://example.org/vchan/example.git#main"' "$opam" 2>/dev/null; then
+            pass "$target: the generated opam's url comes from the scp-style git remote"
+        else
+            fail "$target: the generated opam's url comes from the scp-style git remote: $(grep -A2 '^url' "$opam" 2>&1)"
+        fi
+    done
+    cd "$ws"
 }
 
 if [ "${1:-}" = --inside ]; then
@@ -156,6 +228,56 @@ cp "$ws/renamed/lib_test-mirage/unikernel.ml" "$ws/unikernels/vchan/"
 cp -r "$ws/unikernels/vchan" "$ws/unikernels/vchan-xen"
 cp "$lt/server/unikernel.ml" "$ws/unikernels/vchan-xen/"
 sed -i 's/\bvchan-rs-xen\b/vchan-xen/' "$ws/unikernels/vchan-xen/dune"
+
+# 4. The mirage tool's sources (a copy of their own, unpacked anew each run),
+# with functoria's one use of emile replaced (see the top of this file).
+tool=$project/_build/mirage-tool
+rm -rf "$tool/mirage"
+mkdir -p "$tool"
+tar -xzf "$thirdparty/mirage.tar.gz" -C "$tool"
+[ -d "$tool/mirage/lib/functoria" ] || { echo "test-mirage-xen: mirage.tar.gz has no mirage/lib/functoria" >&2; exit 1; }
+fopam=$tool/mirage/lib/functoria/opam.ml
+awk '
+    /^    let parse_ssh str =$/ {
+        skip = 1
+        print "    let parse_ssh str ="
+        print "      (* vchan-rs test-mirage-xen: USER@HOST:PATH split by hand, in place of an RFC 5322 parser *)"
+        print "      let bad s cs = s = \"\" || String.exists (fun c -> String.contains cs c) s in"
+        print "      match Astring.String.cut ~sep:\"@\" str with"
+        print "      | Some (user, rest) when not (bad user \":/\") -> ("
+        print "          match Astring.String.cut ~sep:\":\" rest with"
+        print "          | Some (hostname, path) when not (bad hostname \"/\") ->"
+        print "              R.ok { scheme = `SSH user; path = \"/\" ^ path; port = None; hostname }"
+        print "          | _ -> R.error_msg \"Invalid SSH pattern\")"
+        print "      | _ -> R.error_msg \"Invalid SSH pattern\""
+        print "    in"
+        next
+    }
+    skip && /^    let parse_uri str =$/ { skip = 0 }
+    !skip { print }' "$fopam" > "$fopam.new"
+grep -q 'vchan-rs test-mirage-xen' "$fopam.new" && grep -q '^    let parse_uri str =$' "$fopam.new" ||
+    { echo "test-mirage-xen: $fopam has no parse_ssh then parse_uri as this script expects: review the patch" >&2; exit 1; }
+mv "$fopam.new" "$fopam"
+sed -i "s/^  emile$/  ipaddr/" "$tool/mirage/lib/functoria/dune"
+if grep -rqw -e Emile -e emile "$tool/mirage/lib" "$tool/mirage/bin"; then
+    echo "test-mirage-xen: emile is still used in $tool/mirage after the patch" >&2
+    exit 1
+fi
+# A unikernel directory per target: docs/mirage.md's config.ml, a Main of no
+# device (Mirage 4 calls `start ()`), in a git repository (branch main, one
+# commit) whose origin is scp-style (what the patched function parses).
+cfg=$project/_build/mirage-config
+rm -rf "$cfg"
+for target in xen hvt; do
+    mkdir -p "$cfg/$target"
+    block config.ml > "$cfg/$target/config.ml"
+    printf 'module Main = struct\n  let start () = Lwt.return_unit\nend\n' > "$cfg/$target/unikernel.ml"
+done
+git -C "$cfg" init -q
+git -C "$cfg" symbolic-ref HEAD refs/heads/main
+git -C "$cfg" add .
+git -C "$cfg" -c user.name=test -c user.email=test@example.org commit -q -m unikernels
+git -C "$cfg" remote add origin git@example.org:vchan/example.git
 
 cat > "$ws/dune" << 'EOF'
 (vendored_dirs duniverse renamed)

@@ -10,7 +10,7 @@
 #
 # For the host, the archive's panic handler and personality routine are made
 # weak: an OCaml program that also links vchan-rs-unix has Rust's std
-# (from rust/vchan-ocaml) too, whose strong definitions must win; two Rust
+# (from rust/vchan-lwt-stubs) too, whose strong definitions must win; two Rust
 # static libraries otherwise clash on these two symbols.
 set -euo pipefail
 target_dir=$1 triple=${2:-}

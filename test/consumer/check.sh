@@ -2,7 +2,7 @@
 # The consumer of vchan-rs alone: it runs, and nothing that only the opam
 # package vchan-rs-unix needs was linked into it: no code of the unix or
 # threads libraries (OCaml stubs unix_*/caml_unix_*, caml_thread_*), of
-# cmdliner (camlCmdliner*), of the std stubs of rust/vchan-ocaml (vchan_rs_*,
+# cmdliner (camlCmdliner*), of the std stubs of rust/vchan-lwt-stubs (vchan_rs_*,
 # boxroot_*, Rust's std) or of xensim (xensim_*, Xen's xengnttab_*,
 # xenevtchn_*, xs_*); no shared library of theirs is needed (ldd). The names
 # the OCaml runtime itself defines (OCaml 5's caml_unix_random_seed) are not

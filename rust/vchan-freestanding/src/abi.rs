@@ -22,6 +22,7 @@ use vchan_core::setup::{self, External};
 use vchan_core::{Channel, Error, LiveState, Orders, RawPage, RawRing, Transfer};
 
 use crate::boundary::{CLIENT_FLAG, E_CLOSED, E_INVALID, E_PROTOCOL, E_TOO_LARGE, STATE_SIZE};
+use crate::ocaml_boundary::{STATE_CONNECTED, STATE_EXITED, STATE_WAITING};
 
 type Ch = Channel<RawPage, RawRing>;
 
@@ -471,9 +472,9 @@ pub unsafe extern "C" fn vchan_fs_buffer_space_or_arm(st: *mut u8, want: usize) 
 #[no_mangle]
 pub unsafe extern "C" fn vchan_fs_state(st: *mut u8) -> isize {
     with_open!(st, |ch| match ch.peer_state() {
-        Ok(LiveState::Waiting) => 0,
-        Ok(LiveState::Connected) => 1,
-        Ok(LiveState::Exited) => 2,
+        Ok(LiveState::Waiting) => STATE_WAITING,
+        Ok(LiveState::Connected) => STATE_CONNECTED,
+        Ok(LiveState::Exited) => STATE_EXITED,
         Err(e) => code_of(e),
     })
 }

@@ -23,6 +23,8 @@
 pub mod abi;
 pub mod boundary;
 pub mod ocaml;
+pub mod ocaml_boundary;
+pub mod ocaml_value;
 
 /// Freestanding code has nowhere to report a panic: stop here. The core
 /// never panics on peer-controlled input (see vchan-core); this is for

@@ -6,60 +6,15 @@
 //! `value`s and only read their headers (data pointer and length), so they
 //! call nothing of the OCaml runtime — no `caml_*` symbol, no rooting, no
 //! allocation, no exception. Measured against ocaml-rs on this machine
-//! (design.md): such an external costs about what an OCaml call does
+//! (docs/design.md): such an external costs about what an OCaml call does
 //! (~2 ns), `#[ocaml::func]` 50-70 ns; and ocaml-rs's boxroot needs
 //! pthreads, which unikernels do not have. Each has a `_byte` twin for
 //! bytecode, over tagged ints.
 
 use crate::abi;
-#[cfg(test)]
-use crate::boundary::Arg;
 use crate::boundary::{E_INVALID, STATE_SIZE};
-
-/// An OCaml value (a machine word).
-pub type Value = isize;
-
-/// `struct caml_ba_array` of the OCaml runtime, with its first dimension.
-#[repr(C)]
-struct BigarrayHeader {
-    data: *mut u8,
-    num_dims: isize,
-    flags: isize,
-    proxy: *mut u8,
-    dim0: isize,
-}
-
-/// Data pointer and length in elements of a one-dimensional bigarray.
-///
-/// # Safety
-/// `v` is an OCaml bigarray value, alive for the call.
-unsafe fn bigarray(v: Value) -> Option<(*mut u8, usize)> {
-    // A bigarray is a custom block: field 0 is its operations pointer, the
-    // `caml_ba_array` follows.
-    let h = (v as *const usize).wrapping_add(1).cast::<BigarrayHeader>();
-    // SAFETY: per this function's contract, `h` is the header of a live
-    // bigarray, which has at least one dimension when `num_dims` >= 1.
-    unsafe {
-        if (*h).num_dims != 1 {
-            return None;
-        }
-        Some(((*h).data, usize::try_from((*h).dim0).ok()?))
-    }
-}
-
-/// `ba[off..off + len)` of a `char` bigarray, bounds checked.
-///
-/// # Safety
-/// As [`bigarray`].
-unsafe fn slice(ba: Value, off: isize, len: isize) -> Option<(*mut u8, usize)> {
-    // SAFETY: per this function's contract.
-    let (data, dim) = unsafe { bigarray(ba)? };
-    let (off, len) = (usize::try_from(off).ok()?, usize::try_from(len).ok()?);
-    if off.checked_add(len)? > dim {
-        return None;
-    }
-    Some((data.wrapping_add(off), len))
-}
+pub use crate::ocaml_value::Value;
+use crate::ocaml_value::{bigarray, slice, string, tag, untag};
 
 /// A whole `char` bigarray, or (null, 0) for an empty one.
 ///
@@ -109,38 +64,8 @@ unsafe fn grants(g: Value) -> Option<(*mut u32, usize)> {
     Some((p.cast(), n))
 }
 
-/// The bytes of an OCaml string.
-///
-/// # Safety
-/// `v` is an OCaml string value, alive for the call.
-unsafe fn string<'a>(v: Value) -> &'a [u8] {
-    let p = v as *const u8;
-    // SAFETY: a string block is preceded by its header word (size in words
-    // above bit 10) and padded so that its last byte is the padding count
-    // minus one; the block is immutable and alive for the call.
-    unsafe {
-        let header = *(p as *const usize).wrapping_sub(1);
-        let bytes = (header >> 10) * core::mem::size_of::<usize>();
-        if bytes == 0 {
-            return &[];
-        }
-        let pad = usize::from(*p.add(bytes - 1));
-        core::slice::from_raw_parts(p, bytes.saturating_sub(pad + 1))
-    }
-}
-
-#[inline(always)]
-fn untag(v: Value) -> isize {
-    v >> 1
-}
-
-#[inline(always)]
-fn tag(n: isize) -> Value {
-    (n << 1) | 1
-}
-
 macro_rules! ty {
-    (Int) => {
+    (INT) => {
         isize
     };
     ($other:ident) => {
@@ -149,7 +74,7 @@ macro_rules! ty {
 }
 
 macro_rules! from_byte {
-    (Int, $a:expr) => {
+    (INT, $a:expr) => {
         untag($a)
     };
     ($other:ident, $a:expr) => {
@@ -186,37 +111,37 @@ macro_rules! externals {
 
         /// What this module defines: (native symbol, arguments).
         #[cfg(test)]
-        pub(crate) const DEFINED: &[(&str, &[Arg])] =
-            &[$((stringify!($native), &[$(Arg::$k),*])),*];
+        pub(crate) const DEFINED: &[(&str, &[crate::ocaml_boundary::Ty])] =
+            &[$((stringify!($native), &[$(crate::boundary::$k),*])),*];
     };
 }
 
 externals! {
-    fn vchan_fs_ml_port_valid / vchan_fs_ml_port_valid_byte (name: Str) {
+    fn vchan_fs_ml_port_valid / vchan_fs_ml_port_valid_byte (name: STR) {
         // SAFETY: per the external's contract, `name` is a live string.
         isize::from(vchan_core::name::valid_port(unsafe { string(name) }))
     }
-    fn vchan_fs_ml_domid_valid / vchan_fs_ml_domid_valid_byte (id: Int) {
+    fn vchan_fs_ml_domid_valid / vchan_fs_ml_domid_valid_byte (id: INT) {
         isize::from(u32::try_from(id).is_ok_and(vchan_core::name::valid_domid))
     }
-    fn vchan_fs_ml_domid_parse / vchan_fs_ml_domid_parse_byte (s: Str) {
+    fn vchan_fs_ml_domid_parse / vchan_fs_ml_domid_parse_byte (s: STR) {
         // SAFETY: per the external's contract, `s` is a live string.
         vchan_core::name::parse_domid(unsafe { string(s) })
             .map_or(E_INVALID, |d| d as isize)
     }
-    fn vchan_fs_ml_server_orders / vchan_fs_ml_server_orders_byte (read_min: Int, write_min: Int) {
+    fn vchan_fs_ml_server_orders / vchan_fs_ml_server_orders_byte (read_min: INT, write_min: INT) {
         match (usize::try_from(read_min), usize::try_from(write_min)) {
             (Ok(r), Ok(w)) => abi::vchan_fs_server_orders(r, w),
             _ => E_INVALID,
         }
     }
-    fn vchan_fs_ml_ring_pages / vchan_fs_ml_ring_pages_byte (order: Int) {
+    fn vchan_fs_ml_ring_pages / vchan_fs_ml_ring_pages_byte (order: INT) {
         abi::vchan_fs_ring_pages(order)
     }
-    fn vchan_fs_ml_ring_offset / vchan_fs_ml_ring_offset_byte (order: Int) {
+    fn vchan_fs_ml_ring_offset / vchan_fs_ml_ring_offset_byte (order: INT) {
         abi::vchan_fs_ring_offset(order)
     }
-    fn vchan_fs_ml_server_init / vchan_fs_ml_server_init_byte (pg: Buf, orders: Int, gr: Grants) {
+    fn vchan_fs_ml_server_init / vchan_fs_ml_server_init_byte (pg: BUF, orders: INT, gr: GRANTS) {
         // SAFETY: per the external's contract.
         match unsafe { grants(gr) } {
             // SAFETY: page and refs are live bigarrays (lengths checked).
@@ -224,11 +149,11 @@ externals! {
             None => E_INVALID,
         }
     }
-    fn vchan_fs_ml_client_orders / vchan_fs_ml_client_orders_byte (pg: Buf) {
+    fn vchan_fs_ml_client_orders / vchan_fs_ml_client_orders_byte (pg: BUF) {
         // SAFETY: the page is a live bigarray (length checked).
         unsafe { abi::vchan_fs_client_orders(page(pg)) }
     }
-    fn vchan_fs_ml_client_grants / vchan_fs_ml_client_grants_byte (pg: Buf, orders: Int, gr: Grants) {
+    fn vchan_fs_ml_client_grants / vchan_fs_ml_client_grants_byte (pg: BUF, orders: INT, gr: GRANTS) {
         // SAFETY: per the external's contract.
         match unsafe { grants(gr) } {
             // SAFETY: page and refs are live bigarrays (lengths checked).
@@ -236,7 +161,7 @@ externals! {
             None => E_INVALID,
         }
     }
-    fn vchan_fs_ml_attach / vchan_fs_ml_attach_byte (st: State, pg: Buf, orders: Int, left: Buf, right: Buf) {
+    fn vchan_fs_ml_attach / vchan_fs_ml_attach_byte (st: STATE, pg: BUF, orders: INT, left: BUF, right: BUF) {
         let ring = |order: isize, ba: Value| -> Option<(*mut u8, usize)> {
             if abi::vchan_fs_ring_pages(order) == 0 {
                 Some((core::ptr::null_mut(), 0))
@@ -254,7 +179,7 @@ externals! {
             _ => E_INVALID,
         }
     }
-    fn vchan_fs_ml_write / vchan_fs_ml_write_byte (st: State, ba: Buf, off: Int, len: Int) {
+    fn vchan_fs_ml_write / vchan_fs_ml_write_byte (st: STATE, ba: BUF, off: INT, len: INT) {
         // SAFETY: per the external's contract.
         match unsafe { slice(ba, off, len) } {
             // SAFETY: `p..p+n` lies in the live bigarray (checked).
@@ -262,7 +187,7 @@ externals! {
             None => E_INVALID,
         }
     }
-    fn vchan_fs_ml_send / vchan_fs_ml_send_byte (st: State, ba: Buf, off: Int, len: Int) {
+    fn vchan_fs_ml_send / vchan_fs_ml_send_byte (st: STATE, ba: BUF, off: INT, len: INT) {
         // SAFETY: per the external's contract.
         match unsafe { slice(ba, off, len) } {
             // SAFETY: `p..p+n` lies in the live bigarray (checked).
@@ -270,7 +195,7 @@ externals! {
             None => E_INVALID,
         }
     }
-    fn vchan_fs_ml_read / vchan_fs_ml_read_byte (st: State, ba: Buf, off: Int, len: Int) {
+    fn vchan_fs_ml_read / vchan_fs_ml_read_byte (st: STATE, ba: BUF, off: INT, len: INT) {
         // SAFETY: per the external's contract.
         match unsafe { slice(ba, off, len) } {
             // SAFETY: `p..p+n` lies in the live bigarray (checked).
@@ -278,7 +203,7 @@ externals! {
             None => E_INVALID,
         }
     }
-    fn vchan_fs_ml_recv / vchan_fs_ml_recv_byte (st: State, ba: Buf, off: Int, len: Int) {
+    fn vchan_fs_ml_recv / vchan_fs_ml_recv_byte (st: STATE, ba: BUF, off: INT, len: INT) {
         // SAFETY: per the external's contract.
         match unsafe { slice(ba, off, len) } {
             // SAFETY: `p..p+n` lies in the live bigarray (checked).
@@ -286,46 +211,46 @@ externals! {
             None => E_INVALID,
         }
     }
-    fn vchan_fs_ml_peek / vchan_fs_ml_peek_byte (st: State) {
+    fn vchan_fs_ml_peek / vchan_fs_ml_peek_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_peek(state(st)) }
     }
-    fn vchan_fs_ml_consume / vchan_fs_ml_consume_byte (st: State, n: Int) {
+    fn vchan_fs_ml_consume / vchan_fs_ml_consume_byte (st: STATE, n: INT) {
         match usize::try_from(n) {
             // SAFETY: the state is a live bigarray (length checked).
             Ok(n) => unsafe { abi::vchan_fs_consume(state(st), n) },
             Err(_) => E_INVALID,
         }
     }
-    fn vchan_fs_ml_data_ready / vchan_fs_ml_data_ready_byte (st: State) {
+    fn vchan_fs_ml_data_ready / vchan_fs_ml_data_ready_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_data_ready(state(st)) }
     }
-    fn vchan_fs_ml_buffer_space / vchan_fs_ml_buffer_space_byte (st: State) {
+    fn vchan_fs_ml_buffer_space / vchan_fs_ml_buffer_space_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_buffer_space(state(st)) }
     }
-    fn vchan_fs_ml_data_ready_or_arm / vchan_fs_ml_data_ready_or_arm_byte (st: State, want: Int) {
+    fn vchan_fs_ml_data_ready_or_arm / vchan_fs_ml_data_ready_or_arm_byte (st: STATE, want: INT) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_data_ready_or_arm(state(st), want.max(0) as usize) }
     }
-    fn vchan_fs_ml_buffer_space_or_arm / vchan_fs_ml_buffer_space_or_arm_byte (st: State, want: Int) {
+    fn vchan_fs_ml_buffer_space_or_arm / vchan_fs_ml_buffer_space_or_arm_byte (st: STATE, want: INT) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_buffer_space_or_arm(state(st), want.max(0) as usize) }
     }
-    fn vchan_fs_ml_state / vchan_fs_ml_state_byte (st: State) {
+    fn vchan_fs_ml_state / vchan_fs_ml_state_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_state(state(st)) }
     }
-    fn vchan_fs_ml_read_size / vchan_fs_ml_read_size_byte (st: State) {
+    fn vchan_fs_ml_read_size / vchan_fs_ml_read_size_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_read_size(state(st)) }
     }
-    fn vchan_fs_ml_write_size / vchan_fs_ml_write_size_byte (st: State) {
+    fn vchan_fs_ml_write_size / vchan_fs_ml_write_size_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_write_size(state(st)) }
     }
-    fn vchan_fs_ml_close / vchan_fs_ml_close_byte (st: State) {
+    fn vchan_fs_ml_close / vchan_fs_ml_close_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_close(state(st)) }
     }
@@ -335,9 +260,14 @@ externals! {
 mod tests {
     use super::DEFINED;
     use crate::boundary::EXTERNALS;
+    use crate::ocaml_boundary::{Call, Ty};
 
     #[test]
     fn defined_externals_are_the_boundarys() {
+        // Every one is [@@noalloc] over untagged ints (the macro's type).
+        for e in EXTERNALS {
+            assert_eq!((e.ret, e.call), (Ty::Int, Call::NoAlloc), "{}", e.name);
+        }
         let listed: Vec<_> = EXTERNALS.iter().map(|e| (e.symbol, e.args)).collect();
         let defined: Vec<_> = DEFINED.iter().map(|(s, a)| (*s, *a)).collect();
         assert_eq!(listed, defined);

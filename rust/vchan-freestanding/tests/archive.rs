@@ -11,6 +11,9 @@
 #[path = "../src/boundary.rs"]
 #[allow(dead_code)]
 mod boundary;
+#[path = "../src/ocaml_boundary.rs"]
+#[allow(dead_code)]
+mod ocaml_boundary;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

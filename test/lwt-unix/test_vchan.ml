@@ -96,7 +96,7 @@ let packet_server name count =
 
 (* VCHAN_TEST_ENGINE=vchan-rs: the suite (its endpoint group) and its
    children run under Vchan_rs_lwt_unix.Engine (edge-triggered wake-ups);
-   test/dune runs it both ways. *)
+   test/lwt-unix/dune runs it both ways. *)
 let under_engine =
   match Sys.getenv_opt "VCHAN_TEST_ENGINE" with
   | None | Some "" | Some "default" -> false

@@ -1,9 +1,11 @@
 //! **Internal crate of vchan-rs** (not published; no Rust API to rely on):
 //! the C stubs of the OCaml library, whose externals are their only users.
 //!
-//! C stubs for the OCaml library `vchan-rs` (`ocaml/`), linked into it as
-//! `libvchan_rs_stubs.a` (native code) and `dllvchan_rs_stubs.so`
-//! (bytecode).
+//! C stubs for the OCaml library `vchan-rs-unix` (`ocaml/lwt-unix/`),
+//! linked into it as `libvchan_rs_stubs.a` (native code) and
+//! `dllvchan_rs_stubs.so` (bytecode). Every external is listed, typed, in
+//! [`boundary::EXTERNALS`]; `vchan-lwt-stubs-gen` prints their OCaml side
+//! from it, and a unit test checks it against the functions defined here.
 //!
 //! # Handles and their lifetime
 //!
@@ -40,6 +42,13 @@ pub mod ring;
 use vchan::{Endpoint, Error, RetainedMemory};
 
 pub mod boundary;
+// Shared with vchan-freestanding, whose library this one cannot link (it
+// brings its own panic handler); see ocaml_boundary's documentation.
+#[path = "../../vchan-freestanding/src/ocaml_boundary.rs"]
+pub mod ocaml_boundary;
+#[path = "../../vchan-freestanding/src/ocaml_value.rs"]
+#[allow(dead_code)] // its strings: ocaml-rs reads them here
+pub(crate) mod ocaml_value;
 
 pub use boundary::{E_AGAIN, E_CLOSED, E_EOF, E_ERROR};
 
@@ -170,4 +179,99 @@ pub(crate) unsafe fn handle<'a>(h: isize) -> &'a mut Handle {
     // SAFETY: per this function's contract, `h` is the address of a live,
     // unaliased Box<Handle>.
     unsafe { &mut *(h as *mut Handle) }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::boundary::EXTERNALS;
+    use crate::control::*;
+    use crate::data::DEFINED;
+    use crate::engine::*;
+    use crate::ocaml_boundary::{Call, Ty};
+    use crate::ocaml_value::Value;
+    use crate::ring::*;
+    use ocaml::Raw;
+
+    /// A C function as OCaml sees it: symbol, argument and result kinds.
+    type CFn = (String, Vec<&'static str>, &'static str);
+
+    /// How a type is passed in C.
+    fn kind(t: Ty) -> &'static str {
+        match t {
+            Ty::Int | Ty::IntAlias(_) => "isize",
+            Ty::Float => "f64",
+            Ty::Value(_) => "value",
+        }
+    }
+
+    /// The C functions `f` asks of the stubs: the native one, and the
+    /// bytecode twin over values.
+    fn wanted(symbol: &str, args: &[Ty], ret: Ty, call: Call) -> Vec<CFn> {
+        let native = (
+            symbol.to_owned(),
+            args.iter().map(|a| kind(*a)).collect(),
+            kind(ret),
+        );
+        match call {
+            Call::Values => vec![native],
+            Call::NoAlloc | Call::Twin => {
+                let twin = (format!("{symbol}_byte"), vec!["value"; args.len()], "value");
+                vec![native, twin]
+            }
+        }
+    }
+
+    /// A function of this crate, coerced to the C type its kinds spell
+    /// (`raw`: ocaml-rs's value type): does not compile unless it has it.
+    macro_rules! c_fn {
+        ($f:ident ( $($a:ident),* ) -> $r:ident) => {{
+            let _: unsafe extern "C" fn($(c_fn!(@ty $a)),*) -> c_fn!(@ty $r) = $f;
+            (stringify!($f).to_owned(), vec![$(c_fn!(@kind $a)),*], c_fn!(@kind $r))
+        }};
+        (@ty raw) => { Raw };
+        (@ty value) => { Value };
+        (@ty isize) => { isize };
+        (@ty f64) => { f64 };
+        (@kind raw) => { "value" };
+        (@kind $k:ident) => { stringify!($k) };
+    }
+
+    #[test]
+    fn the_table_is_what_the_stubs_define() {
+        let mut listed: Vec<CFn> = EXTERNALS
+            .iter()
+            .flat_map(|e| wanted(e.symbol, e.args, e.ret, e.call))
+            .collect();
+        let mut defined: Vec<CFn> = vec![
+            c_fn!(vchan_rs_listen(raw, raw, raw, raw, raw) -> raw),
+            c_fn!(vchan_rs_own_domid(raw) -> raw),
+            c_fn!(vchan_rs_try_connect(raw, raw, raw) -> raw),
+            c_fn!(vchan_rs_close(raw) -> raw),
+            c_fn!(vchan_rs_last_error(raw) -> raw),
+            c_fn!(vchan_rs_is_server(raw) -> raw),
+            c_fn!(vchan_rs_unix_dir(raw) -> raw),
+            c_fn!(vchan_rs_ring(value) -> value),
+            c_fn!(vchan_rs_epoll_create(value) -> isize),
+            c_fn!(vchan_rs_epoll_create_byte(value) -> value),
+            c_fn!(vchan_rs_epoll_ctl(isize, isize, isize, isize) -> isize),
+            c_fn!(vchan_rs_epoll_ctl_byte(value, value, value, value) -> value),
+            c_fn!(vchan_rs_epoll_wait(isize, value, isize) -> isize),
+            c_fn!(vchan_rs_epoll_wait_byte(value, value, value) -> value),
+            c_fn!(vchan_rs_monotonic(value) -> f64),
+            c_fn!(vchan_rs_monotonic_byte(value) -> value),
+        ];
+        // The data path's stubs and their twins, as byte_stubs! made them.
+        for (symbol, args) in DEFINED {
+            defined.extend(wanted(symbol, args, Ty::Int, Call::NoAlloc));
+        }
+        listed.sort();
+        defined.sort();
+        assert_eq!(listed, defined);
+        // The data path's argument types (the C kinds above cannot tell a
+        // handle from an int).
+        for (symbol, args) in DEFINED {
+            let e = EXTERNALS.iter().find(|e| e.symbol == *symbol);
+            assert_eq!(e.map(|e| e.args), Some(*args), "{symbol}");
+        }
+    }
 }

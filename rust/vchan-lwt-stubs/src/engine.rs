@@ -3,16 +3,13 @@
 //! `extern "C"` externals over untagged ints. They return a result (>= 0)
 //! or `-errno`, never raise, and never call back into OCaml.
 //!
-//! Each function is preceded by its OCaml type on a line
-//! `// ocaml[ noalloc]: TYPE`, from which `vchan-ocaml-gen` writes the
-//! external (with the `_byte` twin as bytecode name); [`CONSTANTS`] and
-//! [`ERRNOS`] (in src/boundary.rs) are the values the OCaml side needs, written out by the same
-//! generator. `epoll_wait` is not `[@@noalloc]`: when it may sleep, it
+//! Their OCaml types are in the table of src/boundary.rs (`EXTERNALS`),
+//! with [`CONSTANTS`] and [`ERRNOS`], the values the OCaml side needs;
+//! `vchan-lwt-stubs-gen` writes the externals from it (the `_byte` twin as
+//! bytecode name). `epoll_wait` is not `[@@noalloc]`: when it may sleep, it
 //! releases the runtime lock (other OCaml threads run meanwhile).
 
-use ocaml::sys::Value;
-
-use crate::data::{tag, untag};
+use crate::ocaml_value::{bigarray, tag, untag, Value};
 
 pub use crate::boundary::{CONSTANTS, ERRNOS};
 
@@ -39,7 +36,6 @@ fn result(rc: libc::c_int) -> isize {
 /// # Safety
 ///
 /// Takes OCaml's unit; no other requirement.
-// ocaml noalloc: unit -> (int[@untagged])
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_epoll_create(_unit: Value) -> isize {
     // SAFETY: plain epoll_create1(2); the caller owns the result.
@@ -51,7 +47,6 @@ pub unsafe extern "C" fn vchan_rs_epoll_create(_unit: Value) -> isize {
 /// # Safety
 ///
 /// None beyond the system call's: bad descriptors give `-EBADF`.
-// ocaml noalloc: (int[@untagged]) -> (int[@untagged]) -> (int[@untagged]) -> (int[@untagged]) -> (int[@untagged])
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_epoll_ctl(
     ep: isize,
@@ -70,21 +65,6 @@ pub unsafe extern "C" fn vchan_rs_epoll_ctl(
     result(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) })
 }
 
-/// `(data, dims[0])` of an OCaml bigarray.
-///
-/// # Safety
-///
-/// `ba` must be a one-dimensional OCaml bigarray.
-unsafe fn bigarray_data(ba: Value) -> (*mut isize, isize) {
-    let b = (ba as *const Value).wrapping_add(1) as *const crate::data::Bigarray;
-    // SAFETY: per this function's contract, `b` is a caml_ba_array with one
-    // dimension.
-    unsafe {
-        let dim = *(std::ptr::addr_of!((*b).dim) as *const isize);
-        ((*b).data as *mut isize, dim)
-    }
-}
-
 /// Wait up to `timeout_ms` (-1: for ever, 0: not at all) for events of
 /// `ep`, and store each as two ints, `events` and the descriptor, in
 /// `out` (an `(int, int_elt, c_layout) Bigarray.Array1.t`), at most
@@ -96,7 +76,6 @@ unsafe fn bigarray_data(ba: Value) -> (*mut isize, isize) {
 ///
 /// `out` must be a one-dimensional bigarray of kind `int` (OCaml keeps it
 /// reachable during the call: its data does not move).
-// ocaml: (int[@untagged]) -> (int, Bigarray.int_elt, Bigarray.c_layout) Bigarray.Array1.t -> (int[@untagged]) -> (int[@untagged])
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_epoll_wait(ep: isize, out: Value, timeout_ms: isize) -> isize {
     let Ok(ep) = i32::try_from(ep) else {
@@ -105,8 +84,11 @@ pub unsafe extern "C" fn vchan_rs_epoll_wait(ep: isize, out: Value, timeout_ms: 
     let timeout = timeout_ms.clamp(-1, i32::MAX as isize) as i32;
     // SAFETY: per this function's contract; read before the lock is
     // released (the bigarray's header may move, its data does not).
-    let (data, dim) = unsafe { bigarray_data(out) };
-    let max = usize::try_from(dim / 2).unwrap_or(0).min(MAX_EVENTS);
+    let Some((data, dim)) = (unsafe { bigarray(out) }) else {
+        return -(libc::EINVAL as isize);
+    };
+    let data = data.cast::<isize>();
+    let max = (dim / 2).min(MAX_EVENTS);
     if max == 0 {
         return -(libc::EINVAL as isize);
     }
@@ -149,7 +131,6 @@ pub unsafe extern "C" fn vchan_rs_epoll_wait(ep: isize, out: Value, timeout_ms: 
 /// # Safety
 ///
 /// Takes OCaml's unit; no other requirement.
-// ocaml noalloc: unit -> (float[@unboxed])
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_monotonic(_unit: Value) -> f64 {
     // SAFETY: timespec is plain data; all-zero is a valid value.

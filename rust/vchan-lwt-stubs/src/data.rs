@@ -17,37 +17,11 @@
 
 use std::os::fd::AsRawFd;
 
-pub(crate) use ocaml::sys::bigarray::Bigarray;
-use ocaml::sys::Value;
 use vchan::State;
 
+use crate::ocaml_boundary::{STATE_CONNECTED, STATE_EXITED, STATE_WAITING};
+use crate::ocaml_value::{slice, tag, untag, Value};
 use crate::{handle, Handle, Kind, E_EOF};
-
-/// `(off, len)` of a bigarray, checked against its size, as a raw pointer
-/// to its first byte and a length.
-///
-/// # Safety
-///
-/// `ba` must be an OCaml bigarray of kind `char` (one byte per element),
-/// as `Cstruct.buffer` is.
-unsafe fn bytes_of(ba: Value, off: isize, len: isize) -> Option<(*mut u8, usize)> {
-    // A bigarray is a custom block whose data (after the custom operations
-    // pointer, i.e. at field 1) is a `struct caml_ba_array`, followed by its
-    // `num_dims` dimensions (a Cstruct buffer has one: its length).
-    let b = (ba as *const Value).wrapping_add(1) as *const Bigarray;
-    // SAFETY: per this function's contract, `b` is a caml_ba_array with at
-    // least one dimension.
-    let (data, num_dims, dim) = unsafe {
-        let dim = *(std::ptr::addr_of!((*b).dim) as *const isize);
-        ((*b).data as *mut u8, (*b).num_dims, dim)
-    };
-    let (off, len) = (usize::try_from(off).ok()?, usize::try_from(len).ok()?);
-    if num_dims != 1 || off.checked_add(len)? > usize::try_from(dim).ok()? {
-        return None;
-    }
-    // SAFETY: off <= dim, within (or one past) the bigarray's data.
-    Some((unsafe { data.add(off) }, len))
-}
 
 fn bad_buffer(h: &mut Handle) -> isize {
     h.fail((
@@ -79,7 +53,7 @@ unsafe fn from_buffer(
     // SAFETY: per this function's contract.
     let h = unsafe { handle(h) };
     // SAFETY: per this function's contract.
-    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
+    let Some((p, n)) = (unsafe { slice(ba, off, len) }) else {
         return bad_buffer(h);
     };
     if in_read_ring(h, p, n) {
@@ -174,7 +148,7 @@ unsafe fn into_buffer(
     // SAFETY: per this function's contract.
     let h = unsafe { handle(h) };
     // SAFETY: per this function's contract.
-    let Some((p, n)) = (unsafe { bytes_of(ba, off, len) }) else {
+    let Some((p, n)) = (unsafe { slice(ba, off, len) }) else {
         return bad_buffer(h);
     };
     if in_read_ring(h, p, n) {
@@ -293,9 +267,9 @@ pub unsafe extern "C" fn vchan_rs_state(h: isize) -> isize {
     // SAFETY: per this function's contract.
     let h = unsafe { handle(h) };
     let r = h.ep.state().map(|s| match s {
-        State::Waiting => crate::boundary::STATE_WAITING,
-        State::Connected => crate::boundary::STATE_CONNECTED,
-        State::Exited => crate::boundary::STATE_EXITED,
+        State::Waiting => STATE_WAITING as usize,
+        State::Connected => STATE_CONNECTED as usize,
+        State::Exited => STATE_EXITED as usize,
     });
     h.code(r)
 }
@@ -385,16 +359,6 @@ pub unsafe extern "C" fn vchan_rs_set_spin(h: isize, on: isize) -> isize {
 
 // Bytecode twins: tagged ints in and out.
 
-#[inline]
-pub(crate) fn untag(v: Value) -> isize {
-    v >> 1
-}
-
-#[inline]
-pub(crate) fn tag(n: isize) -> Value {
-    (n << 1) | 1
-}
-
 macro_rules! byte_stub {
     ($byte:ident => $native:ident (h, ba, off, len)) => {
         #[doc = concat!("Bytecode twin of [`", stringify!($native), "`].")]
@@ -434,19 +398,47 @@ macro_rules! byte_stub {
     };
 }
 
-byte_stub!(vchan_rs_write_byte => vchan_rs_write(h, ba, off, len));
-byte_stub!(vchan_rs_send_byte => vchan_rs_send(h, ba, off, len));
-byte_stub!(vchan_rs_recv_byte => vchan_rs_recv(h, ba, off, len));
-byte_stub!(vchan_rs_read_byte => vchan_rs_read(h, ba, off, len));
-byte_stub!(vchan_rs_peek_byte => vchan_rs_peek(h));
-byte_stub!(vchan_rs_consume_byte => vchan_rs_consume(h, n));
-byte_stub!(vchan_rs_write_from_fd_byte => vchan_rs_write_from_fd(h, n));
-byte_stub!(vchan_rs_data_ready_byte => vchan_rs_data_ready(h));
-byte_stub!(vchan_rs_buffer_space_byte => vchan_rs_buffer_space(h));
-byte_stub!(vchan_rs_state_byte => vchan_rs_state(h));
-byte_stub!(vchan_rs_fd_byte => vchan_rs_fd(h));
-byte_stub!(vchan_rs_hangup_fd_byte => vchan_rs_hangup_fd(h));
-byte_stub!(vchan_rs_linger_byte => vchan_rs_linger(h));
-byte_stub!(vchan_rs_peer_vanished_byte => vchan_rs_peer_vanished(h));
-byte_stub!(vchan_rs_consume_events_byte => vchan_rs_consume_events(h));
-byte_stub!(vchan_rs_set_spin_byte => vchan_rs_set_spin(h, n));
+/// The bytecode twins, and (for the boundary's unit test in src/lib.rs) the
+/// list of what they wrap: native symbol and argument types.
+macro_rules! byte_stubs {
+    ($($byte:ident => $native:ident ($($a:ident),*);)*) => {
+        $(byte_stub!($byte => $native($($a),*));)*
+
+        #[cfg(test)]
+        pub(crate) const DEFINED: &[(&str, &[crate::ocaml_boundary::Ty])] =
+            &[$((stringify!($native), &[$(arg_ty!($a)),*])),*];
+    };
+}
+
+/// The OCaml type of a data-path stub's argument, by its name.
+#[cfg(test)]
+macro_rules! arg_ty {
+    (h) => {
+        crate::ocaml_boundary::Ty::IntAlias("handle")
+    };
+    (ba) => {
+        crate::ocaml_boundary::Ty::Value("Cstruct.buffer")
+    };
+    ($int:ident) => {
+        crate::ocaml_boundary::Ty::Int
+    };
+}
+
+byte_stubs! {
+    vchan_rs_write_byte => vchan_rs_write(h, ba, off, len);
+    vchan_rs_send_byte => vchan_rs_send(h, ba, off, len);
+    vchan_rs_recv_byte => vchan_rs_recv(h, ba, off, len);
+    vchan_rs_read_byte => vchan_rs_read(h, ba, off, len);
+    vchan_rs_peek_byte => vchan_rs_peek(h);
+    vchan_rs_consume_byte => vchan_rs_consume(h, n);
+    vchan_rs_write_from_fd_byte => vchan_rs_write_from_fd(h, n);
+    vchan_rs_data_ready_byte => vchan_rs_data_ready(h);
+    vchan_rs_buffer_space_byte => vchan_rs_buffer_space(h);
+    vchan_rs_state_byte => vchan_rs_state(h);
+    vchan_rs_fd_byte => vchan_rs_fd(h);
+    vchan_rs_hangup_fd_byte => vchan_rs_hangup_fd(h);
+    vchan_rs_linger_byte => vchan_rs_linger(h);
+    vchan_rs_peer_vanished_byte => vchan_rs_peer_vanished(h);
+    vchan_rs_consume_events_byte => vchan_rs_consume_events(h);
+    vchan_rs_set_spin_byte => vchan_rs_set_spin(h, n);
+}

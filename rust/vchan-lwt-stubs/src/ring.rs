@@ -16,7 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use ocaml::sys::custom_operations;
 use ocaml::sys::Value;
 
-use crate::data::Bigarray;
+use crate::ocaml_value::header;
 use crate::{handle, Handle};
 
 /// `struct caml_ba_proxy` (ocaml-sys keeps its fields private).
@@ -65,19 +65,11 @@ fn owners() -> &'static Mutex<HashMap<usize, usize>> {
     OWNERS.get_or_init(Default::default)
 }
 
-/// The `struct caml_ba_array` of a bigarray value (a raw pointer: its
-/// `dim` array extends past the Rust struct).
-fn array(v: Value) -> *mut Bigarray {
-    // A bigarray is a custom block whose data, after the operations
-    // pointer (field 0), is a `struct caml_ba_array`.
-    (v as *mut Value).wrapping_add(1) as *mut Bigarray
-}
-
 /// Finaliser of the ring and of its sub-arrays: drop a reference; the last
 /// one frees the endpoint (closing it if need be, and unmapping).
 unsafe extern "C" fn finalize(v: Value) {
     // SAFETY: the runtime calls this with one of our bigarrays.
-    let (data, proxy) = unsafe { ((*array(v)).data, (*array(v)).proxy) };
+    let (data, proxy) = unsafe { ((*header(v)).data, (*header(v)).proxy) };
     let data = if proxy.is_null() {
         data
     } else {
@@ -90,7 +82,7 @@ unsafe extern "C" fn finalize(v: Value) {
             if (*p).refcount != 0 {
                 return;
             }
-            let d = (*p).data;
+            let d = (*p).data.cast::<u8>();
             libc::free(p.cast());
             d
         }
@@ -115,7 +107,6 @@ unsafe extern "C" fn finalize(v: Value) {
 /// # Safety
 ///
 /// `h` is a tagged OCaml int holding a live handle.
-#[ocaml::sig("handle -> Cstruct.buffer")]
 #[no_mangle]
 pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
     let addr = h >> 1;
@@ -131,7 +122,7 @@ pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
         // destructor is live in this frame.
         unsafe { ocaml::sys::caml_failwith(c"vchan_rs_ring: called twice".as_ptr()) };
     }
-    let size = std::mem::size_of::<Bigarray>() + std::mem::size_of::<isize>();
+    let size = std::mem::size_of::<crate::ocaml_value::BigarrayHeader>();
     // SAFETY: allocating a custom block of `size` bytes with static
     // operations, runtime lock held (we were called from OCaml); `mem`
     // tells the GC how much memory the block holds on to.
@@ -139,12 +130,12 @@ pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
     // SAFETY: `v` is a fresh custom block with room for a `caml_ba_array`
     // of one dimension; it is filled in before any other allocation.
     unsafe {
-        let b = array(v);
-        (*b).data = ring as *mut c_void;
+        let b = header(v);
+        (*b).data = ring as *mut u8;
         (*b).num_dims = 1;
         (*b).flags = CAML_BA_UINT8 | CAML_BA_C_LAYOUT | CAML_BA_MAPPED_FILE;
-        (*b).proxy = std::ptr::null();
-        *(std::ptr::addr_of_mut!((*b).dim) as *mut isize) = len as isize;
+        (*b).proxy = std::ptr::null_mut();
+        (*b).dim0 = len as isize;
     }
     v
 }

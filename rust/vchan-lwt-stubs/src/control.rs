@@ -35,7 +35,6 @@ fn size(n: ocaml::Int) -> Result<usize, CamlErr> {
 /// domain `client_domid` on `port` (backend `None` = `$VCHAN_BACKEND`).
 /// Returns at once with a non-blocking endpoint; the client connects later.
 #[ocaml::func]
-#[ocaml::sig("string option -> int -> string -> int -> int -> (int, int * string) result")]
 pub fn vchan_rs_listen(
     backend_name: Option<String>,
     client: ocaml::Int,
@@ -58,7 +57,6 @@ pub fn vchan_rs_listen(
 /// `own_domid backend`: this process's domain id under `backend` (under
 /// Xen, xenstore's `domid`; under the unix backend, `$VCHAN_DOMID`).
 #[ocaml::func]
-#[ocaml::sig("string option -> (int, int * string) result")]
 pub fn vchan_rs_own_domid(backend_name: Option<String>) -> Result<ocaml::Int, CamlErr> {
     let id = backend(backend_name)
         .and_then(|b| b.own_domid())
@@ -71,7 +69,6 @@ pub fn vchan_rs_own_domid(backend_name: Option<String>) -> Result<ocaml::Int, Ca
 /// server in `server_domid`; `Ok 0` while none has published (retry after a
 /// pause), else `Ok handle`.
 #[ocaml::func]
-#[ocaml::sig("string option -> int -> string -> (int, int * string) result")]
 pub fn vchan_rs_try_connect(
     backend_name: Option<String>,
     server: ocaml::Int,
@@ -97,7 +94,6 @@ pub fn vchan_rs_try_connect(
 /// memory mapped until the ring bigarray is finalised ([`crate::ring`]).
 /// Idempotent.
 #[ocaml::func]
-#[ocaml::sig("int -> (unit, int * string) result")]
 pub fn vchan_rs_close(h: ocaml::Int) -> Result<(), CamlErr> {
     // SAFETY: `h` is a live handle: it is freed only when its ring
     // bigarray is finalised, and the OCaml record that passes `h` holds
@@ -112,7 +108,6 @@ pub fn vchan_rs_close(h: ocaml::Int) -> Result<(), CamlErr> {
 
 /// `last_error h`: the error behind the last `E_ERROR` of a data-path call.
 #[ocaml::func]
-#[ocaml::sig("int -> int * string")]
 pub fn vchan_rs_last_error(h: ocaml::Int) -> CamlErr {
     // SAFETY: `h` is a live handle (see `vchan_rs_close`).
     let h = unsafe { handle(h) };
@@ -123,7 +118,6 @@ pub fn vchan_rs_last_error(h: ocaml::Int) -> CamlErr {
 
 /// `is_server h`.
 #[ocaml::func]
-#[ocaml::sig("int -> bool")]
 pub fn vchan_rs_is_server(h: ocaml::Int) -> bool {
     // SAFETY: `h` is a live handle (see `vchan_rs_close`).
     let h = unsafe { handle(h) };
@@ -134,7 +128,6 @@ pub fn vchan_rs_is_server(h: ocaml::Int) -> bool {
 /// [`vchan::backend::unix::root_dir`] resolves it (for messages: bytes
 /// that are not UTF-8 are replaced).
 #[ocaml::func]
-#[ocaml::sig("unit -> string")]
 pub fn vchan_rs_unix_dir() -> String {
     vchan::backend::unix::root_dir()
         .to_string_lossy()
