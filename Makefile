@@ -16,8 +16,10 @@
 #                 and docs/mirage.md's config.ml through mirage configure
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
-#                 table, writes bench/results/bench.{csv,svg} (docs/benchmarks.md;
-#                 make test runs it on a few MiB). BENCH_ARGS: e.g. --runs 3
+#                 table, writes target/bench/bench.{csv,svg} (make test runs it
+#                 on a few MiB). BENCH_ARGS: e.g. --runs 3
+#   make bench-results  make bench into the committed bench/results (the
+#                 figures of docs/benchmarks.md), on purpose only
 #   make test-xen vchan-rs between real Xen domains: Xen 4.17 under QEMU
 #                 (TCG), a Debian dom0 and PV and PVH domUs (scripts/test-xen.sh;
 #                 root; the dom0 image is cached in ~/.cache/vchan-rs/xen)
@@ -33,7 +35,7 @@ VERSION := $(shell sed -n 's/^.version \(.*\).$$/\1/p' dune-project)
 TARBALL := dist/vchan-rs-$(VERSION).tar.gz
 
 .PHONY: all build check-build-deps setup test test-rust test-crates test-ocaml test-ocaml5 test-opam test-release \
-	clippy check-docs check-modules demo doc doc-rust doc-ocaml bench bench-smoke test-ocaml-vchan fmt-check install uninstall release clean \
+	clippy check-docs check-modules demo doc doc-rust doc-ocaml bench bench-results bench-smoke test-ocaml-vchan fmt-check install uninstall release clean \
 	test-mirage-xen test-unikernel test-xen
 
 all: build
@@ -68,8 +70,8 @@ check-docs:
 	sh scripts/check-docs.sh
 
 # No two modules of a crate in rust/ name each other, directly or round a
-# loop, and no source file there (outside tests/) is over 700 lines
-# (scripts/check-modules.py; a second, no build).
+# loop, and no source file there (outside tests/) or in bench/ is over 700
+# lines (scripts/check-modules.py; a second, no build).
 check-modules:
 	python3 scripts/check-modules.py
 
@@ -130,9 +132,15 @@ demo:
 	$(MAKE) build
 	bash scripts/demo.sh
 
+# Writes target/bench/; bench-results regenerates the committed figures
+# (bench/results, whose tables docs/benchmarks.md must then carry).
 bench: build
 	@bash scripts/setup.sh --check test
 	target/release/vchan-bench $(BENCH_ARGS)
+
+bench-results: build
+	@bash scripts/setup.sh --check test
+	target/release/vchan-bench --out bench/results $(BENCH_ARGS)
 
 # Every row of make bench on a few MiB, so the bench cannot rot: it must
 # run and verify its data (the figures mean nothing; nothing is timed).

@@ -10,8 +10,8 @@ child with `mod x;` is not naming it). Fails, listing them, if modules name
 each other, directly or round a longer loop: with none, the modules form
 layers, and no lower one names a higher one.
 
-Also fails on a source file under rust/ (outside tests/) of more than
-MAX_LINES lines.
+Also fails on a source file under rust/ (outside tests/), or of the bench
+(bench/: Rust, OCaml and C), of more than MAX_LINES lines.
 
     scripts/check-modules.py            check, print one line a crate
     scripts/check-modules.py --edges    also print every edge
@@ -23,6 +23,7 @@ import sys
 MAX_LINES = 700
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rust")
+BENCH = os.path.join(ROOT, "..", "bench")
 
 
 def strip(src):
@@ -230,10 +231,12 @@ def main():
         n = sum(len(v) for v in edges.values())
         print(f"check-modules: {crate}: {len(mods)} modules, {n} edges, "
               f"{'no circles' if not loops else str(len(loops)) + ' circle(s)'}")
-    for top, dirs, files in os.walk(ROOT):
-        dirs[:] = sorted(d for d in dirs if d not in ("tests", "target"))
-        for f in sorted(files):
-            if f.endswith(".rs"):
+    for root, kinds in ((ROOT, (".rs",)), (BENCH, (".rs", ".ml", ".c"))):
+        for top, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if d not in ("tests", "target"))
+            for f in sorted(files):
+                if not f.endswith(kinds):
+                    continue
                 path = os.path.join(top, f)
                 with open(path, encoding="utf-8") as fh:
                     n = sum(1 for _ in fh)

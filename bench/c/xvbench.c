@@ -2,12 +2,15 @@
  * The C side of `vchan-bench`: Xen's libxenvchan (Debian's .so, headers
  * from libxen-dev) in blocking mode, run under vchan-xensim.
  *
- *   xvbench server DOMID PATH RING stream TOTAL CHUNK   read TOTAL bytes
- *   xvbench server DOMID PATH RING pong ROUNDS MSG      echo ROUNDS messages
- *   xvbench client DOMID PATH stream TOTAL CHUNK        write TOTAL bytes
- *   xvbench client DOMID PATH ping ROUNDS MSG           time ROUNDS round trips
- *   xvbench server DOMID PATH RING idle MS 1             block on a read; CPU used
- *   xvbench client DOMID PATH idle MS 1                  stay silent MS ms, then 1 byte
+ *   xvbench server RING stream TOTAL CHUNK   read TOTAL bytes
+ *   xvbench server RING pong ROUNDS MSG      echo ROUNDS messages
+ *   xvbench client stream TOTAL CHUNK        write TOTAL bytes
+ *   xvbench client ping ROUNDS MSG           time ROUNDS round trips
+ *   xvbench server RING idle MS 1            block on a read; CPU used
+ *   xvbench client idle MS 1                 stay silent MS ms, then 1 byte
+ *
+ * The server is domain 0 and the client domain 1 (vchan-xensim --domid),
+ * both at the bench's PATH, as the Rust and OCaml roles are.
  *
  * With BENCH_DELAY_US set, both sides of a ping-pong wait that long (a
  * sleep) before each message they send, so that both sleep every round (the bench counts
@@ -32,6 +35,7 @@
 
 #define PATTERN_LEN 65521 /* prime: no period shared with rings or chunks */
 #define SAMPLE 4096
+#define PATH "/local/domain/0/data/vchan/1/bench"
 
 static unsigned char *pattern; /* PATTERN_LEN + chunk bytes, wrapping */
 
@@ -59,22 +63,18 @@ static void pattern_init(size_t extra)
 		pattern[i] = pattern[i - PATTERN_LEN];
 }
 
-/* Voluntary context switches so far: how often this process slept. */
-static uint64_t sleeps(void)
+/* How often this process slept so far (voluntary context switches);
+ * with cpu, the CPU time (user + system) it used, in seconds. */
+static uint64_t usage(double *cpu)
 {
 	struct rusage ru;
 
 	if (getrusage(RUSAGE_SELF, &ru))
 		return 0;
+	if (cpu)
+		*cpu = ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+		       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 	return ru.ru_nvcsw;
-}
-
-static double now(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
 static uint64_t now_ns(void)
@@ -105,8 +105,8 @@ bad:
 static void stream_read(struct libxenvchan *c, uint64_t total, size_t chunk)
 {
 	unsigned char *buf = malloc(chunk);
-	uint64_t pos = 0, start_pos = 0, samples = 0, sleeps0 = 0;
-	double t0 = 0, secs;
+	uint64_t pos = 0, start_pos = 0, samples = 0, sleeps0 = 0, t0 = 0;
+	double secs;
 
 	if (!buf)
 		die("malloc");
@@ -118,17 +118,17 @@ static void stream_read(struct libxenvchan *c, uint64_t total, size_t chunk)
 			die("libxenvchan_read");
 		samples += verify(buf, pos, n);
 		if (!pos) {
-			sleeps0 = sleeps();
-			t0 = now();
+			sleeps0 = usage(NULL);
+			t0 = now_ns();
 			start_pos = n;
 		}
 		pos += n;
 	}
-	secs = now() - t0;
+	secs = (now_ns() - t0) * 1e-9;
 	printf("bytes=%llu\nsecs=%.9f\nsamples=%llu\nsleeps=%llu\n",
 	       (unsigned long long)(pos - start_pos), secs,
 	       (unsigned long long)samples,
-	       (unsigned long long)(sleeps() - sleeps0));
+	       (unsigned long long)(usage(NULL) - sleeps0));
 	free(buf);
 }
 
@@ -164,17 +164,6 @@ static void exact_write(struct libxenvchan *c, const unsigned char *buf, size_t 
 		die("libxenvchan_write");
 }
 
-/* CPU time (user + system) this process used so far, in seconds. */
-static double cpu(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru))
-		return 0;
-	return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
-	       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
-}
-
 /* BENCH_DELAY_US: sleep that long (see the top of this file). */
 static void delay(void)
 {
@@ -189,10 +178,13 @@ static void delay(void)
 static void idle_read(struct libxenvchan *c)
 {
 	unsigned char b;
-	double c0 = cpu(), t0 = now();
+	double c0, c1;
+	uint64_t t0 = now_ns();
 
+	usage(&c0);
 	exact_read(c, &b, 1);
-	printf("cpu_secs=%.6f\nwall_secs=%.6f\n", cpu() - c0, now() - t0);
+	usage(&c1);
+	printf("cpu_secs=%.6f\nwall_secs=%.6f\n", c1 - c0, (now_ns() - t0) * 1e-9);
 }
 
 static void idle_write(struct libxenvchan *c, uint64_t ms)
@@ -233,7 +225,7 @@ static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
 
 	if (!out || !in || !rtt || !rounds)
 		die("malloc");
-	sleeps0 = sleeps();
+	sleeps0 = usage(NULL);
 	for (i = 0; i < rounds; i++) {
 		uint64_t t;
 
@@ -249,7 +241,7 @@ static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
 			exit(1);
 		}
 	}
-	sleeps0 = sleeps() - sleeps0;
+	sleeps0 = usage(NULL) - sleeps0;
 	qsort(rtt, rounds, sizeof(*rtt), cmp_u64);
 	printf("median_ns=%llu\nrounds=%llu\nsleeps=%llu\n",
 	       (unsigned long long)rtt[rounds / 2], (unsigned long long)rounds,
@@ -267,15 +259,25 @@ int main(int argc, char **argv)
 	size_t size;
 	int server;
 
-	if (argc == 8 && !strcmp(argv[1], "server")) {
-		unsigned long ring = strtoul(argv[4], NULL, 0);
+	server = argc == 6 && !strcmp(argv[1], "server");
+	if (!server && !(argc == 5 && !strcmp(argv[1], "client"))) {
+		fprintf(stderr,
+			"usage: xvbench server RING stream|pong|idle COUNT SIZE\n"
+			"       xvbench client stream|ping|idle COUNT SIZE\n");
+		return 2;
+	}
+	mode = argv[argc - 3];
+	count = strtoull(argv[argc - 2], NULL, 0);
+	size = strtoul(argv[argc - 1], NULL, 0);
+	if (size == 0 || size > (1 << 24)) {
+		fprintf(stderr, "xvbench: bad size %zu\n", size);
+		return 2;
+	}
+	pattern_init(size);
+	if (server) {
+		unsigned long ring = strtoul(argv[2], NULL, 0);
 
-		server = 1;
-		mode = argv[5];
-		count = strtoull(argv[6], NULL, 0);
-		size = strtoul(argv[7], NULL, 0);
-		pattern_init(size);
-		c = libxenvchan_server_init(NULL, atoi(argv[2]), argv[3], ring, ring);
+		c = libxenvchan_server_init(NULL, 1, PATH, ring, ring);
 		if (!c)
 			die("libxenvchan_server_init");
 		printf("listening\n");
@@ -284,25 +286,11 @@ int main(int argc, char **argv)
 		while (libxenvchan_is_open(c) == 2)
 			if (libxenvchan_wait(c))
 				die("libxenvchan_wait");
-	} else if (argc == 7 && !strcmp(argv[1], "client")) {
-		server = 0;
-		mode = argv[4];
-		count = strtoull(argv[5], NULL, 0);
-		size = strtoul(argv[6], NULL, 0);
-		pattern_init(size);
-		c = libxenvchan_client_init(NULL, atoi(argv[2]), argv[3]);
+	} else {
+		c = libxenvchan_client_init(NULL, 0, PATH);
 		if (!c)
 			die("libxenvchan_client_init");
 		c->blocking = 1;
-	} else {
-		fprintf(stderr,
-			"usage: xvbench server DOMID PATH RING stream|pong|idle COUNT SIZE\n"
-			"       xvbench client DOMID PATH stream|ping|idle COUNT SIZE\n");
-		return 2;
-	}
-	if (size == 0 || size > (1 << 24)) {
-		fprintf(stderr, "xvbench: bad size %zu\n", size);
-		return 2;
 	}
 	if (server && !strcmp(mode, "stream"))
 		stream_read(c, count, size);

@@ -86,10 +86,12 @@ let delay =
   | Some v -> ( match float_of_string_opt v with Some us -> us *. 1e-6 | None -> 0.)
   | None -> 0.
 
-let pause () = if delay > 0. then Unix.sleepf delay
+(* Whether to (a plain flag: the loops test it inline, at no cost to the
+   In_memory rows). *)
+let paced = delay > 0.
 
 let port = Impl.port "bench"
-let ok = function Ok x -> x | Error e -> fail "%s" (Format.asprintf "%a" M.pp_write_error e)
+let ok pp = function Ok x -> x | Error e -> fail "%s" (Format.asprintf "%a" pp e)
 
 (* Reads [total] bytes with [next], which returns the next run as (get, len);
    prints the stream reader's result lines. *)
@@ -109,25 +111,80 @@ let stream_read pat total next =
   in
   go 0 0 0 0. 0
 
+(* Writes [total] bytes of the pattern in runs of up to [size] bytes:
+   [write off n] writes the [n] bytes of the pattern at [off]. *)
+let stream_write total size write =
+  let rec go pos =
+    if pos >= total then Lwt.return_unit
+    else
+      let n = min size (total - pos) in
+      write (pos mod pattern_len) n >>= fun () -> go (pos + n)
+  in
+  go 0
+
+(* The ping-pong roles over one kind of endpoint: [write] a message,
+   [read_n t buf off] the rest of one into [buf] from [off]. *)
+module Echo (E : sig
+  type t
+
+  val write : t -> Cstruct.t -> unit Lwt.t
+  val read_n : t -> Cstruct.t -> int -> unit Lwt.t
+end) =
+struct
+  (* Echoes [count] messages of [size] bytes. *)
+  let pong t count size =
+    let buf = Cstruct.create size in
+    let rec loop i =
+      if i = count then Lwt.return_unit
+      else E.read_n t buf 0 >>= fun () ->
+        if paced then Unix.sleepf delay;
+        E.write t buf >>= fun () -> loop (i + 1)
+    in
+    loop 0
+
+  (* [count] round trips of [size] bytes, each echo checked; prints the
+     pinger's result lines. Unix.gettimeofday ticks in microseconds, coarser
+     than a round trip: groups of [group] round trips are timed, and the
+     median group's mean reported. *)
+  let ping t pat count size =
+    let group = min 100 count in
+    let back = Cstruct.create size and s0 = sleeps () in
+    let rec loop i t0 acc =
+      if i = count then Lwt.return acc
+      else begin
+        let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
+        if paced then Unix.sleepf delay;
+        E.write t out >>= fun () ->
+        E.read_n t back 0 >>= fun () ->
+        if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
+        if (i + 1) mod group = 0 then
+          let now = Unix.gettimeofday () in
+          loop (i + 1) now (((now -. t0) /. float group) :: acc)
+        else loop (i + 1) t0 acc
+      end
+    in
+    loop 0 (Unix.gettimeofday ()) [] >|= fun rtts ->
+    let a = Array.of_list rtts in
+    Array.sort compare a;
+    Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (a.(Array.length a / 2) *. 1e9)
+      (sleeps () - s0) count
+end
+
 (* The next view from M.read, copied out into [buf] before it is checked:
    the Rust reader copies every byte into its buffer too, so the columns
    compare like for like (checking the views in place would skip the copy a
    reader that keeps the data pays). *)
 module M_flow = Flow_util.Make (M)
 
-let m_next t buf _ = M_flow.next_copied t buf
+let m_ok = ok M.pp_write_error
+let m_write t b = M.write t b >|= m_ok
 
-let rec read_exact t buf off =
-  if off = Cstruct.length buf then Lwt.return_unit
-  else
-    M.read t >>= function
-    | Ok (`Data v) ->
-        let n = Cstruct.length v in
-        if off + n > Cstruct.length buf then fail "echo longer than the message";
-        Cstruct.blit v 0 buf off n;
-        read_exact t buf (off + n)
-    | Ok `Eof -> fail "early end-of-stream"
-    | Error e -> fail "%s" (Format.asprintf "%a" M.pp_error e)
+module M_echo = Echo (struct
+  type t = M.t
+
+  let write = m_write
+  let read_n = M_flow.read_n
+end)
 
 let server ring mode count size =
   let pat = pattern size in
@@ -137,17 +194,10 @@ let server ring mode count size =
       let t = M.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
       print_endline "listening";
       t >>= fun t ->
-      (if mode = "stream" then stream_read pat count (m_next t (Cstruct.create ring))
-       else
-         let buf = Cstruct.create size in
-         let rec loop i =
-           if i = count then Lwt.return_unit
-           else
-             read_exact t buf 0 >>= fun () ->
-             pause ();
-             M.write t buf >|= ok >>= fun () -> loop (i + 1)
-         in
-         loop 0)
+      (if mode = "stream" then
+         let buf = Cstruct.create ring in
+         stream_read pat count (fun _ -> M_flow.next_copied t buf)
+       else M_echo.pong t count size)
       >>= fun () -> M.close t
   | "lwtio" ->
       let c = Impl.open_server ~domid:1 ~port ~buffer_size:ring () in
@@ -161,55 +211,21 @@ let server ring mode count size =
       >>= fun () -> Lwt_io.close oc
   | m -> fail "unknown server mode %s" m
 
-let median l =
-  let a = Array.of_list l in
-  Array.sort compare a;
-  a.(Array.length a / 2)
-
 let client mode count size =
   let pat = pattern size in
-  let run write =
-    let rec go pos =
-      if pos >= count then Lwt.return_unit
-      else
-        let n = min size (count - pos) in
-        write (pos mod pattern_len) n >>= fun () -> go (pos + n)
-    in
-    go 0
-  in
   match mode with
   | "stream" ->
       M.client ~domid:0 ~port () >>= fun t ->
       let src = Cstruct.of_bytes pat in
-      run (fun off n -> M.write t (Cstruct.sub src off n) >|= ok) >>= fun () -> M.close t
+      stream_write count size (fun off n -> m_write t (Cstruct.sub src off n)) >>= fun () ->
+      M.close t
   | "lwtio" ->
       Impl.open_client ~domid:0 ~port () >>= fun (_, oc) ->
-      run (fun off n -> Lwt_io.write_from_exactly oc pat off n) >>= fun () -> Lwt_io.close oc
+      stream_write count size (Lwt_io.write_from_exactly oc pat) >>= fun () ->
+      Lwt_io.close oc
   | "ping" ->
-      (* Unix.gettimeofday ticks in microseconds, coarser than a round trip:
-         time groups of [group] round trips, and report the median group's
-         mean. *)
       M.client ~domid:0 ~port () >>= fun t ->
-      let group = min 100 count in
-      let back = Cstruct.create size and s0 = sleeps () in
-      let rec loop i t0 acc =
-        if i = count then Lwt.return acc
-        else begin
-          let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
-          pause ();
-          M.write t out >|= ok >>= fun () ->
-          read_exact t back 0 >>= fun () ->
-          if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
-          if (i + 1) mod group = 0 then
-            let now = Unix.gettimeofday () in
-            loop (i + 1) now (((now -. t0) /. float group) :: acc)
-          else loop (i + 1) t0 acc
-        end
-      in
-      loop 0 (Unix.gettimeofday ()) [] >>= fun rtts ->
-      Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (median rtts *. 1e9)
-        (sleeps () - s0) count;
-      M.close t
+      M_echo.ping t pat count size >>= fun () -> M.close t
   | m -> fail "unknown client mode %s" m
 
 (* Vchan_rs.In_memory: both ends in this process and one Lwt scheduler
@@ -220,12 +236,17 @@ let client mode count size =
 module IM = Impl.In_memory
 module IM_flow = Flow_util.Make (IM)
 
+let im_ok = ok IM.pp_write_error
+
+module IM_echo = Echo (struct
+  type t = IM.t
+
+  let write t b = IM.write t b >|= im_ok
+  let read_n = IM_flow.read_n
+end)
+
 let in_memory mode count size =
   let pat = pattern size in
-  let im_ok = function
-    | Ok x -> x
-    | Error e -> fail "%s" (Format.asprintf "%a" IM.pp_write_error e)
-  in
   let port = Impl.port "bench-inmem" in
   let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
   IM.client ~domid:0 ~port () >>= fun c ->
@@ -233,39 +254,13 @@ let in_memory mode count size =
   (match mode with
   | "stream" ->
       let buf = Cstruct.create 65536 and src = Cstruct.of_bytes pat in
-      let next _ = IM_flow.next_copied s buf in
-      let rec write pos =
-        if pos >= count then Lwt.return_unit
-        else
-          let n = min size (count - pos) in
-          IM.write c (Cstruct.sub src (pos mod pattern_len) n) >|= im_ok >>= fun () ->
-          write (pos + n)
-      in
-      Lwt.join [ write 0; stream_read pat count next ]
+      Lwt.join
+        [
+          stream_write count size (fun off n -> IM.write c (Cstruct.sub src off n) >|= im_ok);
+          stream_read pat count (fun _ -> IM_flow.next_copied s buf);
+        ]
   | "ping" ->
-      let echo = Cstruct.create size and back = Cstruct.create size in
-      let rec pong i =
-        if i = count then Lwt.return_unit
-        else
-          IM_flow.read_n s echo 0 >>= fun () ->
-          IM.write s echo >|= im_ok >>= fun () -> pong (i + 1)
-      in
-      let group = min 100 count and s0 = sleeps () in
-      let rec ping i t0 acc =
-        if i = count then Lwt.return acc
-        else
-          let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
-          IM.write c out >|= im_ok >>= fun () ->
-          IM_flow.read_n c back 0 >>= fun () ->
-          if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
-          if (i + 1) mod group = 0 then
-            let now = Unix.gettimeofday () in
-            ping (i + 1) now (((now -. t0) /. float group) :: acc)
-          else ping (i + 1) t0 acc
-      in
-      Lwt.both (pong 0) (ping 0 (Unix.gettimeofday ()) []) >|= fun ((), rtts) ->
-      Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (median rtts *. 1e9)
-        (sleeps () - s0) count
+      Lwt.both (IM_echo.pong s count size) (IM_echo.ping c pat count size) >|= fun ((), ()) -> ()
   | m -> fail "unknown in-memory mode %s" m)
   >>= fun () ->
   IM.close c >>= fun () ->

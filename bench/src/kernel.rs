@@ -3,11 +3,12 @@
 //! reader, pinger); the child writes or echoes and exits.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use crate::pair::{pipe, values, Values};
 use crate::shm::{Layout, Mapping};
-use crate::workload::{self, IdleOutcome, IoLink, Link, PingOutcome, StreamOutcome};
+use crate::workload::{self, IoLink, Link};
 
 /// Which kernel (or no-kernel) channel.
 #[derive(Debug, Clone, Copy)]
@@ -36,27 +37,21 @@ pub enum Job {
     Idle { ms: u64 },
 }
 
-/// What the parent measured.
-pub enum Outcome {
-    Stream(StreamOutcome),
-    Rtt(PingOutcome),
-    Idle(IdleOutcome),
-}
-
 /// Run `job` over a fresh channel of `kind` whose buffer (socket buffer,
 /// pipe capacity, ring) is `ring` bytes; with `pin`, the parent (reader,
-/// pinger) on CPU `pin[0]` and the child on CPU `pin[1]`.
-pub fn run(kind: Kind, ring: usize, job: Job, pin: Option<[usize; 2]>) -> Result<Outcome, String> {
+/// pinger) on CPU `pin[0]` and the child on CPU `pin[1]`. What the parent
+/// measured, as the vchan pairs' measuring sides print it.
+pub fn run(kind: Kind, ring: usize, job: Job, pin: Option<[usize; 2]>) -> Result<Values, String> {
     let saved = affinity()?;
     if let Some([parent, _]) = pin {
         set_affinity(&only_cpu(parent)).map_err(|e| format!("pin to CPU {parent}: {e}"))?;
     }
     let r = run_on(kind, ring, job, pin.map(|p| p[1]));
     set_affinity(&saved).map_err(|e| format!("unpin: {e}"))?;
-    r
+    Ok(values(&r?))
 }
 
-fn run_on(kind: Kind, ring: usize, job: Job, pin: Option<usize>) -> Result<Outcome, String> {
+fn run_on(kind: Kind, ring: usize, job: Job, pin: Option<usize>) -> Result<String, String> {
     match kind {
         Kind::Socket => {
             let (a, b) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
@@ -98,10 +93,7 @@ fn run_on(kind: Kind, ring: usize, job: Job, pin: Option<usize>) -> Result<Outco
                     || {
                         let sleeps0 = workload::sleeps();
                         let median_ns = map.bounce(0, rounds)?;
-                        Ok(Outcome::Rtt(PingOutcome {
-                            median_ns,
-                            sleeps: workload::sleeps() - sleeps0,
-                        }))
+                        Ok(workload::rtt_lines(median_ns, workload::sleeps() - sleeps0))
                     },
                     pin,
                 );
@@ -121,7 +113,7 @@ fn two_processes(
     parent: &mut dyn Link,
     mut child: impl Link,
     pin: Option<usize>,
-) -> Result<Outcome, String> {
+) -> Result<String, String> {
     fork_pair(
         move || match job {
             Job::Stream { total, chunk } => workload::stream_write(&mut child, total, chunk),
@@ -130,11 +122,9 @@ fn two_processes(
             Job::Bounce { .. } => Err("a cache-line bounce needs shared memory".into()),
         },
         || match job {
-            Job::Stream { total, chunk } => {
-                workload::stream_read(parent, total, chunk).map(Outcome::Stream)
-            }
-            Job::PingPong { rounds, msg } => workload::ping(parent, rounds, msg).map(Outcome::Rtt),
-            Job::Idle { .. } => workload::idle_read(parent).map(Outcome::Idle),
+            Job::Stream { total, chunk } => workload::stream_read(parent, total, chunk),
+            Job::PingPong { rounds, msg } => workload::ping(parent, rounds, msg),
+            Job::Idle { .. } => workload::idle_read(parent),
             Job::Bounce { .. } => Err("a cache-line bounce needs shared memory".into()),
         },
         pin,
@@ -146,9 +136,9 @@ fn two_processes(
 /// first pins itself to that CPU.
 fn fork_pair(
     child: impl FnOnce() -> Result<(), String>,
-    parent: impl FnOnce() -> Result<Outcome, String>,
+    parent: impl FnOnce() -> Result<String, String>,
     pin: Option<usize>,
-) -> Result<Outcome, String> {
+) -> Result<String, String> {
     // SAFETY: the bench is single-threaded when it forks; the child only
     // runs the workload on memory and descriptors it inherited, then
     // _exits without running the parent's destructors or atexit handlers.
@@ -191,16 +181,6 @@ fn fork_pair(
         return Err(format!("child failed (wait status {status})"));
     }
     Ok(outcome)
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid out-array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("pipe: {}", std::io::Error::last_os_error()));
-    }
-    // SAFETY: pipe2 just returned these two descriptors, owned by nobody else.
-    unsafe { Ok((OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))) }
 }
 
 fn set_pipe_size(fd: &OwnedFd, size: usize) -> Result<(), String> {

@@ -4,6 +4,7 @@
 //! `listening`. Results are the `key=value` lines they print.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::workload::{self, Link, StreamOutcome};
+use crate::workload::{self, Link};
 
 /// The rendezvous both ends use (server domain 0, client domain 1).
 pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
@@ -19,135 +20,149 @@ pub const PATH: &str = "/local/domain/0/data/vchan/1/bench";
 /// Results of one pair: the server's and the client's `key=value` lines.
 pub type Values = HashMap<String, String>;
 
-/// Run `server` then `client`; kill both if they take longer than `limit`.
-/// With `pin`, the server on CPU `pin[0]`, the client on CPU `pin[1]`.
+/// How a server shows that it listens: it prints `listening` (and then
+/// its results, as the client does), or its rendezvous appears under the
+/// directory given (vchan-cat and xencat, whose output is their data).
+pub enum Ready<'a> {
+    Says,
+    Publishes(&'a Path),
+}
+
+/// Run `server`, then `client` once the server listens; kill both if they
+/// take longer than `limit`. With `pin`, the server on CPU `pin[0]`, the
+/// client on CPU `pin[1]`. What each printed (with [`Ready::Says`]), and
+/// the seconds from the client's start until both exited.
 pub fn run(
     mut server: Command,
     mut client: Command,
+    ready: Ready,
     limit: Duration,
     pin: Option<[usize; 2]>,
-) -> Result<(Values, Values), String> {
-    pin_pair(&mut server, &mut client, pin);
-    let mut srv = server
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("spawn server: {e}"))?;
-    let mut out = BufReader::new(srv.stdout.take().ok_or("server stdout")?);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match out.read_line(&mut line) {
-            Ok(0) | Err(_) => {
-                kill(&mut srv);
-                return Err("server exited before listening".into());
-            }
-            Ok(_) if line.trim() == "listening" => break,
-            Ok(_) => {}
-        }
+) -> Result<(Values, Values, f64), String> {
+    pin_to(&mut server, pin.map(|p| p[0]));
+    pin_to(&mut client, pin.map(|p| p[1]));
+    if let Ready::Says = ready {
+        server.stdout(Stdio::piped());
+        client.stdout(Stdio::piped());
     }
-    let mut cli = match client
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-    {
+    let mut srv = spawn(&mut server, "the server")?;
+    let mut out = srv.stdout.take().map(BufReader::new);
+    let deadline = Instant::now() + limit;
+    let listens = match (&ready, &mut out) {
+        (Ready::Says, Some(out)) => {
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match out.read_line(&mut line) {
+                    Ok(0) | Err(_) => break false,
+                    Ok(_) if line.trim() == "listening" => break true,
+                    Ok(_) => {}
+                }
+            }
+        }
+        (Ready::Publishes(dir), _) => {
+            let published = dir.join("store").join(PATH.trim_start_matches('/'));
+            while !published.join("event-channel").exists()
+                && Instant::now() < deadline
+                && srv.try_wait().ok().flatten().is_none()
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            published.join("event-channel").exists()
+        }
+        _ => false,
+    };
+    if !listens {
+        kill(&mut srv);
+        return Err("the server did not listen".into());
+    }
+    let t0 = Instant::now();
+    let mut cli = match spawn(&mut client, "the client") {
         Ok(c) => c,
         Err(e) => {
             kill(&mut srv);
-            return Err(format!("spawn client: {e}"));
+            return Err(e);
         }
     };
-    let deadline = Instant::now() + limit;
-    let mut done = [false, false];
-    let mut failed = None;
-    while !(done[0] && done[1]) {
-        for (i, c) in [&mut srv, &mut cli].into_iter().enumerate() {
-            if done[i] {
-                continue;
-            }
-            match c.try_wait() {
-                Ok(Some(st)) => {
-                    done[i] = true;
-                    if !st.success() {
-                        failed.get_or_insert(format!("{} failed: {st}", ["server", "client"][i]));
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    done[i] = true;
-                    failed.get_or_insert(format!("wait: {e}"));
-                }
-            }
-        }
-        if failed.is_some() || Instant::now() > deadline {
-            kill(&mut srv);
-            kill(&mut cli);
-            return Err(failed.unwrap_or_else(|| format!("timed out after {limit:?}")));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let mut rest = String::new();
-    out.read_to_string(&mut rest)
-        .map_err(|e| format!("server output: {e}"))?;
-    let mut cli_out = String::new();
-    if let Some(mut o) = cli.stdout.take() {
-        o.read_to_string(&mut cli_out)
-            .map_err(|e| format!("client output: {e}"))?;
-    }
-    Ok((values(&rest), values(&cli_out)))
+    // vchan-cat's time is the wall time: poll finely.
+    let poll = Duration::from_micros(if out.is_some() { 5000 } else { 500 });
+    let done = wait_all(&mut [&mut srv, &mut cli], t0, limit, poll)?;
+    let s = out.map_or(Ok(Values::new()), output)?;
+    let c = cli.stdout.take().map_or(Ok(Values::new()), output)?;
+    Ok((s, c, done.into_iter().fold(0.0, f64::max)))
 }
 
 /// Run one process (pinned to `pin[0]`) that must succeed within `limit`;
-/// the `key=value` lines it printed.
+/// what it printed.
 pub fn run_one(
     mut cmd: Command,
     limit: Duration,
     pin: Option<[usize; 2]>,
 ) -> Result<Values, String> {
-    if let Some([cpu, _]) = pin {
+    pin_to(&mut cmd, pin.map(|p| p[0]));
+    let mut child = spawn(cmd.stdout(Stdio::piped()), "")?;
+    wait_all(
+        &mut [&mut child],
+        Instant::now(),
+        limit,
+        Duration::from_millis(5),
+    )?;
+    output(child.stdout.take().ok_or("stdout")?)
+}
+
+fn spawn(cmd: &mut Command, what: &str) -> Result<Child, String> {
+    cmd.stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("spawn {what}: {e}"))
+}
+
+/// The `key=value` lines of a child's remaining output.
+fn output(mut r: impl Read) -> Result<Values, String> {
+    let mut text = String::new();
+    r.read_to_string(&mut text)
+        .map_err(|e| format!("output: {e}"))?;
+    Ok(values(&text))
+}
+
+/// Wait for every child to exit successfully, polling every `poll`; kill
+/// them all at the first failure or after `limit` from `t0`. The seconds
+/// from `t0` after which each exited.
+fn wait_all(
+    children: &mut [&mut Child],
+    t0: Instant,
+    limit: Duration,
+    poll: Duration,
+) -> Result<Vec<f64>, String> {
+    let n = children.len();
+    let mut done = vec![None; n];
+    while done.iter().any(Option::is_none) {
+        let mut failed = (t0.elapsed() > limit).then(|| format!("timed out after {limit:?}"));
+        for (i, c) in children.iter_mut().enumerate() {
+            match c.try_wait() {
+                _ if done[i].is_some() => {}
+                Ok(Some(st)) if st.success() => done[i] = Some(t0.elapsed().as_secs_f64()),
+                Ok(Some(st)) => failed = Some(format!("process {} of {n} failed: {st}", i + 1)),
+                Ok(None) => {}
+                Err(e) => failed = Some(format!("wait: {e}")),
+            }
+        }
+        if let Some(e) = failed {
+            children.iter_mut().for_each(|c| kill(c));
+            return Err(e);
+        }
+        std::thread::sleep(poll);
+    }
+    Ok(done.into_iter().flatten().collect())
+}
+
+/// With `cpu`, make `cmd` run on that CPU alone.
+fn pin_to(cmd: &mut Command, cpu: Option<usize>) {
+    if let Some(cpu) = cpu {
         let set = crate::kernel::only_cpu(cpu);
         // SAFETY: the hook makes one system call (sched_setaffinity),
         // async-signal-safe, and touches no locks or allocations.
         unsafe {
             cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-        }
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(st)) if st.success() => break,
-            Ok(Some(st)) => return Err(format!("failed: {st}")),
-            Ok(None) if Instant::now() > deadline => {
-                kill(&mut child);
-                return Err(format!("timed out after {limit:?}"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("wait: {e}")),
-        }
-    }
-    let mut out = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        o.read_to_string(&mut out)
-            .map_err(|e| format!("output: {e}"))?;
-    }
-    Ok(values(&out))
-}
-
-/// With `pin`, make `server` run on CPU `pin[0]` and `client` on `pin[1]`.
-fn pin_pair(server: &mut Command, client: &mut Command, pin: Option<[usize; 2]>) {
-    if let Some([s, c]) = pin {
-        for (cmd, cpu) in [(server, s), (client, c)] {
-            let set = crate::kernel::only_cpu(cpu);
-            // SAFETY: the hook makes one system call (sched_setaffinity),
-            // async-signal-safe, and touches no locks or allocations.
-            unsafe {
-                cmd.pre_exec(move || crate::kernel::set_affinity(&set));
-            }
         }
     }
 }
@@ -157,14 +172,15 @@ fn kill(c: &mut Child) {
     let _ = c.wait();
 }
 
-fn values(s: &str) -> Values {
+/// The `key=value` lines of a measuring side's output.
+pub fn values(s: &str) -> Values {
     s.lines()
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect()
 }
 
-/// A value printed by a child.
+/// A value printed by a measuring side.
 pub fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
     v.get(key)
         .ok_or_else(|| format!("no {key}= in the output"))?
@@ -172,117 +188,127 @@ pub fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
         .map_err(|_| format!("bad {key}= in the output"))
 }
 
-/// The stream reader's result.
-pub fn stream_outcome(v: &Values) -> Result<StreamOutcome, String> {
-    Ok(StreamOutcome {
-        bytes: get(v, "bytes")?,
-        secs: get(v, "secs")?,
-        samples: get(v, "samples")?,
-        sleeps: get(v, "sleeps")?,
-    })
-}
+/// vchan-xensim (next to this binary, cargo's target/release), which
+/// runs a program of Xen's C libraries over xensim.
+pub struct Xensim(PathBuf);
 
-/// vchan-xensim, next to this binary (cargo's target/release).
-fn xensim_launcher() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    let launcher = exe.with_file_name("vchan-xensim");
-    if !launcher.exists() {
-        return Err(format!(
-            "{} not built (cargo build --release -p xensim && bash scripts/link-xensim.sh target)",
-            launcher.display()
-        ));
+impl Xensim {
+    fn find() -> Result<Xensim, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let launcher = exe.with_file_name("vchan-xensim");
+        if !launcher.exists() {
+            let how = "cargo build --release -p xensim && bash scripts/link-xensim.sh target";
+            return Err(format!("{} not built ({how})", launcher.display()));
+        }
+        Ok(Xensim(launcher))
     }
-    Ok(launcher)
-}
 
-/// Where the C program and its launcher are.
-pub struct CSide {
-    pub launcher: PathBuf,
-    pub program: PathBuf,
-}
-
-impl CSide {
-    /// Compile `source` into `dir` (with `cc -O2 ... -lxenvchan`) and find
-    /// vchan-xensim next to this binary.
-    pub fn build(source: &Path, dir: &Path) -> Result<CSide, String> {
-        let launcher = xensim_launcher()?;
+    /// Compile the C side `source` into `dir` (with `cc -O2 ...
+    /// -lxenvchan`); the launcher and the program.
+    pub fn build_c(source: &Path, dir: &Path) -> Result<(Xensim, PathBuf), String> {
+        let launcher = Xensim::find()?;
         let program = dir.join("xvbench");
-        let st = Command::new("cc")
-            .args(["-O2", "-Wall", "-o"])
+        let mut cc = Command::new("cc");
+        cc.args(["-O2", "-Wall", "-o"])
             .arg(&program)
             .arg(source)
-            .arg("-lxenvchan")
-            .status()
-            .map_err(|e| format!("run cc: {e}"))?;
-        if !st.success() {
+            .arg("-lxenvchan");
+        if !cc.status().map_err(|e| format!("run cc: {e}"))?.success() {
             return Err(format!("cc {} -lxenvchan failed", source.display()));
         }
-        Ok(CSide { launcher, program })
+        Ok((launcher, program))
     }
 
-    /// `xvbench ARGS` under the launcher in domain `domid`, rooted at `dir`.
-    pub fn command(&self, domid: u32, dir: &Path, args: &[String]) -> Command {
-        let mut c = Command::new(&self.launcher);
-        c.arg("--domid")
-            .arg(domid.to_string())
-            .arg("--")
-            .arg(&self.program)
-            .args(args)
-            .env("VCHAN_UNIX_DIR", dir)
-            .env_remove("VCHAN_DOMID");
-        c
+    /// `inner` run by vchan-xensim in domain `domid`.
+    pub fn under(&self, domid: u32, inner: Command) -> Command {
+        wrapped(
+            self.0.as_os_str(),
+            &[
+                "--domid".as_ref(),
+                domid.to_string().as_ref(),
+                "--".as_ref(),
+            ],
+            inner,
+        )
     }
 }
 
-/// This binary in a vchan-rs role (see [`role`]).
-pub fn rust_command(args: &[String]) -> Result<Command, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-    let mut c = Command::new(exe);
-    c.arg("--role").args(args);
-    Ok(c)
-}
-
-/// The repository's dune build directory.
-fn dune_build() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../_build/default")
-}
-
-/// bench/ocaml/vbench.exe (the OCaml roles) in domain `domid`, rooted
-/// at `dir`.
-pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
-    let exe = dune_build().join("bench/ocaml/vbench.exe");
-    if !exe.exists() {
-        return Err(format!("{} not built (dune build)", exe.display()));
+/// `inner` (its program, arguments and environment) run by `program
+/// ARGS`, which runs it.
+pub fn wrapped(program: &OsStr, args: &[&OsStr], inner: Command) -> Command {
+    let mut c = Command::new(program);
+    c.args(args).arg(inner.get_program()).args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
     }
+    c
+}
+
+/// `exe ARGS` rooted at `dir` in domain `domid` (the unix backend's and
+/// xensim's environment).
+pub fn rooted(exe: &Path, dir: &Path, domid: u32, args: &[String]) -> Command {
     let mut c = Command::new(exe);
     c.args(args)
         .env("VCHAN_UNIX_DIR", dir)
         .env("VCHAN_DOMID", domid.to_string())
         .env_remove("VCHAN_BACKEND");
+    c
+}
+
+/// This binary in a vchan-rs role (see [`role`]).
+pub fn rust_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+    let mut c = rooted(&exe, dir, domid, &[]);
+    c.arg("--role").args(args);
     Ok(c)
 }
 
+/// A program of the repository's dune build.
+pub fn dune_exe(path: &str) -> Result<PathBuf, String> {
+    let exe = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../_build/default")
+        .join(path);
+    if !exe.exists() {
+        return Err(format!("{} not built (dune build)", exe.display()));
+    }
+    Ok(exe)
+}
+
+/// bench/ocaml/vbench.exe (the OCaml roles) in domain `domid`, rooted
+/// at `dir`.
+pub fn ocaml_command(dir: &Path, domid: u32, args: &[String]) -> Result<Command, String> {
+    Ok(rooted(
+        &dune_exe("bench/ocaml/vbench.exe")?,
+        dir,
+        domid,
+        args,
+    ))
+}
+
 /// mirage/ocaml-vchan's programs, from its pinned sources: its xencat
-/// and bench/ocaml/vbench.ml over it, each run under vchan-xensim.
+/// and bench/ocaml/vbench.ml over it, each run under vchan-xensim (but
+/// for `vbench inmem`).
 pub struct OVchan {
     xencat: PathBuf,
-    vbench: PathBuf,
-    xensim: PathBuf,
+    pub vbench: PathBuf,
+    pub xensim: Xensim,
 }
 
 impl OVchan {
     /// Build them (scripts/ocaml-vchan.sh, a scratch dune workspace in
     /// target/ocaml-vchan); the error says why they are not there.
     pub fn build() -> Result<OVchan, String> {
-        let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ocaml-vchan.sh");
         let out = Command::new("bash")
-            .arg(project.join("scripts/ocaml-vchan.sh"))
+            .arg(script)
             .stderr(Stdio::piped())
             .output()
             .map_err(|e| format!("not built: cannot run scripts/ocaml-vchan.sh: {e}"))?;
         if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr);
-            return Err(why.trim().to_owned());
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let mut paths = text.lines().map(PathBuf::from);
@@ -291,55 +317,13 @@ impl OVchan {
                 "not built: scripts/ocaml-vchan.sh printed {text:?}"
             ));
         };
-        let xensim = xensim_launcher().map_err(|e| format!("not run: {e}"))?;
+        let xensim = Xensim::find().map_err(|e| format!("not run: {e}"))?;
         Ok(OVchan {
             xencat,
             vbench,
             xensim,
         })
     }
-
-    /// vbench.exe over ocaml-vchan, rooted at `dir` (for
-    /// [`under_xensim`](OVchan::under_xensim), but for `inmem`).
-    pub fn vbench(&self, dir: &Path, args: &[String]) -> Command {
-        let mut c = Command::new(&self.vbench);
-        c.args(args)
-            .env("VCHAN_UNIX_DIR", dir)
-            .env_remove("VCHAN_BACKEND");
-        c
-    }
-
-    /// ocaml-vchan's xencat, rooted at `dir`.
-    pub fn xencat(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.xencat);
-        c.args(args).env("VCHAN_UNIX_DIR", dir);
-        c
-    }
-
-    /// `inner` (its program, arguments and environment) run by
-    /// vchan-xensim in domain `domid`.
-    pub fn under_xensim(&self, domid: u32, inner: Command) -> Command {
-        let mut c = Command::new(&self.xensim);
-        c.args(["--domid", &domid.to_string(), "--"])
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        c
-    }
-}
-
-/// vchan-cat, as dune built it.
-pub fn vchan_cat() -> Result<PathBuf, String> {
-    let exe = dune_build().join("bin/vchan_cat.exe");
-    if !exe.exists() {
-        return Err(format!("{} not built (dune build)", exe.display()));
-    }
-    Ok(exe)
 }
 
 /// A file of `len` pattern bytes in tmpfs (/dev/shm), removed on drop.
@@ -361,64 +345,6 @@ pub fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     Ok(f)
 }
 
-/// Run a vchan-cat server (until it listens: its rendezvous appears under
-/// `dir`), then a client; the seconds from the client's start until both
-/// exited successfully.
-pub fn run_cat(
-    mut server: Command,
-    mut client: Command,
-    dir: &Path,
-    limit: Duration,
-    pin: Option<[usize; 2]>,
-) -> Result<f64, String> {
-    pin_pair(&mut server, &mut client, pin);
-    let mut srv = server
-        .spawn()
-        .map_err(|e| format!("spawn the server: {e}"))?;
-    let published = dir.join("store").join(PATH.trim_start_matches('/'));
-    let deadline = Instant::now() + limit;
-    while !published.join("event-channel").exists() {
-        if Instant::now() > deadline || srv.try_wait().ok().flatten().is_some() {
-            kill(&mut srv);
-            return Err("the server did not listen".into());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    let t0 = Instant::now();
-    let mut cli = match client.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            kill(&mut srv);
-            return Err(format!("spawn the client: {e}"));
-        }
-    };
-    let mut done = [None, None];
-    while done.iter().any(Option::is_none) {
-        for (i, c) in [&mut srv, &mut cli].into_iter().enumerate() {
-            if done[i].is_none() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    done[i] = Some((st, t0.elapsed().as_secs_f64()));
-                }
-            }
-        }
-        if Instant::now() > deadline {
-            kill(&mut srv);
-            kill(&mut cli);
-            return Err(format!("timed out after {limit:?}"));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    let mut end: f64 = 0.0;
-    for (i, d) in done.into_iter().enumerate() {
-        let Some((st, at)) = d else { continue };
-        if !st.success() {
-            return Err(format!("{} failed: {st}", ["the server", "the client"][i]));
-        }
-        end = end.max(at);
-    }
-    Ok(end)
-}
-
 /// Move up to `len` bytes from `from` to `to` with splice(2) (one of them
 /// a pipe), without copying them through this process; the bytes moved,
 /// 0 at end of input.
@@ -438,7 +364,7 @@ fn splice(from: &impl AsRawFd, to: &impl AsRawFd, len: usize) -> std::io::Result
 }
 
 /// A pipe: (read end, write end), both close-on-exec.
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+pub fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into `fds`, which holds two.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -451,7 +377,7 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 /// ocaml-vchan's xencat end to end, under vchan-xensim: `xencat -l 1`
 /// receiving, `xencat 0` sending the tmpfs file `file` of `total` bytes;
 /// the seconds from the client's start until both exited (as
-/// [`run_cat`]). xencat ends when its standard input ends, closing its
+/// vchan-cat's). xencat ends when its standard input ends, closing its
 /// vchan at once, before its last buffered write is through (it then
 /// writes into the ring it unmapped, and crashes): so the sender's input
 /// is a pipe that this process fills from the file with splice(2) and
@@ -469,9 +395,14 @@ pub fn run_xencat(
     let (srv_in, srv_in_held) = pipe()?;
     let (srv_out_drained, srv_out) = pipe()?;
     let (cli_in, cli_in_fed) = pipe()?;
-    let mut server = ov.under_xensim(0, ov.xencat(dir, &["-l", "1", "bench"]));
+    let xencat = |domid, args: &[&str]| {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        ov.xensim
+            .under(domid, rooted(&ov.xencat, dir, domid, &args))
+    };
+    let mut server = xencat(0, &["-l", "1", "bench"]);
     server.stdin(srv_in).stdout(srv_out);
-    let mut client = ov.under_xensim(1, ov.xencat(dir, &["0", "bench"]));
+    let mut client = xencat(1, &["0", "bench"]);
     client.stdin(cli_in).stdout(Stdio::null());
     let src = std::fs::File::open(file).map_err(|e| format!("open: {e}"))?;
     let (all_out, wait_all_out) = std::sync::mpsc::channel::<()>();
@@ -510,13 +441,13 @@ pub fn run_xencat(
             }
         }
     });
-    let res = run_cat(server, client, dir, limit, pin);
+    let res = run(server, client, Ready::Publishes(dir), limit, pin);
     // Both ends are gone (or killed): the receiver's output has ended, and
     // the feeder was told (or its channel dropped with the drainer).
     drop(srv_in_held);
     let got = drainer.join().map_err(|_| "the drainer panicked")??;
     feeder.join().map_err(|_| "the feeder panicked")??;
-    let secs = res?;
+    let (_, _, secs) = res?;
     if got != total {
         return Err(format!("xencat -l wrote {got} of {total} bytes"));
     }
@@ -539,81 +470,61 @@ impl Link for EpLink {
     }
 }
 
-/// Apply `BENCH_SEGMENT` (bytes, both directions), if set.
-fn segment(ep: &mut vchan::Endpoint) -> Result<(), String> {
+/// The vchan-rs child roles, the same as xvbench's and vbench's (the
+/// rendezvous root in VCHAN_UNIX_DIR; the server is domain 0, the client
+/// domain 1):
+///   server RING stream|pong|idle COUNT SIZE
+///   client stream|ping|idle COUNT SIZE
+/// `BENCH_SEGMENT=N` sets the endpoints' publish granularity.
+pub fn role(args: &[String]) -> Result<(), String> {
+    use vchan::{DomId, Endpoint, UnixBackend};
+    let usage = "usage: vchan-bench --role server RING stream|pong|idle COUNT SIZE | client stream|ping|idle COUNT SIZE";
+    let (server, rest) = match args.split_first() {
+        Some((r, rest)) if r == "server" && rest.len() == 4 => (true, &rest[1..]),
+        Some((r, rest)) if r == "client" && rest.len() == 3 => (false, rest),
+        _ => return Err(usage.into()),
+    };
+    fn num<T: std::str::FromStr>(v: &str) -> Result<T, String> {
+        v.parse().map_err(|_| format!("bad number {v:?}"))
+    }
+    let (mode, count, size): (&str, u64, usize) = (&rest[0], num(&rest[1])?, num(&rest[2])?);
+    let dom = |d: u32| DomId::new(d).map_err(|e| format!("domid {d}: {e}"));
+    let dir = std::env::var_os("VCHAN_UNIX_DIR").ok_or("VCHAN_UNIX_DIR is not set")?;
+    let (me, peer) = if server { (0, 1) } else { (1, 0) };
+    let backend = std::sync::Arc::new(
+        UnixBackend::new(dir.into(), dom(me)?).map_err(|e| format!("unix backend: {e}"))?,
+    );
+    let mut ep = if server {
+        let ring: usize = num(&args[1])?;
+        let mut ep = Endpoint::listen_at(backend, dom(peer)?, PATH, ring, ring)
+            .map_err(|e| format!("listen: {e}"))?;
+        ep.set_nonblocking(false);
+        println!("listening");
+        ep.accept(Some(Duration::from_secs(30)))
+            .map_err(|e| format!("accept: {e}"))?;
+        ep
+    } else {
+        Endpoint::connect_at(backend, dom(peer)?, PATH, Some(Duration::from_secs(30)))
+            .map_err(|e| format!("connect: {e}"))?
+    };
+    ep.set_nonblocking(false);
     if let Ok(v) = std::env::var("BENCH_SEGMENT") {
-        let n: usize = v.parse().map_err(|_| format!("bad BENCH_SEGMENT {v:?}"))?;
+        let n: usize = num(&v)?;
         ep.set_segments(n, n)
             .map_err(|e| format!("segments: {e}"))?;
     }
-    Ok(())
-}
-
-fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> Result<T, String> {
-    args.get(i)
-        .ok_or_else(|| format!("missing {what}"))?
-        .parse()
-        .map_err(|_| format!("bad {what}: {:?}", args[i]))
-}
-
-/// The vchan-rs child roles, the same as xvbench's:
-///   server DIR RING stream|pong|idle COUNT SIZE
-///   client DIR stream|ping|idle COUNT SIZE
-/// `BENCH_SEGMENT=N` sets the endpoints' publish granularity.
-pub fn role(args: &[String]) -> Result<(), String> {
-    use std::sync::Arc;
-    use vchan::{DomId, Endpoint, UnixBackend};
-    let dom = |d: u32| DomId::new(d).map_err(|e| format!("domid {d}: {e}"));
-    let backend = |d: u32| -> Result<Arc<dyn vchan::Backend>, String> {
-        let dir = PathBuf::from(args.get(1).ok_or("missing DIR")?);
-        Ok(Arc::new(
-            UnixBackend::new(dir, dom(d)?).map_err(|e| format!("unix backend: {e}"))?,
-        ))
+    let mut link = EpLink(ep);
+    let out = match (server, mode) {
+        (true, "stream") => workload::stream_read(&mut link, count, size)?,
+        (true, "pong") => workload::pong(&mut link, count, size).map(|()| String::new())?,
+        (true, "idle") => workload::idle_read(&mut link)?,
+        (false, "stream") => {
+            workload::stream_write(&mut link, count, size).map(|()| String::new())?
+        }
+        (false, "ping") => workload::ping(&mut link, count, size)?,
+        (false, "idle") => workload::idle_write(&mut link, count).map(|()| String::new())?,
+        _ => return Err(format!("unknown mode {mode}\n{usage}")),
     };
-    match args.first().map(String::as_str) {
-        Some("server") => {
-            let ring: usize = arg(args, 2, "RING")?;
-            let mode = args.get(3).ok_or("missing MODE")?;
-            let count: u64 = arg(args, 4, "COUNT")?;
-            let size: usize = arg(args, 5, "SIZE")?;
-            let mut ep = Endpoint::listen_at(backend(0)?, dom(1)?, PATH, ring, ring)
-                .map_err(|e| format!("listen: {e}"))?;
-            ep.set_nonblocking(false);
-            println!("listening");
-            ep.accept(Some(Duration::from_secs(30)))
-                .map_err(|e| format!("accept: {e}"))?;
-            segment(&mut ep)?;
-            let mut link = EpLink(ep);
-            match mode.as_str() {
-                "stream" => workload::stream_read(&mut link, count, size)?.print(),
-                "pong" => workload::pong(&mut link, count, size)?,
-                "idle" => workload::idle_read(&mut link)?.print(),
-                m => return Err(format!("unknown server mode {m}")),
-            }
-            link.0.close().map_err(|e| format!("close: {e}"))
-        }
-        Some("client") => {
-            let mode = args.get(2).ok_or("missing MODE")?;
-            let count: u64 = arg(args, 3, "COUNT")?;
-            let size: usize = arg(args, 4, "SIZE")?;
-            let mut ep = Endpoint::connect_at(backend(1)?, dom(0)?, PATH, Some(Duration::from_secs(30)))
-                .map_err(|e| format!("connect: {e}"))?;
-            ep.set_nonblocking(false);
-            segment(&mut ep)?;
-            let mut link = EpLink(ep);
-            match mode.as_str() {
-                "stream" => workload::stream_write(&mut link, count, size)?,
-                "idle" => workload::idle_write(&mut link, count)?,
-                "ping" => {
-                    let p = workload::ping(&mut link, count, size)?;
-                    println!("median_ns={}", p.median_ns);
-                    println!("sleeps={}", p.sleeps);
-                    println!("rounds={count}");
-                }
-                m => return Err(format!("unknown client mode {m}")),
-            }
-            link.0.close().map_err(|e| format!("close: {e}"))
-        }
-        _ => Err("usage: vchan-bench --role server DIR RING stream|pong COUNT SIZE | client DIR stream|ping COUNT SIZE".into()),
-    }
+    print!("{out}");
+    link.0.close().map_err(|e| format!("close: {e}"))
 }

@@ -37,54 +37,35 @@ impl<R: Read, W: Write> Link for IoLink<R, W> {
     }
 }
 
-/// Voluntary context switches of this process so far: how often it slept.
-pub fn sleeps() -> u64 {
+/// This process's resource usage so far: (voluntary context switches,
+/// that is how often it slept; CPU time, user and system, in seconds).
+pub fn usage() -> (u64, f64) {
     // SAFETY: rusage is plain data; all-zero is valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: ru is a valid out-pointer for getrusage.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0;
-    }
-    ru.ru_nvcsw as u64
-}
-
-/// CPU time (user + system) this process used so far, in seconds.
-pub fn cpu_secs() -> f64 {
-    // SAFETY: rusage is plain data; all-zero is valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: ru is a valid out-pointer for getrusage.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
+        return (0, 0.0);
     }
     let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 * 1e-6;
-    t(ru.ru_utime) + t(ru.ru_stime)
+    (ru.ru_nvcsw as u64, t(ru.ru_utime) + t(ru.ru_stime))
 }
 
-/// What an idle reader measured: CPU time used while blocked on a silent
-/// peer, and the wall time it was blocked.
-#[derive(Debug, Clone, Copy)]
-pub struct IdleOutcome {
-    pub cpu_secs: f64,
-    pub wall_secs: f64,
+/// How often this process slept so far.
+pub fn sleeps() -> u64 {
+    usage().0
 }
 
-impl IdleOutcome {
-    /// As the key=value lines a child process prints.
-    pub fn print(&self) {
-        println!("cpu_secs={:.6}", self.cpu_secs);
-        println!("wall_secs={:.6}", self.wall_secs);
-    }
-}
-
-/// Block on a read of one byte that comes after the peer's silence.
-pub fn idle_read(link: &mut dyn Link) -> Result<IdleOutcome, String> {
-    let (c0, t0) = (cpu_secs(), Instant::now());
-    let mut b = [0u8; 1];
-    link.read_some(&mut b)?;
-    Ok(IdleOutcome {
-        cpu_secs: cpu_secs() - c0,
-        wall_secs: t0.elapsed().as_secs_f64(),
-    })
+/// Block on a read of one byte that comes after the peer's silence; the
+/// CPU time used meanwhile and the wall time blocked, as `key=value`
+/// lines (as every measuring side reports).
+pub fn idle_read(link: &mut dyn Link) -> Result<String, String> {
+    let (c0, t0) = (usage().1, Instant::now());
+    link.read_some(&mut [0u8; 1])?;
+    let wall = t0.elapsed().as_secs_f64();
+    Ok(format!(
+        "cpu_secs={:.6}\nwall_secs={wall:.6}\n",
+        usage().1 - c0
+    ))
 }
 
 /// Stay silent for `ms` milliseconds, then write one byte.
@@ -93,37 +74,11 @@ pub fn idle_write(link: &mut dyn Link, ms: u64) -> Result<(), String> {
     link.write_all(&[1])
 }
 
-/// What a stream reader measured: `bytes` moved in `secs`, timed from the
-/// end of its first read (so connection set-up is not counted), and how
-/// often the reader slept meanwhile.
-#[derive(Debug, Clone, Copy)]
-pub struct StreamOutcome {
-    pub bytes: u64,
-    pub secs: f64,
-    pub samples: u64,
-    pub sleeps: u64,
-}
-
-/// What a pinger measured: the median round trip, and how often the
-/// pinger slept over all the rounds.
-#[derive(Debug, Clone, Copy)]
-pub struct PingOutcome {
-    pub median_ns: u64,
-    pub sleeps: u64,
-}
-
-impl StreamOutcome {
-    /// As the key=value lines a child process prints.
-    pub fn print(&self) {
-        println!("bytes={}", self.bytes);
-        println!("secs={:.9}", self.secs);
-        println!("samples={}", self.samples);
-        println!("sleeps={}", self.sleeps);
-    }
-}
-
-/// Read `total` bytes of the pattern in reads of up to `chunk` bytes.
-pub fn stream_read(link: &mut dyn Link, total: u64, chunk: usize) -> Result<StreamOutcome, String> {
+/// Read `total` bytes of the pattern in reads of up to `chunk` bytes; the
+/// bytes moved in how many seconds, timed from the end of the first read
+/// (so connection set-up is not counted), the bytes verified and how often
+/// the reader slept meanwhile, as `key=value` lines.
+pub fn stream_read(link: &mut dyn Link, total: u64, chunk: usize) -> Result<String, String> {
     let pattern = Pattern::new(0);
     let mut buf = vec![0u8; chunk];
     let (mut pos, mut start_pos, mut samples) = (0u64, 0u64, 0u64);
@@ -141,12 +96,10 @@ pub fn stream_read(link: &mut dyn Link, total: u64, chunk: usize) -> Result<Stre
         pos += n as u64;
     }
     let secs = t0.elapsed().as_secs_f64();
-    Ok(StreamOutcome {
-        bytes: pos - start_pos,
-        secs,
-        samples,
-        sleeps: sleeps() - sleeps0,
-    })
+    let (bytes, sleeps) = (pos - start_pos, sleeps() - sleeps0);
+    Ok(format!(
+        "bytes={bytes}\nsecs={secs:.9}\nsamples={samples}\nsleeps={sleeps}\n"
+    ))
 }
 
 /// Write `total` bytes of the pattern in writes of `chunk` bytes.
@@ -194,8 +147,9 @@ pub fn pong(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<(), String> 
 }
 
 /// Send `rounds` messages of `msg` bytes, each after the echo of the last
-/// came back intact.
-pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<PingOutcome, String> {
+/// came back intact; the median round trip and how often the pinger slept,
+/// as `key=value` lines.
+pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<String, String> {
     if rounds == 0 {
         return Err("no rounds".into());
     }
@@ -219,8 +173,10 @@ pub fn ping(link: &mut dyn Link, rounds: u64, msg: usize) -> Result<PingOutcome,
     }
     let sleeps = sleeps() - sleeps0;
     rtt.sort_unstable();
-    Ok(PingOutcome {
-        median_ns: rtt[rtt.len() / 2],
-        sleeps,
-    })
+    Ok(rtt_lines(rtt[rtt.len() / 2], sleeps))
+}
+
+/// A pinger's result lines.
+pub fn rtt_lines(median_ns: u64, sleeps: u64) -> String {
+    format!("median_ns={median_ns}\nsleeps={sleeps}\n")
 }

@@ -1,0 +1,608 @@
+//! Measuring a row: each column's runs, round robin.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use crate::*;
+
+pub struct Bench {
+    pub opts: Opts,
+    /// vchan-xensim and the C program, or why they are not there.
+    c: Result<(pair::Xensim, PathBuf), String>,
+    /// ocaml-vchan's programs, or why they were not built.
+    ovchan: Result<pair::OVchan, String>,
+    tmp: PathBuf,
+    /// The vchan-cat row's tmpfs file, made (and read once) on first use
+    /// and shared by its runs: the first read of a freshly written tmpfs
+    /// file costs the kernel ~40 ms per GiB more than later reads (its
+    /// pages are activated on the LRU), which is not vchan-cat's doing.
+    cat_file: RefCell<Option<(u64, tempfile::NamedTempFile)>>,
+}
+
+/// One measurement: its value (GiB/s for a stream, µs for a ping-pong, %
+/// of a core for idle, calls per round trip), the seconds it took, and how
+/// often the measuring side (stream reader, pinger) slept.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub value: f64,
+    secs: f64,
+    pub sleeps: Option<u64>,
+}
+
+impl Sample {
+    fn stream(bytes: u64, secs: f64, sleeps: u64) -> Sample {
+        let value = bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64;
+        Sample {
+            value,
+            secs,
+            sleeps: Some(sleeps),
+        }
+    }
+}
+
+/// A row's result for one column: its runs, and how it was measured when
+/// that varies (the limit's best publish granularity, the system calls).
+struct Cell {
+    runs: Vec<Sample>,
+    note: String,
+}
+
+/// How often the system-call row's sides sleep before each message (µs):
+/// well beyond the longest spin, so every wait sleeps.
+pub const SYS_DELAY_US: u64 = 1000;
+
+impl Bench {
+    /// The bench, with the C and ocaml-vchan programs built (or why not,
+    /// said now and in their cells), scratch files in `tmp`.
+    pub fn new(opts: Opts, tmp: &Path) -> Bench {
+        let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/c/xvbench.c"));
+        let c = pair::Xensim::build_c(&source, tmp);
+        if let Err(e) = &c {
+            eprintln!("vchan-bench: C column unavailable: {e}");
+        }
+        let ovchan = pair::OVchan::build();
+        if let Err(e) = &ovchan {
+            eprintln!("vchan-bench: ocaml-vchan column: {e}");
+        }
+        Bench {
+            opts,
+            c,
+            ovchan,
+            tmp: tmp.to_path_buf(),
+            cat_file: RefCell::new(None),
+        }
+    }
+
+    /// Row `w` of the selected (--only) columns that apply and can run,
+    /// `runs` runs each, with a line per cell on stderr; None if no column
+    /// is selected. Failed cells go to `errors` too.
+    pub fn measure_row(&self, w: Work, runs: usize, errors: &mut Vec<String>) -> Option<RowOut> {
+        let name = |c: Column| format!("{} / {}", w.title(), c.title());
+        let selected = |c: Column| self.opts.only.as_ref().is_none_or(|o| name(c).contains(o));
+        let why_not = |c: Column| match (w.not_applicable(c), &self.ovchan) {
+            (Some(why), _) => Some(format!("n/a: {why}")),
+            (None, _) if !selected(c) => Some("not run (--only)".into()),
+            // ocaml-vchan's programs missing: its cells say why.
+            (None, Err(why)) if c == Column::OVchan => Some(why.clone()),
+            (None, _) => None,
+        };
+        let cols: Vec<Column> = COLUMNS
+            .into_iter()
+            .filter(|&c| why_not(c).is_none())
+            .collect();
+        if cols.is_empty() {
+            return None;
+        }
+        let t = Instant::now();
+        let mut out = RowOut::empty(w);
+        for (c, n) in COLUMNS.into_iter().zip(&mut out.notes) {
+            *n = why_not(c).unwrap_or_default();
+        }
+        for (&col, r) in cols.iter().zip(self.row(w, &cols, runs)) {
+            let (at, head) = (col.at(), format!("{:<52} {:<14}", w.title(), col.title()));
+            let cell = match r {
+                Ok(cell) => cell,
+                Err(e) => {
+                    eprintln!("{head} FAILED: {e}");
+                    errors.push(format!("{}: {e}", name(col)));
+                    out.notes[at] = format!("FAILED: {e}");
+                    continue;
+                }
+            };
+            let values: Vec<f64> = cell.runs.iter().map(|s| s.value).collect();
+            let sleeps: Vec<f64> = cell
+                .runs
+                .iter()
+                .filter_map(|s| s.sleeps)
+                .map(|v| v as f64)
+                .collect();
+            let list = |v: &[f64], f: fn(f64) -> String| {
+                v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
+            };
+            let mut line = format!(
+                "{head} median {:>8}  runs [{}]",
+                fmt(median(&values)),
+                list(&values, fmt)
+            );
+            if !sleeps.is_empty() {
+                line += &format!("  sleeps [{}]", list(&sleeps, |v| format!("{v:.0}")));
+            }
+            if !cell.note.is_empty() {
+                line += &format!("  {}", cell.note);
+            }
+            eprintln!("{line}");
+            (out.median[at], out.sleeps[at]) = (median(&values), median(&sleeps));
+            (out.runs[at], out.notes[at]) = (values, cell.note);
+        }
+        eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
+        Some(out)
+    }
+
+    /// One row: `runs` runs per column, round-robin over the columns
+    /// (run 1 of each, then run 2 of each, ...), so that a change in the
+    /// machine's speed (a shared host moving the virtual CPUs) falls on
+    /// every column alike.
+    fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
+        if work == Work::Syscalls {
+            // One traced pair of runs per column; the note says which calls.
+            let cell = |(s, note)| Cell {
+                runs: vec![s],
+                note: format!("per round trip: {note}"),
+            };
+            return cols.iter().map(|&c| self.syscalls(c).map(cell)).collect();
+        }
+        // The limit's stream runs are each the best of several
+        // granularities; its cell lists the winners.
+        let limit_stream = |col| col == Column::Limit && matches!(work, Work::Stream { .. });
+        let total = |col: Column| match work {
+            // About a second's worth at a few GiB/s.
+            Work::LwtIo | Work::Cat | Work::InMemStream => {
+                Ok(self.opts.fixed_total.unwrap_or(CAT_TOTAL))
+            }
+            Work::Stream { ring, .. } => self.calibrate(work, col, ring / 4),
+            _ => Ok(0),
+        };
+        let mut totals: Vec<Result<u64, String>> = cols.iter().map(|&c| total(c)).collect();
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
+        let mut winners: Vec<String> = Vec::new();
+        for _ in 0..runs {
+            for (i, &col) in cols.iter().enumerate() {
+                let Ok(total) = totals[i] else { continue };
+                let r = if limit_stream(col) {
+                    self.limit_run(work, total).map(|(s, d)| {
+                        winners.push(format!("/{d}"));
+                        s
+                    })
+                } else {
+                    self.measure(work, col, total)
+                };
+                match r {
+                    Ok(v) => samples[i].push(v),
+                    Err(e) => totals[i] = Err(e),
+                }
+            }
+        }
+        let note = |col| match limit_stream(col) {
+            true => format!(
+                "each run the best of publishing every ring/{LIMIT_DIVISORS:?}; winners: {}",
+                winners.join(" ")
+            ),
+            false => String::new(),
+        };
+        let cells = cols.iter().zip(totals).zip(samples);
+        cells
+            .map(|((&col, t), runs)| {
+                t.map(|_| Cell {
+                    runs,
+                    note: note(col),
+                })
+            })
+            .collect()
+    }
+
+    /// How much one stream run of `work` on `col` moves: probe with
+    /// growing amounts until a run lasts a tenth of the target, then size
+    /// the measured runs from its rate.
+    fn calibrate(&self, work: Work, col: Column, publish: usize) -> Result<u64, String> {
+        if let Some(t) = self.opts.fixed_total {
+            return Ok(t);
+        }
+        // The message-size sweep's runs are half as long.
+        let secs = match work {
+            Work::Stream { chunk, .. } if chunk != CHUNK => self.opts.secs / 2.0,
+            _ => self.opts.secs,
+        };
+        let mut total = PROBE;
+        let probe = loop {
+            let s = self.stream(col, work, total, publish)?;
+            if s.secs >= secs / 10.0 || total >= MAX_TOTAL {
+                break s.value;
+            }
+            total = (total * 8).min(MAX_TOTAL);
+        };
+        let want = probe * secs * (1u64 << 30) as f64;
+        Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
+    }
+
+    /// One run of the limit column of a stream row: a fifth of `total`
+    /// at each publish granularity ring/1 .. ring/16; the fastest counts,
+    /// with its divisor.
+    fn limit_run(&self, work: Work, total: u64) -> Result<(Sample, usize), String> {
+        let Work::Stream { ring, .. } = work else {
+            return Err("not a stream".into());
+        };
+        let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
+        let mut best: Option<(Sample, usize)> = None;
+        for d in LIMIT_DIVISORS {
+            let s = self.stream(Column::Limit, work, part, ring / d)?;
+            if best.as_ref().is_none_or(|(b, _)| s.value > b.value) {
+                best = Some((s, d));
+            }
+        }
+        best.ok_or_else(|| "no granularity".into())
+    }
+
+    /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
+    fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
+        let rounds = self.opts.rounds;
+        let ping = Job::PingPong { rounds, msg: MSG };
+        let stream = Job::Stream {
+            total,
+            chunk: CHUNK,
+        };
+        match work {
+            Work::Stream { .. } => self.stream(col, work, total, 0),
+            Work::PingPong => self.run(col, PING_RING, ping, MSG, Layout::Separate),
+            Work::PingPongVchanLayout => self.run(col, PING_RING, ping, MSG, Layout::Vchan),
+            Work::Floor => self.run(
+                col,
+                PING_RING,
+                Job::Bounce { rounds },
+                MSG,
+                Layout::Separate,
+            ),
+            // The Rust 64 KiB stream of the same bytes, for the ratio.
+            Work::LwtIo | Work::Cat if col == Column::VchanRs => {
+                self.run(col, 64 * KIB, stream, 0, Layout::Separate)
+            }
+            Work::Idle => self.run(
+                col,
+                PING_RING,
+                Job::Idle {
+                    ms: self.opts.idle_ms,
+                },
+                1,
+                Layout::Separate,
+            ),
+            Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
+            Work::LwtIo => {
+                let (sv, _) =
+                    self.vchan_pair(col, 64 * KIB, ["lwtio"; 2], total, CHUNK, &[], None)?;
+                sample(stream, &sv)
+            }
+            Work::Cat => self.cat(col, total),
+            Work::InMemStream => sample(stream, &self.in_memory(col, "stream", total, CHUNK)?),
+            Work::InMemPing => sample(ping, &self.in_memory(col, "ping", rounds, MSG)?),
+        }
+    }
+
+    fn stream(
+        &self,
+        col: Column,
+        work: Work,
+        total: u64,
+        publish: usize,
+    ) -> Result<Sample, String> {
+        let Work::Stream { ring, chunk } = work else {
+            return Err("not a stream".into());
+        };
+        self.run(
+            col,
+            ring,
+            Job::Stream { total, chunk },
+            publish,
+            Layout::Separate,
+        )
+    }
+
+    /// One run of `job` on `col` through `ring`-byte rings (the limit
+    /// publishing every `publish` bytes, its counters laid out as
+    /// `layout`): the measuring side's sample.
+    fn run(
+        &self,
+        col: Column,
+        ring: usize,
+        job: Job,
+        publish: usize,
+        layout: Layout,
+    ) -> Result<Sample, String> {
+        let kind = match col {
+            Column::Socket => Kind::Socket,
+            Column::Pipe => Kind::Pipe,
+            Column::Limit => Kind::Shm { publish, layout },
+            _ => {
+                let (modes, count, size) = match job {
+                    Job::Stream { total, chunk } => (["stream", "stream"], total, chunk),
+                    Job::PingPong { rounds, msg } => (["pong", "ping"], rounds, msg),
+                    Job::Idle { ms } => (["idle", "idle"], ms, 1),
+                    Job::Bounce { .. } => {
+                        return Err("a cache-line bounce needs shared memory".into())
+                    }
+                };
+                let (sv, cv) = self.vchan_pair(col, ring, modes, count, size, &[], None)?;
+                return sample(job, if modes[1] == "ping" { &cv } else { &sv });
+            }
+        };
+        sample(job, &kernel::run(kind, ring, job, self.pin())?)
+    }
+
+    /// A vchan pair of `col` (the server listening with `ring`-byte rings)
+    /// in `modes` (server's, client's), with COUNT and SIZE and `env` for
+    /// both sides, the server traced into `strace` if given; what each side
+    /// printed.
+    #[allow(clippy::too_many_arguments)]
+    fn vchan_pair(
+        &self,
+        col: Column,
+        ring: usize,
+        modes: [&str; 2],
+        count: u64,
+        size: usize,
+        env: &[(&str, &str)],
+        strace: Option<&Path>,
+    ) -> Result<(Values, Values), String> {
+        let dir = self.rendezvous()?;
+        let dir = dir.path();
+        let (count, size) = (count.to_string(), size.to_string());
+        let srv = ["server", &ring.to_string(), modes[0], &count, &size].map(String::from);
+        let cli = ["client", modes[1], &count, &size].map(String::from);
+        // The tracer goes on the server's own process (for ocaml-vchan
+        // inside vchan-xensim, whose xenstored process is not the
+        // endpoint's).
+        let command = |domid: u32, args: &[String], strace: Option<&Path>| {
+            let t = |c: Command| match strace {
+                Some(out) => traced(c, out),
+                None => c,
+            };
+            let mut c = match col {
+                Column::C => {
+                    let (xensim, program) = built(&self.c)?;
+                    xensim.under(domid, t(pair::rooted(program, dir, domid, args)))
+                }
+                Column::OVchan => {
+                    let ov = built(&self.ovchan)?;
+                    ov.xensim
+                        .under(domid, t(pair::rooted(&ov.vbench, dir, domid, args)))
+                }
+                Column::OCaml => t(pair::ocaml_command(dir, domid, args)?),
+                _ => t(pair::rust_command(dir, domid, args)?),
+            };
+            c.envs(env.iter().copied());
+            Ok::<_, String>(c)
+        };
+        let (server, client) = (command(0, &srv, strace)?, command(1, &cli, None)?);
+        let (sv, cv, _) = pair::run(server, client, pair::Ready::Says, LIMIT, self.pin())?;
+        Ok((sv, cv))
+    }
+
+    /// System calls of the echoing side (the server) per round of a
+    /// ping-pong in which both sides sleep [`SYS_DELAY_US`] before each
+    /// message (so each side sleeps every round): traced with `strace -c`
+    /// over two runs of different lengths, the difference divided by the
+    /// difference in rounds (set-up cancels out), the delay's own sleep
+    /// not counted; and which calls. The OCaml column runs under
+    /// `Vchan_rs_lwt_unix.Engine` (as every OCaml cell does); its note
+    /// also gives the figure under Lwt's default engine (libev), which
+    /// costs more per wake-up.
+    fn syscalls(&self, col: Column) -> Result<(Sample, String), String> {
+        let (calls, note) = self.traced_pingpong(col, None)?;
+        let sample = Sample {
+            value: calls,
+            secs: 0.0,
+            sleeps: None,
+        };
+        if col != Column::OCaml {
+            return Ok((sample, note));
+        }
+        let (d, dnote) = self.traced_pingpong(col, Some(("BENCH_LWT_ENGINE", "default")))?;
+        Ok((
+            sample,
+            format!("{note}; under Lwt's default engine (libev) instead: {d:.2} ({dnote})"),
+        ))
+    }
+
+    /// [`syscalls`](Bench::syscalls) of one column, with `more` in the
+    /// environment: the calls per round trip, and which.
+    fn traced_pingpong(
+        &self,
+        col: Column,
+        more: Option<(&str, &str)>,
+    ) -> Result<(f64, String), String> {
+        let delay = SYS_DELAY_US.to_string();
+        let env: Vec<(&str, &str)> = [("BENCH_DELAY_US", delay.as_str())]
+            .into_iter()
+            .chain(more)
+            .collect();
+        let mut counts = [BTreeMap::new(), BTreeMap::new()];
+        for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
+            let out = self.tmp.join(format!("strace-{i}"));
+            self.vchan_pair(
+                col,
+                PING_RING,
+                ["pong", "ping"],
+                rounds,
+                MSG,
+                &env,
+                Some(&out),
+            )?;
+            let text = std::fs::read_to_string(&out).map_err(|e| format!("strace output: {e}"))?;
+            counts[i] = strace_calls(&text)?;
+        }
+        let [a, b] = self.opts.sys_rounds;
+        let per = |name: &String| {
+            let n = |i: usize| counts[i].get(name).copied().unwrap_or(0) as f64;
+            (n(1) - n(0)) / (b - a) as f64
+        };
+        // What the two runs' set-up and tear-down do differently (a few
+        // dozen openat/close, up or down) shows as stray fractions; over
+        // 3,800 rounds that stays under 0.02 per round, where no call of
+        // the round trip is: so the total is that of the calls listed,
+        // those at 0.02 per round or more.
+        let mut by_call: Vec<(f64, &String)> = counts[1]
+            .keys()
+            .map(|k| (per(k), k))
+            .filter(|(v, _)| *v >= 0.02)
+            .collect();
+        by_call.sort_by(|x, y| y.0.total_cmp(&x.0));
+        let note: Vec<String> = by_call.iter().map(|(v, k)| format!("{k} {v:.2}")).collect();
+        Ok((by_call.iter().map(|(v, _)| v).sum(), note.join(", ")))
+    }
+
+    /// One `vbench.exe inmem MODE COUNT SIZE` (the In_memory of `col`'s
+    /// library, both ends in that one process); what it printed.
+    fn in_memory(
+        &self,
+        col: Column,
+        mode: &str,
+        count: u64,
+        size: usize,
+    ) -> Result<Values, String> {
+        let args = ["inmem", mode, &count.to_string(), &size.to_string()].map(String::from);
+        let cmd = match col {
+            Column::OVchan => pair::rooted(&built(&self.ovchan)?.vbench, &self.tmp, 0, &args),
+            _ => pair::ocaml_command(&self.tmp, 0, &args)?,
+        };
+        pair::run_one(cmd, LIMIT, self.pin())
+    }
+
+    /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
+    /// client `vchan-cat -N` sending a tmpfs file of `total` bytes (and
+    /// closing at its end); the wall time from the client's start to both
+    /// ends' exit. For ocaml-vchan, its xencat ([`pair::run_xencat`]).
+    fn cat(&self, col: Column, total: u64) -> Result<Sample, String> {
+        let dir = self.rendezvous()?;
+        let mut cached = self.cat_file.borrow_mut();
+        if cached.as_ref().is_none_or(|(len, _)| *len != total) {
+            let f = pair::tmpfs_file(total)?;
+            let read = std::fs::File::open(f.path())
+                .and_then(|mut r| std::io::copy(&mut r, &mut std::io::sink()));
+            read.map_err(|e| format!("read {}: {e}", f.path().display()))?;
+            *cached = Some((total, f));
+        }
+        let file = cached
+            .as_ref()
+            .map(|(_, f)| f.path())
+            .ok_or("no tmpfs file")?;
+        let secs = if col == Column::OVchan {
+            let ov = built(&self.ovchan)?;
+            pair::run_xencat(ov, file, total, dir.path(), LIMIT, self.pin())?
+        } else {
+            let exe = pair::dune_exe("bin/vchan_cat.exe")?;
+            let mut server = pair::rooted(
+                &exe,
+                dir.path(),
+                0,
+                &["-l", "-d", "1", "bench"].map(String::from),
+            );
+            server.stdout(std::process::Stdio::null());
+            let mut client =
+                pair::rooted(&exe, dir.path(), 1, &["-N", "0", "bench"].map(String::from));
+            client.stdin(std::fs::File::open(file).map_err(|e| format!("open: {e}"))?);
+            pair::run(
+                server,
+                client,
+                pair::Ready::Publishes(dir.path()),
+                LIMIT,
+                self.pin(),
+            )?
+            .2
+        };
+        Ok(Sample::stream(total, secs, 0))
+    }
+
+    fn pin(&self) -> Option<[usize; 2]> {
+        self.opts.pin.then_some([0, 1])
+    }
+
+    /// A fresh rendezvous directory (short: it holds sockets).
+    fn rendezvous(&self) -> Result<tempfile::TempDir, String> {
+        tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .prefix("vb")
+            .tempdir_in(&self.tmp)
+            .map_err(|e| format!("temp dir: {e}"))
+    }
+}
+
+/// A program the bench built, or why it did not.
+fn built<T>(r: &Result<T, String>) -> Result<&T, String> {
+    r.as_ref().map_err(Clone::clone)
+}
+
+/// `c` run by `strace -f -c`, its counts written to `out`.
+fn traced(c: Command, out: &Path) -> Command {
+    let args: [&std::ffi::OsStr; 4] = ["-f".as_ref(), "-c".as_ref(), "-o".as_ref(), out.as_ref()];
+    pair::wrapped("strace".as_ref(), &args, c)
+}
+
+/// The sample of one run of `job` from what its measuring side printed:
+/// a stream run once its reader checked a sample per 4 KiB of the stream
+/// and the clock ran, an idle run once it blocked long enough.
+fn sample(job: Job, v: &Values) -> Result<Sample, String> {
+    use pair::get;
+    match job {
+        Job::Stream { total, .. } => {
+            let (samples, secs): (u64, f64) = (get(v, "samples")?, get(v, "secs")?);
+            if samples < total / pattern::SAMPLE || secs <= 0.0 {
+                return Err(format!(
+                    "only {} of {total} bytes verified",
+                    samples * pattern::SAMPLE
+                ));
+            }
+            Ok(Sample::stream(get(v, "bytes")?, secs, get(v, "sleeps")?))
+        }
+        Job::PingPong { .. } | Job::Bounce { .. } => {
+            let ns: f64 = get(v, "median_ns")?;
+            Ok(Sample {
+                value: ns / 1000.0,
+                secs: ns * 1e-9,
+                sleeps: Some(get(v, "sleeps")?),
+            })
+        }
+        Job::Idle { ms } => {
+            let (cpu, wall): (f64, f64) = (get(v, "cpu_secs")?, get(v, "wall_secs")?);
+            if wall < ms as f64 / 1000.0 * 0.9 {
+                return Err(format!("blocked only {wall:.3} s of {ms} ms"));
+            }
+            Ok(Sample {
+                value: 100.0 * cpu / wall.max(1e-9),
+                secs: wall,
+                sleeps: None,
+            })
+        }
+    }
+}
+
+/// The `calls` column of `strace -c` output by system call, without the
+/// sleeps the workload makes on purpose.
+fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
+    let mut total = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // % time, seconds, usecs/call, calls, [errors,] syscall
+        if f.len() < 5 || f[0].parse::<f64>().is_err() {
+            continue;
+        }
+        let name = f[f.len() - 1];
+        if name != "total" && !name.contains("nanosleep") {
+            total.insert(
+                name.to_owned(),
+                f[3].parse().map_err(|_| format!("strace line {line:?}"))?,
+            );
+        }
+    }
+    if total.is_empty() {
+        return Err("no system calls in the strace output".into());
+    }
+    Ok(total)
+}
