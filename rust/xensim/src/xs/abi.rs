@@ -332,6 +332,25 @@ pub unsafe extern "C" fn xs_transaction_end(h: *mut XsHandle, t: u32, abort: boo
     res.map_or_else(err_false, |()| true)
 }
 
+/// `xs_watch` and `xs_unwatch`: `op` on the handle, the path and the token.
+///
+/// # Safety
+/// As Xen's C API for `xs_watch` requires of its arguments.
+unsafe fn watch_op(
+    h: *mut XsHandle,
+    path: *const c_char,
+    token: *const c_char,
+    op: impl FnOnce(&XsHandle, &str, &str) -> Result<(), i32>,
+) -> bool {
+    // SAFETY: C contract: a handle from xs_open and C strings.
+    let res = unsafe { handle(h) }.and_then(|h| {
+        // SAFETY: C contract: C strings.
+        let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
+        op(h, p, tok)
+    });
+    res.map_or_else(err_false, |()| true)
+}
+
 /// Xen's `xs_watch` (`<xenstore.h>`), simulated over the unix backend.
 ///
 /// # Safety
@@ -342,13 +361,8 @@ pub unsafe extern "C" fn xs_watch(
     path: *const c_char,
     token: *const c_char,
 ) -> bool {
-    // SAFETY: C contract: a handle from xs_open and C strings.
-    let res = unsafe { handle(h) }.and_then(|h| {
-        // SAFETY: C contract: C strings.
-        let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
-        h.watch(p, tok)
-    });
-    res.map_or_else(err_false, |()| true)
+    // SAFETY: the caller keeps xs_watch's C contract.
+    unsafe { watch_op(h, path, token, XsHandle::watch) }
 }
 
 /// Xen's `xs_unwatch` (`<xenstore.h>`), simulated over the unix backend.
@@ -361,13 +375,8 @@ pub unsafe extern "C" fn xs_unwatch(
     path: *const c_char,
     token: *const c_char,
 ) -> bool {
-    // SAFETY: C contract: a handle from xs_open and C strings.
-    let res = unsafe { handle(h) }.and_then(|h| {
-        // SAFETY: C contract: C strings.
-        let (p, tok) = unsafe { (cstr(path)?, cstr(token)?) };
-        h.unwatch(p, tok)
-    });
-    res.map_or_else(err_false, |()| true)
+    // SAFETY: the caller keeps xs_unwatch's C contract.
+    unsafe { watch_op(h, path, token, XsHandle::unwatch) }
 }
 
 fn event_vector(ev: (String, String), num: *mut c_uint) -> *mut *mut c_char {
