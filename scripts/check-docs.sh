@@ -33,6 +33,7 @@ docs/xensim.md xensim.sh test/readme/dune
 docs/mirage.md rename.sh scripts/test-mirage-xen.sh
 docs/mirage.md rustup.sh scripts/test-mirage-xen.sh
 docs/mirage.md qubes-dune scripts/test-mirage-xen.sh
+docs/real-xen.md two-domains.sh scripts/test-xen.sh
 '
 
 blocks=$(awk '

@@ -167,6 +167,24 @@ ocaml_readme_domu() {
     [ "$out" = "client got: hello" ] || { say "client printed: $out"; return 1; }
 }
 
+# --- docs/real-xen.md's two-domain commands ---
+# Its "in dom0" line runs in dom0 and its "in domain 5" line in the domU,
+# with the domU's id for 5, in /tmp, where "file" is the 4 MiB data.
+doc_line() { # WHERE
+    line=$(grep -F "# in $1" "$P/xen/two-domains.sh" | sed "s/ 5 / $DOMU /")
+    [ -n "$line" ] || say "docs/real-xen.md: no line for $1"
+    echo "$line"
+}
+two_domains_dom0() {
+    line=$(doc_line dom0)
+    [ -n "$line" ] && (cd /tmp && rm -f copy && timeout $STEP sh -c "$line") || return 1
+    expect_sum "the copy" "$(digest < /tmp/copy)" "$SUM"
+}
+two_domains_domu() {
+    line=$(doc_line "domain 5")
+    [ -n "$line" ] && (cd /tmp && ln -sf "$DATA" file && timeout $STEP sh -c "$line")
+}
+
 # --- messages name the real domain ids ---
 # dom0: only the check after each case (the attempt left nothing behind).
 waiting_message_dom0() { :; }

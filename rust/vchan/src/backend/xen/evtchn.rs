@@ -1,10 +1,13 @@
 //! Event channels through `libxenevtchn`: one handle (one open of
 //! `/dev/xen/evtchn`) per channel, so that its descriptor polls readable
-//! for this channel only.
+//! for this channel only. A peer domain that may be destroyed is watched
+//! too (`death.rs`): the descriptor is then an epoll set of the channel's
+//! and the watch's, readable when either is.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+use super::death::DomainWatch;
 use super::ffi::{lib, EvtchnHandle, Lib};
 use super::open_error;
 use crate::backend::{EventChannel, Events};
@@ -22,6 +25,10 @@ pub(crate) struct XenEvent {
     h: *mut EvtchnHandle,
     port: u32,
     fd: RawFd,
+    /// The peer domain's death watch and the epoll set that [`fd`] then is.
+    ///
+    /// [`fd`]: EventChannel::fd
+    death: Option<(DomainWatch, OwnedFd)>,
 }
 
 // SAFETY: the handle is used by its one owner (`&mut self` for every call
@@ -53,6 +60,7 @@ fn open_and_bind(
         h,
         port,
         fd: -1,
+        death: None,
     };
     // Unmask the fresh port, as libxenvchan does after binding.
     // SAFETY: h is open and port bound on it.
@@ -80,13 +88,14 @@ fn open_and_bind(
 impl XenEvent {
     /// A fresh port that domain `remote` may bind to.
     pub(crate) fn bind_unbound(remote: DomId) -> Result<XenEvent> {
-        open_and_bind(
+        let ev = open_and_bind(
             &format!("xenevtchn_bind_unbound_port(domain {remote})"),
             |lib, h| {
                 // SAFETY: h is an open handle.
                 unsafe { (lib.xenevtchn_bind_unbound_port)(h, remote.get()) }
             },
-        )
+        )?;
+        ev.watching(remote)
     }
 
     /// A port bound to `remote_port` of domain `remote`. Xen refuses
@@ -107,8 +116,35 @@ impl XenEvent {
                     format!("{e} (no server waits on that port: a stale rendezvous?)"),
                 )))
             }
-            r => r,
+            r => r?.watching(remote),
         }
+    }
+
+    /// Add the death watch of domain `remote`, if it has one, and make
+    /// [`EventChannel::fd`] the epoll set of both descriptors.
+    fn watching(mut self, remote: DomId) -> Result<XenEvent> {
+        let Some(watch) = DomainWatch::open(remote)? else {
+            return Ok(self);
+        };
+        // SAFETY: no pointer arguments; a new descriptor or -1.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        // SAFETY: ep is a fresh descriptor that nothing else owns.
+        let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+        for fd in [self.fd, watch.fd()] {
+            let mut e = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: 0,
+            };
+            // SAFETY: both descriptors are open; e is a valid event.
+            if unsafe { libc::epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut e) } < 0 {
+                return Err(io::Error::last_os_error().into());
+            }
+        }
+        self.death = Some((watch, ep));
+        Ok(self)
     }
 }
 
@@ -126,14 +162,18 @@ impl EventChannel for XenEvent {
     }
 
     fn fd(&self) -> RawFd {
-        self.fd
+        match &self.death {
+            Some((_, ep)) => ep.as_raw_fd(),
+            None => self.fd,
+        }
     }
 
     /// Consume pending events without blocking (the descriptor is
     /// non-blocking: `xenevtchn_pending` returns -1/EAGAIN when nothing is
     /// left). Each port read is unmasked again (as `libxenvchan_wait`
-    /// does). `peer_gone` stays false: under Xen the peer's live byte is
-    /// cleared by its unmap-notify.
+    /// does). `peer_gone` is set when the peer's domain is gone (see
+    /// `death.rs`); a peer process's death clears its live byte by its
+    /// unmap-notify instead.
     fn drain(&mut self) -> io::Result<Events> {
         let mut ev = Events::default();
         for _ in 0..MAX_DRAIN {
@@ -151,6 +191,9 @@ impl EventChannel for XenEvent {
             if unsafe { (self.lib.xenevtchn_unmask)(self.h, p) } < 0 {
                 return Err(io::Error::last_os_error());
             }
+        }
+        if let Some((watch, _)) = &mut self.death {
+            ev.peer_gone = watch.peer_gone()?;
         }
         Ok(ev)
     }
