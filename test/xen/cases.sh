@@ -23,7 +23,13 @@ if [ "$SIDE" = dom0 ]; then OTHER=domu; PEER=$DOMU; else OTHER=dom0; PEER=0; fi
 # Every step is bounded: a hang fails its case (the line names the step)
 # instead of stopping the run.
 STEP=90
-VC="timeout $STEP vchan-cat --backend xen"
+VC=vc
+vc() {
+    timeout $STEP vchan-cat --backend xen "$@"
+    s=$?
+    [ $s = 0 ] || say "vchan-cat $*: exit status $s"
+    return $s
+}
 # Unbounded, for the processes a case kills by pid.
 VC_KILLABLE="vchan-cat --backend xen"
 xvc() { timeout $STEP xvc "$@"; }

@@ -77,6 +77,35 @@ for TYPE in pv pvh; do
     grep -q "^XENTEST $TYPE .* FAIL" $results && xl dmesg | tail -n 30
     grep -a '^XENTEST\|^XENTIME' "$log" | tr -d '\r' >> $results
 done
+# A Mirage unikernel for Solo5's xen target as a PVH domU, if the payload
+# has one (VCHAN_RS_XEN_UNIKERNEL, test-xen.sh): ocaml-vchan's lib_test/mirage client
+# over vchan-rs-xen. It finds its server through /conduit, connects to
+# dom0's vchan-cat on port "flibble" and writes "num is N" every 5 s.
+if [ -f $P/unikernel/client.exe ]; then
+    name=xt-unikernel
+    xenstore-write /conduit/foo_server 0
+    xenstore-chmod -r /conduit b
+    printf '%s\n' "name = \"$name\"" 'type = "pvh"' "kernel = \"$P/unikernel/client.exe\"" \
+        'memory = 64' 'vcpus = 1' 'on_poweroff = "destroy"' 'on_crash = "preserve"' \
+        'tsc_mode = "native"' 'cpuid = "host,rdtscp=0"' > /tmp/$name.cfg
+    log=/var/log/xen/console/guest-$name.log
+    start=$(cut -d' ' -f1 /proc/uptime)
+    xl create -q /tmp/$name.cfg
+    DOMU=$(xl domid "$name" 2> /dev/null)
+    echo "xentest: $name is domain $DOMU"
+    got=$(timeout 120 vchan-cat --backend xen -l "$DOMU" flibble | head -c 24)
+    echo "xentest: unikernel: dom0's vchan-cat received: $got (after $(awk -v s="$start" '{ print $1 - s }' /proc/uptime) s)"
+    if [ "$got" = "num is 0num is 1num is 2" ]; then
+        echo "XENTEST unikernel client dom0 ok" | tee -a $results
+    else
+        echo "XENTEST unikernel client dom0 FAIL" | tee -a $results
+    fi
+    xl list
+    echo "xentest: the unikernel's console:"
+    sed "s/^/$name| /" "$log"
+    xl dmesg | grep -v '^(XEN) *\(Xen\|Dom0\|Init\|Loaded\|Phys\|Start\|Page\|Boot\|TOTAL\|ENTRY\)' | tail -n 20
+    xl destroy "$name" 2> /dev/null
+fi
 echo "XENTEST-RESULTS-BEGIN"
 cat $results
 echo "XENTEST-RESULTS-END"

@@ -287,6 +287,15 @@ impl Endpoint {
         // and are dropped after it.
         let mut ch =
             unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
+        // A server that exited without unpublishing (it was killed) left a
+        // stale rendezvous, which a restarted server's may be read with:
+        // refused, so that the caller waits for the live one.
+        if ch.peer_state()? == LiveState::Exited {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "the rendezvous's server has exited (a stale rendezvous)",
+            )));
+        }
         let rings = left.into_iter().chain(right).collect();
         if arm_barrier(&*backend, &mut ch) {
             // Before our first notification, so the server's accept, which

@@ -4,9 +4,8 @@
 //! destroyed (`xl destroy`) does not: its kernel never runs again, and our
 //! peer's live byte stays set. The toolstack removes the domain's directory
 //! `/local/domain/<id>` when it destroys it, so an endpoint watches that
-//! directory on its own xenstore connection, and the event channel's
-//! descriptor polls readable when the watch fires (see `evtchn.rs`). When it
-//! fired and the directory is gone (ENOENT; EACCES means that it is there,
+//! directory on its own xenstore connection (a thread waits for it, see
+//! `evtchn.rs`). When it fired and the directory is gone (ENOENT; EACCES means that it is there,
 //! unreadable), the peer is gone.
 //!
 //! Not watched: domain 0 (it does not die while the machine runs), a peer

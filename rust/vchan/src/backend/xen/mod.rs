@@ -111,11 +111,15 @@ impl Backend for XenBackend {
     }
 
     fn bind_unbound(&self, remote: DomId) -> Result<Box<dyn EventChannel>> {
-        Ok(Box::new(XenEvent::bind_unbound(remote)?))
+        Ok(Box::new(XenEvent::bind_unbound(remote, self.domid)?))
     }
 
     fn bind_interdomain(&self, remote: DomId, remote_port: u32) -> Result<Box<dyn EventChannel>> {
-        Ok(Box::new(XenEvent::bind_interdomain(remote, remote_port)?))
+        Ok(Box::new(XenEvent::bind_interdomain(
+            remote,
+            remote_port,
+            self.domid,
+        )?))
     }
 
     fn share(
