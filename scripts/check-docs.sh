@@ -36,6 +36,7 @@ docs/mirage.md rename.sh scripts/test-mirage-xen.sh
 docs/mirage.md rustup.sh scripts/test-mirage-xen.sh
 docs/mirage.md qubes-dune scripts/test-mirage-xen.sh
 docs/mirage.md config.ml scripts/test-mirage-xen.sh
+docs/real-xen.md two-domains.sh scripts/test-xen.sh
 '
 
 blocks=$(awk '

@@ -23,7 +23,13 @@ if [ "$SIDE" = dom0 ]; then OTHER=domu; PEER=$DOMU; else OTHER=dom0; PEER=0; fi
 # Every step is bounded: a hang fails its case (the line names the step)
 # instead of stopping the run.
 STEP=90
-VC="timeout $STEP vchan-cat --backend xen"
+VC=vc
+vc() {
+    timeout $STEP vchan-cat --backend xen "$@"
+    s=$?
+    [ $s = 0 ] || say "vchan-cat $*: exit status $s"
+    return $s
+}
 # Unbounded, for the processes a case kills by pid.
 VC_KILLABLE="vchan-cat --backend xen"
 xvc() { timeout $STEP xvc "$@"; }
@@ -165,6 +171,24 @@ ocaml_readme_domu() {
     [ "$ME" = 1 ] || { say "the README's client connects from domain 1, this is $ME"; return 1; }
     out=$(readme_client) || return 1
     [ "$out" = "client got: hello" ] || { say "client printed: $out"; return 1; }
+}
+
+# --- docs/real-xen.md's two-domain commands ---
+# Its "in dom0" line runs in dom0 and its "in domain 5" line in the domU,
+# with the domU's id for 5, in /tmp, where "file" is the 4 MiB data.
+doc_line() { # WHERE
+    line=$(grep -F "# in $1" "$P/xen/two-domains.sh" | sed "s/ 5 / $DOMU /")
+    [ -n "$line" ] || say "docs/real-xen.md: no line for $1"
+    echo "$line"
+}
+two_domains_dom0() {
+    line=$(doc_line dom0)
+    [ -n "$line" ] && (cd /tmp && rm -f copy && timeout $STEP sh -c "$line") || return 1
+    expect_sum "the copy" "$(digest < /tmp/copy)" "$SUM"
+}
+two_domains_domu() {
+    line=$(doc_line "domain 5")
+    [ -n "$line" ] && (cd /tmp && ln -sf "$DATA" file && timeout $STEP sh -c "$line")
 }
 
 # --- messages name the real domain ids ---

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use vchan_core::layout::{CLI_LIVE, SRV_LIVE};
 use vchan_core::setup::{self, External};
-use vchan_core::{Channel, Fences, Orders, RawPage, RawRing, Role};
+use vchan_core::{Channel, Fences, LiveState, Orders, RawPage, RawRing, Role};
 
 use super::wait::coarse_ms;
 use super::{Endpoint, Live};
@@ -197,6 +197,15 @@ impl Endpoint {
         // and are dropped after it.
         let mut ch =
             unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
+        // A server that exited without unpublishing (it was killed) left a
+        // stale rendezvous, which a restarted server's may be read with:
+        // refused, so that the caller waits for the live one.
+        if ch.peer_state()? == LiveState::Exited {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "the rendezvous's server has exited (a stale rendezvous)",
+            )));
+        }
         let rings = left.into_iter().chain(right).collect();
         if arm_barrier(&*backend, &mut ch) {
             // Before our first notification, so the server's accept, which

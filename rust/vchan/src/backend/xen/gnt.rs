@@ -267,8 +267,15 @@ pub(crate) fn map(
     };
     if ptr.is_null() {
         let e = io::Error::last_os_error();
+        // A control page (the one mapped with a notify) that Xen refuses
+        // comes from a stale rendezvous: its server died and its grant is
+        // gone. Refused, as binding its event channel is (`evtchn.rs`).
+        let kind = match (notify, e.kind()) {
+            (Some(_), io::ErrorKind::InvalidInput) => io::ErrorKind::ConnectionRefused,
+            (_, kind) => kind,
+        };
         return Err(Error::Io(io::Error::new(
-            e.kind(),
+            kind,
             format!("mapping {count} grant(s) of domain {domid}: {e}"),
         )));
     }

@@ -199,11 +199,29 @@ impl Store {
     /// directory the reader may not list (a domU looking for a server in
     /// dom0 that has not published yet), and a rendezvous published for
     /// another client is no more ours to use.
+    ///
+    /// Both keys are read in one transaction: a server restarted on the
+    /// same path replaces them in one, and a key of each would make a
+    /// rendezvous of neither.
     pub(crate) fn lookup(&self, path: &str) -> Result<Option<Rendezvous>> {
         let h = self.handle();
+        let found = std::cell::Cell::new(None);
+        self.transaction(&h, "reading", path, |t| {
+            found.set(self.read_rendezvous(&h, t, path)?);
+            Ok(())
+        })?;
+        Ok(found.get())
+    }
+
+    fn read_rendezvous(
+        &self,
+        h: &Handle,
+        t: XsTransaction,
+        path: &str,
+    ) -> Result<Option<Rendezvous>> {
         let field = |key: &str| -> Result<Option<u32>> {
             let key = format!("{path}/{key}");
-            let v = match self.read(&h, XBT_NULL, &key) {
+            let v = match self.read(h, t, &key) {
                 Err(Error::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => None,
                 r => r?,
             };
