@@ -77,16 +77,16 @@ expect_sum() {
 
 # --- vchan-cat against vchan-cat (both roles, both directions) ---
 # dom0 serves and sends; the domU connects and receives.
-cat_d0srv_send_dom0() { $VC -l "$DOMU" p1 < "$DATA"; }
+cat_d0srv_send_dom0() { $VC -N -l "$DOMU" p1 < "$DATA"; }
 cat_d0srv_send_domu() { expect_sum recv "$($VC -d 0 p1 | digest)" "$SUM"; }
 # dom0 serves and receives.
 cat_d0srv_recv_dom0() { expect_sum recv "$($VC -l -d "$DOMU" p2 | digest)" "$SUM"; }
-cat_d0srv_recv_domu() { $VC 0 p2 < "$DATA"; }
+cat_d0srv_recv_domu() { $VC -N 0 p2 < "$DATA"; }
 # The domU serves and sends.
 cat_dusrv_send_dom0() { expect_sum recv "$($VC -d "$DOMU" p3 | digest)" "$SUM"; }
-cat_dusrv_send_domu() { $VC -l 0 p3 < "$DATA"; }
+cat_dusrv_send_domu() { $VC -N -l 0 p3 < "$DATA"; }
 # The domU serves and receives.
-cat_dusrv_recv_dom0() { $VC "$DOMU" p4 < "$DATA"; }
+cat_dusrv_recv_dom0() { $VC -N "$DOMU" p4 < "$DATA"; }
 cat_dusrv_recv_domu() { expect_sum recv "$($VC -l -d 0 p4 | digest)" "$SUM"; }
 # --- against Xen's C library ---
 # Xen's C library leaves its client's directory (empty) in dom0 after a
@@ -102,7 +102,7 @@ c_server_closed() {
 }
 
 # Xen's vchan-socket-proxy in the domU receives from vchan-cat in dom0.
-proxy_c_dom0() { $VC -l "$DOMU" p6 < "$DATA"; }
+proxy_c_dom0() { $VC -N -l "$DOMU" p6 < "$DATA"; }
 proxy_c_domu() {
     # Its standard input held open: at its end, the proxy closes the vchan.
     rm -f /tmp/hold
@@ -134,7 +134,7 @@ rings_c_srv_domu() {
         r=${rw%:*} w=${rw#*:}
         got=$($VC -d 0 "r$r-$w" | digest)
         expect_sum "vchan-cat client, C rings $r/$w" "$got" "$SUM1" || return 1
-        $VC 0 "s$r-$w" < "$DATA1" || return 1
+        $VC -N 0 "s$r-$w" < "$DATA1" || return 1
     done
 }
 # vchan-cat serves with each ring size it offers; the C client receives
@@ -143,7 +143,7 @@ CAT_RINGS="1024 2048 4096 65536 1048576"
 rings_c_cli_dom0() {
     for b in $CAT_RINGS; do
         trace "vchan-cat server, rings $b"
-        $VC -l --buffer-size "$b" "$DOMU" "c$b" < "$DATA1" || return 1
+        $VC -N -l --buffer-size "$b" "$DOMU" "c$b" < "$DATA1" || return 1
         got=$($VC -l -d --buffer-size "$b" "$DOMU" "d$b" | digest)
         expect_sum "vchan-cat server, rings $b" "$got" "$SUM1" || return 1
     done
@@ -268,7 +268,7 @@ kill_server_dom0() {
     sync_at ks-flowing || return 1
     kill -9 "$pid"
     sync_at ks-killed || return 1
-    $VC -l "$DOMU" ks < "$DATA"
+    $VC -N -l "$DOMU" ks < "$DATA"
 }
 kill_server_domu() {
     recv_flowing /tmp/ks.first /tmp/ks.status -d 0 ks
@@ -302,7 +302,7 @@ kill_client_domu() {
 TIMING_BYTES=33554432
 timing_dom0() {
     head -c "$TIMING_BYTES" /dev/urandom > /tmp/t32
-    $VC -l "$DOMU" t1 < /tmp/t32 || return 1
+    $VC -N -l "$DOMU" t1 < /tmp/t32 || return 1
     xvc server "$DOMU" "$(rv_path 0 t2 "$DOMU")" -r 65536 -w 65536 send < /tmp/t32 || return 1
     rm -f /tmp/t32
     c_server_closed

@@ -124,6 +124,16 @@ pub struct Lib {
     pub xs_transaction_end: unsafe extern "C" fn(*mut XsHandle, XsTransaction, bool) -> bool,
 }
 
+/// The xenstore watch functions, for a peer domain's death (`death.rs`).
+/// Loaded apart from [`Lib`]: xensim's `libxenstore` has none of
+/// `xs_fileno` (no domain dies there), and the backend works without them.
+#[derive(Debug, Clone, Copy)]
+pub struct WatchLib {
+    pub xs_fileno: unsafe extern "C" fn(*mut XsHandle) -> c_int,
+    pub xs_watch: unsafe extern "C" fn(*mut XsHandle, *const c_char, *const c_char) -> bool,
+    pub xs_check_watch: unsafe extern "C" fn(*mut XsHandle) -> *mut *mut c_char,
+}
+
 /// File names of the libraries (their stable sonames).
 pub const LIBXENGNTTAB: &CStr = c"libxengnttab.so.1";
 /// See [`LIBXENGNTTAB`].
@@ -257,6 +267,16 @@ impl Lib {
     }
 }
 
+impl WatchLib {
+    fn load() -> std::result::Result<WatchLib, String> {
+        // The library is already loaded (by `lib`): this only finds it.
+        let xs = Dl::open(LIBXENSTORE)?;
+        Ok(resolve!(WatchLib {
+            xs => [xs_fileno, xs_watch, xs_check_watch],
+        }))
+    }
+}
+
 // SAFETY: the table holds function pointers (and nothing else); the
 // libraries they point into stay loaded for the life of the process.
 unsafe impl Send for Lib {}
@@ -271,6 +291,18 @@ pub fn lib() -> Result<&'static Lib> {
     LIB.get_or_init(Lib::load)
         .as_ref()
         .map_err(|e| Error::BackendUnavailable(e.clone()))
+}
+
+// SAFETY: as for `Lib`.
+unsafe impl Send for WatchLib {}
+// SAFETY: as for `Lib`.
+unsafe impl Sync for WatchLib {}
+
+/// The watch functions, if this `libxenstore` has them (after [`lib`]
+/// succeeded).
+pub fn watch_lib() -> Option<&'static WatchLib> {
+    static WATCH: OnceLock<Option<WatchLib>> = OnceLock::new();
+    WATCH.get_or_init(|| WatchLib::load().ok()).as_ref()
 }
 
 #[cfg(test)]

@@ -12,8 +12,10 @@
 //!
 //! Peer death is seen through the unmap-notifies: the kernel clears the
 //! dead process's live byte in the shared page and signals its event
-//! channel. Xen offers no way to tell whether the server behind a
-//! published rendezvous still lives, so our server also records who it is
+//! channel; a destroyed domain leaves none, so a peer domain's directory
+//! in xenstore is watched (`death.rs`). Xen offers no way to tell whether
+//! the server behind a published rendezvous still lives, so our server
+//! also records who it is
 //! (`owner.rs`): [`Backend::publish`] replaces an entry whose recorded
 //! writer is provably dead (a server restarted after a crash needs no
 //! clean-up) and refuses any other ([`Error::AddrInUse`]);
@@ -22,6 +24,7 @@
 //! Under the xensim simulator (`LD_LIBRARY_PATH` pointing at its
 //! `libxengnttab.so.1` & co.), the same code talks to unix-backend peers.
 
+mod death;
 mod evtchn;
 pub(crate) mod ffi;
 mod gnt;
@@ -94,11 +97,15 @@ impl Backend for XenBackend {
     }
 
     fn bind_unbound(&self, remote: DomId) -> Result<Box<dyn EventChannel>> {
-        Ok(Box::new(XenEvent::bind_unbound(remote)?))
+        Ok(Box::new(XenEvent::bind_unbound(remote, self.domid)?))
     }
 
     fn bind_interdomain(&self, remote: DomId, remote_port: u32) -> Result<Box<dyn EventChannel>> {
-        Ok(Box::new(XenEvent::bind_interdomain(remote, remote_port)?))
+        Ok(Box::new(XenEvent::bind_interdomain(
+            remote,
+            remote_port,
+            self.domid,
+        )?))
     }
 
     fn share(
