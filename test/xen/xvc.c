@@ -1,7 +1,8 @@
 /* xvc: a peer over Xen's C libxenvchan for make test-xen.
  *
  * usage: xvc server|client DOMID PATH [-r READ_MIN] [-w WRITE_MIN] ACTION
- *   send         copy stdin to the vchan (stream), then close
+ *   send         copy stdin to the vchan (stream), then close once the
+ *                peer read all of it
  *   recv         copy the vchan to stdout until the peer closes
  *   api N M      the exchange rust/vchan/examples/xen_peer.rs answers:
  *                N packets (sizes and bytes from packet_size/pattern) sent
@@ -126,6 +127,13 @@ int main(int argc, char **argv)
             }
         if (n < 0)
             rc = fail("stdin read failed");
+        /* Close only once the peer connected and read everything: a close
+         * removes a server's rendezvous, and a ring large enough for the
+         * whole input would otherwise let a server close before its client
+         * found it. */
+        while (!rc && libxenvchan_is_open(v) &&
+               libxenvchan_buffer_space(v) < (1 << v->write.order))
+            usleep(1000);
     } else if (!strcmp(action, "recv")) {
         unsigned char buf[65536];
         int n;
