@@ -117,24 +117,33 @@ fi
 block() { sh "$here/scripts/readme-block.sh" "$here/README.md" "$1"; }
 app=$tmp/user
 mkdir -p "$app"
+# readme_pair NAME SERVER CLIENT WHAT: the README's server (domain 0) and
+# client (domain 1) exchange their greeting in a rendezvous directory of
+# their own. The installed library's stubs are found through
+# CAML_LD_LIBRARY_PATH (a bytecode server needs it; native ignores it).
+readme_pair() {
+    local rv=$tmp/rv-$1 out=$tmp/$1 server
+    VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 CAML_LD_LIBRARY_PATH=$tmp/prefix/lib/stublibs \
+        timeout 60 "$2" > "$out-server.out" &
+    server=$!
+    if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$3" > "$out-client.out" &&
+        wait "$server" && grep -qx "client got: hello" "$out-client.out" &&
+        grep -qx "server got: HELLO" "$out-server.out"; then
+        pass "$4"
+    else
+        kill "$server" 2>/dev/null || true
+        fail "$4: $(cat "$out-server.out" "$out-client.out")"
+    fi
+}
+
 for f in dune-project dune server.ml client.ml build.sh; do
     block "$f" > "$app/$f"
 done
 if (cd "$app" && PREFIX=$tmp/prefix sh build.sh 2>&1 | tail -30) &&
     [ -x "$app/_build/default/server.bc" ] && [ -x "$app/_build/default/client.exe" ]; then
     pass "the README's dune project builds against the installed library: $(tr '\n' ' ' < "$app/build.sh")"
-    rv=$tmp/rv-user
-    VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 CAML_LD_LIBRARY_PATH=$tmp/prefix/lib/stublibs \
-        timeout 60 "$app/_build/default/server.bc" > "$tmp/user-server.out" &
-    server=$!
-    if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$app/_build/default/client.exe" > "$tmp/user-client.out" &&
-        wait "$server" && grep -qx "client got: hello" "$tmp/user-client.out" &&
-        grep -qx "server got: HELLO" "$tmp/user-server.out"; then
-        pass "the README's programs, installed library: server.bc and client.exe talk"
-    else
-        kill "$server" 2>/dev/null || true
-        fail "the README's programs, installed library: $(cat "$tmp/user-server.out" "$tmp/user-client.out")"
-    fi
+    readme_pair user "$app/_build/default/server.bc" "$app/_build/default/client.exe" \
+        "the README's programs, installed library: server.bc and client.exe talk"
 else
     fail "the README's dune project against the installed library"
 fi
@@ -162,17 +171,8 @@ start=$(date +%s)
 if (cd "$ws" && run_offline dune build ./app/server.exe ./app/client.exe 2>&1 | tail -30) &&
     [ -x "$ws/_build/default/app/client.exe" ]; then
     pass "duniverse/vchan-rs: a consumer workspace builds ($(($(date +%s) - start)) s)"
-    rv=$tmp/rv2
-    VCHAN_UNIX_DIR=$rv VCHAN_DOMID=0 timeout 60 "$ws/_build/default/app/server.exe" > "$tmp/server.out" &
-    server=$!
-    if VCHAN_UNIX_DIR=$rv VCHAN_DOMID=1 timeout 60 "$ws/_build/default/app/client.exe" > "$tmp/client.out" &&
-        wait "$server" && grep -qx "client got: hello" "$tmp/client.out" &&
-        grep -qx "server got: HELLO" "$tmp/server.out"; then
-        pass "duniverse consumer: server and client talk"
-    else
-        kill "$server" 2>/dev/null || true
-        fail "duniverse consumer: server and client: $(cat "$tmp/server.out" "$tmp/client.out")"
-    fi
+    readme_pair duniverse "$ws/_build/default/app/server.exe" "$ws/_build/default/app/client.exe" \
+        "duniverse consumer: server and client talk"
 else
     fail "duniverse/vchan-rs: a consumer workspace builds"
 fi
