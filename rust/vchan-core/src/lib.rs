@@ -51,9 +51,11 @@
 //! # Memory ordering
 //! As in Xen's `io.c`: the reader loads `prod` with acquire before copying
 //! data out; the writer publishes `prod` with release after copying data in;
-//! a full barrier separates reading data from publishing `cons`, requesting
-//! a notification from re-reading indices, and publishing an index from
-//! checking the notify bits. Ring copies of 4 KiB and more are one
+//! the reader publishes `cons` with release after copying data out (Xen's C
+//! library puts a full barrier there; release already orders the reads
+//! before the store). A full barrier separates requesting a notification
+//! from re-reading indices, and publishing an index from checking the
+//! notify bits. Ring copies of 4 KiB and more are one
 //! `rep movsb` on x86-64 (see [`mem`]), whose stores x86 does not reorder
 //! with the release store of the index that follows.
 #![no_std]
