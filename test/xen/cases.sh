@@ -53,13 +53,11 @@ sync_at() {
     trace "at $1"
     end=$(($(now) + 150))
     until xenstore-read "$ST/$OTHER-$1" > /dev/null 2>&1; do
-        # A guest that faults early in its boot (a triple fault under TCG,
-        # now and then, for PVH) is rebooted by xl under a new domain id:
-        # dom0 follows it by name ($name, dom0.sh's guest).
-        if [ "$SIDE" = dom0 ] && d=$(xl domid "$name" 2> /dev/null) && [ "$d" != "$DOMU" ]; then
-            say "the domU rebooted: it is now domain $d (was $DOMU)"
-            DOMU=$d PEER=$d ST=/local/domain/$d/data/xentest
-            xenstore-write "$ST/$SIDE-$1" 1
+        # A domU that is gone (a triple fault, which xl turns into its
+        # destruction: dom0.sh) will not come.
+        if [ "$SIDE" = dom0 ] && [ "$(xl domid "$name" 2> /dev/null)" != "$DOMU" ]; then
+            say "no $OTHER at barrier $1: domain $DOMU is gone"
+            return 1
         fi
         [ "$(now)" -lt "$end" ] || { say "no $OTHER at barrier $1 after 150 s"; return 1; }
         sleep 0.1
@@ -265,6 +263,19 @@ sane() {
     for i in 1 2 3 4 5 6 7 8; do
         /bin/true || { say "true failed"; return 1; }
         expect_sum "re-reading $DATA" "$(digest < "$DATA")" "$SUM" || return 1
+    done
+}
+
+# Programs started in a loop (glibc runs CPUID in each: under nested TCG
+# the PVH guest's CPUID exits are where it triple-faulted). Not in the
+# default lists; for measuring: VCHAN_RS_XEN_CASES_PVH="spawn1 spawn2 ...".
+SPAWNS=500
+spawn_dom0() { :; }
+spawn_domu() {
+    i=0
+    while [ $i -lt $SPAWNS ]; do
+        /bin/true || { say "true failed at run $i"; return 1; }
+        i=$((i + 1))
     done
 }
 
