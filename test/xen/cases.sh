@@ -354,8 +354,10 @@ destroy_dom0() {
 }
 destroy_domu() {
     $VC -l 0 dd2 < /dev/zero > /dev/null &
+    srv=$!
     recv_flowing /tmp/d1.first /tmp/d1.status -d 0 dd1
     wait_file /tmp/d1.first || return 1
+    kill -0 "$srv" 2> /dev/null || { say "vchan-cat -l 0 dd2 ended before dom0 destroyed us"; return 1; }
     # Flowing both ways: say so before dom0 destroys us.
     echo "XENTEST $TYPE destroy domu ok"
     sync_at dd-flowing
@@ -371,7 +373,10 @@ run_cases() {
         sync_at "start-$c" || { echo "XENTEST $TYPE $c $SIDE FAIL (out of step)"; return 1; }
         say "$TYPE $c ($SIDE) starts"
         if [ "$c" = destroy ] && [ "$SIDE" = domu ]; then
-            destroy_domu
+            destroy_domu 2>&1 || {
+                echo "XENTEST $TYPE destroy domu FAIL"
+                dmesg | grep 'segfault\|general protection\|traps:' | tail -n 3
+            }
             return
         fi
         out=$("${c%[0-9]}_$SIDE" 2>&1)
