@@ -37,7 +37,11 @@ let session role n =
   match Vchan_rs.Port.of_string name with
   | Error (`Msg e) -> Lwt.return (say "XENUK %s %d FAIL: port %s: %s" role n name e)
   | Ok port ->
-      (if role = "server" then Vchan_rs_xen.server ~domid:0 ~port ()
+      (* Rings of 64 KiB as a server: with the default, ocaml-vchan's
+         1 KiB, the echo took hundreds of round trips each way (over two
+         minutes with xvc once, the emulated machine being loaded). *)
+      (if role = "server" then
+         Vchan_rs_xen.server ~domid:0 ~port ~read_size:65536 ~write_size:65536 ()
        else Vchan_rs_xen.client ~domid:0 ~port ())
       >>= fun flow ->
       say "xenuk: %s %d connected (port %s)" role n name;
