@@ -25,7 +25,7 @@ say() { echo "test-xen: $*"; }
 # prints the "test result" line .ci/run counts. Status 0 when all are there.
 check() { # CONSOLE_LOG [CASE_LISTS]
     local results missing=0 n type c side line cases
-    local CASES_pv CASES_pvh UK_MD5 role n peer retried
+    local CASES_pv CASES_pvh UK_MD5 role peer retried
     results=$(tr -d '\r' < "$1" | sed -n '/^XENTEST-RESULTS-BEGIN$/,/^XENTEST-RESULTS-END$/p')
     . "${2:-target/xen/payload/xen/case-lists.sh}"
     for type in pv pvh; do
@@ -53,7 +53,7 @@ check() { # CONSOLE_LOG [CASE_LISTS]
             grep -qxF "$line" <<< "$results" || { say "missing: $line"; missing=$((missing + 1)); }
         done
     done
-    # A guest's list run again after a triple fault that Xen reported
+    # A guest's list run again after its kernel died, as Xen reported it
     # (dom0.sh): said, and counted in the result line.
     grep '^XENRETRY' <<< "$results" | sed 's/^/test-xen: RETRIED: /' || true
     retried=$(grep -c '^XENRETRY .* runs again' <<< "$results" || true)

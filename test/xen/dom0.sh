@@ -23,8 +23,8 @@ results=/tmp/results
 : > $results
 kernel=$(ls /boot/vmlinuz-* | head -n1)
 # The list of $TYPE in a new domU named $name; its result lines go to
-# /tmp/results-$name. Sets fault to Xen's report of a triple fault of it,
-# if there is one.
+# /tmp/results-$name. Sets fault to Xen's report if the guest's kernel
+# died (shutdown reason reboot or crash), else to nothing.
 run_type() {
     cfg=/tmp/$name.cfg
     {
