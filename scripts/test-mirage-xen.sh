@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make test-mirage-xen: vchan-rs-xen (ocaml/xen) against mirage-xen, for
 # Solo5's xen target, as opam-monorepo would build it.
-#   usage: test-mirage-xen.sh
+#   usage: test-mirage-xen.sh              everything below
+#          test-mirage-xen.sh --only NAME  the same preparation, then only the
+#                 unikernel NAME (e.g. echo/echo, for make test-xen), built
+#                 in _build/mirage-xen/_build/solo5/unikernels/NAME.exe
 # On the host: makes (or reuses) the OCaml 5.4.1 chroot with Solo5 and
 # ocaml-solo5 (scripts/solo5-toolchain.sh ensure), unpacks mirage-xen and its
 # dependencies from the pinned tarballs into a scratch duniverse
@@ -22,6 +25,8 @@
 #      then checked with `solo5-elftool query-abi`;
 #      As a control, the same unikernels, not renamed, link against
 #      ocaml-vchan's own vchan-xen (unikernels/vchan-xen);
+#      and test/mirage-xen's echo unikernel (make test-xen boots it),
+#      linked and checked the same way;
 #   3. mirage-qubes (with ohex), its sources from mirage-qubes.tar.gz
 #      renamed the same way, and a unikernel using it, linked for Xen and
 #      checked the same way.
@@ -106,8 +111,10 @@ inside() {
     else
         fail "Vchan_rs_xen is a Mirage_flow.S of mirage-flow 4"
     fi
-    local name exe
-    for name in vchan-xen/server vchan/server vchan/client qubes/main; do
+    local name exe names="vchan-xen/server vchan/server vchan/client qubes/main echo/echo"
+    # --only NAME (make test-xen): that unikernel alone.
+    [ -z "$2" ] || names=$2
+    for name in $names; do
         exe=$built/unikernels/$name.exe
         t0=$SECONDS
         if dune build --root . -j 1 --display quiet "./$exe" 2>&1; then
@@ -118,7 +125,7 @@ inside() {
             fail "$name unikernel links with -z solo5-abi=xen"
         fi
     done
-    mirage_tool
+    [ -n "$2" ] || mirage_tool
     if [ "$failed" -eq 0 ]; then r=ok; else r=FAILED; fi
     echo "test result: $r. $passed passed; $failed failed"
     [ "$failed" -eq 0 ]
@@ -176,8 +183,12 @@ mirage_tool() {
 }
 
 if [ "${1:-}" = --inside ]; then
-    inside "$2"
+    inside "$2" "${3:-}"
     exit
+fi
+only=
+if [ "${1:-}" = --only ]; then
+    only=$2
 fi
 
 # On the host.
@@ -283,4 +294,4 @@ cat > "$ws/dune" << 'EOF'
 (vendored_dirs duniverse renamed)
 (data_only_dirs upstream cargo-target)
 EOF
-exec bash "$project/scripts/ocaml5-env.sh" run "$project" bash scripts/test-mirage-xen.sh --inside "$prefix"
+exec bash "$project/scripts/ocaml5-env.sh" run "$project" bash scripts/test-mirage-xen.sh --inside "$prefix" "$only"

@@ -53,13 +53,11 @@ sync_at() {
     trace "at $1"
     end=$(($(now) + 150))
     until xenstore-read "$ST/$OTHER-$1" > /dev/null 2>&1; do
-        # A guest that faults early in its boot (a triple fault under TCG,
-        # now and then, for PVH) is rebooted by xl under a new domain id:
-        # dom0 follows it by name ($name, dom0.sh's guest).
-        if [ "$SIDE" = dom0 ] && d=$(xl domid "$name" 2> /dev/null) && [ "$d" != "$DOMU" ]; then
-            say "the domU rebooted: it is now domain $d (was $DOMU)"
-            DOMU=$d PEER=$d ST=/local/domain/$d/data/xentest
-            xenstore-write "$ST/$SIDE-$1" 1
+        # A domU that is gone (a triple fault, which xl turns into its
+        # destruction: dom0.sh) will not come.
+        if [ "$SIDE" = dom0 ] && [ "$(xl domid "$name" 2> /dev/null)" != "$DOMU" ]; then
+            say "no $OTHER at barrier $1: domain $DOMU is gone"
+            return 1
         fi
         [ "$(now)" -lt "$end" ] || { say "no $OTHER at barrier $1 after 150 s"; return 1; }
         sleep 0.1
@@ -268,6 +266,19 @@ sane() {
     done
 }
 
+# Programs started in a loop (glibc runs CPUID in each: under nested TCG
+# the PVH guest's CPUID exits are where it triple-faulted). Not in the
+# default lists; for measuring: VCHAN_RS_XEN_CASES_PVH="spawn1 spawn2 ...".
+SPAWNS=500
+spawn_dom0() { :; }
+spawn_domu() {
+    i=0
+    while [ $i -lt $SPAWNS ]; do
+        /bin/true || { say "true failed at run $i"; return 1; }
+        i=$((i + 1))
+    done
+}
+
 # dom0's server is SIGKILLed mid-transfer: the domU's client sees the end;
 # a new server on the same port then serves it (the owner key).
 kill_server_dom0() {
@@ -343,8 +354,10 @@ destroy_dom0() {
 }
 destroy_domu() {
     $VC -l 0 dd2 < /dev/zero > /dev/null &
+    srv=$!
     recv_flowing /tmp/d1.first /tmp/d1.status -d 0 dd1
     wait_file /tmp/d1.first || return 1
+    kill -0 "$srv" 2> /dev/null || { say "vchan-cat -l 0 dd2 ended before dom0 destroyed us"; return 1; }
     # Flowing both ways: say so before dom0 destroys us.
     echo "XENTEST $TYPE destroy domu ok"
     sync_at dd-flowing
@@ -360,7 +373,10 @@ run_cases() {
         sync_at "start-$c" || { echo "XENTEST $TYPE $c $SIDE FAIL (out of step)"; return 1; }
         say "$TYPE $c ($SIDE) starts"
         if [ "$c" = destroy ] && [ "$SIDE" = domu ]; then
-            destroy_domu
+            destroy_domu 2>&1 || {
+                echo "XENTEST $TYPE destroy domu FAIL"
+                dmesg | grep 'segfault\|general protection\|traps:' | tail -n 3
+            }
             return
         fi
         out=$("${c%[0-9]}_$SIDE" 2>&1)

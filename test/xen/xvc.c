@@ -4,6 +4,8 @@
  *   send         copy stdin to the vchan (stream), then close once the
  *                peer read all of it
  *   recv         copy the vchan to stdout until the peer closes
+ *   echo         copy stdin to the vchan, then the vchan to stdout until
+ *                the peer closes (a peer that sends back what it read)
  *   api N M      the exchange rust/vchan/examples/xen_peer.rs answers:
  *                N packets (sizes and bytes from packet_size/pattern) sent
  *                and their echoes checked; M pattern bytes sent; M pattern
@@ -117,7 +119,8 @@ int main(int argc, char **argv)
                 1 << v->read.order, 1 << v->write.order);
 
     int rc = 0;
-    if (!strcmp(action, "send")) {
+    int echo = !strcmp(action, "echo");
+    if (!strcmp(action, "send") || echo) {
         unsigned char buf[65536];
         ssize_t n;
         while ((n = read(0, buf, sizeof buf)) > 0)
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
             }
         if (n < 0)
             rc = fail("stdin read failed");
+    }
+    if (!strcmp(action, "send")) {
         /* Close only once the peer connected and read everything: a close
          * removes a server's rendezvous, and a ring large enough for the
          * whole input would otherwise let a server close before its client
@@ -134,10 +139,10 @@ int main(int argc, char **argv)
         while (!rc && libxenvchan_is_open(v) &&
                libxenvchan_buffer_space(v) < (1 << v->write.order))
             usleep(1000);
-    } else if (!strcmp(action, "recv")) {
+    } else if (!strcmp(action, "recv") || echo) {
         unsigned char buf[65536];
         int n;
-        while ((n = libxenvchan_read(v, buf, sizeof buf)) > 0)
+        while (!rc && (n = libxenvchan_read(v, buf, sizeof buf)) > 0)
             if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n) {
                 rc = fail("stdout write failed");
                 break;

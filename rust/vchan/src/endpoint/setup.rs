@@ -2,10 +2,12 @@
 //! up and maps.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vchan_core::layout::{CLI_LIVE, SRV_LIVE};
+use vchan_core::mem::SharedPage;
 use vchan_core::setup::{self, External};
 use vchan_core::{Channel, Fences, LiveState, Orders, RawPage, RawRing, Role};
 
@@ -185,11 +187,31 @@ impl Endpoint {
         let mut left_refs = vec![0u32; pages(orders.left())];
         let mut right_refs = vec![0u32; pages(orders.right())];
         setup::read_client_grants(&raw, orders, &mut left_refs, &mut right_refs)?;
+        // A server that exited without unpublishing (it was killed) left a
+        // stale rendezvous, which a restarted server's may be read with:
+        // refused, so that the caller waits for the live one. Its control
+        // page may still map (Xen frees a grant once no one maps it) while
+        // its rings no longer do: a ring that will not map is refused too
+        // when the server's live byte says it exited.
+        let stale = || {
+            Error::Io(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "the rendezvous's server has exited (a stale rendezvous)",
+            ))
+        };
+        let exited = || {
+            LiveState::from_byte(raw.load_u8(SRV_LIVE, Ordering::Acquire))
+                .is_ok_and(|s| s == LiveState::Exited)
+        };
         let map_ring = |refs: &[u32], writable: bool| -> Result<Option<Box<dyn Region>>> {
             if refs.is_empty() {
                 return Ok(None);
             }
-            Ok(Some(backend.map(server, refs, writable, None)?))
+            match backend.map(server, refs, writable, None) {
+                Ok(region) => Ok(Some(region)),
+                Err(_) if exited() => Err(stale()),
+                Err(e) => Err(e),
+            }
         };
         let left = map_ring(&left_refs, true)?;
         let right = map_ring(&right_refs, false)?;
@@ -197,14 +219,8 @@ impl Endpoint {
         // and are dropped after it.
         let mut ch =
             unsafe { setup::client_channel(raw, orders, external(&left), external(&right))? };
-        // A server that exited without unpublishing (it was killed) left a
-        // stale rendezvous, which a restarted server's may be read with:
-        // refused, so that the caller waits for the live one.
         if ch.peer_state()? == LiveState::Exited {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::ConnectionRefused,
-                "the rendezvous's server has exited (a stale rendezvous)",
-            )));
+            return Err(stale());
         }
         let rings = left.into_iter().chain(right).collect();
         if arm_barrier(&*backend, &mut ch) {
