@@ -220,11 +220,25 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
             give_back ();
             Lwt.fail e)
 
+  (* Acknowledge the view [read] returned last. *)
+  let ack t =
+    if t.pending = 0 then Ok ()
+    else begin
+      let r = F.consume t.st t.pending in
+      t.pending <- 0;
+      if r = F.e_closed then Ok ()
+      else if r < 0 then Error (F.error_of_code r)
+      else Ok (notify t r)
+    end
+
   let close t =
     if t.closed then Lwt.return_unit
     else begin
+      (* The view [read] returned last is done with: acknowledge it, so
+         that the peer sees everything it sent read (a sender may wait for
+         that before it takes our close as the end of the stream). *)
+      ignore (ack t : (unit, _) result);
       t.closed <- true;
-      t.pending <- 0;
       (* From here the core never touches the memory again. *)
       if F.close t.st = 1 then E.send t.evtchn;
       wake t (Ok ());
@@ -247,17 +261,6 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
     | `write | `read_write -> close t
 
   let eof = Lwt.return (Ok `Eof)
-
-  (* Acknowledge the view [read] returned last. *)
-  let ack t =
-    if t.pending = 0 then Ok ()
-    else begin
-      let r = F.consume t.st t.pending in
-      t.pending <- 0;
-      if r = F.e_closed then Ok ()
-      else if r < 0 then Error (F.error_of_code r)
-      else Ok (notify t r)
-    end
 
   let view t r =
     let off = r lsr 32 and len = r land 0xffff_ffff in

@@ -29,7 +29,9 @@
       [shutdown `read], reads give [`Eof];
     - {b write} copies all of the buffer, waiting for room; [Error `Closed]
       once we or the peer closed;
-    - {b close} marks us exited, signals the peer, then (server)
+    - {b close} acknowledges the view [read] returned last (so a peer
+      that waits for its bytes to be read sees them read), marks us
+      exited, signals the peer, then (server)
       [C.delete]s the rendezvous and unshares, or (client) unmaps, and
       closes the event channel. Idempotent. [shutdown] with [`write] or
       [`read_write] is [close]; a vchan has no half-close.

@@ -404,10 +404,22 @@ let server ~domid ~port ?read_size ?write_size () =
 
 let client ~domid ~port () = connect ~domid ~port ()
 
+(* Acknowledge the last view. *)
+let ack t =
+  if t.pending > 0 then begin
+    let n = t.pending in
+    t.pending <- 0;
+    let r = Stubs.consume t.h n in
+    if r < 0 && r <> Stubs.e_closed then Error (last_error t) else Ok ()
+  end
+  else Ok ()
+
 let close t =
   if not t.closed then begin
+    (* The last view is done with: acknowledge it, so that a peer waiting
+       for its bytes to be read ([linger]) sees them read. *)
+    ignore (ack t : (unit, error) result);
     t.closed <- true;
-    t.pending <- 0;
     (* Stop Lwt watching the descriptor (Rust closes it now) and wake the
        waiters: they see [closed]. *)
     stop_poller t;
@@ -422,16 +434,6 @@ let shutdown t = function
       t.read_shut <- true;
       Lwt.return_unit
   | `write | `read_write -> close t
-
-(* Acknowledge the last view. *)
-let ack t =
-  if t.pending > 0 then begin
-    let n = t.pending in
-    t.pending <- 0;
-    let r = Stubs.consume t.h n in
-    if r < 0 && r <> Stubs.e_closed then Error (last_error t) else Ok ()
-  end
-  else Ok ()
 
 let eof = Lwt.return (Ok `Eof)
 

@@ -138,8 +138,9 @@ val shutdown : flow -> [ `read | `write | `read_write ] -> unit Lwt.t
 
 val close : flow -> unit Lwt.t
 (** [close t] closes the vchan: the peer can still read everything we wrote,
-    then sees [`Eof]. Later writes fail with [`Closed], reads give [`Eof].
-    Idempotent. *)
+    then sees [`Eof]. The view {!read} returned last is acknowledged first,
+    so a peer waiting in {!linger} sees it read. Later writes fail with
+    [`Closed], reads give [`Eof]. Idempotent. *)
 
 (** {1 Extras} *)
 

@@ -310,10 +310,16 @@ module V = Vchan_rs.Endpoint.Make (Events) (Memory) (Config)
 
 module U = Vchan_rs_lwt_unix.Endpoint
 
-(* Echo on [t] until the end of the stream, then close. *)
+(* Echo on [t] until the end of the stream, then close. The functor end
+   closes right after its last read, whose view only a next read would
+   acknowledge: its close must acknowledge it, so [linger] finds every
+   echoed byte read. *)
 let rec echo t =
   U.read t >>= function
-  | Ok `Eof -> U.close t
+  | Ok `Eof -> (
+      U.linger t >>= function
+      | Ok () -> U.close t
+      | Error e -> fail "child: the peer closed with echoed bytes unread: %s" (Vchan_rs.Error.to_string e))
   | Ok (`Data v) -> (
       U.write t v >>= function
       | Ok () -> echo t

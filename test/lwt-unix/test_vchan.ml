@@ -33,6 +33,15 @@ let echo_server name f =
   E.server ~domid:1 ~port:(port name) () >>= fun t ->
   read_all t (fun v -> write_exn t (f v)) >>= fun () -> E.close t
 
+(* Send [size] bytes, then [linger]: the client closes right after its
+   last read, so only its close acknowledges the last view. *)
+let linger_server name size =
+  E.server ~domid:1 ~port:(port name) () >>= fun t ->
+  write_exn t (Cstruct.of_bytes (pseudo_random ~seed:7L size)) >>= fun () ->
+  E.linger t >>= function
+  | Ok () -> E.close t
+  | Error e -> fail "linger: the client closed with bytes unread: %s" (Vchan_rs.Error.to_string e)
+
 let capitalise v = Cstruct.of_string (String.uppercase_ascii (Cstruct.to_string v))
 
 (* Receive [size] bytes, answer with their MD5 (hex), then wait for the
@@ -120,6 +129,7 @@ let run_child role =
     | [ "lines"; name ] -> lines_server name
     | [ "burst"; name; a; b ] -> burst_server name (int_of_string a) (int_of_string b)
     | [ "packets"; name; n ] -> packet_server name (int_of_string n)
+    | [ "linger"; name; size ] -> linger_server name (int_of_string size)
     | _ -> fail "unknown child role %S" role
   in
   Test_harness.run_child role (fun () -> Lwt_main.run job)
@@ -182,6 +192,16 @@ let test_echo () =
       >>= fun () -> E.close t)
 
 (* Write all of [data] in writes of varying sizes (1 + off * step mod max). *)
+(* The client reads everything and closes without reading again: its
+   close acknowledges the last view, and the server's [linger] sees it. *)
+let test_close_acknowledges () =
+  let size = 100_000 in
+  with_server (Printf.sprintf "linger:linger:%d" size) (fun () ->
+      connect "linger" >>= fun t ->
+      read_exactly t size >>= fun got ->
+      if got <> Bytes.to_string (pseudo_random ~seed:7L size) then fail "the data differs";
+      E.close t)
+
 let write_in_pieces t data ~step ~max =
   let size = Bytes.length data in
   let rec go off =
@@ -1078,6 +1098,7 @@ let () =
             ("Lwt_io open_server/open_client", test_lwt_io);
             ("read view, end of stream, write after close", test_read_view);
             ("views outlive the endpoint", test_view_lifetime);
+            ("close acknowledges the last view (the peer's linger)", test_close_acknowledges);
             ("packets", test_packets);
             ("errors", test_errors);
           ] )
