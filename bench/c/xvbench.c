@@ -1,28 +1,14 @@
 /*
- * The C side of `vchan-bench`: Xen's libxenvchan (Debian's .so, headers
- * from libxen-dev) in blocking mode, run under vchan-xensim.
+ * The C side of `vchan-bench`: Xen's libxenvchan (blocking mode) under
+ * vchan-xensim, with the arguments and output of the Rust roles
+ * (bench/src/role.rs, which says what the modes do):
  *
- *   xvbench server RING stream TOTAL CHUNK   read TOTAL bytes
- *   xvbench server RING pong ROUNDS MSG      echo ROUNDS messages
- *   xvbench client stream TOTAL CHUNK        write TOTAL bytes
- *   xvbench client ping ROUNDS MSG           time ROUNDS round trips
- *   xvbench server RING idle MS 1            block on a read; CPU used
- *   xvbench client idle MS 1                 stay silent MS ms, then 1 byte
+ *   xvbench server|client RING stream|ping|idle COUNT SIZE
  *
- * The server is domain 0 and the client domain 1 (vchan-xensim --domid),
- * both at the bench's PATH, as the Rust and OCaml roles are.
- *
- * With BENCH_DELAY_US set, both sides of a ping-pong wait that long (a
- * sleep) before each message they send, so that both sleep every round (the bench counts
- * system calls per wake-up that way).
- *
- * The server prints "listening" once its rendezvous is published. Results
- * are key=value lines on stdout: the stream reader prints bytes, secs and
- * verified samples; the pinger prints the median round trip in ns; both
- * print how often they slept (voluntary context switches) meanwhile.
- * The stream is the bench's deterministic pattern (see pattern_init): the
- * reader checks every byte at a stream offset that is a multiple of 4096,
- * and the last byte of every read, against it.
+ * The server is domain 0, the client domain 1, both at the bench's PATH.
+ * The stream is the bench's pattern (pattern_init): a reader checks the
+ * byte at every stream offset that is a multiple of 4096, and the last
+ * byte of every read.
  */
 #include <errno.h>
 #include <libxenvchan.h>
@@ -254,29 +240,18 @@ static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
 int main(int argc, char **argv)
 {
 	struct libxenvchan *c;
-	const char *mode;
-	uint64_t count;
-	size_t size;
-	int server;
+	const char *mode = argc == 6 ? argv[3] : "";
+	uint64_t count = argc == 6 ? strtoull(argv[4], NULL, 0) : 0;
+	size_t size = argc == 6 ? strtoul(argv[5], NULL, 0) : 0;
+	unsigned long ring = argc == 6 ? strtoul(argv[2], NULL, 0) : 0;
+	int server = argc == 6 && !strcmp(argv[1], "server");
 
-	server = argc == 6 && !strcmp(argv[1], "server");
-	if (!server && !(argc == 5 && !strcmp(argv[1], "client"))) {
-		fprintf(stderr,
-			"usage: xvbench server RING stream|pong|idle COUNT SIZE\n"
-			"       xvbench client stream|ping|idle COUNT SIZE\n");
-		return 2;
-	}
-	mode = argv[argc - 3];
-	count = strtoull(argv[argc - 2], NULL, 0);
-	size = strtoul(argv[argc - 1], NULL, 0);
-	if (size == 0 || size > (1 << 24)) {
-		fprintf(stderr, "xvbench: bad size %zu\n", size);
+	if (argc != 6 || (!server && strcmp(argv[1], "client")) || !size || size > (1 << 24)) {
+		fprintf(stderr, "usage: xvbench server|client RING stream|ping|idle COUNT SIZE\n");
 		return 2;
 	}
 	pattern_init(size);
 	if (server) {
-		unsigned long ring = strtoul(argv[2], NULL, 0);
-
 		c = libxenvchan_server_init(NULL, 1, PATH, ring, ring);
 		if (!c)
 			die("libxenvchan_server_init");
@@ -292,18 +267,12 @@ int main(int argc, char **argv)
 			die("libxenvchan_client_init");
 		c->blocking = 1;
 	}
-	if (server && !strcmp(mode, "stream"))
-		stream_read(c, count, size);
-	else if (server && !strcmp(mode, "pong"))
-		pong(c, count, size);
-	else if (!server && !strcmp(mode, "stream"))
-		stream_write(c, count, size);
-	else if (!server && !strcmp(mode, "ping"))
-		ping(c, count, size);
-	else if (server && !strcmp(mode, "idle"))
-		idle_read(c);
-	else if (!server && !strcmp(mode, "idle"))
-		idle_write(c, count);
+	if (!strcmp(mode, "stream"))
+		(server ? stream_read : stream_write)(c, count, size);
+	else if (!strcmp(mode, "ping"))
+		(server ? pong : ping)(c, count, size);
+	else if (!strcmp(mode, "idle"))
+		server ? idle_read(c) : idle_write(c, count);
 	else {
 		fprintf(stderr, "xvbench: unknown mode %s\n", mode);
 		return 2;

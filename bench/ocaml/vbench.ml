@@ -1,30 +1,18 @@
-(* The OCaml side of `vchan-bench` (make bench): the OCaml library as a
-   server or a client in one of the bench's roles, in its own process, as
-   bench/c/xvbench.c is for C. The rendezvous root and this process's
-   domain come from VCHAN_UNIX_DIR and VCHAN_DOMID (server 0, client 1).
+(* The OCaml side of `vchan-bench` (make bench): the library of [Impl]
+   (vchan-rs, impl.ml here; ocaml-vchan's in the ocaml-vchan column, built by
+   scripts/ocaml-vchan.sh with bench/ocaml-vchan/impl.ml) with the arguments
+   and output of the Rust roles (bench/src/role.rs says what the modes do):
 
-     vbench.exe server RING stream|pong|lwtio COUNT SIZE
-     vbench.exe client stream|ping|lwtio COUNT SIZE
-     vbench.exe inmem stream|ping COUNT SIZE   (Vchan_rs.In_memory, see [in_memory])
+     vbench.exe server|client|inmem RING stream|ping|lwtio COUNT SIZE
 
-   stream: M.write of SIZE-byte runs of the bench's pattern / M.read views,
-   each copied out into a buffer before it is checked (as the Rust reader does),
-   COUNT bytes; lwtio: the same through open_server/open_client's Lwt_io
-   channels (write_from_exactly / read_into of SIZE bytes); ping/pong: COUNT
-   round trips of SIZE bytes with M.write and M.read (BENCH_DELAY_US: see
-   [delay]; the round trip is timed over groups of 100, the clock being
-   coarse). Every role runs under Vchan_rs_lwt_unix.Engine (edge-triggered
-   wake-ups), unless BENCH_LWT_ENGINE=default keeps Lwt's default engine
-   (libev), as the system-call row also measures. The server prints
-   "listening" once it listens; results are key=value lines on stdout, as
-   the other roles print them. The pattern and its check are those of
-   bench/src/pattern.rs: byte i is pattern[i mod 65521], and the reader
-   checks every stream offset that is a multiple of 4096 and the last byte
-   of every read.
-
-   The library measured is [Impl]'s: vchan-rs (impl.ml here); the
-   ocaml-vchan column builds this file with bench/ocaml-vchan/impl.ml
-   instead (scripts/ocaml-vchan.sh), so both run the same roles. *)
+   VCHAN_UNIX_DIR and VCHAN_DOMID root it (server 0, client 1). stream and
+   ping use M.write and M.read (each view copied out before it is checked,
+   as the Rust reader copies); lwtio the same stream through
+   open_server/open_client's Lwt_io channels; inmem: [in_memory]. The ping
+   round trip is timed over groups of 100 (the clock being coarse). Every
+   role runs under Vchan_rs_lwt_unix.Engine unless BENCH_LWT_ENGINE=default
+   keeps Lwt's default engine (libev). The pattern and its check are those
+   of the Rust roles (Pattern::new 65521 of rust/test-support). *)
 
 open Lwt.Infix
 module M = Impl.M
@@ -189,7 +177,7 @@ end)
 let server ring mode count size =
   let pat = pattern size in
   match mode with
-  | "stream" | "pong" ->
+  | "stream" | "ping" ->
       (* M.server listens, then waits: announce first. *)
       let t = M.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
       print_endline "listening";
@@ -211,7 +199,7 @@ let server ring mode count size =
       >>= fun () -> Lwt_io.close oc
   | m -> fail "unknown server mode %s" m
 
-let client mode count size =
+let client _ring mode count size =
   let pat = pattern size in
   match mode with
   | "stream" ->
@@ -228,11 +216,9 @@ let client mode count size =
       M_echo.ping t pat count size >>= fun () -> M.close t
   | m -> fail "unknown client mode %s" m
 
-(* Vchan_rs.In_memory: both ends in this process and one Lwt scheduler
-   (no second core, no system call). "inmem stream COUNT SIZE": COUNT bytes
-   in SIZE-byte writes through 64 KiB rings, the reader copying each view
-   out before checking it, as the stream roles do; "inmem ping COUNT SIZE":
-   COUNT round trips of SIZE bytes, timed as the ping role times them. *)
+(* [Impl]'s In_memory: both ends in this process and one Lwt scheduler (no
+   second core, no system call), through RING-byte rings; stream and ping
+   as the two-process roles run them. *)
 module IM = Impl.In_memory
 module IM_flow = Flow_util.Make (IM)
 
@@ -245,15 +231,15 @@ module IM_echo = Echo (struct
   let read_n = IM_flow.read_n
 end)
 
-let in_memory mode count size =
+let in_memory ring mode count size =
   let pat = pattern size in
   let port = Impl.port "bench-inmem" in
-  let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
+  let s = IM.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
   IM.client ~domid:0 ~port () >>= fun c ->
   s >>= fun s ->
   (match mode with
   | "stream" ->
-      let buf = Cstruct.create 65536 and src = Cstruct.of_bytes pat in
+      let buf = Cstruct.create ring and src = Cstruct.of_bytes pat in
       Lwt.join
         [
           stream_write count size (fun off n -> IM.write c (Cstruct.sub src off n) >|= im_ok);
@@ -272,12 +258,11 @@ let () =
   let int i = try int_of_string Sys.argv.(i) with _ -> fail "bad argument %d" i in
   let main =
     match Array.to_list Sys.argv with
-    | [ _; "server"; _; mode; _; _ ] -> server (int 2) mode (int 4) (int 5)
-    | [ _; "client"; mode; _; _ ] -> client mode (int 3) (int 4)
-    | [ _; "inmem"; mode; _; _ ] -> in_memory mode (int 3) (int 4)
+    | [ _; ("server" | "client" | "inmem" as role); _; mode; _; _ ] ->
+        let run = match role with "server" -> server | "client" -> client | _ -> in_memory in
+        run (int 2) mode (int 4) (int 5)
     | _ ->
-        prerr_endline
-          "usage: vbench.exe server RING stream|pong|lwtio COUNT SIZE | client stream|ping|lwtio COUNT SIZE | inmem stream|ping COUNT SIZE";
+        prerr_endline "usage: vbench.exe server|client|inmem RING stream|ping|lwtio COUNT SIZE";
         exit 2
   in
   try Lwt_main.run main with

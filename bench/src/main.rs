@@ -24,24 +24,20 @@
 //! measures nothing worth reading.
 
 mod cli;
-mod kernel;
 mod measure;
-mod pair;
-mod pattern;
+mod peers;
 mod report;
+mod role;
 mod shm;
-mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cli::*;
-use kernel::{Job, Kind};
 use measure::*;
-use pair::Values;
 use report::*;
-use shm::Layout;
+use vchan_test_support::Pattern;
 
 const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
@@ -55,8 +51,15 @@ const PROBE: u64 = 8 * MIB;
 const MAX_TOTAL: u64 = 16 << 30;
 /// Bytes per run of the Lwt_io and vchan-cat rows (the file is in tmpfs).
 const CAT_TOTAL: u64 = 1 << 30;
-/// Any one run that takes longer than this is killed.
-const LIMIT: Duration = Duration::from_secs(60);
+/// Stream readers check the byte at every multiple of this offset (and the
+/// last of every read).
+const SAMPLE: u64 = 4096;
+
+/// The stream every writer sends, for runs up to `extra` bytes: its period
+/// (prime) and bytes are those of bench/c/xvbench.c and bench/ocaml/vbench.ml.
+fn pattern(extra: usize) -> Pattern {
+    Pattern::new(65521, extra)
+}
 
 /// The table's columns, in their order (`col as usize` is the index).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,11 +92,6 @@ impl Column {
             "pipe",
             "limit",
         ][self as usize]
-    }
-
-    /// Its index in [`COLUMNS`].
-    fn at(self) -> usize {
-        self as usize
     }
 }
 
@@ -237,6 +235,13 @@ const fn stream(ring: usize) -> Work {
     Work::Stream { ring, chunk: CHUNK }
 }
 
+const fn sweep(chunk: usize) -> Work {
+    Work::Stream {
+        ring: 64 * KIB,
+        chunk,
+    }
+}
+
 /// The performance targets `make bench` checks on its own run: (name,
 /// what it reads, goal, the goal as the table says it).
 #[rustfmt::skip]
@@ -293,41 +298,11 @@ const ROWS: [(Work, Runs); 17] = [
     (Work::Floor, Runs::All),
     (Work::InMemPing, Runs::All),
     // Message sizes through 64 KiB rings (64 KiB itself is a row above).
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 64,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: KIB,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 16 * KIB,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 256 * KIB,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 1024 * KIB,
-        },
-        Runs::Sweep,
-    ),
+    (sweep(64), Runs::Sweep),
+    (sweep(KIB), Runs::Sweep),
+    (sweep(16 * KIB), Runs::Sweep),
+    (sweep(256 * KIB), Runs::Sweep),
+    (sweep(1024 * KIB), Runs::Sweep),
     (Work::Idle, Runs::Once),
     (Work::Syscalls, Runs::Once),
 ];
@@ -335,7 +310,7 @@ const ROWS: [(Work, Runs); 17] = [
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
-        if let Err(e) = pair::role(&args[1..]) {
+        if let Err(e) = role::role(&args[1..]) {
             eprintln!("vchan-bench role: {e}");
             std::process::exit(1);
         }

@@ -14,9 +14,9 @@ pub fn median(v: &[f64]) -> f64 {
 /// the two virtual CPUs apart, and cross-core copies slow down 3-4x —
 /// falls on both sides of each quotient), else the quotient of medians.
 pub fn paired(r: &RowOut, a: Column, b: Column) -> f64 {
-    let (ra, rb) = (&r.runs[a.at()], &r.runs[b.at()]);
+    let (ra, rb) = (&r.runs[a as usize], &r.runs[b as usize]);
     if ra.is_empty() || ra.len() != rb.len() {
-        return r.median[a.at()] / r.median[b.at()];
+        return r.median[a as usize] / r.median[b as usize];
     }
     let q: Vec<f64> = ra.iter().zip(rb).map(|(x, y)| x / y).collect();
     median(&q)
@@ -190,7 +190,7 @@ pub fn svg_text(rows: &[RowOut]) -> String {
 /// bench/results/bench.csv).
 pub fn targets_table(rows: &[RowOut]) -> String {
     let row = |w: Work| rows.iter().find(|r| r.work == w);
-    let cell = |w: Work, c: Column| row(w).map_or(f64::NAN, |r| r.median[c.at()]);
+    let cell = |w: Work, c: Column| row(w).map_or(f64::NAN, |r| r.median[c as usize]);
     let mut out = String::from("| target | measured | goal | holds |\n|---|---|---|---|\n");
     for (name, of, goal, text) in TARGETS {
         let v = match of {
