@@ -110,23 +110,62 @@ let stream_write total size write =
   in
   go 0
 
-(* The ping-pong roles over one kind of endpoint: [write] a message,
-   [read_n t buf off] the rest of one into [buf] from [off]. *)
-module Echo (E : sig
+(* The roles over one kind of endpoint: vchan-rs's or ocaml-vchan's M, or
+   an In_memory (the part of their signature the roles use). *)
+module Roles (E : sig
   type t
+  type error
+  type write_error
 
-  val write : t -> Cstruct.t -> unit Lwt.t
-  val read_n : t -> Cstruct.t -> int -> unit Lwt.t
+  val pp_error : Format.formatter -> error -> unit
+  val pp_write_error : Format.formatter -> write_error -> unit
+  val read : t -> ([ `Data of Cstruct.t | `Eof ], error) result Lwt.t
+  val write : t -> Cstruct.t -> (unit, write_error) result Lwt.t
 end) =
 struct
+  let write t b = E.write t b >|= ok E.pp_write_error
+
+  let data = function
+    | Ok (`Data v) -> v
+    | Ok `Eof -> fail "early end of stream"
+    | Error e -> fail "%s" (Format.asprintf "%a" E.pp_error e)
+
+  (* Read exactly the rest of [buf] from [off] on. Bytes of a view past its
+     end would belong to the next message: none is sent before this one is
+     answered. *)
+  let rec read_n t buf off =
+    if off = Cstruct.length buf then Lwt.return_unit
+    else
+      E.read t >>= fun r ->
+      let v = data r in
+      let n = min (Cstruct.length v) (Cstruct.length buf - off) in
+      Cstruct.blit v 0 buf off n;
+      read_n t buf (off + n)
+
+  (* The next view, copied out into [buf] (at least the ring's size) before
+     it is checked, as the Rust reader copies into its buffer: a reader that
+     keeps its data pays that copy. *)
+  let next_copied t buf =
+    E.read t >|= fun r ->
+    let v = data r in
+    let n = Cstruct.length v in
+    Cstruct.blit v 0 buf 0 n;
+    ((fun i -> Cstruct.get_char buf i), n)
+
+  let stream t pat count size buf = function
+    | true -> stream_read pat count (fun _ -> next_copied t buf)
+    | false ->
+        let src = Cstruct.of_bytes pat in
+        stream_write count size (fun off n -> write t (Cstruct.sub src off n))
+
   (* Echoes [count] messages of [size] bytes. *)
   let pong t count size =
     let buf = Cstruct.create size in
     let rec loop i =
       if i = count then Lwt.return_unit
-      else E.read_n t buf 0 >>= fun () ->
+      else read_n t buf 0 >>= fun () ->
         if paced then Unix.sleepf delay;
-        E.write t buf >>= fun () -> loop (i + 1)
+        write t buf >>= fun () -> loop (i + 1)
     in
     loop 0
 
@@ -142,8 +181,8 @@ struct
       else begin
         let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
         if paced then Unix.sleepf delay;
-        E.write t out >>= fun () ->
-        E.read_n t back 0 >>= fun () ->
+        write t out >>= fun () ->
+        read_n t back 0 >>= fun () ->
         if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
         if (i + 1) mod group = 0 then
           let now = Unix.gettimeofday () in
@@ -154,26 +193,15 @@ struct
     loop 0 (Unix.gettimeofday ()) [] >|= fun rtts ->
     let a = Array.of_list rtts in
     Array.sort compare a;
-    Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (a.(Array.length a / 2) *. 1e9)
-      (sleeps () - s0) count
+    Printf.printf "median_ns=%.0f\nsleeps=%d\n%!" (a.(Array.length a / 2) *. 1e9) (sleeps () - s0)
 end
 
-(* The next view from M.read, copied out into [buf] before it is checked:
-   the Rust reader copies every byte into its buffer too, so the columns
-   compare like for like (checking the views in place would skip the copy a
-   reader that keeps the data pays). *)
-module M_flow = Flow_util.Make (M)
+module R = Roles (M)
+module IM = Impl.In_memory
+module IR = Roles (IM)
 
-let m_ok = ok M.pp_write_error
-let m_write t b = M.write t b >|= m_ok
-
-module M_echo = Echo (struct
-  type t = M.t
-
-  let write = m_write
-  let read_n = M_flow.read_n
-end)
-
+(* server and client: two processes, M over the Unix plumbing (stream,
+   ping) or the Lwt_io channels of open_server/open_client (lwtio). *)
 let server ring mode count size =
   let pat = pattern size in
   match mode with
@@ -182,10 +210,8 @@ let server ring mode count size =
       let t = M.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
       print_endline "listening";
       t >>= fun t ->
-      (if mode = "stream" then
-         let buf = Cstruct.create ring in
-         stream_read pat count (fun _ -> M_flow.next_copied t buf)
-       else M_echo.pong t count size)
+      (if mode = "stream" then R.stream t pat count size (Cstruct.create ring) true
+       else R.pong t count size)
       >>= fun () -> M.close t
   | "lwtio" ->
       let c = Impl.open_server ~domid:1 ~port ~buffer_size:ring () in
@@ -202,35 +228,19 @@ let server ring mode count size =
 let client _ring mode count size =
   let pat = pattern size in
   match mode with
-  | "stream" ->
+  | "stream" | "ping" ->
       M.client ~domid:0 ~port () >>= fun t ->
-      let src = Cstruct.of_bytes pat in
-      stream_write count size (fun off n -> m_write t (Cstruct.sub src off n)) >>= fun () ->
-      M.close t
+      (if mode = "stream" then R.stream t pat count size Cstruct.empty false
+       else R.ping t pat count size)
+      >>= fun () -> M.close t
   | "lwtio" ->
       Impl.open_client ~domid:0 ~port () >>= fun (_, oc) ->
-      stream_write count size (Lwt_io.write_from_exactly oc pat) >>= fun () ->
-      Lwt_io.close oc
-  | "ping" ->
-      M.client ~domid:0 ~port () >>= fun t ->
-      M_echo.ping t pat count size >>= fun () -> M.close t
+      stream_write count size (Lwt_io.write_from_exactly oc pat) >>= fun () -> Lwt_io.close oc
   | m -> fail "unknown client mode %s" m
 
-(* [Impl]'s In_memory: both ends in this process and one Lwt scheduler (no
-   second core, no system call), through RING-byte rings; stream and ping
-   as the two-process roles run them. *)
-module IM = Impl.In_memory
-module IM_flow = Flow_util.Make (IM)
-
-let im_ok = ok IM.pp_write_error
-
-module IM_echo = Echo (struct
-  type t = IM.t
-
-  let write t b = IM.write t b >|= im_ok
-  let read_n = IM_flow.read_n
-end)
-
+(* inmem: [Impl]'s In_memory, both ends in this process and one Lwt
+   scheduler (no second core, no system call), stream and ping as the two
+   processes run them. *)
 let in_memory ring mode count size =
   let pat = pattern size in
   let port = Impl.port "bench-inmem" in
@@ -239,14 +249,9 @@ let in_memory ring mode count size =
   s >>= fun s ->
   (match mode with
   | "stream" ->
-      let buf = Cstruct.create ring and src = Cstruct.of_bytes pat in
-      Lwt.join
-        [
-          stream_write count size (fun off n -> IM.write c (Cstruct.sub src off n) >|= im_ok);
-          stream_read pat count (fun _ -> IM_flow.next_copied s buf);
-        ]
-  | "ping" ->
-      Lwt.both (IM_echo.pong s count size) (IM_echo.ping c pat count size) >|= fun ((), ()) -> ()
+      let buf = Cstruct.create ring in
+      Lwt.join [ IR.stream c pat count size buf false; IR.stream s pat count size buf true ]
+  | "ping" -> Lwt.both (IR.pong s count size) (IR.ping c pat count size) >|= fun ((), ()) -> ()
   | m -> fail "unknown in-memory mode %s" m)
   >>= fun () ->
   IM.close c >>= fun () ->

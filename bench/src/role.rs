@@ -15,7 +15,8 @@
 //! BENCH_DELAY_US µs before each message when set); idle: the client stays
 //! silent COUNT ms, then writes a byte the server blocks on; bounce (shm
 //! only): one cache line back and forth COUNT times. The measuring side
-//! prints `key=value` lines.
+//! prints `key=value` lines. `BENCH_SEGMENT=N`: vchan endpoints publish
+//! every N bytes.
 
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -63,6 +64,11 @@ pub fn role(args: &[String]) -> Result<(), String> {
                     .map_err(|e| format!("connect: {e}"))?
             };
             ep.set_nonblocking(false);
+            if let Some(n) = std::env::var_os("BENCH_SEGMENT") {
+                let n: usize = num(n.to_str().unwrap_or("?"))?;
+                ep.set_segments(n, n)
+                    .map_err(|e| format!("segments: {e}"))?;
+            }
             let out = work(&mut ep, server, mode, count, size)?;
             ep.close().map_err(|e| format!("close: {e}"))?;
             out
@@ -130,9 +136,10 @@ pub fn role(args: &[String]) -> Result<(), String> {
             if mode == "bounce" {
                 let s0 = sleeps();
                 let median = map.bounce(tx, count)?;
-                server
-                    .then(|| rtt_lines(median, sleeps() - s0))
-                    .unwrap_or_default()
+                match server {
+                    true => rtt_lines(median, sleeps() - s0),
+                    false => String::new(),
+                }
             } else {
                 work(&mut map.end(tx, num(publish)?), server, mode, count, size)?
             }

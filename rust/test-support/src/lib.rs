@@ -14,7 +14,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -23,7 +23,7 @@ impl Rng {
 
     /// The next number below `n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -40,7 +40,7 @@ impl Pattern {
     /// The stream of period `period`, handing out runs up to `extra` bytes.
     pub fn new(period: usize, extra: usize) -> Pattern {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-        let mut bytes: Vec<u8> = (0..period).map(|_| (rng.next() >> 56) as u8).collect();
+        let mut bytes: Vec<u8> = (0..period).map(|_| (rng.next_u64() >> 56) as u8).collect();
         for i in 0..extra {
             bytes.push(bytes[i % period]);
         }
