@@ -54,6 +54,28 @@ const fn job(mode: &'static str, ring: usize, count: u64, size: usize) -> Job {
     }
 }
 
+impl Job {
+    /// The peers' arguments: ROLE RING MODE COUNT SIZE.
+    fn args(&self, role: &str) -> Vec<String> {
+        let (ring, count, size) = (self.ring, self.count, self.size);
+        let text = format!("{role} {ring} {} {count} {size}", self.mode);
+        text.split(' ').map(String::from).collect()
+    }
+}
+
+/// A stream job of `work` (a stream row), `total` bytes, the limit
+/// publishing every `publish` bytes.
+fn stream_job(work: Work, total: u64, publish: usize) -> Job {
+    let (ring, chunk) = match work {
+        Work::Stream { ring, chunk } => (ring, chunk),
+        _ => (64 * KIB, CHUNK),
+    };
+    Job {
+        publish,
+        ..job("stream", ring, total, chunk)
+    }
+}
+
 /// A row's result for one column: its runs, and how it was measured when
 /// that varies (the limit's best publish granularity, the system calls).
 type Cell = (Vec<Sample>, String);
@@ -73,12 +95,13 @@ impl Bench {
         if let Err(e) = &ovchan {
             eprintln!("vchan-bench: ocaml-vchan column: {e}");
         }
+        let (tmp, cat_file) = (tmp.to_path_buf(), RefCell::new(None));
         Bench {
             opts,
             c,
             ovchan,
-            tmp: tmp.to_path_buf(),
-            cat_file: RefCell::new(None),
+            tmp,
+            cat_file,
         }
     }
 
@@ -87,17 +110,10 @@ impl Bench {
     /// is selected. Failed cells go to `errors` too.
     pub fn measure_row(&self, w: Work, runs: usize, errors: &mut Vec<String>) -> Option<RowOut> {
         let name = |c: Column| format!("{} / {}", w.title(), c.title());
+        let only = |c: Column| self.opts.only.as_ref().is_none_or(|o| name(c).contains(o));
         let why_not = |c: Column| match (w.not_applicable(c), &self.ovchan) {
             (Some(why), _) => Some(format!("n/a: {why}")),
-            (None, _)
-                if self
-                    .opts
-                    .only
-                    .as_ref()
-                    .is_some_and(|o| !name(c).contains(o)) =>
-            {
-                Some("not run (--only)".into())
-            }
+            (None, _) if !only(c) => Some("not run (--only)".into()),
             (None, Err(why)) if c == Column::OVchan => Some(why.clone()),
             (None, _) => None,
         };
@@ -108,11 +124,8 @@ impl Bench {
         if cols.is_empty() {
             return None;
         }
-        let t = Instant::now();
-        let mut out = RowOut::empty(w);
-        for (c, n) in COLUMNS.into_iter().zip(&mut out.notes) {
-            *n = why_not(c).unwrap_or_default();
-        }
+        let (t, mut out) = (Instant::now(), RowOut::empty(w));
+        out.notes = COLUMNS.map(|c| why_not(c).unwrap_or_default()).to_vec();
         for (&col, r) in cols.iter().zip(self.row(w, &cols, runs)) {
             let (at, head) = (
                 col as usize,
@@ -128,30 +141,18 @@ impl Bench {
                 }
             };
             let values: Vec<f64> = runs.iter().map(|s| s.value).collect();
-            let sleeps: Vec<f64> = runs
-                .iter()
-                .filter_map(|s| s.sleeps)
-                .map(|v| v as f64)
-                .collect();
-            let list = |v: &[f64], f: fn(f64) -> String| {
-                v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
-            };
-            let mut line = format!(
-                "{head} median {:>8}  runs [{}]",
-                fmt(median(&values)),
-                list(&values, fmt)
-            );
+            let sleeps: Vec<f64> = runs.iter().filter_map(|s| Some(s.sleeps? as f64)).collect();
+            let list =
+                |v: &[f64], f: fn(f64) -> String| v.iter().map(|&x| f(x)).collect::<Vec<_>>();
+            let (m, list_v) = (fmt(median(&values)), list(&values, fmt).join(", "));
+            let mut line = format!("{head} median {m:>8}  runs [{list_v}]");
             if !sleeps.is_empty() {
-                line += &format!("  sleeps [{}]", list(&sleeps, |v| format!("{v:.0}")));
+                line += &format!(
+                    "  sleeps [{}]",
+                    list(&sleeps, |v| format!("{v:.0}")).join(", ")
+                );
             }
-            eprintln!(
-                "{line}{}",
-                if note.is_empty() {
-                    String::new()
-                } else {
-                    format!("  {note}")
-                }
-            );
+            eprintln!("{line}{}{note}", if note.is_empty() { "" } else { "  " });
             (out.median[at], out.sleeps[at]) = (median(&values), median(&sleeps));
             (out.runs[at], out.notes[at]) = (values, note);
         }
@@ -226,7 +227,7 @@ impl Bench {
         };
         let mut total = PROBE;
         let probe = loop {
-            let s = self.stream(col, work, total, publish)?;
+            let s = self.run(col, stream_job(work, total, publish))?;
             if s.secs >= secs / 10.0 || total >= MAX_TOTAL {
                 break s.value;
             }
@@ -246,7 +247,7 @@ impl Bench {
         let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
         let mut best: Option<(Sample, usize)> = None;
         for d in LIMIT_DIVISORS {
-            let s = self.stream(Column::Limit, work, part, ring / d)?;
+            let s = self.run(Column::Limit, stream_job(work, part, ring / d))?;
             if best.as_ref().is_none_or(|(b, _)| s.value > b.value) {
                 best = Some((s, d));
             }
@@ -263,7 +264,7 @@ impl Bench {
             ..job("ping", PING_RING, rounds, MSG)
         };
         match work {
-            Work::Stream { .. } => self.stream(col, work, total, 0),
+            Work::Stream { .. } => self.run(col, stream_job(work, total, 0)),
             Work::PingPong => self.run(col, ping),
             Work::PingPongVchanLayout => self.run(
                 col,
@@ -290,25 +291,6 @@ impl Bench {
         }
     }
 
-    fn stream(
-        &self,
-        col: Column,
-        work: Work,
-        total: u64,
-        publish: usize,
-    ) -> Result<Sample, String> {
-        let Work::Stream { ring, chunk } = work else {
-            return Err("not a stream".into());
-        };
-        self.run(
-            col,
-            Job {
-                publish,
-                ..job("stream", ring, total, chunk)
-            },
-        )
-    }
-
     /// One run of `j` on `col`: the measuring side's sample.
     fn run(&self, col: Column, j: Job) -> Result<Sample, String> {
         sample(j, &self.pair(col, j, &[], None)?)
@@ -329,16 +311,6 @@ impl Bench {
             .prefix("vchan-bench")
             .tempfile_in("/dev/shm");
         let shm = shm.map_err(|e| format!("tmpfs file: {e}"))?;
-        let args = |side: &str| {
-            [
-                side,
-                &j.ring.to_string(),
-                j.mode,
-                &j.count.to_string(),
-                &j.size.to_string(),
-            ]
-            .map(String::from)
-        };
         let channel = match col {
             Column::Socket => "socket".into(),
             Column::Pipe => "pipe".into(),
@@ -389,8 +361,8 @@ impl Bench {
             Ok::<_, String>(c)
         };
         let (server, client) = (
-            command(0, &args("server"), strace)?,
-            command(1, &args("client"), None)?,
+            command(0, &j.args("server"), strace)?,
+            command(1, &j.args("client"), None)?,
         );
         peers::pair(server, client, self.pin())
     }
@@ -463,14 +435,7 @@ impl Bench {
     /// `vbench.exe inmem RING MODE COUNT SIZE` (the In_memory of `col`'s
     /// library, both ends in that one process); what it printed.
     fn in_memory(&self, col: Column, j: Job) -> Result<Values, String> {
-        let args = [
-            "inmem",
-            &j.ring.to_string(),
-            j.mode,
-            &j.count.to_string(),
-            &j.size.to_string(),
-        ]
-        .map(String::from);
+        let args = j.args("inmem");
         let exe = match col {
             Column::OVchan => built(&self.ovchan)?.vbench.clone(),
             _ => peers::dune_exe("bench/ocaml/vbench.exe")?,
