@@ -35,7 +35,7 @@ printf '(lang dune 2.9)\n' > "$dest/dune-project"
 printf '(lang dune 2.9)\n' > "$dest/dune-workspace"
 printf '(vendored_dirs duniverse)\n' > "$dest/dune"
 mkdir -p "$dest/bench"
-cp "$project/bench/ocaml/vbench.ml" "$project/bench/ocaml/flow_util.ml" \
+cp "$project/bench/ocaml/vbench.ml" \
     "$project/bench/ocaml-vchan/impl.ml" "$dest/bench/"
 cat > "$dest/bench/dune" << 'EOF'
 (executable

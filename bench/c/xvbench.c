@@ -1,28 +1,14 @@
 /*
- * The C side of `vchan-bench`: Xen's libxenvchan (Debian's .so, headers
- * from libxen-dev) in blocking mode, run under vchan-xensim.
+ * The C side of `vchan-bench`: Xen's libxenvchan (blocking mode) under
+ * vchan-xensim, with the arguments and output of the Rust roles
+ * (bench/src/role.rs, which says what the modes do):
  *
- *   xvbench server RING stream TOTAL CHUNK   read TOTAL bytes
- *   xvbench server RING pong ROUNDS MSG      echo ROUNDS messages
- *   xvbench client stream TOTAL CHUNK        write TOTAL bytes
- *   xvbench client ping ROUNDS MSG           time ROUNDS round trips
- *   xvbench server RING idle MS 1            block on a read; CPU used
- *   xvbench client idle MS 1                 stay silent MS ms, then 1 byte
+ *   xvbench server|client RING stream|ping|idle COUNT SIZE
  *
- * The server is domain 0 and the client domain 1 (vchan-xensim --domid),
- * both at the bench's PATH, as the Rust and OCaml roles are.
- *
- * With BENCH_DELAY_US set, both sides of a ping-pong wait that long (a
- * sleep) before each message they send, so that both sleep every round (the bench counts
- * system calls per wake-up that way).
- *
- * The server prints "listening" once its rendezvous is published. Results
- * are key=value lines on stdout: the stream reader prints bytes, secs and
- * verified samples; the pinger prints the median round trip in ns; both
- * print how often they slept (voluntary context switches) meanwhile.
- * The stream is the bench's deterministic pattern (see pattern_init): the
- * reader checks every byte at a stream offset that is a multiple of 4096,
- * and the last byte of every read, against it.
+ * The server is domain 0, the client domain 1, both at the bench's PATH.
+ * The stream is the bench's pattern (pattern_init): a reader checks the
+ * byte at every stream offset that is a multiple of 4096, and the last
+ * byte of every read.
  */
 #include <errno.h>
 #include <libxenvchan.h>
@@ -37,35 +23,36 @@
 #define SAMPLE 4096
 #define PATH "/local/domain/0/data/vchan/1/bench"
 
-static unsigned char *pattern; /* PATTERN_LEN + chunk bytes, wrapping */
+typedef unsigned long long u64;
+static struct libxenvchan *c;
+static unsigned char *pattern; /* PATTERN_LEN + SIZE bytes, wrapping */
 
-static void die(const char *what)
+static void *must(void *p, const char *what)
 {
-	fprintf(stderr, "xvbench: %s: %s\n", what, strerror(errno));
-	exit(1);
+	if (!p) {
+		fprintf(stderr, "xvbench: %s: %s\n", what, strerror(errno));
+		exit(1);
+	}
+	return p;
 }
 
 static void pattern_init(size_t extra)
 {
-	uint64_t x = 0x9E3779B97F4A7C15ull;
-	size_t i, n = PATTERN_LEN + extra;
+	u64 x = 0x9E3779B97F4A7C15ull;
+	size_t i;
 
-	pattern = malloc(n);
-	if (!pattern)
-		die("malloc");
-	for (i = 0; i < PATTERN_LEN; i++) {
+	pattern = must(malloc(PATTERN_LEN + extra), "malloc");
+	for (i = 0; i < PATTERN_LEN + extra; i++) {
 		x ^= x << 13;
 		x ^= x >> 7;
 		x ^= x << 17;
-		pattern[i] = (unsigned char)(x >> 56);
+		pattern[i] = i < PATTERN_LEN ? (unsigned char)(x >> 56) : pattern[i - PATTERN_LEN];
 	}
-	for (; i < n; i++)
-		pattern[i] = pattern[i - PATTERN_LEN];
 }
 
-/* How often this process slept so far (voluntary context switches);
- * with cpu, the CPU time (user + system) it used, in seconds. */
-static uint64_t usage(double *cpu)
+/* Voluntary context switches so far (how often this process slept); with
+ * cpu, the CPU time (user + system) it used, in seconds. */
+static u64 sleeps(double *cpu)
 {
 	struct rusage ru;
 
@@ -77,234 +64,146 @@ static uint64_t usage(double *cpu)
 	return ru.ru_nvcsw;
 }
 
-static uint64_t now_ns(void)
+static u64 now_ns(void)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec;
+	return (u64)t.tv_sec * 1000000000ull + t.tv_nsec;
 }
 
-/* Check the samples of buf, which holds stream bytes [pos, pos + n). */
-static uint64_t verify(const unsigned char *buf, uint64_t pos, size_t n)
+static void pause_us(u64 us)
 {
-	uint64_t s = (pos + SAMPLE - 1) / SAMPLE * SAMPLE, checked = 0;
+	struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
 
-	for (; s < pos + n; s += SAMPLE, checked++)
-		if (buf[s - pos] != pattern[s % PATTERN_LEN])
-			goto bad;
-	if (buf[n - 1] != pattern[(pos + n - 1) % PATTERN_LEN])
-		goto bad;
-	return checked + 1;
-bad:
-	fprintf(stderr, "xvbench: data mismatch near stream offset %llu\n",
-		(unsigned long long)pos);
-	exit(1);
+	if (us)
+		nanosleep(&t, NULL);
 }
 
-static void stream_read(struct libxenvchan *c, uint64_t total, size_t chunk)
-{
-	unsigned char *buf = malloc(chunk);
-	uint64_t pos = 0, start_pos = 0, samples = 0, sleeps0 = 0, t0 = 0;
-	double secs;
-
-	if (!buf)
-		die("malloc");
-	while (pos < total) {
-		size_t want = total - pos < chunk ? total - pos : chunk;
-		int n = libxenvchan_read(c, buf, want);
-
-		if (n <= 0)
-			die("libxenvchan_read");
-		samples += verify(buf, pos, n);
-		if (!pos) {
-			sleeps0 = usage(NULL);
-			t0 = now_ns();
-			start_pos = n;
-		}
-		pos += n;
-	}
-	secs = (now_ns() - t0) * 1e-9;
-	printf("bytes=%llu\nsecs=%.9f\nsamples=%llu\nsleeps=%llu\n",
-	       (unsigned long long)(pos - start_pos), secs,
-	       (unsigned long long)samples,
-	       (unsigned long long)(usage(NULL) - sleeps0));
-	free(buf);
-}
-
-static void stream_write(struct libxenvchan *c, uint64_t total, size_t chunk)
-{
-	uint64_t pos = 0;
-
-	while (pos < total) {
-		size_t want = total - pos < chunk ? total - pos : chunk;
-		int n = libxenvchan_write(c, pattern + pos % PATTERN_LEN, want);
-
-		if (n <= 0)
-			die("libxenvchan_write");
-		pos += n;
-	}
-}
-
-static void exact_read(struct libxenvchan *c, unsigned char *buf, size_t n)
+static void io(int write, unsigned char *buf, size_t n)
 {
 	while (n) {
-		int got = libxenvchan_read(c, buf, n);
+		int got = write ? libxenvchan_write(c, buf, n) : libxenvchan_read(c, buf, n);
 
 		if (got <= 0)
-			die("libxenvchan_read");
+			must(NULL, write ? "libxenvchan_write" : "libxenvchan_read");
 		buf += got;
 		n -= got;
 	}
 }
 
-static void exact_write(struct libxenvchan *c, const unsigned char *buf, size_t n)
-{
-	if (libxenvchan_write(c, buf, n) != (int)n)
-		die("libxenvchan_write");
-}
-
-/* BENCH_DELAY_US: sleep that long (see the top of this file). */
-static void delay(void)
-{
-	const char *d = getenv("BENCH_DELAY_US");
-	long us = d ? atol(d) : 0;
-	struct timespec t = { us / 1000000, (us % 1000000) * 1000 };
-
-	if (us > 0)
-		nanosleep(&t, NULL);
-}
-
-static void idle_read(struct libxenvchan *c)
-{
-	unsigned char b;
-	double c0, c1;
-	uint64_t t0 = now_ns();
-
-	usage(&c0);
-	exact_read(c, &b, 1);
-	usage(&c1);
-	printf("cpu_secs=%.6f\nwall_secs=%.6f\n", c1 - c0, (now_ns() - t0) * 1e-9);
-}
-
-static void idle_write(struct libxenvchan *c, uint64_t ms)
-{
-	unsigned char b = 1;
-	struct timespec t = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&t, NULL);
-	exact_write(c, &b, 1);
-}
-
-static void pong(struct libxenvchan *c, uint64_t rounds, size_t msg)
-{
-	unsigned char *buf = malloc(msg);
-	uint64_t i;
-
-	if (!buf)
-		die("malloc");
-	for (i = 0; i < rounds; i++) {
-		exact_read(c, buf, msg);
-		delay();
-		exact_write(c, buf, msg);
-	}
-	free(buf);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	u64 x = *(const u64 *)a, y = *(const u64 *)b;
 
 	return x < y ? -1 : x > y;
 }
 
-static void ping(struct libxenvchan *c, uint64_t rounds, size_t msg)
+static void stream_read(u64 total, size_t chunk)
 {
-	unsigned char *out = malloc(msg), *in = malloc(msg);
-	uint64_t *rtt = malloc(rounds * sizeof(*rtt)), i, sleeps0;
+	unsigned char *buf = must(malloc(chunk), "malloc");
+	u64 pos = 0, start = 0, samples = 0, s0 = 0, t0 = 0, s;
 
-	if (!out || !in || !rtt || !rounds)
-		die("malloc");
-	sleeps0 = usage(NULL);
+	while (pos < total) {
+		int n = libxenvchan_read(c, buf, total - pos < chunk ? total - pos : chunk);
+
+		if (n <= 0)
+			must(NULL, "libxenvchan_read");
+		for (s = (pos + SAMPLE - 1) / SAMPLE * SAMPLE;; s += SAMPLE, samples++) {
+			if (s >= pos + n)
+				s = pos + n - 1; /* and the last byte */
+			if (buf[s - pos] != pattern[s % PATTERN_LEN]) {
+				fprintf(stderr, "xvbench: data mismatch at stream offset %llu\n", s);
+				exit(1);
+			}
+			if (s == pos + n - 1)
+				break;
+		}
+		samples++;
+		if (!pos) {
+			s0 = sleeps(NULL);
+			t0 = now_ns();
+			start = n;
+		}
+		pos += n;
+	}
+	printf("bytes=%llu\nsecs=%.9f\nsamples=%llu\nsleeps=%llu\n", pos - start,
+	       (now_ns() - t0) * 1e-9, samples, sleeps(NULL) - s0);
+}
+
+static void ping(int server, u64 rounds, size_t msg, u64 delay)
+{
+	unsigned char *in = must(malloc(msg), "malloc");
+	u64 *rtt = must(malloc(rounds * sizeof(*rtt)), "malloc"), i, s0 = sleeps(NULL), t;
+
 	for (i = 0; i < rounds; i++) {
-		uint64_t t;
-
-		memcpy(out, pattern + i % PATTERN_LEN, msg);
-		delay();
+		if (server) {
+			io(0, in, msg);
+			pause_us(delay);
+			io(1, in, msg);
+			continue;
+		}
+		pause_us(delay);
 		t = now_ns();
-		exact_write(c, out, msg);
-		exact_read(c, in, msg);
+		io(1, pattern + i % PATTERN_LEN, msg);
+		io(0, in, msg);
 		rtt[i] = now_ns() - t;
-		if (memcmp(in, out, msg)) {
-			fprintf(stderr, "xvbench: echo differs in round %llu\n",
-				(unsigned long long)i);
+		if (memcmp(in, pattern + i % PATTERN_LEN, msg)) {
+			fprintf(stderr, "xvbench: echo differs in round %llu\n", i);
 			exit(1);
 		}
 	}
-	sleeps0 = usage(NULL) - sleeps0;
-	qsort(rtt, rounds, sizeof(*rtt), cmp_u64);
-	printf("median_ns=%llu\nrounds=%llu\nsleeps=%llu\n",
-	       (unsigned long long)rtt[rounds / 2], (unsigned long long)rounds,
-	       (unsigned long long)sleeps0);
-	free(out);
-	free(in);
-	free(rtt);
+	if (!server && rounds) {
+		qsort(rtt, rounds, sizeof(*rtt), cmp_u64);
+		printf("median_ns=%llu\nsleeps=%llu\n", rtt[rounds / 2], sleeps(NULL) - s0);
+	}
 }
 
 int main(int argc, char **argv)
 {
-	struct libxenvchan *c;
-	const char *mode;
-	uint64_t count;
-	size_t size;
-	int server;
+	const char *mode = argc == 6 ? argv[3] : "", *d = getenv("BENCH_DELAY_US");
+	u64 count = argc == 6 ? strtoull(argv[4], NULL, 0) : 0, t0, pos;
+	size_t size = argc == 6 ? strtoul(argv[5], NULL, 0) : 0;
+	int server = argc == 6 && !strcmp(argv[1], "server");
+	unsigned char b = 1;
+	double c0, c1;
 
-	server = argc == 6 && !strcmp(argv[1], "server");
-	if (!server && !(argc == 5 && !strcmp(argv[1], "client"))) {
-		fprintf(stderr,
-			"usage: xvbench server RING stream|pong|idle COUNT SIZE\n"
-			"       xvbench client stream|ping|idle COUNT SIZE\n");
-		return 2;
-	}
-	mode = argv[argc - 3];
-	count = strtoull(argv[argc - 2], NULL, 0);
-	size = strtoul(argv[argc - 1], NULL, 0);
-	if (size == 0 || size > (1 << 24)) {
-		fprintf(stderr, "xvbench: bad size %zu\n", size);
+	if (argc != 6 || (!server && strcmp(argv[1], "client")) || !size || size > (1 << 24)) {
+		fprintf(stderr, "usage: xvbench server|client RING stream|ping|idle COUNT SIZE\n");
 		return 2;
 	}
 	pattern_init(size);
 	if (server) {
 		unsigned long ring = strtoul(argv[2], NULL, 0);
 
-		c = libxenvchan_server_init(NULL, 1, PATH, ring, ring);
-		if (!c)
-			die("libxenvchan_server_init");
+		c = must(libxenvchan_server_init(NULL, 1, PATH, ring, ring), "libxenvchan_server_init");
 		printf("listening\n");
 		fflush(stdout);
 		c->blocking = 1;
 		while (libxenvchan_is_open(c) == 2)
 			if (libxenvchan_wait(c))
-				die("libxenvchan_wait");
+				must(NULL, "libxenvchan_wait");
 	} else {
-		c = libxenvchan_client_init(NULL, 0, PATH);
-		if (!c)
-			die("libxenvchan_client_init");
+		c = must(libxenvchan_client_init(NULL, 0, PATH), "libxenvchan_client_init");
 		c->blocking = 1;
 	}
-	if (server && !strcmp(mode, "stream"))
-		stream_read(c, count, size);
-	else if (server && !strcmp(mode, "pong"))
-		pong(c, count, size);
-	else if (!server && !strcmp(mode, "stream"))
-		stream_write(c, count, size);
-	else if (!server && !strcmp(mode, "ping"))
-		ping(c, count, size);
-	else if (server && !strcmp(mode, "idle"))
-		idle_read(c);
-	else if (!server && !strcmp(mode, "idle"))
-		idle_write(c, count);
-	else {
+	if (!strcmp(mode, "stream") && server)
+		stream_read(count, size);
+	else if (!strcmp(mode, "stream"))
+		for (pos = 0; pos < count; pos += size)
+			io(1, pattern + pos % PATTERN_LEN, count - pos < size ? count - pos : size);
+	else if (!strcmp(mode, "ping"))
+		ping(server, count, size, d ? strtoull(d, NULL, 0) : 0);
+	else if (!strcmp(mode, "idle") && server) {
+		t0 = now_ns();
+		sleeps(&c0);
+		io(0, &b, 1);
+		sleeps(&c1);
+		printf("cpu_secs=%.6f\nwall_secs=%.6f\n", c1 - c0, (now_ns() - t0) * 1e-9);
+	} else if (!strcmp(mode, "idle")) {
+		pause_us(count * 1000);
+		io(1, &b, 1);
+	} else {
 		fprintf(stderr, "xvbench: unknown mode %s\n", mode);
 		return 2;
 	}

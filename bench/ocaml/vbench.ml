@@ -1,30 +1,18 @@
-(* The OCaml side of `vchan-bench` (make bench): the OCaml library as a
-   server or a client in one of the bench's roles, in its own process, as
-   bench/c/xvbench.c is for C. The rendezvous root and this process's
-   domain come from VCHAN_UNIX_DIR and VCHAN_DOMID (server 0, client 1).
+(* The OCaml side of `vchan-bench` (make bench): the library of [Impl]
+   (vchan-rs, impl.ml here; ocaml-vchan's in the ocaml-vchan column, built by
+   scripts/ocaml-vchan.sh with bench/ocaml-vchan/impl.ml) with the arguments
+   and output of the Rust roles (bench/src/role.rs says what the modes do):
 
-     vbench.exe server RING stream|pong|lwtio COUNT SIZE
-     vbench.exe client stream|ping|lwtio COUNT SIZE
-     vbench.exe inmem stream|ping COUNT SIZE   (Vchan_rs.In_memory, see [in_memory])
+     vbench.exe server|client|inmem RING stream|ping|lwtio COUNT SIZE
 
-   stream: M.write of SIZE-byte runs of the bench's pattern / M.read views,
-   each copied out into a buffer before it is checked (as the Rust reader does),
-   COUNT bytes; lwtio: the same through open_server/open_client's Lwt_io
-   channels (write_from_exactly / read_into of SIZE bytes); ping/pong: COUNT
-   round trips of SIZE bytes with M.write and M.read (BENCH_DELAY_US: see
-   [delay]; the round trip is timed over groups of 100, the clock being
-   coarse). Every role runs under Vchan_rs_lwt_unix.Engine (edge-triggered
-   wake-ups), unless BENCH_LWT_ENGINE=default keeps Lwt's default engine
-   (libev), as the system-call row also measures. The server prints
-   "listening" once it listens; results are key=value lines on stdout, as
-   the other roles print them. The pattern and its check are those of
-   bench/src/pattern.rs: byte i is pattern[i mod 65521], and the reader
-   checks every stream offset that is a multiple of 4096 and the last byte
-   of every read.
-
-   The library measured is [Impl]'s: vchan-rs (impl.ml here); the
-   ocaml-vchan column builds this file with bench/ocaml-vchan/impl.ml
-   instead (scripts/ocaml-vchan.sh), so both run the same roles. *)
+   VCHAN_UNIX_DIR and VCHAN_DOMID root it (server 0, client 1). stream and
+   ping use M.write and M.read (each view copied out before it is checked,
+   as the Rust reader copies); lwtio the same stream through
+   open_server/open_client's Lwt_io channels; inmem: [in_memory]. The ping
+   round trip is timed over groups of 100 (the clock being coarse). Every
+   role runs under Vchan_rs_lwt_unix.Engine unless BENCH_LWT_ENGINE=default
+   keeps Lwt's default engine (libev). The pattern and its check are those
+   of the Rust roles (Pattern::new 65521 of rust/test-support). *)
 
 open Lwt.Infix
 module M = Impl.M
@@ -122,23 +110,62 @@ let stream_write total size write =
   in
   go 0
 
-(* The ping-pong roles over one kind of endpoint: [write] a message,
-   [read_n t buf off] the rest of one into [buf] from [off]. *)
-module Echo (E : sig
+(* The roles over one kind of endpoint: vchan-rs's or ocaml-vchan's M, or
+   an In_memory (the part of their signature the roles use). *)
+module Roles (E : sig
   type t
+  type error
+  type write_error
 
-  val write : t -> Cstruct.t -> unit Lwt.t
-  val read_n : t -> Cstruct.t -> int -> unit Lwt.t
+  val pp_error : Format.formatter -> error -> unit
+  val pp_write_error : Format.formatter -> write_error -> unit
+  val read : t -> ([ `Data of Cstruct.t | `Eof ], error) result Lwt.t
+  val write : t -> Cstruct.t -> (unit, write_error) result Lwt.t
 end) =
 struct
+  let write t b = E.write t b >|= ok E.pp_write_error
+
+  let data = function
+    | Ok (`Data v) -> v
+    | Ok `Eof -> fail "early end of stream"
+    | Error e -> fail "%s" (Format.asprintf "%a" E.pp_error e)
+
+  (* Read exactly the rest of [buf] from [off] on. Bytes of a view past its
+     end would belong to the next message: none is sent before this one is
+     answered. *)
+  let rec read_n t buf off =
+    if off = Cstruct.length buf then Lwt.return_unit
+    else
+      E.read t >>= fun r ->
+      let v = data r in
+      let n = min (Cstruct.length v) (Cstruct.length buf - off) in
+      Cstruct.blit v 0 buf off n;
+      read_n t buf (off + n)
+
+  (* The next view, copied out into [buf] (at least the ring's size) before
+     it is checked, as the Rust reader copies into its buffer: a reader that
+     keeps its data pays that copy. *)
+  let next_copied t buf =
+    E.read t >|= fun r ->
+    let v = data r in
+    let n = Cstruct.length v in
+    Cstruct.blit v 0 buf 0 n;
+    ((fun i -> Cstruct.get_char buf i), n)
+
+  let stream t pat count size buf = function
+    | true -> stream_read pat count (fun _ -> next_copied t buf)
+    | false ->
+        let src = Cstruct.of_bytes pat in
+        stream_write count size (fun off n -> write t (Cstruct.sub src off n))
+
   (* Echoes [count] messages of [size] bytes. *)
   let pong t count size =
     let buf = Cstruct.create size in
     let rec loop i =
       if i = count then Lwt.return_unit
-      else E.read_n t buf 0 >>= fun () ->
+      else read_n t buf 0 >>= fun () ->
         if paced then Unix.sleepf delay;
-        E.write t buf >>= fun () -> loop (i + 1)
+        write t buf >>= fun () -> loop (i + 1)
     in
     loop 0
 
@@ -154,8 +181,8 @@ struct
       else begin
         let out = Cstruct.of_bytes ~off:(i mod pattern_len) ~len:size pat in
         if paced then Unix.sleepf delay;
-        E.write t out >>= fun () ->
-        E.read_n t back 0 >>= fun () ->
+        write t out >>= fun () ->
+        read_n t back 0 >>= fun () ->
         if not (Cstruct.equal back out) then fail "echo differs in round %d" i;
         if (i + 1) mod group = 0 then
           let now = Unix.gettimeofday () in
@@ -166,38 +193,25 @@ struct
     loop 0 (Unix.gettimeofday ()) [] >|= fun rtts ->
     let a = Array.of_list rtts in
     Array.sort compare a;
-    Printf.printf "median_ns=%.0f\nsleeps=%d\nrounds=%d\n%!" (a.(Array.length a / 2) *. 1e9)
-      (sleeps () - s0) count
+    Printf.printf "median_ns=%.0f\nsleeps=%d\n%!" (a.(Array.length a / 2) *. 1e9) (sleeps () - s0)
 end
 
-(* The next view from M.read, copied out into [buf] before it is checked:
-   the Rust reader copies every byte into its buffer too, so the columns
-   compare like for like (checking the views in place would skip the copy a
-   reader that keeps the data pays). *)
-module M_flow = Flow_util.Make (M)
+module R = Roles (M)
+module IM = Impl.In_memory
+module IR = Roles (IM)
 
-let m_ok = ok M.pp_write_error
-let m_write t b = M.write t b >|= m_ok
-
-module M_echo = Echo (struct
-  type t = M.t
-
-  let write = m_write
-  let read_n = M_flow.read_n
-end)
-
+(* server and client: two processes, M over the Unix plumbing (stream,
+   ping) or the Lwt_io channels of open_server/open_client (lwtio). *)
 let server ring mode count size =
   let pat = pattern size in
   match mode with
-  | "stream" | "pong" ->
+  | "stream" | "ping" ->
       (* M.server listens, then waits: announce first. *)
       let t = M.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
       print_endline "listening";
       t >>= fun t ->
-      (if mode = "stream" then
-         let buf = Cstruct.create ring in
-         stream_read pat count (fun _ -> M_flow.next_copied t buf)
-       else M_echo.pong t count size)
+      (if mode = "stream" then R.stream t pat count size (Cstruct.create ring) true
+       else R.pong t count size)
       >>= fun () -> M.close t
   | "lwtio" ->
       let c = Impl.open_server ~domid:1 ~port ~buffer_size:ring () in
@@ -211,56 +225,33 @@ let server ring mode count size =
       >>= fun () -> Lwt_io.close oc
   | m -> fail "unknown server mode %s" m
 
-let client mode count size =
+let client _ring mode count size =
   let pat = pattern size in
   match mode with
-  | "stream" ->
+  | "stream" | "ping" ->
       M.client ~domid:0 ~port () >>= fun t ->
-      let src = Cstruct.of_bytes pat in
-      stream_write count size (fun off n -> m_write t (Cstruct.sub src off n)) >>= fun () ->
-      M.close t
+      (if mode = "stream" then R.stream t pat count size Cstruct.empty false
+       else R.ping t pat count size)
+      >>= fun () -> M.close t
   | "lwtio" ->
       Impl.open_client ~domid:0 ~port () >>= fun (_, oc) ->
-      stream_write count size (Lwt_io.write_from_exactly oc pat) >>= fun () ->
-      Lwt_io.close oc
-  | "ping" ->
-      M.client ~domid:0 ~port () >>= fun t ->
-      M_echo.ping t pat count size >>= fun () -> M.close t
+      stream_write count size (Lwt_io.write_from_exactly oc pat) >>= fun () -> Lwt_io.close oc
   | m -> fail "unknown client mode %s" m
 
-(* Vchan_rs.In_memory: both ends in this process and one Lwt scheduler
-   (no second core, no system call). "inmem stream COUNT SIZE": COUNT bytes
-   in SIZE-byte writes through 64 KiB rings, the reader copying each view
-   out before checking it, as the stream roles do; "inmem ping COUNT SIZE":
-   COUNT round trips of SIZE bytes, timed as the ping role times them. *)
-module IM = Impl.In_memory
-module IM_flow = Flow_util.Make (IM)
-
-let im_ok = ok IM.pp_write_error
-
-module IM_echo = Echo (struct
-  type t = IM.t
-
-  let write t b = IM.write t b >|= im_ok
-  let read_n = IM_flow.read_n
-end)
-
-let in_memory mode count size =
+(* inmem: [Impl]'s In_memory, both ends in this process and one Lwt
+   scheduler (no second core, no system call), stream and ping as the two
+   processes run them. *)
+let in_memory ring mode count size =
   let pat = pattern size in
   let port = Impl.port "bench-inmem" in
-  let s = IM.server ~domid:1 ~port ~read_size:65536 ~write_size:65536 () in
+  let s = IM.server ~domid:1 ~port ~read_size:ring ~write_size:ring () in
   IM.client ~domid:0 ~port () >>= fun c ->
   s >>= fun s ->
   (match mode with
   | "stream" ->
-      let buf = Cstruct.create 65536 and src = Cstruct.of_bytes pat in
-      Lwt.join
-        [
-          stream_write count size (fun off n -> IM.write c (Cstruct.sub src off n) >|= im_ok);
-          stream_read pat count (fun _ -> IM_flow.next_copied s buf);
-        ]
-  | "ping" ->
-      Lwt.both (IM_echo.pong s count size) (IM_echo.ping c pat count size) >|= fun ((), ()) -> ()
+      let buf = Cstruct.create ring in
+      Lwt.join [ IR.stream c pat count size buf false; IR.stream s pat count size buf true ]
+  | "ping" -> Lwt.both (IR.pong s count size) (IR.ping c pat count size) >|= fun ((), ()) -> ()
   | m -> fail "unknown in-memory mode %s" m)
   >>= fun () ->
   IM.close c >>= fun () ->
@@ -272,12 +263,11 @@ let () =
   let int i = try int_of_string Sys.argv.(i) with _ -> fail "bad argument %d" i in
   let main =
     match Array.to_list Sys.argv with
-    | [ _; "server"; _; mode; _; _ ] -> server (int 2) mode (int 4) (int 5)
-    | [ _; "client"; mode; _; _ ] -> client mode (int 3) (int 4)
-    | [ _; "inmem"; mode; _; _ ] -> in_memory mode (int 3) (int 4)
+    | [ _; ("server" | "client" | "inmem" as role); _; mode; _; _ ] ->
+        let run = match role with "server" -> server | "client" -> client | _ -> in_memory in
+        run (int 2) mode (int 4) (int 5)
     | _ ->
-        prerr_endline
-          "usage: vbench.exe server RING stream|pong|lwtio COUNT SIZE | client stream|ping|lwtio COUNT SIZE | inmem stream|ping COUNT SIZE";
+        prerr_endline "usage: vbench.exe server|client|inmem RING stream|ping|lwtio COUNT SIZE";
         exit 2
   in
   try Lwt_main.run main with

@@ -1,47 +1,27 @@
-//! **Internal to vchan-rs** (not published): the benchmark program.
-//!
-//! `make bench`: vchan-rs side by side with Xen's C libxenvchan (on
-//! xensim), a Unix stream socket, a pipe and the limit (spinning
-//! shared-memory rings), each as two processes on this machine. Prints a
-//! table and writes it as CSV and SVG (`--out DIR`, default target/bench;
-//! the committed figures, bench/results, only with `--out bench/results`:
-//! `make bench-results`).
-//!
-//!   vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S]
-//!               [--only TEXT] [--no-pin] [--out DIR] [--smoke]
-//!
-//! Each stream cell moves as many bytes as take about S seconds (a short
-//! probe run sizes it); each cell is the median of N runs (of fewer in the
-//! message-size sweep). Each run of the limit column is the fastest of
-//! publishing its index every ring/1 .. ring/16 bytes (a fifth of the bytes
-//! each). Ping-pong cells are the
-//! median round trip over --rounds 64-byte round trips (median of the N
-//! runs' medians). --only runs just the cells whose "workload / column"
-//! contains TEXT (e.g. "1 MiB rings (GiB/s) / vchan-rs"). The two
-//! processes of a cell run pinned to CPUs 0 and 1, one each; --no-pin
-//! leaves them to the scheduler. --smoke runs every cell once on a few MiB
-//! (make test): it checks that every row runs and verifies its data, and
-//! measures nothing worth reading.
+//! **Internal to vchan-rs** (not published): the benchmark program, `make
+//! bench` (docs/benchmarks.md: what it measures, how, and its options,
+//! [`cli`]'s usage). vchan-rs, Rust and OCaml, side by side with Xen's C
+//! libxenvchan on xensim, mirage/ocaml-vchan, a Unix stream socket, a pipe
+//! and the limit (spinning shared-memory rings), each cell two processes
+//! ([`role`]) pinned to CPUs 0 and 1, medians of runs taken round robin
+//! over the columns; a table on standard output, CSV and SVG into `--out`
+//! (target/bench; the committed bench/results only by `make bench-results`).
 
 mod cli;
-mod kernel;
 mod measure;
-mod pair;
-mod pattern;
+mod peers;
 mod report;
+mod role;
 mod shm;
-mod workload;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cli::*;
-use kernel::{Job, Kind};
 use measure::*;
-use pair::Values;
 use report::*;
-use shm::Layout;
+use vchan_test_support::Pattern;
 
 const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
@@ -55,8 +35,15 @@ const PROBE: u64 = 8 * MIB;
 const MAX_TOTAL: u64 = 16 << 30;
 /// Bytes per run of the Lwt_io and vchan-cat rows (the file is in tmpfs).
 const CAT_TOTAL: u64 = 1 << 30;
-/// Any one run that takes longer than this is killed.
-const LIMIT: Duration = Duration::from_secs(60);
+/// Stream readers check the byte at every multiple of this offset (and the
+/// last of every read).
+const SAMPLE: u64 = 4096;
+
+/// The stream every writer sends, for runs up to `extra` bytes: its period
+/// (prime) and bytes are those of bench/c/xvbench.c and bench/ocaml/vbench.ml.
+fn pattern(extra: usize) -> Pattern {
+    Pattern::new(65521, extra)
+}
 
 /// The table's columns, in their order (`col as usize` is the index).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,12 +77,9 @@ impl Column {
             "limit",
         ][self as usize]
     }
-
-    /// Its index in [`COLUMNS`].
-    fn at(self) -> usize {
-        self as usize
-    }
 }
+
+const ALL: usize = usize::MAX;
 
 /// The publish granularities the limit column tries: ring / these.
 const LIMIT_DIVISORS: [usize; 5] = [1, 2, 4, 8, 16];
@@ -237,6 +221,13 @@ const fn stream(ring: usize) -> Work {
     Work::Stream { ring, chunk: CHUNK }
 }
 
+const fn sweep(chunk: usize) -> Work {
+    Work::Stream {
+        ring: 64 * KIB,
+        chunk,
+    }
+}
+
 /// The performance targets `make bench` checks on its own run: (name,
 /// what it reads, goal, the goal as the table says it).
 #[rustfmt::skip]
@@ -271,71 +262,33 @@ const TARGETS: [(&str, Of, Goal, &str); 19] = {
     ]
 };
 
-/// How many runs a row's cells get: --runs, at most 3 (the message-size
-/// sweep), or one.
-#[derive(Clone, Copy)]
-enum Runs {
-    All,
-    Sweep,
-    Once,
-}
-
-/// The rows of the table, in order.
-const ROWS: [(Work, Runs); 17] = [
-    (stream(4 * KIB), Runs::All),
-    (stream(64 * KIB), Runs::All),
-    (stream(1024 * KIB), Runs::All),
-    (Work::LwtIo, Runs::All),
-    (Work::Cat, Runs::All),
-    (Work::InMemStream, Runs::All),
-    (Work::PingPong, Runs::All),
-    (Work::PingPongVchanLayout, Runs::All),
-    (Work::Floor, Runs::All),
-    (Work::InMemPing, Runs::All),
+/// The rows of the table, in order, with how many runs their cells get at
+/// most (--runs caps them).
+const ROWS: [(Work, usize); 17] = [
+    (stream(4 * KIB), ALL),
+    (stream(64 * KIB), ALL),
+    (stream(1024 * KIB), ALL),
+    (Work::LwtIo, ALL),
+    (Work::Cat, ALL),
+    (Work::InMemStream, ALL),
+    (Work::PingPong, ALL),
+    (Work::PingPongVchanLayout, ALL),
+    (Work::Floor, ALL),
+    (Work::InMemPing, ALL),
     // Message sizes through 64 KiB rings (64 KiB itself is a row above).
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 64,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: KIB,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 16 * KIB,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 256 * KIB,
-        },
-        Runs::Sweep,
-    ),
-    (
-        Work::Stream {
-            ring: 64 * KIB,
-            chunk: 1024 * KIB,
-        },
-        Runs::Sweep,
-    ),
-    (Work::Idle, Runs::Once),
-    (Work::Syscalls, Runs::Once),
+    (sweep(64), 3),
+    (sweep(KIB), 3),
+    (sweep(16 * KIB), 3),
+    (sweep(256 * KIB), 3),
+    (sweep(1024 * KIB), 3),
+    (Work::Idle, 1),
+    (Work::Syscalls, 1),
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--role") {
-        if let Err(e) = pair::role(&args[1..]) {
+        if let Err(e) = role::role(&args[1..]) {
             eprintln!("vchan-bench role: {e}");
             std::process::exit(1);
         }
@@ -355,14 +308,7 @@ fn main() {
     let mut errors = Vec::new();
     let rows: Vec<RowOut> = ROWS
         .iter()
-        .filter_map(|&(work, runs)| {
-            let n = match runs {
-                Runs::All => bench.opts.runs,
-                Runs::Sweep => bench.opts.runs.min(3),
-                Runs::Once => 1,
-            };
-            bench.measure_row(work, n, &mut errors)
-        })
+        .filter_map(|&(work, runs)| bench.measure_row(work, bench.opts.runs.min(runs), &mut errors))
         .collect();
     print_report(&bench.opts, &rows);
     let out = &bench.opts.out;

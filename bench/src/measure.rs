@@ -3,14 +3,15 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use crate::peers::{self, OVchan, Values, Xensim};
 use crate::*;
 
 pub struct Bench {
     pub opts: Opts,
     /// vchan-xensim and the C program, or why they are not there.
-    c: Result<(pair::Xensim, PathBuf), String>,
+    c: Result<(Xensim, PathBuf), String>,
     /// ocaml-vchan's programs, or why they were not built.
-    ovchan: Result<pair::OVchan, String>,
+    ovchan: Result<OVchan, String>,
     tmp: PathBuf,
     /// The vchan-cat row's tmpfs file, made (and read once) on first use
     /// and shared by its runs: the first read of a freshly written tmpfs
@@ -23,31 +24,63 @@ pub struct Bench {
 /// of a core for idle, calls per round trip), the seconds it took, and how
 /// often the measuring side (stream reader, pinger) slept.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
-    pub value: f64,
+struct Sample {
+    value: f64,
     secs: f64,
-    pub sleeps: Option<u64>,
+    sleeps: Option<u64>,
 }
 
-impl Sample {
-    fn stream(bytes: u64, secs: f64, sleeps: u64) -> Sample {
-        let value = bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64;
-        Sample {
-            value,
-            secs,
-            sleeps: Some(sleeps),
-        }
+/// What the two sides of a pair run (see [`crate::role`]): MODE COUNT
+/// SIZE through RING-byte rings; the limit publishing every `publish`
+/// bytes, its counters in one cache line if `vchan_layout`.
+#[derive(Clone, Copy)]
+struct Job {
+    mode: &'static str,
+    ring: usize,
+    count: u64,
+    size: usize,
+    publish: usize,
+    vchan_layout: bool,
+}
+
+const fn job(mode: &'static str, ring: usize, count: u64, size: usize) -> Job {
+    Job {
+        mode,
+        ring,
+        count,
+        size,
+        publish: 0,
+        vchan_layout: false,
+    }
+}
+
+impl Job {
+    /// The peers' arguments: ROLE RING MODE COUNT SIZE.
+    fn args(&self, role: &str) -> Vec<String> {
+        let (ring, count, size) = (self.ring, self.count, self.size);
+        let text = format!("{role} {ring} {} {count} {size}", self.mode);
+        text.split(' ').map(String::from).collect()
+    }
+}
+
+/// A stream job of `work` (a stream row), `total` bytes, the limit
+/// publishing every `publish` bytes.
+fn stream_job(work: Work, total: u64, publish: usize) -> Job {
+    let (ring, chunk) = match work {
+        Work::Stream { ring, chunk } => (ring, chunk),
+        _ => (64 * KIB, CHUNK),
+    };
+    Job {
+        publish,
+        ..job("stream", ring, total, chunk)
     }
 }
 
 /// A row's result for one column: its runs, and how it was measured when
 /// that varies (the limit's best publish granularity, the system calls).
-struct Cell {
-    runs: Vec<Sample>,
-    note: String,
-}
+type Cell = (Vec<Sample>, String);
 
-/// How often the system-call row's sides sleep before each message (µs):
+/// How long the system-call row's sides sleep before each message (µs):
 /// well beyond the longest spin, so every wait sleeps.
 pub const SYS_DELAY_US: u64 = 1000;
 
@@ -55,21 +88,20 @@ impl Bench {
     /// The bench, with the C and ocaml-vchan programs built (or why not,
     /// said now and in their cells), scratch files in `tmp`.
     pub fn new(opts: Opts, tmp: &Path) -> Bench {
-        let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/c/xvbench.c"));
-        let c = pair::Xensim::build_c(&source, tmp);
+        let (c, ovchan) = (peers::build_c(tmp), OVchan::build());
         if let Err(e) = &c {
             eprintln!("vchan-bench: C column unavailable: {e}");
         }
-        let ovchan = pair::OVchan::build();
         if let Err(e) = &ovchan {
             eprintln!("vchan-bench: ocaml-vchan column: {e}");
         }
+        let (tmp, cat_file) = (tmp.to_path_buf(), RefCell::new(None));
         Bench {
             opts,
             c,
             ovchan,
-            tmp: tmp.to_path_buf(),
-            cat_file: RefCell::new(None),
+            tmp,
+            cat_file,
         }
     }
 
@@ -78,11 +110,10 @@ impl Bench {
     /// is selected. Failed cells go to `errors` too.
     pub fn measure_row(&self, w: Work, runs: usize, errors: &mut Vec<String>) -> Option<RowOut> {
         let name = |c: Column| format!("{} / {}", w.title(), c.title());
-        let selected = |c: Column| self.opts.only.as_ref().is_none_or(|o| name(c).contains(o));
+        let only = |c: Column| self.opts.only.as_ref().is_none_or(|o| name(c).contains(o));
         let why_not = |c: Column| match (w.not_applicable(c), &self.ovchan) {
             (Some(why), _) => Some(format!("n/a: {why}")),
-            (None, _) if !selected(c) => Some("not run (--only)".into()),
-            // ocaml-vchan's programs missing: its cells say why.
+            (None, _) if !only(c) => Some("not run (--only)".into()),
             (None, Err(why)) if c == Column::OVchan => Some(why.clone()),
             (None, _) => None,
         };
@@ -93,14 +124,14 @@ impl Bench {
         if cols.is_empty() {
             return None;
         }
-        let t = Instant::now();
-        let mut out = RowOut::empty(w);
-        for (c, n) in COLUMNS.into_iter().zip(&mut out.notes) {
-            *n = why_not(c).unwrap_or_default();
-        }
+        let (t, mut out) = (Instant::now(), RowOut::empty(w));
+        out.notes = COLUMNS.map(|c| why_not(c).unwrap_or_default()).to_vec();
         for (&col, r) in cols.iter().zip(self.row(w, &cols, runs)) {
-            let (at, head) = (col.at(), format!("{:<52} {:<14}", w.title(), col.title()));
-            let cell = match r {
+            let (at, head) = (
+                col as usize,
+                format!("{:<52} {:<14}", w.title(), col.title()),
+            );
+            let (runs, note) = match r {
                 Ok(cell) => cell,
                 Err(e) => {
                     eprintln!("{head} FAILED: {e}");
@@ -109,30 +140,21 @@ impl Bench {
                     continue;
                 }
             };
-            let values: Vec<f64> = cell.runs.iter().map(|s| s.value).collect();
-            let sleeps: Vec<f64> = cell
-                .runs
-                .iter()
-                .filter_map(|s| s.sleeps)
-                .map(|v| v as f64)
-                .collect();
-            let list = |v: &[f64], f: fn(f64) -> String| {
-                v.iter().map(|&x| f(x)).collect::<Vec<_>>().join(", ")
-            };
-            let mut line = format!(
-                "{head} median {:>8}  runs [{}]",
-                fmt(median(&values)),
-                list(&values, fmt)
-            );
+            let values: Vec<f64> = runs.iter().map(|s| s.value).collect();
+            let sleeps: Vec<f64> = runs.iter().filter_map(|s| Some(s.sleeps? as f64)).collect();
+            let list =
+                |v: &[f64], f: fn(f64) -> String| v.iter().map(|&x| f(x)).collect::<Vec<_>>();
+            let (m, list_v) = (fmt(median(&values)), list(&values, fmt).join(", "));
+            let mut line = format!("{head} median {m:>8}  runs [{list_v}]");
             if !sleeps.is_empty() {
-                line += &format!("  sleeps [{}]", list(&sleeps, |v| format!("{v:.0}")));
+                line += &format!(
+                    "  sleeps [{}]",
+                    list(&sleeps, |v| format!("{v:.0}")).join(", ")
+                );
             }
-            if !cell.note.is_empty() {
-                line += &format!("  {}", cell.note);
-            }
-            eprintln!("{line}");
+            eprintln!("{line}{}{note}", if note.is_empty() { "" } else { "  " });
             (out.median[at], out.sleeps[at]) = (median(&values), median(&sleeps));
-            (out.runs[at], out.notes[at]) = (values, cell.note);
+            (out.runs[at], out.notes[at]) = (values, note);
         }
         eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
         Some(out)
@@ -145,10 +167,7 @@ impl Bench {
     fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
         if work == Work::Syscalls {
             // One traced pair of runs per column; the note says which calls.
-            let cell = |(s, note)| Cell {
-                runs: vec![s],
-                note: format!("per round trip: {note}"),
-            };
+            let cell = |(s, note)| (vec![s], format!("per round trip: {note}"));
             return cols.iter().map(|&c| self.syscalls(c).map(cell)).collect();
         }
         // The limit's stream runs are each the best of several
@@ -168,13 +187,12 @@ impl Bench {
         for _ in 0..runs {
             for (i, &col) in cols.iter().enumerate() {
                 let Ok(total) = totals[i] else { continue };
-                let r = if limit_stream(col) {
-                    self.limit_run(work, total).map(|(s, d)| {
+                let r = match limit_stream(col) {
+                    true => self.limit_run(work, total).map(|(s, d)| {
                         winners.push(format!("/{d}"));
                         s
-                    })
-                } else {
-                    self.measure(work, col, total)
+                    }),
+                    false => self.measure(work, col, total),
                 };
                 match r {
                     Ok(v) => samples[i].push(v),
@@ -191,12 +209,7 @@ impl Bench {
         };
         let cells = cols.iter().zip(totals).zip(samples);
         cells
-            .map(|((&col, t), runs)| {
-                t.map(|_| Cell {
-                    runs,
-                    note: note(col),
-                })
-            })
+            .map(|((&col, t), runs)| t.map(|_| (runs, note(col))))
             .collect()
     }
 
@@ -214,7 +227,7 @@ impl Bench {
         };
         let mut total = PROBE;
         let probe = loop {
-            let s = self.stream(col, work, total, publish)?;
+            let s = self.run(col, stream_job(work, total, publish))?;
             if s.secs >= secs / 10.0 || total >= MAX_TOTAL {
                 break s.value;
             }
@@ -234,7 +247,7 @@ impl Bench {
         let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
         let mut best: Option<(Sample, usize)> = None;
         for d in LIMIT_DIVISORS {
-            let s = self.stream(Column::Limit, work, part, ring / d)?;
+            let s = self.run(Column::Limit, stream_job(work, part, ring / d))?;
             if best.as_ref().is_none_or(|(b, _)| s.value > b.value) {
                 best = Some((s, d));
             }
@@ -244,145 +257,114 @@ impl Bench {
 
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
     fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
-        let rounds = self.opts.rounds;
-        let ping = Job::PingPong { rounds, msg: MSG };
-        let stream = Job::Stream {
-            total,
-            chunk: CHUNK,
+        let (rounds, stream) = (self.opts.rounds, job("stream", 64 * KIB, total, CHUNK));
+        // The limit publishes a whole message at once.
+        let ping = Job {
+            publish: MSG,
+            ..job("ping", PING_RING, rounds, MSG)
         };
         match work {
-            Work::Stream { .. } => self.stream(col, work, total, 0),
-            Work::PingPong => self.run(col, PING_RING, ping, MSG, Layout::Separate),
-            Work::PingPongVchanLayout => self.run(col, PING_RING, ping, MSG, Layout::Vchan),
-            Work::Floor => self.run(
+            Work::Stream { .. } => self.run(col, stream_job(work, total, 0)),
+            Work::PingPong => self.run(col, ping),
+            Work::PingPongVchanLayout => self.run(
                 col,
-                PING_RING,
-                Job::Bounce { rounds },
-                MSG,
-                Layout::Separate,
-            ),
-            // The Rust 64 KiB stream of the same bytes, for the ratio.
-            Work::LwtIo | Work::Cat if col == Column::VchanRs => {
-                self.run(col, 64 * KIB, stream, 0, Layout::Separate)
-            }
-            Work::Idle => self.run(
-                col,
-                PING_RING,
-                Job::Idle {
-                    ms: self.opts.idle_ms,
+                Job {
+                    vchan_layout: true,
+                    ..ping
                 },
-                1,
-                Layout::Separate,
             ),
+            Work::Floor => self.run(col, job("bounce", PING_RING, rounds, MSG)),
+            // The Rust 64 KiB stream of the same bytes, for the ratio.
+            Work::LwtIo | Work::Cat if col == Column::VchanRs => self.run(col, stream),
+            Work::Idle => self.run(col, job("idle", PING_RING, self.opts.idle_ms, 1)),
             Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
-            Work::LwtIo => {
-                let (sv, _) =
-                    self.vchan_pair(col, 64 * KIB, ["lwtio"; 2], total, CHUNK, &[], None)?;
-                sample(stream, &sv)
-            }
+            Work::LwtIo => self.run(
+                col,
+                Job {
+                    mode: "lwtio",
+                    ..stream
+                },
+            ),
             Work::Cat => self.cat(col, total),
-            Work::InMemStream => sample(stream, &self.in_memory(col, "stream", total, CHUNK)?),
-            Work::InMemPing => sample(ping, &self.in_memory(col, "ping", rounds, MSG)?),
+            Work::InMemStream => sample(stream, &self.in_memory(col, stream)?),
+            Work::InMemPing => sample(ping, &self.in_memory(col, ping)?),
         }
     }
 
-    fn stream(
-        &self,
-        col: Column,
-        work: Work,
-        total: u64,
-        publish: usize,
-    ) -> Result<Sample, String> {
-        let Work::Stream { ring, chunk } = work else {
-            return Err("not a stream".into());
-        };
-        self.run(
-            col,
-            ring,
-            Job::Stream { total, chunk },
-            publish,
-            Layout::Separate,
-        )
+    /// One run of `j` on `col`: the measuring side's sample.
+    fn run(&self, col: Column, j: Job) -> Result<Sample, String> {
+        sample(j, &self.pair(col, j, &[], None)?)
     }
 
-    /// One run of `job` on `col` through `ring`-byte rings (the limit
-    /// publishing every `publish` bytes, its counters laid out as
-    /// `layout`): the measuring side's sample.
-    fn run(
+    /// A pair of `col` running `j`, with `env` for both sides, the server
+    /// traced into `strace` if given; what they printed.
+    fn pair(
         &self,
         col: Column,
-        ring: usize,
-        job: Job,
-        publish: usize,
-        layout: Layout,
-    ) -> Result<Sample, String> {
-        let kind = match col {
-            Column::Socket => Kind::Socket,
-            Column::Pipe => Kind::Pipe,
-            Column::Limit => Kind::Shm { publish, layout },
-            _ => {
-                let (modes, count, size) = match job {
-                    Job::Stream { total, chunk } => (["stream", "stream"], total, chunk),
-                    Job::PingPong { rounds, msg } => (["pong", "ping"], rounds, msg),
-                    Job::Idle { ms } => (["idle", "idle"], ms, 1),
-                    Job::Bounce { .. } => {
-                        return Err("a cache-line bounce needs shared memory".into())
-                    }
-                };
-                let (sv, cv) = self.vchan_pair(col, ring, modes, count, size, &[], None)?;
-                return sample(job, if modes[1] == "ping" { &cv } else { &sv });
-            }
-        };
-        sample(job, &kernel::run(kind, ring, job, self.pin())?)
-    }
-
-    /// A vchan pair of `col` (the server listening with `ring`-byte rings)
-    /// in `modes` (server's, client's), with COUNT and SIZE and `env` for
-    /// both sides, the server traced into `strace` if given; what each side
-    /// printed.
-    #[allow(clippy::too_many_arguments)]
-    fn vchan_pair(
-        &self,
-        col: Column,
-        ring: usize,
-        modes: [&str; 2],
-        count: u64,
-        size: usize,
+        j: Job,
         env: &[(&str, &str)],
         strace: Option<&Path>,
-    ) -> Result<(Values, Values), String> {
-        let dir = self.rendezvous()?;
+    ) -> Result<Values, String> {
+        let dir = self.scratch_dir()?;
         let dir = dir.path();
-        let (count, size) = (count.to_string(), size.to_string());
-        let srv = ["server", &ring.to_string(), modes[0], &count, &size].map(String::from);
-        let cli = ["client", modes[1], &count, &size].map(String::from);
+        let shm = tempfile::Builder::new()
+            .prefix("vchan-bench")
+            .tempfile_in("/dev/shm");
+        let shm = shm.map_err(|e| format!("tmpfs file: {e}"))?;
+        let channel = match col {
+            Column::Socket => "socket".into(),
+            Column::Pipe => "pipe".into(),
+            Column::Limit => format!(
+                "shm:{}:{}",
+                j.publish,
+                if j.vchan_layout { "vchan" } else { "separate" }
+            ),
+            _ => "vchan".to_owned(),
+        };
         // The tracer goes on the server's own process (for ocaml-vchan
         // inside vchan-xensim, whose xenstored process is not the
         // endpoint's).
         let command = |domid: u32, args: &[String], strace: Option<&Path>| {
             let t = |c: Command| match strace {
-                Some(out) => traced(c, out),
+                Some(out) => peers::wrapped(
+                    "strace",
+                    &["-f".as_ref(), "-c".as_ref(), "-o".as_ref(), out.as_ref()],
+                    c,
+                ),
                 None => c,
             };
             let mut c = match col {
                 Column::C => {
                     let (xensim, program) = built(&self.c)?;
-                    xensim.under(domid, t(pair::rooted(program, dir, domid, args)))
+                    xensim.under(domid, t(peers::rooted(program, dir, domid, args)))
                 }
                 Column::OVchan => {
                     let ov = built(&self.ovchan)?;
                     ov.xensim
-                        .under(domid, t(pair::rooted(&ov.vbench, dir, domid, args)))
+                        .under(domid, t(peers::rooted(&ov.vbench, dir, domid, args)))
                 }
-                Column::OCaml => t(pair::ocaml_command(dir, domid, args)?),
-                _ => t(pair::rust_command(dir, domid, args)?),
+                Column::OCaml => t(peers::rooted(
+                    &peers::dune_exe("bench/ocaml/vbench.exe")?,
+                    dir,
+                    domid,
+                    args,
+                )),
+                _ => {
+                    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+                    let mut c =
+                        peers::rooted(&exe, dir, domid, &["--role".into(), channel.clone()]);
+                    c.args(args).env("BENCH_SHM", shm.path());
+                    t(c)
+                }
             };
             c.envs(env.iter().copied());
             Ok::<_, String>(c)
         };
-        let (server, client) = (command(0, &srv, strace)?, command(1, &cli, None)?);
-        let (sv, cv, _) = pair::run(server, client, pair::Ready::Says, LIMIT, self.pin())?;
-        Ok((sv, cv))
+        let (server, client) = (
+            command(0, &j.args("server"), strace)?,
+            command(1, &j.args("client"), None)?,
+        );
+        peers::pair(server, client, self.pin())
     }
 
     /// System calls of the echoing side (the server) per round of a
@@ -426,15 +408,7 @@ impl Bench {
         let mut counts = [BTreeMap::new(), BTreeMap::new()];
         for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
             let out = self.tmp.join(format!("strace-{i}"));
-            self.vchan_pair(
-                col,
-                PING_RING,
-                ["pong", "ping"],
-                rounds,
-                MSG,
-                &env,
-                Some(&out),
-            )?;
+            self.pair(col, job("ping", PING_RING, rounds, MSG), &env, Some(&out))?;
             let text = std::fs::read_to_string(&out).map_err(|e| format!("strace output: {e}"))?;
             counts[i] = strace_calls(&text)?;
         }
@@ -458,64 +432,44 @@ impl Bench {
         Ok((by_call.iter().map(|(v, _)| v).sum(), note.join(", ")))
     }
 
-    /// One `vbench.exe inmem MODE COUNT SIZE` (the In_memory of `col`'s
+    /// `vbench.exe inmem RING MODE COUNT SIZE` (the In_memory of `col`'s
     /// library, both ends in that one process); what it printed.
-    fn in_memory(
-        &self,
-        col: Column,
-        mode: &str,
-        count: u64,
-        size: usize,
-    ) -> Result<Values, String> {
-        let args = ["inmem", mode, &count.to_string(), &size.to_string()].map(String::from);
-        let cmd = match col {
-            Column::OVchan => pair::rooted(&built(&self.ovchan)?.vbench, &self.tmp, 0, &args),
-            _ => pair::ocaml_command(&self.tmp, 0, &args)?,
+    fn in_memory(&self, col: Column, j: Job) -> Result<Values, String> {
+        let args = j.args("inmem");
+        let exe = match col {
+            Column::OVchan => built(&self.ovchan)?.vbench.clone(),
+            _ => peers::dune_exe("bench/ocaml/vbench.exe")?,
         };
-        pair::run_one(cmd, LIMIT, self.pin())
+        peers::one(peers::rooted(&exe, &self.tmp, 0, &args), self.pin())
     }
 
     /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
     /// client `vchan-cat -N` sending a tmpfs file of `total` bytes (and
     /// closing at its end); the wall time from the client's start to both
-    /// ends' exit. For ocaml-vchan, its xencat ([`pair::run_xencat`]).
+    /// ends' exit. For ocaml-vchan, its xencat ([`peers::xencat`]).
     fn cat(&self, col: Column, total: u64) -> Result<Sample, String> {
-        let dir = self.rendezvous()?;
+        let dir = self.scratch_dir()?;
+        let dir = dir.path();
         let mut cached = self.cat_file.borrow_mut();
         if cached.as_ref().is_none_or(|(len, _)| *len != total) {
-            let f = pair::tmpfs_file(total)?;
-            let read = std::fs::File::open(f.path())
-                .and_then(|mut r| std::io::copy(&mut r, &mut std::io::sink()));
-            read.map_err(|e| format!("read {}: {e}", f.path().display()))?;
-            *cached = Some((total, f));
+            *cached = Some((total, tmpfs_file(total)?));
         }
         let file = cached
             .as_ref()
             .map(|(_, f)| f.path())
             .ok_or("no tmpfs file")?;
         let secs = if col == Column::OVchan {
-            let ov = built(&self.ovchan)?;
-            pair::run_xencat(ov, file, total, dir.path(), LIMIT, self.pin())?
+            peers::xencat(built(&self.ovchan)?, file, total, dir, self.pin())?
         } else {
-            let exe = pair::dune_exe("bin/vchan_cat.exe")?;
-            let mut server = pair::rooted(
-                &exe,
-                dir.path(),
-                0,
-                &["-l", "-d", "1", "bench"].map(String::from),
-            );
+            let exe = peers::dune_exe("bin/vchan_cat.exe")?;
+            let mut server =
+                peers::rooted(&exe, dir, 0, &["-l", "-d", "1", "bench"].map(String::from));
             server.stdout(std::process::Stdio::null());
-            let mut client =
-                pair::rooted(&exe, dir.path(), 1, &["-N", "0", "bench"].map(String::from));
+            let mut client = peers::rooted(&exe, dir, 1, &["-N", "0", "bench"].map(String::from));
             client.stdin(std::fs::File::open(file).map_err(|e| format!("open: {e}"))?);
-            pair::run(
-                server,
-                client,
-                pair::Ready::Publishes(dir.path()),
-                LIMIT,
-                self.pin(),
-            )?
-            .2
+            let (mut s, mut c, t0) =
+                peers::start(server, client, peers::Ready::Publishes(dir), self.pin())?;
+            peers::finish(&mut [&mut s, &mut c], t0, Duration::from_micros(500))?.1
         };
         Ok(Sample::stream(total, secs, 0))
     }
@@ -524,13 +478,25 @@ impl Bench {
         self.opts.pin.then_some([0, 1])
     }
 
-    /// A fresh rendezvous directory (short: it holds sockets).
-    fn rendezvous(&self) -> Result<tempfile::TempDir, String> {
-        tempfile::Builder::new()
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+    /// A fresh private directory (short: it holds sockets).
+    fn scratch_dir(&self) -> Result<tempfile::TempDir, String> {
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+        let d = tempfile::Builder::new()
+            .permissions(private)
             .prefix("vb")
-            .tempdir_in(&self.tmp)
-            .map_err(|e| format!("temp dir: {e}"))
+            .tempdir_in(&self.tmp);
+        d.map_err(|e| format!("temp dir: {e}"))
+    }
+}
+
+impl Sample {
+    fn stream(bytes: u64, secs: f64, sleeps: u64) -> Sample {
+        let value = bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64;
+        Sample {
+            value,
+            secs,
+            sleeps: Some(sleeps),
+        }
     }
 }
 
@@ -539,45 +505,63 @@ fn built<T>(r: &Result<T, String>) -> Result<&T, String> {
     r.as_ref().map_err(Clone::clone)
 }
 
-/// `c` run by `strace -f -c`, its counts written to `out`.
-fn traced(c: Command, out: &Path) -> Command {
-    let args: [&std::ffi::OsStr; 4] = ["-f".as_ref(), "-c".as_ref(), "-o".as_ref(), out.as_ref()];
-    pair::wrapped("strace".as_ref(), &args, c)
+/// A file of `len` pattern bytes in tmpfs (/dev/shm), read once.
+fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
+    use std::io::Write;
+    let err = |e: std::io::Error| format!("tmpfs file: {e}");
+    let mut f = tempfile::Builder::new()
+        .prefix("vchan-bench")
+        .tempfile_in("/dev/shm")
+        .map_err(err)?;
+    let pattern = pattern(CHUNK);
+    for pos in (0..len).step_by(CHUNK) {
+        f.write_all(pattern.run(pos, (len - pos).min(CHUNK as u64) as usize))
+            .map_err(err)?;
+    }
+    f.flush().map_err(err)?;
+    std::io::copy(&mut f.reopen().map_err(err)?, &mut std::io::sink()).map_err(err)?;
+    Ok(f)
 }
 
-/// The sample of one run of `job` from what its measuring side printed:
+/// The sample of one run of `j` from what its measuring side printed:
 /// a stream run once its reader checked a sample per 4 KiB of the stream
 /// and the clock ran, an idle run once it blocked long enough.
-fn sample(job: Job, v: &Values) -> Result<Sample, String> {
-    use pair::get;
-    match job {
-        Job::Stream { total, .. } => {
+fn sample(j: Job, v: &Values) -> Result<Sample, String> {
+    fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
+        let s = v
+            .get(key)
+            .ok_or_else(|| format!("no {key}= in the output"))?;
+        s.parse().map_err(|_| format!("bad {key}= in the output"))
+    }
+    match j.mode {
+        "stream" | "lwtio" => {
             let (samples, secs): (u64, f64) = (get(v, "samples")?, get(v, "secs")?);
-            if samples < total / pattern::SAMPLE || secs <= 0.0 {
+            if samples < j.count / SAMPLE || secs <= 0.0 {
                 return Err(format!(
-                    "only {} of {total} bytes verified",
-                    samples * pattern::SAMPLE
+                    "only {} of {} bytes verified",
+                    samples * SAMPLE,
+                    j.count
                 ));
             }
             Ok(Sample::stream(get(v, "bytes")?, secs, get(v, "sleeps")?))
         }
-        Job::PingPong { .. } | Job::Bounce { .. } => {
-            let ns: f64 = get(v, "median_ns")?;
-            Ok(Sample {
-                value: ns / 1000.0,
-                secs: ns * 1e-9,
-                sleeps: Some(get(v, "sleeps")?),
-            })
-        }
-        Job::Idle { ms } => {
+        "idle" => {
             let (cpu, wall): (f64, f64) = (get(v, "cpu_secs")?, get(v, "wall_secs")?);
-            if wall < ms as f64 / 1000.0 * 0.9 {
-                return Err(format!("blocked only {wall:.3} s of {ms} ms"));
+            if wall < j.count as f64 / 1000.0 * 0.9 {
+                return Err(format!("blocked only {wall:.3} s of {} ms", j.count));
             }
             Ok(Sample {
                 value: 100.0 * cpu / wall.max(1e-9),
                 secs: wall,
                 sleeps: None,
+            })
+        }
+        _ => {
+            let ns: f64 = get(v, "median_ns")?;
+            Ok(Sample {
+                value: ns / 1000.0,
+                secs: ns * 1e-9,
+                sleeps: Some(get(v, "sleeps")?),
             })
         }
     }
@@ -595,14 +579,12 @@ fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
         }
         let name = f[f.len() - 1];
         if name != "total" && !name.contains("nanosleep") {
-            total.insert(
-                name.to_owned(),
-                f[3].parse().map_err(|_| format!("strace line {line:?}"))?,
-            );
+            let n = f[3].parse().map_err(|_| format!("strace line {line:?}"))?;
+            total.insert(name.to_owned(), n);
         }
     }
-    if total.is_empty() {
-        return Err("no system calls in the strace output".into());
+    match total.is_empty() {
+        true => Err("no system calls in the strace output".into()),
+        false => Ok(total),
     }
-    Ok(total)
 }

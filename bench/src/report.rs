@@ -14,9 +14,9 @@ pub fn median(v: &[f64]) -> f64 {
 /// the two virtual CPUs apart, and cross-core copies slow down 3-4x —
 /// falls on both sides of each quotient), else the quotient of medians.
 pub fn paired(r: &RowOut, a: Column, b: Column) -> f64 {
-    let (ra, rb) = (&r.runs[a.at()], &r.runs[b.at()]);
+    let (ra, rb) = (&r.runs[a as usize], &r.runs[b as usize]);
     if ra.is_empty() || ra.len() != rb.len() {
-        return r.median[a.at()] / r.median[b.at()];
+        return r.median[a as usize] / r.median[b as usize];
     }
     let q: Vec<f64> = ra.iter().zip(rb).map(|(x, y)| x / y).collect();
     median(&q)
@@ -30,29 +30,39 @@ fn machine() -> String {
     let cpu = model.map_or("unknown", |m| m.trim_start_matches([' ', '\t', ':']));
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     // The installed Xen's libxenvchan.so.<major>.<minor> (its soname).
-    let lib = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"]
+    let dirs = ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"];
+    let files = dirs
         .into_iter()
-        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten());
+    let soname = |n: &str| n.starts_with("libxenvchan.so.") && n.matches('.').count() == 3;
+    let lib = files
         .map(|e| e.path())
-        .filter(|p| {
-            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with("libxenvchan.so.") && name.matches('.').count() == 3
-        })
-        .min()
-        .map_or_else(
-            || "libxenvchan (not found)".to_owned(),
-            |p| p.display().to_string(),
-        );
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(soname))
+        .min();
+    let lib = lib.map_or("libxenvchan (not found)".to_owned(), |p| {
+        p.display().to_string()
+    });
     let load = read("/proc/loadavg")
         .split_whitespace()
         .take(3)
         .collect::<Vec<_>>()
         .join(" ");
     let kernel = read("/proc/sys/kernel/osrelease");
-    format!(
-        "- nproc: {nproc}\n- kernel: {}\n- cpu: {cpu}\n- load average: {load}\n- C library: {lib} on xensim\n",
-        kernel.trim()
-    )
+    let kernel = kernel.trim();
+    format!("- nproc: {nproc}\n- kernel: {kernel}\n- cpu: {cpu}\n- load average: {load}\n- C library: {lib} on xensim\n")
+}
+
+/// `v` as `f` writes it, or `none` if it is not a number.
+fn or(v: f64, none: &str, f: impl Fn(f64) -> String) -> String {
+    if v.is_finite() {
+        f(v)
+    } else {
+        none.into()
+    }
+}
+
+fn join<T>(items: impl IntoIterator<Item = T>, sep: &str, f: impl Fn(T) -> String) -> String {
+    items.into_iter().map(f).collect::<Vec<_>>().join(sep)
 }
 
 pub fn fmt(v: f64) -> String {
@@ -81,49 +91,34 @@ pub struct RowOut {
 
 impl RowOut {
     pub fn empty(work: Work) -> RowOut {
-        let n = COLUMNS.len();
+        let (n, nan) = (COLUMNS.len(), f64::NAN);
+        let (median, runs, sleeps, notes) = (
+            vec![nan; n],
+            vec![vec![]; n],
+            vec![nan; n],
+            vec![String::new(); n],
+        );
         RowOut {
             work,
-            median: vec![f64::NAN; n],
-            runs: vec![Vec::new(); n],
-            sleeps: vec![f64::NAN; n],
-            notes: vec![String::new(); n],
+            median,
+            runs,
+            sleeps,
+            notes,
         }
-    }
-}
-
-fn fmt_ratio(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}")
-    } else {
-        "n/a".into()
     }
 }
 
 /// The CSV of `rows`: a line per cell.
 pub fn csv_text(rows: &[RowOut]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let v = |x: f64| {
-        if x.is_finite() {
-            format!("{x}")
-        } else {
-            String::new()
-        }
-    };
+    let v = |x: f64| or(x, "", |x| format!("{x}"));
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
         let (w, unit) = (q(&r.work.title()), q(r.work.unit()));
         for (i, c) in COLUMNS.iter().enumerate() {
-            let runs = q(&r.runs[i]
-                .iter()
-                .map(|&x| v(x))
-                .collect::<Vec<_>>()
-                .join(" "));
-            let (median, sleeps, note) = (v(r.median[i]), v(r.sleeps[i]), q(&r.notes[i]));
-            out += &format!(
-                "{w},{unit},{},{median},{runs},{sleeps},{note}\n",
-                q(c.title())
-            );
+            let (runs, note) = (q(&join(&r.runs[i], " ", |&x| v(x))), q(&r.notes[i]));
+            let (c, median, sleeps) = (q(c.title()), v(r.median[i]), v(r.sleeps[i]));
+            out += &format!("{w},{unit},{c},{median},{runs},{sleeps},{note}\n");
         }
     }
     out
@@ -167,12 +162,10 @@ pub fn svg_text(rows: &[RowOut]) -> String {
         };
         for (i, &v) in r.median.iter().enumerate().filter(|(_, v)| v.is_finite()) {
             let y = y0 + i as f64 * bar_h;
-            let rel = if higher {
-                v / best
-            } else if v > 0.0 {
-                best / v
-            } else {
-                1.0
+            let rel = match (higher, v > 0.0) {
+                (true, _) => v / best,
+                (false, true) => best / v,
+                (false, false) => 1.0,
             };
             let w = (rel.clamp(0.0, 1.0) * bar_w).max(1.0);
             let (label, unit) = (fmt(v), esc(r.work.unit()));
@@ -190,7 +183,7 @@ pub fn svg_text(rows: &[RowOut]) -> String {
 /// bench/results/bench.csv).
 pub fn targets_table(rows: &[RowOut]) -> String {
     let row = |w: Work| rows.iter().find(|r| r.work == w);
-    let cell = |w: Work, c: Column| row(w).map_or(f64::NAN, |r| r.median[c.at()]);
+    let cell = |w: Work, c: Column| row(w).map_or(f64::NAN, |r| r.median[c as usize]);
     let mut out = String::from("| target | measured | goal | holds |\n|---|---|---|---|\n");
     for (name, of, goal, text) in TARGETS {
         let v = match of {
@@ -222,23 +215,18 @@ const RATIOS: [(&str, Column, Column); 5] = [
 /// The table of medians and within-row ratios, in Markdown
 /// (docs/benchmarks.md carries the one of bench/results/bench.csv).
 pub fn results_table(rows: &[RowOut]) -> String {
-    let head: Vec<&str> = ["workload"]
+    let head = ["workload"]
         .into_iter()
         .chain(COLUMNS.map(Column::title))
-        .chain(RATIOS.map(|r| r.0))
-        .collect();
+        .chain(RATIOS.map(|r| r.0));
+    let head: Vec<&str> = head.collect();
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {
-        let cells = r
-            .median
+        let ratios = RATIOS
             .iter()
-            .map(|&v| fmt(v))
-            .chain(RATIOS.iter().map(|&(_, a, b)| fmt_ratio(paired(r, a, b))));
-        out += &format!(
-            "| {} | {} |\n",
-            r.work.title(),
-            cells.collect::<Vec<_>>().join(" | ")
-        );
+            .map(|&(_, a, b)| or(paired(r, a, b), "n/a", |v| format!("{v:.2}")));
+        let cells: Vec<String> = r.median.iter().map(|&v| fmt(v)).chain(ratios).collect();
+        out += &format!("| {} | {} |\n", r.work.title(), cells.join(" | "));
     }
     out
 }
@@ -247,36 +235,25 @@ pub fn results_table(rows: &[RowOut]) -> String {
 /// the notes and how the cells were measured.
 pub fn print_report(o: &Opts, rows: &[RowOut]) {
     let titles = COLUMNS.map(Column::title).join(" | ");
-    let sleeps = rows
+    let slept = rows
         .iter()
         .filter(|r| r.sleeps.iter().any(|v| v.is_finite()));
-    let sleeps: String = sleeps
-        .map(|r| {
-            let cells = r.sleeps.iter().map(|&v| {
-                if v.is_finite() {
-                    format!("{v:.0}")
-                } else {
-                    "n/a".into()
-                }
-            });
-            format!(
-                "| {} | {} |\n",
-                r.work.title(),
-                cells.collect::<Vec<_>>().join(" | ")
-            )
-        })
-        .collect();
-    let notes: String = rows
+    let sleeps = join(slept, "", |r| {
+        let cells = join(&r.sleeps, " | ", |&v| or(v, "n/a", |v| format!("{v:.0}")));
+        format!("| {} | {cells} |\n", r.work.title())
+    });
+    let notes = rows
         .iter()
-        .flat_map(|r| COLUMNS.iter().zip(&r.notes).map(move |(c, n)| (r, c, n)))
-        .filter(|(_, _, n)| !n.is_empty())
-        .map(|(r, c, n)| format!("- {} / {}: {n}\n", r.work.title(), c.title()))
-        .collect();
+        .flat_map(|r| COLUMNS.iter().zip(&r.notes).map(move |(c, n)| (r, c, n)));
+    let notes = join(notes.filter(|(_, _, n)| !n.is_empty()), "", |(r, c, n)| {
+        format!("- {} / {}: {n}\n", r.work.title(), c.title())
+    });
     let machine = machine();
-    let pinned = if o.pin {
-        "The two processes of each cell are pinned to CPUs 0 and 1, one each (--no-pin: not)."
-    } else {
-        "The processes are not pinned (--no-pin)."
+    let pinned = match o.pin {
+        true => {
+            "The two processes of each cell are pinned to CPUs 0 and 1, one each (--no-pin: not)."
+        }
+        false => "The processes are not pinned (--no-pin).",
     };
     print!(
         "

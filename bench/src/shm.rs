@@ -1,15 +1,16 @@
 //! The shared-memory limit: spinning single-producer/single-consumer byte
-//! rings in one `MAP_SHARED` anonymous mapping, inherited across `fork`.
-//! No notifications, no sleeping: what any vchan could reach at best.
+//! rings in one tmpfs file both processes map. No notifications, no
+//! sleeping: what any vchan could reach at best.
 //! Each side publishes its index after every `publish` bytes it copies
 //! (the limit row tries several granularities and keeps the best), and
 //! [`Mapping::bounce`] measures the floor of any hand-off: one cache line
 //! going back and forth between the two processes.
 
+use std::io::{Error, Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-use crate::workload::Link;
 
 /// How long a side spins on a ring that does not move before giving up
 /// (the peer died).
@@ -32,7 +33,7 @@ const LINE_PAIR: usize = 128;
 
 const HEADER_SPACE: usize = 4096;
 
-/// Two rings of `size` bytes each, mapped shared (survives `fork`).
+/// Two rings of `size` bytes each, mapped shared.
 pub struct Mapping {
     base: *mut u8,
     len: usize,
@@ -41,26 +42,26 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Map two zeroed rings of `size` bytes (a power of two), their
-    /// counters laid out as `layout` says.
-    pub fn new(size: usize, layout: Layout) -> Result<Mapping, String> {
+    /// Map two rings of `size` bytes (a power of two), their counters
+    /// laid out as `layout` says, from the file `path` (made zero-filled
+    /// to the length they need).
+    pub fn open(path: &Path, size: usize, layout: Layout) -> Result<Mapping, String> {
+        let len = HEADER_SPACE + 2 * size;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path);
+        let f = f.and_then(|f| f.set_len(len as u64).map(|()| f));
+        let f = f.map_err(|e| format!("{}: {e}", path.display()))?;
         if !size.is_power_of_two() {
             return Err(format!("ring size {size} is not a power of two"));
         }
-        let len = HEADER_SPACE + 2 * size;
-        // SAFETY: a fresh anonymous mapping; no existing memory is touched.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
+        let (rw, shared) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED);
+        // SAFETY: a fresh shared mapping of a file `len` bytes long; no
+        // existing memory is touched.
+        let p = unsafe { libc::mmap(std::ptr::null_mut(), len, rw, shared, f.as_raw_fd(), 0) };
         if p == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+            return Err(format!("mmap: {}", Error::last_os_error()));
         }
         Ok(Mapping {
             base: p.cast(),
@@ -94,10 +95,12 @@ impl Mapping {
             if side == 0 {
                 let t = Instant::now();
                 line.store(ping, Ordering::Release);
-                spin_until(|| (line.load(Ordering::Acquire) == pong).then_some(()))?;
+                spin_until(|| (line.load(Ordering::Acquire) == pong).then_some(()))
+                    .map_err(|e| e.to_string())?;
                 rtt.push(t.elapsed().as_nanos() as u64);
             } else {
-                spin_until(|| (line.load(Ordering::Acquire) == ping).then_some(()))?;
+                spin_until(|| (line.load(Ordering::Acquire) == ping).then_some(()))
+                    .map_err(|e| e.to_string())?;
                 line.store(pong, Ordering::Release);
             }
         }
@@ -164,7 +167,7 @@ pub struct ShmLink<'a> {
 }
 
 /// Spin until `f` returns `Some`, or fail after [`STALL`].
-fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
+fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> Result<T, Error> {
     let mut start: Option<Instant> = None;
     loop {
         for _ in 0..1024 {
@@ -175,13 +178,13 @@ fn spin_until<T>(mut f: impl FnMut() -> Option<T>) -> Result<T, String> {
         }
         let s = *start.get_or_insert_with(Instant::now);
         if s.elapsed() > STALL {
-            return Err("shared-memory ring stalled (peer gone?)".into());
+            return Err(Error::other("shared-memory ring stalled (peer gone?)"));
         }
     }
 }
 
-impl Link for ShmLink<'_> {
-    fn read_some(&mut self, buf: &mut [u8]) -> Result<usize, String> {
+impl Read for ShmLink<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let r = &self.rx;
         let cons = r.cons().load(Ordering::Relaxed);
         let prod = spin_until(|| {
@@ -208,11 +211,15 @@ impl Link for ShmLink<'_> {
         }
         Ok(n)
     }
+}
 
-    fn write_all(&mut self, mut buf: &[u8]) -> Result<(), String> {
+impl Write for ShmLink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let r = &self.tx;
         let size = r.size as u64;
-        while !buf.is_empty() {
+        let mut done = 0;
+        while done < buf.len() {
+            let buf = &buf[done..];
             let prod = r.prod().load(Ordering::Relaxed);
             let space = spin_until(|| {
                 let c = r.cons().load(Ordering::Acquire);
@@ -230,8 +237,12 @@ impl Link for ShmLink<'_> {
                 std::ptr::copy_nonoverlapping(buf.as_ptr().add(first), r.data, n - first);
             }
             r.prod().store(prod + n as u64, Ordering::Release);
-            buf = &buf[n..];
+            done += n;
         }
+        Ok(done)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

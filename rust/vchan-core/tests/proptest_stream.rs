@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use common::{byte, fill_stream, stream_mismatch, valid_pairs, Ch, Mem, Side};
+use common::{stream, valid_pairs, Ch, Mem, Side};
 use proptest::prelude::*;
 use vchan_core::layout::*;
 use vchan_core::{Error, Orders, RingMem, Span, Transfer};
+use vchan_test_support::Rng;
 
 /// The order pairs under test: every valid pair of these orders.
 const ORDERS: [u16; 6] = [10, 11, 12, 13, 16, 20];
@@ -215,9 +216,9 @@ fn expect_transfer(t: Transfer, bytes: usize, flag: &mut bool) -> Result<(), Tes
 }
 
 fn check_stream(got: &[u8], from: u64) -> Result<(), TestCaseError> {
-    if let Some(i) = stream_mismatch(from, got) {
+    if let Some(i) = stream().mismatch(from, got) {
         let pos = from + i as u64;
-        prop_assert_eq!(got[i], byte(pos), "stream byte {}", pos);
+        prop_assert_eq!(got[i], stream().byte(pos), "stream byte {}", pos);
     }
     Ok(())
 }
@@ -232,7 +233,7 @@ fn apply(op: Op, model: &mut Model, server: &mut Ch, client: &mut Ch) -> Result<
             let space = out.space();
             let n = op.size.resolve(ring, space);
             let mut buf = vec![0u8; n];
-            fill_stream(out.sent, &mut buf);
+            stream().fill(out.sent, &mut buf);
             let moved = if let Kind::Write = op.kind {
                 let t = me.write(&buf).unwrap();
                 expect_transfer(t, n.min(space), &mut out.wake_on_write)?;
@@ -391,7 +392,7 @@ fn pkt_op() -> impl Strategy<Value = PktOp> {
 
 fn packet(id: u32, len: usize) -> Vec<u8> {
     let mut p = vec![0u8; len];
-    fill_stream(u64::from(id) * 7919, &mut p);
+    stream().fill(u64::from(id) * 7919, &mut p);
     p
 }
 
@@ -520,21 +521,6 @@ fn every_valid_order_pair() {
     }
 }
 
-/// A tiny deterministic generator (xorshift64*), for fixed pseudo-random
-/// sequences outside proptest.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Free-running u32 indices wrap around: bring a server's indices close to
 /// 2^32 (reading by `consume` of bytes the test "produces" by moving the
 /// client's `prod`, writing by real writes the test "consumes" by moving
@@ -636,7 +622,7 @@ fn pump(
         if sent < total {
             // Odd, varying chunk sizes.
             let n = ((total - sent) as usize).min(out.len() - (sent % 4099) as usize);
-            fill_stream(sent, &mut out[..n]);
+            stream().fill(sent, &mut out[..n]);
             let t = ch.write(&out[..n]).unwrap();
             sent += t.bytes as u64;
             moved.bytes += t.bytes;
@@ -644,7 +630,7 @@ fn pump(
         }
         if got < total {
             let t = ch.read(&mut inb).unwrap();
-            if let Some(i) = stream_mismatch(got, &inb[..t.bytes]) {
+            if let Some(i) = stream().mismatch(got, &inb[..t.bytes]) {
                 panic!("{:?}: stream byte {} corrupted", ch.role(), got + i as u64);
             }
             got += t.bytes as u64;
@@ -799,7 +785,7 @@ fn free_span_and_produce_round_trip() {
             let n = span.len.min(1777).min((total - sent) as usize);
             if n > 0 {
                 let mut chunk = vec![0u8; n];
-                fill_stream(sent, &mut chunk);
+                stream().fill(sent, &mut chunk);
                 server.write_ring().write_at(span.offset, &chunk);
                 let t = server.produce(n).unwrap();
                 assert_eq!(t.bytes, n);
@@ -807,7 +793,7 @@ fn free_span_and_produce_round_trip() {
                 sent += n as u64;
             }
             let t = client.read(&mut inb).unwrap();
-            assert_eq!(stream_mismatch(got, &inb[..t.bytes]), None, "{orders:?}");
+            assert_eq!(stream().mismatch(got, &inb[..t.bytes]), None, "{orders:?}");
             got += t.bytes as u64;
         }
         assert_eq!(notifies, 1, "{orders:?}: only the connect-time request");

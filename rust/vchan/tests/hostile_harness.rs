@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vchan::{Endpoint, Error, State};
 use vchan_core::layout::PAGE_SIZE;
+use vchan_test_support::kill;
 
 const ENTRY: &str = "child";
 /// Each role runs rounds for at least this long.
@@ -482,10 +483,10 @@ fn run_role(server: bool) {
         };
         let finished_early = done_rx.recv_timeout(kill_after).is_ok();
         // The peer (and the attacker) go: killed, or gone already.
-        sigkill(&mut peer);
+        kill(&mut peer);
         let _ = peer.wait();
         let attacker_status = attacker.map(|mut a| {
-            sigkill(&mut a);
+            kill(&mut a);
             a.wait().unwrap()
         });
         let killed_at = Instant::now();

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use vchan::{Endpoint, Error, State};
 use vchan_core::layout::CLI_LIVE;
+use vchan_test_support::kill;
 
 const ENTRY: &str = "child";
 const T: Option<Duration> = Some(Duration::from_secs(20));
@@ -83,7 +84,7 @@ fn a_dead_peer_stays_dead_whatever_the_page_says() {
         &[("PORT", name.into())],
     );
     assert_eq!(s.accept(T).unwrap(), State::Connected);
-    sigkill(&mut c);
+    kill(&mut c);
     let _ = c.wait();
     let mut s = within(5, "read after the kill", move || {
         assert_eq!(s.read(&mut [0u8; 16]).unwrap(), 0);

@@ -7,6 +7,7 @@ use common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 use vchan::{Endpoint, Error, State};
+use vchan_test_support::kill;
 
 const ENTRY: &str = "child";
 const T: Option<Duration> = Some(Duration::from_secs(20));
@@ -196,7 +197,7 @@ fn two_hundred_cycles_leave_nothing_behind() {
     let dir = common::private_tempdir();
     let name = "cycle";
     for i in 0..200 {
-        let kill = i % 2 == 1;
+        let killed = i % 2 == 1;
         let kill_server = i % 4 == 1;
         if kill_server {
             let mut c = spawn(
@@ -211,7 +212,7 @@ fn two_hundred_cycles_leave_nothing_behind() {
                 Endpoint::connect_at(backend(dir.path(), 1), dom(0), &path(0, 1, name), T).unwrap();
             let mut b = [0u8; 10];
             assert!(ep.read(&mut b).unwrap() > 0);
-            sigkill(&mut c);
+            kill(&mut c);
             // Drain to end-of-stream.
             while ep.read(&mut [0u8; 4096]).unwrap() > 0 {}
             ep.close().unwrap();
@@ -224,16 +225,16 @@ fn two_hundred_cycles_leave_nothing_behind() {
                 4096,
             )
             .unwrap();
-            let extra: Vec<(&str, String)> = if kill {
+            let extra: Vec<(&str, String)> = if killed {
                 vec![("PORT", name.into()), ("KILLME", "1".into())]
             } else {
                 vec![("PORT", name.into())]
             };
             let mut c = spawn(ENTRY, "client-xfer", 1, dir.path(), &extra);
-            if kill {
+            if killed {
                 let mut b = [0u8; 10];
                 assert!(s.read(&mut b).unwrap() > 0);
-                sigkill(&mut c);
+                kill(&mut c);
             } else {
                 let mut buf = vec![0u8; 65536];
                 let mut n = 0;
@@ -282,7 +283,7 @@ fn stale_rendezvous_is_replaced() {
         &[("PORT", name.into())],
     );
     await_listening(&mut c);
-    sigkill(&mut c);
+    kill(&mut c);
     let p = path(0, 1, name);
     let mut s = Endpoint::listen_at(backend(dir.path(), 0), dom(1), &p, 4096, 4096).unwrap();
     let mut cl = Endpoint::connect_at(backend(dir.path(), 1), dom(0), &p, T).unwrap();

@@ -7,6 +7,7 @@ mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
+use vchan_test_support::kill;
 
 use common::{child_role, dom, port, skip};
 use vchan::{Endpoint, Error};
@@ -82,7 +83,7 @@ fn endpoints_fail_cleanly_with_vchan_backend_xen() {
             break s;
         }
         if t.elapsed() > LIMIT {
-            common::sigkill(&mut child);
+            kill(&mut child);
             panic!("the child hung for {LIMIT:?} with VCHAN_BACKEND=xen");
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -11,8 +11,9 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use vchan_test_support::kill;
 
-use common::{hex, sigkill, Source};
+use common::{hex, Source};
 use sha2::{Digest, Sha256};
 use support::*;
 use vchan::{Endpoint, State};
@@ -194,7 +195,7 @@ fn sigkilled_c_peer_is_closed_within_a_second() {
         assert_eq!(&four, b"ping");
         assert_eq!(ep.state().unwrap(), State::Connected);
         let t = Instant::now();
-        sigkill(&mut child);
+        kill(&mut child);
         let mut buf = [0u8; 16];
         let n = ep.read(&mut buf).unwrap();
         let took = t.elapsed();
@@ -271,7 +272,7 @@ fn sigkilled_rust_peer_is_closed_for_the_c_side() {
         out.read_exact(&mut two).unwrap();
         assert_eq!(&two, b"hi");
         let t = Instant::now();
-        sigkill(&mut r);
+        kill(&mut r);
         // The C side (stdin still open) exits once it sees the peer closed.
         wait_ok(&mut c, Duration::from_secs(2), "C peer after its peer died");
         drop(rout);

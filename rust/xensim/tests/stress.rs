@@ -23,8 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use vchan_test_support::kill;
 
-use common::{hex, pump, sigkill, Source};
+use common::{hex, pump, Source};
 use rand::{Rng, SeedableRng};
 use sha2::Digest;
 use support::*;
@@ -296,7 +297,7 @@ fn c_side_dies_rust_side_ends_under_load() {
         let mut ep = rust_client(dir.path(), path);
         let killer = std::thread::spawn(move || {
             std::thread::sleep(after);
-            sigkill(&mut px);
+            kill(&mut px);
         });
         let end = if writer {
             let chunk = vec![7u8; 1 << 16];

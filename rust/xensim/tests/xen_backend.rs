@@ -20,8 +20,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout};
 use std::time::{Duration, Instant};
+use vchan_test_support::kill;
 
-use common::{child_role, dom, port, pump, sigkill, spawn};
+use common::{child_role, dom, port, pump, spawn};
 use support::{xensim_dir, xvchan};
 use vchan::{Endpoint, Error, State};
 
@@ -310,13 +311,13 @@ fn killed(xen_side: &str, dies: &str) {
     let mut victim = victim.child;
     let mut watcher = watcher;
     let killed_at = Instant::now();
-    sigkill(&mut victim);
+    kill(&mut victim);
     let exited = loop {
         if let Some(st) = watcher.child.try_wait().unwrap() {
             break st;
         }
         if killed_at.elapsed() > Duration::from_secs(10) {
-            sigkill(&mut watcher.child);
+            kill(&mut watcher.child);
             panic!("xen side {xen_side}, {dies} killed: the peer did not notice in 10 s");
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -368,12 +369,12 @@ fn second_server_is_addr_in_use() {
     assert_eq!(await_key(&mut first, "listening"), "1");
     assert_eq!(second(true), "AddrInUse", "xen after a live xen server");
     assert_eq!(second(false), "AddrInUse", "unix after a live xen server");
-    sigkill(&mut first.child);
+    kill(&mut first.child);
     assert_eq!(second(true), "ok:xen", "xen after a dead xen server");
     // (That second server closed cleanly, removing its entry.)
     let mut first = kid("lonely", "server", true, dir.path(), &extra);
     assert_eq!(await_key(&mut first, "listening"), "1");
-    sigkill(&mut first.child);
+    kill(&mut first.child);
     assert_eq!(second(false), "ok:unix", "unix after a dead xen server");
 }
 
@@ -391,7 +392,7 @@ fn sigkilled_xen_server_restarted_on_the_same_port_serves() {
         ];
         let mut dead = kid("lonely", "server", true, dir.path(), &extra);
         assert_eq!(await_key(&mut dead, "listening"), "1");
-        sigkill(&mut dead.child);
+        kill(&mut dead.child);
         let node = dir
             .path()
             .join("store")

@@ -8,6 +8,7 @@ use std::process::Command;
 
 use vchan_core::layout::{Placement, PAGE_SIZE};
 use vchan_core::{init_server_page, read_orders, Channel, Orders, RawPage, RawRing};
+use vchan_test_support::Pattern;
 
 /// The endpoint type used by the tests.
 pub type Ch = Channel<RawPage, RawRing>;
@@ -250,56 +251,11 @@ pub fn valid_pairs(orders: &[u16]) -> Vec<Orders> {
     v
 }
 
-/// Period of the test stream pattern: a prime, so misplaced data never
-/// lines up with a power-of-two ring size.
-const PATTERN_LEN: usize = 1_048_583;
-
-fn pattern() -> &'static [u8] {
-    static P: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    P.get_or_init(|| {
-        (0..PATTERN_LEN as u64)
-            .map(|i| {
-                let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                (x >> 56) as u8 ^ (i >> 9) as u8
-            })
-            .collect()
-    })
-}
-
-/// The stream byte at absolute position `i` of a direction.
-pub fn byte(i: u64) -> u8 {
-    pattern()[(i % PATTERN_LEN as u64) as usize]
-}
-
-/// Fill `buf` with the stream bytes starting at position `from`.
-pub fn fill_stream(from: u64, buf: &mut [u8]) {
-    let p = pattern();
-    let mut pos = (from % PATTERN_LEN as u64) as usize;
-    let mut done = 0;
-    while done < buf.len() {
-        let n = (buf.len() - done).min(PATTERN_LEN - pos);
-        buf[done..done + n].copy_from_slice(&p[pos..pos + n]);
-        done += n;
-        pos = 0;
-    }
-}
-
-/// The first position (relative to `from`) where `buf` differs from the
-/// stream, if any.
-pub fn stream_mismatch(from: u64, buf: &[u8]) -> Option<usize> {
-    let p = pattern();
-    let mut pos = (from % PATTERN_LEN as u64) as usize;
-    let mut done = 0;
-    while done < buf.len() {
-        let n = (buf.len() - done).min(PATTERN_LEN - pos);
-        if buf[done..done + n] != p[pos..pos + n] {
-            let i = (0..n).find(|&i| buf[done + i] != p[pos + i]).unwrap();
-            return Some(done + i);
-        }
-        done += n;
-        pos = 0;
-    }
-    None
+/// The test stream: a prime period longer than the largest ring, so that
+/// misplaced data never lines up.
+pub fn stream() -> &'static Pattern {
+    static P: std::sync::OnceLock<Pattern> = std::sync::OnceLock::new();
+    P.get_or_init(|| Pattern::new(1_048_583, 0))
 }
 
 /// Compile `source` with the C compiler (`$CC`, else `cc`) and run it;

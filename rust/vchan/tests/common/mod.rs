@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use vchan::{Backend, DomId, Endpoint, Error, Port, UnixBackend};
+use vchan_test_support::values;
 
 pub const ROLE: &str = "VCHAN_TEST_ROLE";
 
@@ -167,11 +168,7 @@ pub fn skip(why: &str) {
 pub fn child_values(child: Child) -> std::collections::HashMap<String, String> {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "child failed: {:?}", out.status);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
+    values(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// A fresh private (0700) directory: the unix backend refuses a
@@ -342,12 +339,4 @@ pub fn poll_in(fds: &[i32], timeout_ms: i32) -> Vec<usize> {
         .filter(|(_, p)| p.revents != 0)
         .map(|(i, _)| i)
         .collect()
-}
-
-pub fn sigkill(child: &mut Child) {
-    // SAFETY: sending SIGKILL to our own child process.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
-    }
-    let _ = child.wait();
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use vchan::{Endpoint, State};
 
-use crate::common::{backend, dom, hex, pump, sigkill, Source};
+use crate::common::{backend, dom, hex, pump, Source};
 
 pub const T: Option<Duration> = Some(Duration::from_secs(20));
 pub const MIB: u64 = 1 << 20;
@@ -212,17 +212,9 @@ pub fn drain(mut stdout: ChildStdout) -> JoinHandle<(String, u64)> {
 
 /// Wait for a child, at most `limit`; kill it and fail on timeout.
 pub fn wait_ok(child: &mut Child, limit: Duration, what: &str) {
-    let t = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(st.success(), "{what} failed: {st:?}");
-            return;
-        }
-        if t.elapsed() > limit {
-            sigkill(child);
-            panic!("{what} did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let poll = Duration::from_millis(5);
+    if let Err(e) = vchan_test_support::wait_all(&mut [child], Instant::now(), limit, poll) {
+        panic!("{what}: {e}");
     }
 }
 
