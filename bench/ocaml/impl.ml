@@ -20,3 +20,5 @@ let install_engine = function
 let error_message = function
   | Vchan_rs.Error.Vchan e -> Some (Vchan_rs.Error.to_string e)
   | _ -> None
+
+let run = Lwt_main.run

@@ -270,7 +270,7 @@ let () =
         prerr_endline "usage: vbench.exe server|client|inmem RING stream|ping|lwtio COUNT SIZE";
         exit 2
   in
-  try Lwt_main.run main with
+  try Impl.run main with
   | Failure m ->
       prerr_endline ("vbench: " ^ m);
       exit 1
