@@ -6,25 +6,23 @@ pub struct Opts {
     pub runs: usize,
     pub secs: f64,
     pub rounds: u64,
-    /// How long the idle row's peer stays silent (ms).
     pub idle_ms: u64,
-    /// Rounds of the two system-call runs (their difference is counted).
+    /// Rounds of the two traced runs of the system-call row.
     pub sys_rounds: [u64; 2],
-    /// A fixed amount per stream run instead of calibrating (smoke runs).
+    /// Bytes per stream run instead of calibrating (--smoke).
     pub fixed_total: Option<u64>,
     /// Run only the cells whose "workload / column" contains this.
     pub only: Option<String>,
-    /// Pin the two processes of each cell to CPUs 0 and 1 (the default
-    /// with two CPUs or more).
-    pub pin: bool,
-    /// Where the CSV and the SVG go.
+    /// The CPUs of a cell's two processes.
+    pub pin: Option<[usize; 2]>,
     pub out: PathBuf,
 }
 
-const USAGE: &str = "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] [--only TEXT] [--no-pin] [--out DIR] [--smoke]";
+const USAGE: &str = "usage: vchan-bench [--runs N] [--secs S] [--rounds N] [--idle-secs S] \
+                     [--only TEXT] [--no-pin] [--out DIR] [--smoke]";
 
-/// The options in `args` (the program's arguments, without its name).
-pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
+/// The options in `args` (without the program's name).
+pub fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         runs: 5,
         secs: 1.0,
@@ -33,30 +31,26 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
         sys_rounds: [200, 4000],
         fixed_total: None,
         only: None,
-        pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2),
-        // The project's target/ (this crate is bench/ in it).
-        out: Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .unwrap_or(Path::new(".."))
-            .join("target/bench"),
+        pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2).then_some([0, 1]),
+        out: peers::project("target/bench"),
     };
     let mut args = args.iter();
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
-        fn num<T: std::str::FromStr>(a: &str, v: &str) -> Result<T, String> {
+        let mut num = || -> Result<f64, String> {
+            let v = val()?;
             v.parse().map_err(|_| format!("bad {a} {v:?}"))
-        }
+        };
         match a.as_str() {
-            "--runs" => o.runs = num(a, val()?)?,
-            "--secs" => o.secs = num(a, val()?)?,
-            "--rounds" => o.rounds = num(a, val()?)?,
-            "--idle-secs" => o.idle_ms = (num::<f64>(a, val()?)? * 1000.0) as u64,
+            "--runs" => o.runs = num()? as usize,
+            "--secs" => o.secs = num()?,
+            "--rounds" => o.rounds = num()? as u64,
+            "--idle-secs" => o.idle_ms = (num()? * 1000.0) as u64,
             "--only" => o.only = Some(val()?.clone()),
-            "--no-pin" => o.pin = false,
+            "--no-pin" => o.pin = None,
             "--out" => o.out = PathBuf::from(val()?),
             "--smoke" => {
-                (o.runs, o.rounds, o.idle_ms) = (1, 200, 300);
-                o.sys_rounds = [20, 40];
+                (o.runs, o.rounds, o.idle_ms, o.sys_rounds) = (1, 200, 300, [20, 40]);
                 o.fixed_total = Some(4 * MIB);
             }
             "-h" | "--help" => {
@@ -66,7 +60,7 @@ pub fn parse_opts(args: &[String]) -> Result<Opts, String> {
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
-    if o.runs == 0 || o.rounds == 0 || o.idle_ms == 0 || !o.secs.is_finite() || o.secs <= 0.0 {
+    if o.runs == 0 || o.rounds == 0 || o.idle_ms == 0 || !(o.secs > 0.0 && o.secs.is_finite()) {
         return Err("--runs, --rounds, --idle-secs and --secs must be positive".into());
     }
     Ok(o)

@@ -1,38 +1,49 @@
 //! Measuring a row: each column's runs, round robin.
 
-use std::cell::RefCell;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::process::Command;
+use std::time::Duration;
 
-use crate::peers::{self, OVchan, Values, Xensim};
+use crate::cli::Opts;
+use crate::peers::{self, OVchan, Values};
+use crate::report::{fmt, median, RowOut};
 use crate::*;
+
+/// Bytes per run of the Lwt_io, vchan-cat and In_memory streams.
+const CAT_TOTAL: u64 = 1 << 30;
+/// Stream runs move from this many bytes up to the next.
+const PROBE: u64 = 8 * MIB;
+const MAX_TOTAL: u64 = 16 << 30;
+/// Each stream run of the limit is its best of publishing every ring/N.
+const LIMIT_DIVISORS: [usize; 5] = [1, 2, 4, 8, 16];
+const VBENCH: &str = "bench/ocaml/vbench.exe";
+/// How long the system-call row's sides sleep before each message (µs).
+const SYS_DELAY_US: &str = "1000";
 
 pub struct Bench {
     pub opts: Opts,
-    /// vchan-xensim and the C program, or why they are not there.
-    c: Result<(Xensim, PathBuf), String>,
-    /// ocaml-vchan's programs, or why they were not built.
     ovchan: Result<OVchan, String>,
     tmp: PathBuf,
-    /// The vchan-cat row's tmpfs file, made (and read once) on first use
-    /// and shared by its runs: the first read of a freshly written tmpfs
-    /// file costs the kernel ~40 ms per GiB more than later reads (its
-    /// pages are activated on the LRU), which is not vchan-cat's doing.
-    cat_file: RefCell<Option<(u64, tempfile::NamedTempFile)>>,
+    /// The vchan-cat row's tmpfs file, made and read once: the first read
+    /// of a fresh tmpfs file costs the kernel ~40 ms per GiB more.
+    cat_file: OnceCell<tempfile::NamedTempFile>,
 }
 
-/// One measurement: its value (GiB/s for a stream, µs for a ping-pong, %
-/// of a core for idle, calls per round trip), the seconds it took, and how
-/// often the measuring side (stream reader, pinger) slept.
-#[derive(Debug, Clone, Copy)]
+/// One run: its value (GiB/s, µs, % of a core, calls) and seconds.
+#[derive(Clone, Copy)]
 struct Sample {
     value: f64,
     secs: f64,
-    sleeps: Option<u64>,
 }
 
-/// What the two sides of a pair run (see [`crate::role`]): MODE COUNT
-/// SIZE through RING-byte rings; the limit publishing every `publish`
-/// bytes, its counters in one cache line if `vchan_layout`.
+/// A column's runs of a row, and how they were measured when that varies.
+type Cell = (Vec<f64>, String);
+
+/// What the two sides of a pair run ([`crate::role`]): MODE COUNT SIZE
+/// through RING-byte rings; the limit publishing every `publish` bytes,
+/// its counters in one cache line if `one_line`.
 #[derive(Clone, Copy)]
 struct Job {
     mode: &'static str,
@@ -40,217 +51,136 @@ struct Job {
     count: u64,
     size: usize,
     publish: usize,
-    vchan_layout: bool,
+    one_line: bool,
 }
 
 const fn job(mode: &'static str, ring: usize, count: u64, size: usize) -> Job {
-    Job {
-        mode,
-        ring,
-        count,
-        size,
-        publish: 0,
-        vchan_layout: false,
-    }
+    Job { mode, ring, count, size, publish: size, one_line: false }
 }
 
 impl Job {
-    /// The peers' arguments: ROLE RING MODE COUNT SIZE.
-    fn args(&self, role: &str) -> Vec<String> {
-        let (ring, count, size) = (self.ring, self.count, self.size);
-        let text = format!("{role} {ring} {} {count} {size}", self.mode);
-        text.split(' ').map(String::from).collect()
+    fn args(&self, side: &str) -> String {
+        format!("{side} {} {} {} {}", self.ring, self.mode, self.count, self.size)
     }
 }
 
-/// A stream job of `work` (a stream row), `total` bytes, the limit
-/// publishing every `publish` bytes.
+/// A stream job of the stream row `work`, `total` bytes.
 fn stream_job(work: Work, total: u64, publish: usize) -> Job {
-    let (ring, chunk) = match work {
-        Work::Stream { ring, chunk } => (ring, chunk),
-        _ => (64 * KIB, CHUNK),
+    let Work::Stream { ring, chunk } = work else {
+        return job("stream", 64 * KIB, total, CHUNK);
     };
-    Job {
-        publish,
-        ..job("stream", ring, total, chunk)
-    }
+    Job { publish, ..job("stream", ring, total, chunk) }
 }
-
-/// A row's result for one column: its runs, and how it was measured when
-/// that varies (the limit's best publish granularity, the system calls).
-type Cell = (Vec<Sample>, String);
-
-/// How long the system-call row's sides sleep before each message (µs):
-/// well beyond the longest spin, so every wait sleeps.
-pub const SYS_DELAY_US: u64 = 1000;
 
 impl Bench {
-    /// The bench, with the C and ocaml-vchan programs built (or why not,
-    /// said now and in their cells), scratch files in `tmp`.
+    /// The bench, the C and ocaml-vchan programs built (or why not, said
+    /// now and in their cells), scratch files in `tmp`.
     pub fn new(opts: Opts, tmp: &Path) -> Bench {
-        let (c, ovchan) = (peers::build_c(tmp), OVchan::build());
-        if let Err(e) = &c {
-            eprintln!("vchan-bench: C column unavailable: {e}");
-        }
+        let ovchan = OVchan::build();
         if let Err(e) = &ovchan {
             eprintln!("vchan-bench: ocaml-vchan column: {e}");
         }
-        let (tmp, cat_file) = (tmp.to_path_buf(), RefCell::new(None));
-        Bench {
-            opts,
-            c,
-            ovchan,
-            tmp,
-            cat_file,
-        }
+        Bench { opts, ovchan, tmp: tmp.to_path_buf(), cat_file: OnceCell::new() }
     }
 
-    /// Row `w` of the selected (--only) columns that apply and can run,
-    /// `runs` runs each, with a line per cell on stderr; None if no column
-    /// is selected. Failed cells go to `errors` too.
-    pub fn measure_row(&self, w: Work, runs: usize, errors: &mut Vec<String>) -> Option<RowOut> {
-        let name = |c: Column| format!("{} / {}", w.title(), c.title());
-        let only = |c: Column| self.opts.only.as_ref().is_none_or(|o| name(c).contains(o));
-        let why_not = |c: Column| match (w.not_applicable(c), &self.ovchan) {
-            (Some(why), _) => Some(format!("n/a: {why}")),
-            (None, _) if !only(c) => Some("not run (--only)".into()),
-            (None, Err(why)) if c == Column::OVchan => Some(why.clone()),
-            (None, _) => None,
+    /// A row of [`ROWS`]: its columns that are selected (--only) and can
+    /// run, a line per cell on stderr; None if none is selected. Failed
+    /// cells go to `errors` too.
+    pub fn measure_row(
+        &self, (title, w, most, set): (&'static str, Work, usize, u8), errors: &mut Vec<String>,
+    ) -> Option<RowOut> {
+        let name = |c: Column| format!("{title} / {}", c.title());
+        let why_not = |c: Column| match &self.ovchan {
+            _ if set & (1 << c as u8) == 0 => Some("n/a".to_owned()),
+            _ if self.opts.only.as_ref().is_some_and(|o| !name(c).contains(o)) => {
+                Some("not run (--only)".into())
+            }
+            Err(why) if c == Column::OVchan => Some(why.clone()),
+            _ => None,
         };
-        let cols: Vec<Column> = COLUMNS
-            .into_iter()
-            .filter(|&c| why_not(c).is_none())
-            .collect();
+        let cols: Vec<Column> = COLUMNS.into_iter().filter(|&c| why_not(c).is_none()).collect();
         if cols.is_empty() {
             return None;
         }
-        let (t, mut out) = (Instant::now(), RowOut::empty(w));
+        let (t, mut out) = (Instant::now(), RowOut::empty(title, w));
         out.notes = COLUMNS.map(|c| why_not(c).unwrap_or_default()).to_vec();
-        for (&col, r) in cols.iter().zip(self.row(w, &cols, runs)) {
-            let (at, head) = (
-                col as usize,
-                format!("{:<52} {:<14}", w.title(), col.title()),
-            );
-            let (runs, note) = match r {
-                Ok(cell) => cell,
+        for (&col, r) in cols.iter().zip(self.row(w, &cols, self.opts.runs.min(most))) {
+            let (at, head) = (col as usize, format!("{title:<52} {:<14}", col.title()));
+            match r {
+                Ok((runs, note)) => {
+                    let (m, list) =
+                        (median(&runs), runs.iter().map(|&v| fmt(v)).collect::<Vec<_>>());
+                    eprintln!("{head} median {:>8}  runs [{}]  {note}", fmt(m), list.join(", "));
+                    (out.median[at], out.runs[at], out.notes[at]) = (m, runs, note);
+                }
                 Err(e) => {
                     eprintln!("{head} FAILED: {e}");
                     errors.push(format!("{}: {e}", name(col)));
                     out.notes[at] = format!("FAILED: {e}");
-                    continue;
                 }
-            };
-            let values: Vec<f64> = runs.iter().map(|s| s.value).collect();
-            let sleeps: Vec<f64> = runs.iter().filter_map(|s| Some(s.sleeps? as f64)).collect();
-            let list =
-                |v: &[f64], f: fn(f64) -> String| v.iter().map(|&x| f(x)).collect::<Vec<_>>();
-            let (m, list_v) = (fmt(median(&values)), list(&values, fmt).join(", "));
-            let mut line = format!("{head} median {m:>8}  runs [{list_v}]");
-            if !sleeps.is_empty() {
-                line += &format!(
-                    "  sleeps [{}]",
-                    list(&sleeps, |v| format!("{v:.0}")).join(", ")
-                );
             }
-            eprintln!("{line}{}{note}", if note.is_empty() { "" } else { "  " });
-            (out.median[at], out.sleeps[at]) = (median(&values), median(&sleeps));
-            (out.runs[at], out.notes[at]) = (values, note);
         }
         eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
         Some(out)
     }
 
-    /// One row: `runs` runs per column, round-robin over the columns
-    /// (run 1 of each, then run 2 of each, ...), so that a change in the
-    /// machine's speed (a shared host moving the virtual CPUs) falls on
-    /// every column alike.
+    /// `runs` runs per column, round robin over the columns (run 1 of each,
+    /// then run 2 of each, ...), so that a change in the host's speed falls
+    /// on every column alike.
     fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
         if work == Work::Syscalls {
-            // One traced pair of runs per column; the note says which calls.
-            let cell = |(s, note)| (vec![s], format!("per round trip: {note}"));
-            return cols.iter().map(|&c| self.syscalls(c).map(cell)).collect();
+            return cols.iter().map(|&c| self.syscalls(c)).collect();
         }
-        // The limit's stream runs are each the best of several
-        // granularities; its cell lists the winners.
-        let limit_stream = |col| col == Column::Limit && matches!(work, Work::Stream { .. });
-        let total = |col: Column| match work {
-            // About a second's worth at a few GiB/s.
+        let total = |c: Column| match work {
             Work::LwtIo | Work::Cat | Work::InMemStream => {
                 Ok(self.opts.fixed_total.unwrap_or(CAT_TOTAL))
             }
-            Work::Stream { ring, .. } => self.calibrate(work, col, ring / 4),
+            Work::Stream { ring, .. } => self.calibrate(work, c, ring / 4),
             _ => Ok(0),
         };
         let mut totals: Vec<Result<u64, String>> = cols.iter().map(|&c| total(c)).collect();
-        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); cols.len()];
-        let mut winners: Vec<String> = Vec::new();
+        let mut cells: Vec<Cell> = vec![(Vec::new(), String::new()); cols.len()];
         for _ in 0..runs {
             for (i, &col) in cols.iter().enumerate() {
                 let Ok(total) = totals[i] else { continue };
-                let r = match limit_stream(col) {
-                    true => self.limit_run(work, total).map(|(s, d)| {
-                        winners.push(format!("/{d}"));
-                        s
-                    }),
-                    false => self.measure(work, col, total),
-                };
-                match r {
-                    Ok(v) => samples[i].push(v),
+                match self.measure(work, col, total) {
+                    Ok(s) => cells[i].0.push(s.value),
                     Err(e) => totals[i] = Err(e),
                 }
             }
         }
-        let note = |col| match limit_stream(col) {
-            true => format!(
-                "each run the best of publishing every ring/{LIMIT_DIVISORS:?}; winners: {}",
-                winners.join(" ")
-            ),
-            false => String::new(),
-        };
-        let cells = cols.iter().zip(totals).zip(samples);
-        cells
-            .map(|((&col, t), runs)| t.map(|_| (runs, note(col))))
-            .collect()
+        totals.into_iter().zip(cells).map(|(t, cell)| t.map(|_| cell)).collect()
     }
 
-    /// How much one stream run of `work` on `col` moves: probe with
-    /// growing amounts until a run lasts a tenth of the target, then size
-    /// the measured runs from its rate.
+    /// How many bytes a stream run of `work` on `col` moves: runs of
+    /// growing size until one lasts a tenth of --secs (half that for the
+    /// message-size sweep), then as many as that rate moves in --secs.
     fn calibrate(&self, work: Work, col: Column, publish: usize) -> Result<u64, String> {
         if let Some(t) = self.opts.fixed_total {
             return Ok(t);
         }
-        // The message-size sweep's runs are half as long.
-        let secs = match work {
-            Work::Stream { chunk, .. } if chunk != CHUNK => self.opts.secs / 2.0,
-            _ => self.opts.secs,
-        };
+        let half = matches!(work, Work::Stream { chunk, .. } if chunk != CHUNK);
+        let secs = self.opts.secs / if half { 2.0 } else { 1.0 };
         let mut total = PROBE;
-        let probe = loop {
+        let rate = loop {
             let s = self.run(col, stream_job(work, total, publish))?;
             if s.secs >= secs / 10.0 || total >= MAX_TOTAL {
                 break s.value;
             }
             total = (total * 8).min(MAX_TOTAL);
         };
-        let want = probe * secs * (1u64 << 30) as f64;
-        Ok((want as u64).clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
+        let want = (rate * secs * (1u64 << 30) as f64) as u64;
+        Ok(want.clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
     }
 
-    /// One run of the limit column of a stream row: a fifth of `total`
-    /// at each publish granularity ring/1 .. ring/16; the fastest counts,
-    /// with its divisor.
-    fn limit_run(&self, work: Work, total: u64) -> Result<(Sample, usize), String> {
-        let Work::Stream { ring, .. } = work else {
-            return Err("not a stream".into());
-        };
-        let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
-        let mut best: Option<(Sample, usize)> = None;
+    /// One run of the limit on a stream row: a fifth of `total` at each
+    /// granularity; the fastest.
+    fn limit_run(&self, work: Work, ring: usize, total: u64) -> Result<Sample, String> {
+        let mut best: Option<Sample> = None;
         for d in LIMIT_DIVISORS {
+            let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
             let s = self.run(Column::Limit, stream_job(work, part, ring / d))?;
-            if best.as_ref().is_none_or(|(b, _)| s.value > b.value) {
-                best = Some((s, d));
-            }
+            best = Some(best.filter(|b| b.value >= s.value).unwrap_or(s));
         }
         best.ok_or_else(|| "no granularity".into())
     }
@@ -258,34 +188,18 @@ impl Bench {
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
     fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
         let (rounds, stream) = (self.opts.rounds, job("stream", 64 * KIB, total, CHUNK));
-        // The limit publishes a whole message at once.
-        let ping = Job {
-            publish: MSG,
-            ..job("ping", PING_RING, rounds, MSG)
-        };
+        let ping = job("ping", PING_RING, rounds, MSG);
         match work {
+            Work::Stream { ring, .. } if col == Column::Limit => self.limit_run(work, ring, total),
             Work::Stream { .. } => self.run(col, stream_job(work, total, 0)),
             Work::PingPong => self.run(col, ping),
-            Work::PingPongVchanLayout => self.run(
-                col,
-                Job {
-                    vchan_layout: true,
-                    ..ping
-                },
-            ),
+            Work::PingPongVchanLayout => self.run(col, Job { one_line: true, ..ping }),
             Work::Floor => self.run(col, job("bounce", PING_RING, rounds, MSG)),
-            // The Rust 64 KiB stream of the same bytes, for the ratio.
             Work::LwtIo | Work::Cat if col == Column::VchanRs => self.run(col, stream),
-            Work::Idle => self.run(col, job("idle", PING_RING, self.opts.idle_ms, 1)),
-            Work::Syscalls => self.syscalls(col).map(|(s, _)| s),
-            Work::LwtIo => self.run(
-                col,
-                Job {
-                    mode: "lwtio",
-                    ..stream
-                },
-            ),
+            Work::LwtIo => self.run(col, Job { mode: "lwtio", ..stream }),
             Work::Cat => self.cat(col, total),
+            Work::Idle => self.run(col, job("idle", PING_RING, self.opts.idle_ms, 1)),
+            Work::Syscalls => Err("measured by syscalls".into()),
             Work::InMemStream => sample(stream, &self.in_memory(col, stream)?),
             Work::InMemPing => sample(ping, &self.in_memory(col, ping)?),
         }
@@ -296,115 +210,69 @@ impl Bench {
         sample(j, &self.pair(col, j, &[], None)?)
     }
 
-    /// A pair of `col` running `j`, with `env` for both sides, the server
-    /// traced into `strace` if given; what they printed.
+    /// A pair of `col` running `j`, with `env`, the server traced into
+    /// `strace` if given (its own process, inside vchan-xensim if there);
+    /// what they printed.
     fn pair(
-        &self,
-        col: Column,
-        j: Job,
-        env: &[(&str, &str)],
-        strace: Option<&Path>,
+        &self, col: Column, j: Job, env: &[(&str, &str)], strace: Option<&Path>,
     ) -> Result<Values, String> {
         let dir = self.scratch_dir()?;
-        let dir = dir.path();
-        let shm = tempfile::Builder::new()
-            .prefix("vchan-bench")
-            .tempfile_in("/dev/shm");
+        let shm = tempfile::Builder::new().prefix("vchan-bench").tempfile_in("/dev/shm");
         let shm = shm.map_err(|e| format!("tmpfs file: {e}"))?;
         let channel = match col {
+            Column::C => "xen".into(),
             Column::Socket => "socket".into(),
             Column::Pipe => "pipe".into(),
-            Column::Limit => format!(
-                "shm:{}:{}",
-                j.publish,
-                if j.vchan_layout { "vchan" } else { "separate" }
-            ),
+            Column::Limit => {
+                format!("shm:{}:{}", j.publish, ["separate", "vchan"][j.one_line as usize])
+            }
             _ => "vchan".to_owned(),
         };
-        // The tracer goes on the server's own process (for ocaml-vchan
-        // inside vchan-xensim, whose xenstored process is not the
-        // endpoint's).
-        let command = |domid: u32, args: &[String], strace: Option<&Path>| {
-            let t = |c: Command| match strace {
-                Some(out) => peers::wrapped(
-                    "strace",
-                    &["-f".as_ref(), "-c".as_ref(), "-o".as_ref(), out.as_ref()],
-                    c,
+        // strace goes on the server's own process (inside vchan-xensim).
+        let command = |side: &str, strace: Option<&Path>| -> Result<Command, String> {
+            let domid = u32::from(side == "client");
+            let ov = || built(&self.ovchan).map(|ov| ov.vbench.as_path());
+            let mut argv = match col {
+                Column::C | Column::OVchan => peers::xensim(domid)?,
+                _ => vec![],
+            };
+            if let Some(out) = strace {
+                argv.extend(["strace", "-f", "-c", "-o"].map(OsString::from));
+                argv.push(out.into());
+            }
+            argv.extend(match col {
+                Column::OVchan => peers::cmdline(ov()?, &j.args(side)),
+                Column::OCaml => peers::cmdline(&peers::dune_exe(VBENCH)?, &j.args(side)),
+                _ => peers::cmdline(
+                    &peers::own_exe()?,
+                    &format!("--role {channel} {}", j.args(side)),
                 ),
-                None => c,
-            };
-            let mut c = match col {
-                Column::C => {
-                    let (xensim, program) = built(&self.c)?;
-                    xensim.under(domid, t(peers::rooted(program, dir, domid, args)))
-                }
-                Column::OVchan => {
-                    let ov = built(&self.ovchan)?;
-                    ov.xensim
-                        .under(domid, t(peers::rooted(&ov.vbench, dir, domid, args)))
-                }
-                Column::OCaml => t(peers::rooted(
-                    &peers::dune_exe("bench/ocaml/vbench.exe")?,
-                    dir,
-                    domid,
-                    args,
-                )),
-                _ => {
-                    let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-                    let mut c =
-                        peers::rooted(&exe, dir, domid, &["--role".into(), channel.clone()]);
-                    c.args(args).env("BENCH_SHM", shm.path());
-                    t(c)
-                }
-            };
-            c.envs(env.iter().copied());
-            Ok::<_, String>(c)
+            });
+            let mut c = peers::rooted(&argv, dir.path(), domid);
+            c.env("BENCH_SHM", shm.path()).envs(env.iter().copied());
+            Ok(c)
         };
-        let (server, client) = (
-            command(0, &j.args("server"), strace)?,
-            command(1, &j.args("client"), None)?,
-        );
-        peers::pair(server, client, self.pin())
+        let (server, client) = (command("server", strace)?, command("client", None)?);
+        peers::pair(server, client, self.opts.pin)
     }
 
-    /// System calls of the echoing side (the server) per round of a
-    /// ping-pong in which both sides sleep [`SYS_DELAY_US`] before each
-    /// message (so each side sleeps every round): traced with `strace -c`
-    /// over two runs of different lengths, the difference divided by the
-    /// difference in rounds (set-up cancels out), the delay's own sleep
-    /// not counted; and which calls. The OCaml column runs under
-    /// `Vchan_rs_lwt_unix.Engine` (as every OCaml cell does); its note
-    /// also gives the figure under Lwt's default engine (libev), which
-    /// costs more per wake-up.
-    fn syscalls(&self, col: Column) -> Result<(Sample, String), String> {
-        let (calls, note) = self.traced_pingpong(col, None)?;
-        let sample = Sample {
-            value: calls,
-            secs: 0.0,
-            sleeps: None,
-        };
-        if col != Column::OCaml {
-            return Ok((sample, note));
+    /// System calls of the echoing side per round of a ping-pong in which
+    /// both sides sleep before each message (so each sleeps every round):
+    /// `strace -c` of two runs of different lengths, differenced, and which
+    /// calls. OCaml runs under `Vchan_rs_lwt_unix.Engine`; its note also
+    /// gives the figure under Lwt's default engine.
+    fn syscalls(&self, col: Column) -> Result<Cell, String> {
+        let (value, mut note) = self.traced(col, None)?;
+        if col == Column::OCaml {
+            let (d, dnote) = self.traced(col, Some(("BENCH_LWT_ENGINE", "default")))?;
+            note += &format!("; under Lwt's default engine (libev) instead: {d:.2} ({dnote})");
         }
-        let (d, dnote) = self.traced_pingpong(col, Some(("BENCH_LWT_ENGINE", "default")))?;
-        Ok((
-            sample,
-            format!("{note}; under Lwt's default engine (libev) instead: {d:.2} ({dnote})"),
-        ))
+        Ok((vec![value], format!("per round trip: {note}")))
     }
 
-    /// [`syscalls`](Bench::syscalls) of one column, with `more` in the
-    /// environment: the calls per round trip, and which.
-    fn traced_pingpong(
-        &self,
-        col: Column,
-        more: Option<(&str, &str)>,
-    ) -> Result<(f64, String), String> {
-        let delay = SYS_DELAY_US.to_string();
-        let env: Vec<(&str, &str)> = [("BENCH_DELAY_US", delay.as_str())]
-            .into_iter()
-            .chain(more)
-            .collect();
+    /// [`syscalls`](Bench::syscalls) with `more` in the environment.
+    fn traced(&self, col: Column, more: Option<(&str, &str)>) -> Result<(f64, String), String> {
+        let env: Vec<_> = [("BENCH_DELAY_US", SYS_DELAY_US)].into_iter().chain(more).collect();
         let mut counts = [BTreeMap::new(), BTreeMap::new()];
         for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
             let out = self.tmp.join(format!("strace-{i}"));
@@ -413,18 +281,11 @@ impl Bench {
             counts[i] = strace_calls(&text)?;
         }
         let [a, b] = self.opts.sys_rounds;
-        let per = |name: &String| {
-            let n = |i: usize| counts[i].get(name).copied().unwrap_or(0) as f64;
-            (n(1) - n(0)) / (b - a) as f64
-        };
-        // What the two runs' set-up and tear-down do differently (a few
-        // dozen openat/close, up or down) shows as stray fractions; over
-        // 3,800 rounds that stays under 0.02 per round, where no call of
-        // the round trip is: so the total is that of the calls listed,
-        // those at 0.02 per round or more.
-        let mut by_call: Vec<(f64, &String)> = counts[1]
-            .keys()
-            .map(|k| (per(k), k))
+        let n = |i: usize, k: &String| counts[i].get(k).copied().unwrap_or(0) as f64;
+        // Set-up and tear-down differ by a few dozen calls between the two
+        // runs: under 0.02 per round, where no call of the round trip is.
+        let mut by_call: Vec<(f64, &String)> = (counts[1].keys())
+            .map(|k| ((n(1, k) - n(0, k)) / (b - a) as f64, k))
             .filter(|(v, _)| *v >= 0.02)
             .collect();
         by_call.sort_by(|x, y| y.0.total_cmp(&x.0));
@@ -432,72 +293,52 @@ impl Bench {
         Ok((by_call.iter().map(|(v, _)| v).sum(), note.join(", ")))
     }
 
-    /// `vbench.exe inmem RING MODE COUNT SIZE` (the In_memory of `col`'s
-    /// library, both ends in that one process); what it printed.
+    /// `vbench.exe inmem ...` of `col`'s library (both ends in one process).
     fn in_memory(&self, col: Column, j: Job) -> Result<Values, String> {
-        let args = j.args("inmem");
         let exe = match col {
             Column::OVchan => built(&self.ovchan)?.vbench.clone(),
-            _ => peers::dune_exe("bench/ocaml/vbench.exe")?,
+            _ => peers::dune_exe(VBENCH)?,
         };
-        peers::one(peers::rooted(&exe, &self.tmp, 0, &args), self.pin())
+        peers::one(
+            peers::rooted(&peers::cmdline(&exe, &j.args("inmem")), &self.tmp, 0),
+            self.opts.pin,
+        )
     }
 
-    /// vchan-cat end to end: a server `vchan-cat -l -d` to /dev/null, a
-    /// client `vchan-cat -N` sending a tmpfs file of `total` bytes (and
-    /// closing at its end); the wall time from the client's start to both
-    /// ends' exit. For ocaml-vchan, its xencat ([`peers::xencat`]).
+    /// vchan-cat end to end, `vchan-cat -l -d` to /dev/null from `vchan-cat
+    /// -N` sending a tmpfs file of `total` bytes: the wall time from the
+    /// client's start to both ends' exit. ocaml-vchan: [`peers::xencat`].
     fn cat(&self, col: Column, total: u64) -> Result<Sample, String> {
         let dir = self.scratch_dir()?;
-        let dir = dir.path();
-        let mut cached = self.cat_file.borrow_mut();
-        if cached.as_ref().is_none_or(|(len, _)| *len != total) {
-            *cached = Some((total, tmpfs_file(total)?));
+        if self.cat_file.get().is_none() {
+            let _ = self.cat_file.set(tmpfs_file(total)?);
         }
-        let file = cached
-            .as_ref()
-            .map(|(_, f)| f.path())
-            .ok_or("no tmpfs file")?;
+        let file = self.cat_file.get().ok_or("no tmpfs file")?.path();
         let secs = if col == Column::OVchan {
-            peers::xencat(built(&self.ovchan)?, file, total, dir, self.pin())?
+            peers::xencat(built(&self.ovchan)?, file, total, dir.path(), self.opts.pin)?
         } else {
             let exe = peers::dune_exe("bin/vchan_cat.exe")?;
-            let mut server =
-                peers::rooted(&exe, dir, 0, &["-l", "-d", "1", "bench"].map(String::from));
+            let mut server = peers::rooted(&peers::cmdline(&exe, "-l -d 1 bench"), dir.path(), 0);
             server.stdout(std::process::Stdio::null());
-            let mut client = peers::rooted(&exe, dir, 1, &["-N", "0", "bench"].map(String::from));
+            let mut client = peers::rooted(&peers::cmdline(&exe, "-N 0 bench"), dir.path(), 1);
             client.stdin(std::fs::File::open(file).map_err(|e| format!("open: {e}"))?);
-            let (mut s, mut c, t0) =
-                peers::start(server, client, peers::Ready::Publishes(dir), self.pin())?;
+            let ready = peers::Ready::Publishes(dir.path());
+            let (mut s, mut c, t0) = peers::start(server, client, ready, self.opts.pin)?;
             peers::finish(&mut [&mut s, &mut c], t0, Duration::from_micros(500))?.1
         };
-        Ok(Sample::stream(total, secs, 0))
-    }
-
-    fn pin(&self) -> Option<[usize; 2]> {
-        self.opts.pin.then_some([0, 1])
+        Ok(gib_s(total, secs))
     }
 
     /// A fresh private directory (short: it holds sockets).
     fn scratch_dir(&self) -> Result<tempfile::TempDir, String> {
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
-        let d = tempfile::Builder::new()
-            .permissions(private)
-            .prefix("vb")
-            .tempdir_in(&self.tmp);
+        let d = tempfile::Builder::new().permissions(private).prefix("vb").tempdir_in(&self.tmp);
         d.map_err(|e| format!("temp dir: {e}"))
     }
 }
 
-impl Sample {
-    fn stream(bytes: u64, secs: f64, sleeps: u64) -> Sample {
-        let value = bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64;
-        Sample {
-            value,
-            secs,
-            sleeps: Some(sleeps),
-        }
-    }
+fn gib_s(bytes: u64, secs: f64) -> Sample {
+    Sample { value: bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64, secs }
 }
 
 /// A program the bench built, or why it did not.
@@ -509,82 +350,64 @@ fn built<T>(r: &Result<T, String>) -> Result<&T, String> {
 fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     use std::io::Write;
     let err = |e: std::io::Error| format!("tmpfs file: {e}");
-    let mut f = tempfile::Builder::new()
-        .prefix("vchan-bench")
-        .tempfile_in("/dev/shm")
-        .map_err(err)?;
+    let f = tempfile::Builder::new().prefix("vchan-bench").tempfile_in("/dev/shm");
+    let mut f = f.map_err(err)?;
     let pattern = pattern(CHUNK);
     for pos in (0..len).step_by(CHUNK) {
-        f.write_all(pattern.run(pos, (len - pos).min(CHUNK as u64) as usize))
-            .map_err(err)?;
+        let n = (len - pos).min(CHUNK as u64) as usize;
+        f.write_all(pattern.run(pos, n)).map_err(err)?;
     }
     f.flush().map_err(err)?;
     std::io::copy(&mut f.reopen().map_err(err)?, &mut std::io::sink()).map_err(err)?;
     Ok(f)
 }
 
-/// The sample of one run of `j` from what its measuring side printed:
-/// a stream run once its reader checked a sample per 4 KiB of the stream
-/// and the clock ran, an idle run once it blocked long enough.
+/// The sample of one run of `j` from what its measuring side printed: a
+/// stream once its reader checked a byte per 4 KiB, an idle run once it
+/// blocked long enough.
 fn sample(j: Job, v: &Values) -> Result<Sample, String> {
-    fn get<T: std::str::FromStr>(v: &Values, key: &str) -> Result<T, String> {
-        let s = v
-            .get(key)
-            .ok_or_else(|| format!("no {key}= in the output"))?;
+    let get = |key: &str| -> Result<f64, String> {
+        let s = v.get(key).ok_or_else(|| format!("no {key}= in the output"))?;
         s.parse().map_err(|_| format!("bad {key}= in the output"))
-    }
+    };
     match j.mode {
         "stream" | "lwtio" => {
-            let (samples, secs): (u64, f64) = (get(v, "samples")?, get(v, "secs")?);
+            let (samples, secs) = (get("samples")? as u64, get("secs")?);
             if samples < j.count / SAMPLE || secs <= 0.0 {
-                return Err(format!(
-                    "only {} of {} bytes verified",
-                    samples * SAMPLE,
-                    j.count
-                ));
+                let checked = samples * SAMPLE;
+                return Err(format!("only {checked} of {} bytes verified", j.count));
             }
-            Ok(Sample::stream(get(v, "bytes")?, secs, get(v, "sleeps")?))
+            Ok(gib_s(get("bytes")? as u64, secs))
         }
         "idle" => {
-            let (cpu, wall): (f64, f64) = (get(v, "cpu_secs")?, get(v, "wall_secs")?);
+            let (cpu, wall) = (get("cpu_secs")?, get("wall_secs")?);
             if wall < j.count as f64 / 1000.0 * 0.9 {
                 return Err(format!("blocked only {wall:.3} s of {} ms", j.count));
             }
-            Ok(Sample {
-                value: 100.0 * cpu / wall.max(1e-9),
-                secs: wall,
-                sleeps: None,
-            })
+            Ok(Sample { value: 100.0 * cpu / wall.max(1e-9), secs: wall })
         }
         _ => {
-            let ns: f64 = get(v, "median_ns")?;
-            Ok(Sample {
-                value: ns / 1000.0,
-                secs: ns * 1e-9,
-                sleeps: Some(get(v, "sleeps")?),
-            })
+            let ns = get("median_ns")?;
+            Ok(Sample { value: ns / 1000.0, secs: ns * 1e-9 })
         }
     }
 }
 
-/// The `calls` column of `strace -c` output by system call, without the
-/// sleeps the workload makes on purpose.
+/// The calls of `strace -c` output by system call, without the sleeps the
+/// workload makes on purpose.
 fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
     let mut total = BTreeMap::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
+    for f in text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {
         // % time, seconds, usecs/call, calls, [errors,] syscall
-        if f.len() < 5 || f[0].parse::<f64>().is_err() {
+        let name = f.last().copied().unwrap_or_default();
+        if f.len() < 5
+            || f[0].parse::<f64>().is_err()
+            || name == "total"
+            || name.contains("nanosleep")
+        {
             continue;
         }
-        let name = f[f.len() - 1];
-        if name != "total" && !name.contains("nanosleep") {
-            let n = f[3].parse().map_err(|_| format!("strace line {line:?}"))?;
-            total.insert(name.to_owned(), n);
-        }
+        total.insert(name.to_owned(), f[3].parse().map_err(|_| format!("strace: {f:?}"))?);
     }
-    match total.is_empty() {
-        true => Err("no system calls in the strace output".into()),
-        false => Ok(total),
-    }
+    Some(total).filter(|t| !t.is_empty()).ok_or_else(|| "no system calls in strace's output".into())
 }

@@ -1,9 +1,8 @@
 //! The programs of a cell and running them: a server, then its client once
-//! the server listens, each pinned to a CPU of its own; results are the
-//! `key=value` lines they print ([`vchan_test_support::values`]).
+//! the server listens, each pinned to a CPU of its own.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,43 +11,16 @@ use std::time::{Duration, Instant};
 
 use vchan_test_support::{kill, values, wait_all};
 
-use crate::role::PATH;
-
 pub type Values = HashMap<String, String>;
 
-/// Any one run that takes longer than this is killed.
+/// Any run that takes longer is killed.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// How a server shows that it listens: it prints `listening`, or its
-/// rendezvous appears under the directory given (vchan-cat and xencat,
-/// whose output is their data).
+/// How a server shows that it listens: it prints `listening`, or (vchan-cat
+/// and xencat) its rendezvous appears under the directory given.
 pub enum Ready<'a> {
     Says,
     Publishes(&'a Path),
-}
-
-/// `inner` (its program, arguments and environment) run by `program ARGS`.
-pub fn wrapped(program: &str, args: &[&OsStr], inner: Command) -> Command {
-    let mut c = Command::new(program);
-    c.args(args).arg(inner.get_program()).args(inner.get_args());
-    for (k, v) in inner.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c
-}
-
-/// `exe ARGS` rooted at `dir` in domain `domid` (the unix backend's and
-/// xensim's environment).
-pub fn rooted(exe: &Path, dir: &Path, domid: u32, args: &[String]) -> Command {
-    let mut c = Command::new(exe);
-    c.args(args)
-        .env("VCHAN_UNIX_DIR", dir)
-        .env("VCHAN_DOMID", domid.to_string());
-    c.env_remove("VCHAN_BACKEND");
-    c
 }
 
 /// A file of the project (this crate is bench/ in it).
@@ -59,90 +31,57 @@ pub fn project(path: &str) -> PathBuf {
 /// A program of the project's dune build.
 pub fn dune_exe(path: &str) -> Result<PathBuf, String> {
     let exe = project("_build/default").join(path);
-    exe.exists()
-        .then_some(exe)
-        .ok_or(format!("{path} not built (dune build)"))
+    exe.exists().then_some(exe).ok_or(format!("{path} not built (dune build)"))
 }
 
-/// vchan-xensim (next to this binary), which runs a program of Xen's C
-/// libraries over xensim.
-pub struct Xensim(PathBuf);
+pub fn own_exe() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| format!("own path: {e}"))
+}
 
-impl Xensim {
-    pub fn find() -> Result<Xensim, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
-        let launcher = exe.with_file_name("vchan-xensim");
-        if !launcher.exists() {
-            let how = "cargo build --release -p xensim && bash scripts/link-xensim.sh target";
-            return Err(format!("{} not built ({how})", launcher.display()));
-        }
-        Ok(Xensim(launcher))
-    }
+/// The command line `argv` rooted at `dir` in domain `domid`.
+pub fn rooted(argv: &[OsString], dir: &Path, domid: u32) -> Command {
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]).env("VCHAN_UNIX_DIR", dir).env("VCHAN_DOMID", domid.to_string());
+    c.env_remove("VCHAN_BACKEND");
+    c
+}
 
-    /// `inner` run by vchan-xensim in domain `domid`.
-    pub fn under(&self, domid: u32, inner: Command) -> Command {
-        let d = domid.to_string();
-        let launcher = self.0.to_str().unwrap_or("vchan-xensim");
-        wrapped(
-            launcher,
-            &["--domid".as_ref(), d.as_ref(), "--".as_ref()],
-            inner,
-        )
+/// `exe` and the words of `args`.
+pub fn cmdline(exe: &Path, args: &str) -> Vec<OsString> {
+    [exe.into()].into_iter().chain(args.split(' ').map(OsString::from)).collect()
+}
+
+/// The start of a command line run over xensim in domain `domid`.
+pub fn xensim(domid: u32) -> Result<Vec<OsString>, String> {
+    let launcher = own_exe()?.with_file_name("vchan-xensim");
+    let how = "cargo build --release -p xensim && bash scripts/link-xensim.sh target";
+    match launcher.exists() {
+        true => Ok(cmdline(&launcher, &format!("--domid {domid} --"))),
+        false => Err(format!("{} not built ({how})", launcher.display())),
     }
 }
 
-/// bench/c/xvbench.c compiled into `dir` (`cc -O2 ... -lxenvchan`), with
-/// the launcher that runs it.
-pub fn build_c(dir: &Path) -> Result<(Xensim, PathBuf), String> {
-    let (launcher, source, program) = (
-        Xensim::find()?,
-        project("bench/c/xvbench.c"),
-        dir.join("xvbench"),
-    );
-    let mut cc = Command::new("cc");
-    cc.args(["-O2", "-Wall", "-o"])
-        .arg(&program)
-        .arg(&source)
-        .arg("-lxenvchan");
-    match cc.status() {
-        Ok(st) if st.success() => Ok((launcher, program)),
-        _ => Err(format!("cc {} -lxenvchan failed", source.display())),
-    }
-}
-
-/// mirage/ocaml-vchan's xencat and bench/ocaml/vbench.ml over it, from
-/// its pinned sources, each run under vchan-xensim (but `vbench inmem`).
+/// mirage/ocaml-vchan's xencat and bench/ocaml/vbench.ml over it.
 pub struct OVchan {
     pub xencat: PathBuf,
     pub vbench: PathBuf,
-    pub xensim: Xensim,
 }
 
 impl OVchan {
-    /// Build them (scripts/ocaml-vchan.sh, in target/ocaml-vchan); the
-    /// error says why they are not there ("not built: ...").
+    /// Build them from the pinned sources (scripts/ocaml-vchan.sh), or say
+    /// why not ("not built: ...").
     pub fn build() -> Result<OVchan, String> {
-        let out = Command::new("bash")
-            .arg(project("scripts/ocaml-vchan.sh"))
-            .stderr(Stdio::piped())
-            .output();
+        let out = Command::new("bash").arg(project("scripts/ocaml-vchan.sh")).output();
         let out = out.map_err(|e| format!("not built: cannot run scripts/ocaml-vchan.sh: {e}"))?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut paths = text.lines().map(PathBuf::from);
-        let (Some(xencat), Some(vbench)) = (paths.next(), paths.next()) else {
-            return Err(format!(
-                "not built: scripts/ocaml-vchan.sh printed {text:?}"
-            ));
+        let Some((xencat, vbench)) = text.trim().split_once('\n') else {
+            return Err(format!("not built: scripts/ocaml-vchan.sh printed {text:?}"));
         };
-        let xensim = Xensim::find().map_err(|e| format!("not run: {e}"))?;
-        Ok(OVchan {
-            xencat,
-            vbench,
-            xensim,
-        })
+        xensim(0).map_err(|e| format!("not run: {e}"))?;
+        Ok(OVchan { xencat: xencat.into(), vbench: vbench.into() })
     }
 }
 
@@ -166,19 +105,10 @@ fn pin(c: &mut Command, cpu: Option<usize>) {
     }
 }
 
-fn spawn(cmd: &mut Command, what: &str) -> Result<Child, String> {
-    cmd.stderr(Stdio::inherit())
-        .spawn()
-        .map_err(|e| format!("spawn {what}: {e}"))
-}
-
-/// Start `server` (on CPU `pin[0]`), then `client` (on `pin[1]`) once the
+/// Start `server` (on CPU `cpus[0]`), then `client` (on `cpus[1]`) once the
 /// server listens; the two and the client's start.
 pub fn start(
-    mut server: Command,
-    mut client: Command,
-    ready: Ready,
-    cpus: Option<[usize; 2]>,
+    mut server: Command, mut client: Command, ready: Ready, cpus: Option<[usize; 2]>,
 ) -> Result<(Child, Child, Instant), String> {
     pin(&mut server, cpus.map(|p| p[0]));
     pin(&mut client, cpus.map(|p| p[1]));
@@ -186,7 +116,7 @@ pub fn start(
         server.stdout(Stdio::piped());
         client.stdout(Stdio::piped());
     }
-    let mut srv = spawn(&mut server, "the server")?;
+    let mut srv = server.spawn().map_err(|e| format!("spawn the server: {e}"))?;
     let listens = match ready {
         // Nothing follows the line before the client runs.
         Ready::Says => srv.stdout.take().is_some_and(|out| {
@@ -198,8 +128,7 @@ pub fn start(
             line.trim() == "listening"
         }),
         Ready::Publishes(dir) => {
-            let store = dir.join("store").join(PATH.trim_start_matches('/'));
-            let published = store.join("event-channel");
+            let published = dir.join("store").join(&crate::role::PATH[1..]).join("event-channel");
             let deadline = Instant::now() + LIMIT;
             while !published.exists()
                 && Instant::now() < deadline
@@ -211,92 +140,68 @@ pub fn start(
         }
     };
     let t0 = Instant::now();
-    match listens {
-        true => match spawn(&mut client, "the client") {
-            Ok(cli) => Ok((srv, cli, t0)),
-            Err(e) => Err(e).inspect_err(|_| kill(&mut srv)),
-        },
-        false => Err("the server did not listen".to_owned()).inspect_err(|_| kill(&mut srv)),
-    }
+    let client = match listens {
+        true => client.spawn().map_err(|e| format!("spawn the client: {e}")),
+        false => Err("the server did not listen".to_owned()),
+    };
+    client.inspect_err(|_| kill(&mut srv)).map(|c| (srv, c, t0))
 }
 
-/// Wait for children that must succeed (polling every `poll`: wall times
-/// are read this finely); what they printed, and the seconds from `t0`
-/// until the last exited.
+/// Wait for children that must succeed, polling every `poll`; what they
+/// printed, and the seconds from `t0` until the last exited.
 pub fn finish(
-    children: &mut [&mut Child],
-    t0: Instant,
-    poll: Duration,
+    children: &mut [&mut Child], t0: Instant, poll: Duration,
 ) -> Result<(Values, f64), String> {
     let done = wait_all(children, t0, LIMIT, poll)?;
     let mut text = String::new();
     for out in children.iter_mut().filter_map(|c| c.stdout.as_mut()) {
-        out.read_to_string(&mut text)
-            .map_err(|e| format!("output: {e}"))?;
+        out.read_to_string(&mut text).map_err(|e| format!("output: {e}"))?;
     }
     Ok((values(&text), done.into_iter().fold(0.0, f64::max)))
 }
 
-/// A pair that prints its results.
 pub fn pair(server: Command, client: Command, pin: Option<[usize; 2]>) -> Result<Values, String> {
     let (mut s, mut c, t0) = start(server, client, Ready::Says, pin)?;
     Ok(finish(&mut [&mut s, &mut c], t0, Duration::from_millis(5))?.0)
 }
 
-/// One process (on CPU `pin[0]`) that must succeed; what it printed.
+/// One process (on CPU `cpus[0]`) that must succeed; what it printed.
 pub fn one(mut cmd: Command, cpus: Option<[usize; 2]>) -> Result<Values, String> {
     pin(&mut cmd, cpus.map(|p| p[0]));
-    let mut child = spawn(cmd.stdout(Stdio::piped()), "")?;
+    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| format!("spawn: {e}"))?;
     Ok(finish(&mut [&mut child], Instant::now(), Duration::from_millis(5))?.0)
 }
 
-/// ocaml-vchan's xencat end to end under vchan-xensim, `xencat -l 1`
-/// receiving, `xencat 0` sending the tmpfs file `file` of `total` bytes;
-/// the seconds from the client's start until both exited. xencat ends
-/// when its input ends, closing its vchan before its last write is through
-/// (then writing into the ring it unmapped, and crashing): so the sender's
-/// input is a pipe fed from the file and closed only once the receiver
-/// wrote everything out; the receiver's output is drained to /dev/null
-/// and counted, its input held open. std::io::copy moves both with
-/// splice(2), never through this process.
+/// ocaml-vchan's xencat sending `file` of `total` bytes end to end; the
+/// seconds from the client's start until both exited. xencat closes its
+/// vchan as soon as its input ends, before its last write is through: so
+/// its input is a pipe fed from the file, closed once the receiver wrote
+/// everything out; its output is drained to /dev/null (splice(2)).
 pub fn xencat(
-    ov: &OVchan,
-    file: &Path,
-    total: u64,
-    dir: &Path,
-    pin: Option<[usize; 2]>,
+    ov: &OVchan, file: &Path, total: u64, dir: &Path, pin: Option<[usize; 2]>,
 ) -> Result<f64, String> {
-    let xencat = |domid, args: &[&str]| {
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let mut c = ov
-            .xensim
-            .under(domid, rooted(&ov.xencat, dir, domid, &args));
-        c.stdin(Stdio::piped());
-        c
+    let xencat = |domid, args: &str, out: Stdio| {
+        let argv = [xensim(domid)?, cmdline(&ov.xencat, args)].concat();
+        let mut c = rooted(&argv, dir, domid);
+        c.stdin(Stdio::piped()).stdout(out);
+        Ok::<_, String>(c)
     };
-    let mut server = xencat(0, &["-l", "1", "bench"]);
-    server.stdout(Stdio::piped());
-    let mut client = xencat(1, &["0", "bench"]);
-    client.stdout(Stdio::null());
+    let (server, client) =
+        (xencat(0, "-l 1 bench", Stdio::piped())?, xencat(1, "0 bench", Stdio::null())?);
     let src = std::fs::File::open(file).map_err(|e| format!("open: {e}"))?;
     let (mut s, mut c, t0) = start(server, client, Ready::Publishes(dir), pin)?;
     let (held, fed, drained) = (s.stdin.take(), c.stdin.take(), s.stdout.take());
     let (all_out, wait_all_out) = std::sync::mpsc::channel::<()>();
     let feeder = std::thread::spawn(move || {
-        let mut to = fed.ok_or("no pipe")?;
-        let n = std::io::copy(&mut src.take(total), &mut to)
-            .map_err(|e| format!("feeding xencat: {e}"))?;
-        // Until the receiver wrote everything (or gave up).
-        let _ = wait_all_out.recv();
-        (n == total)
-            .then_some(())
-            .ok_or("the file ended early".to_owned())
+        let n = std::io::copy(&mut src.take(total), &mut fed.ok_or("no pipe")?);
+        let n = n.map_err(|e| format!("feeding xencat: {e}"))?;
+        let _ = wait_all_out.recv(); // until the receiver wrote everything (or gave up)
+        (n == total).then_some(()).ok_or("the file ended early".to_owned())
     });
     let drainer = std::thread::spawn(move || {
         let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
         let (mut from, mut null) = (drained.ok_or("no pipe")?, null.map_err(|e| e.to_string())?);
-        let mut got = 0u64;
-        let mut all_out = Some(all_out);
+        let (mut got, mut all_out) = (0u64, Some(all_out));
         loop {
             let n = std::io::copy(&mut (&mut from).take(1 << 20), &mut null);
             match n.map_err(|e| format!("draining xencat -l: {e}"))? {
@@ -309,13 +214,9 @@ pub fn xencat(
         }
     });
     let res = finish(&mut [&mut s, &mut c], t0, Duration::from_micros(500));
-    // Both ends are gone (or killed): the receiver's output has ended.
-    drop(held);
+    drop(held); // both ends are gone (or killed): the receiver's output ends
     let got = drainer.join().map_err(|_| "the drainer panicked")??;
     feeder.join().map_err(|_| "the feeder panicked")??;
     let secs = res?.1;
-    match got == total {
-        true => Ok(secs),
-        false => Err(format!("xencat -l wrote {got} of {total} bytes")),
-    }
+    (got == total).then_some(secs).ok_or(format!("xencat -l wrote {got} of {total} bytes"))
 }
