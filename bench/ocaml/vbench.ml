@@ -1,12 +1,9 @@
-(* The OCaml roles of vchan-bench over the library of [Impl] (vchan-rs's,
-   impl.ml here; ocaml-vchan's, bench/ocaml-vchan/impl.ml, for its column),
-   with the arguments and output of the Rust roles (bench/src/role.rs):
-
+(* The OCaml roles of vchan-bench over [Impl]'s library (vchan-rs's here,
+   ocaml-vchan's with bench/ocaml-vchan/impl.ml), with the arguments and
+   output of bench/src/role.rs:
      vbench.exe server|client|inmem RING stream|ping|lwtio COUNT SIZE
-
-   stream and ping use M.write and M.read (each view copied out before it is
-   checked, as the Rust reader copies); lwtio the Lwt_io channels of
-   open_server/open_client; inmem runs both ends of [Impl.In_memory] here. *)
+   lwtio runs through the Lwt_io channels of open_server/open_client; inmem
+   both ends of an In_memory here. *)
 
 open Lwt.Infix
 module M = Impl.M
@@ -15,8 +12,7 @@ let pattern_len = 65521
 let sample = 4096
 let fail fmt = Printf.ksprintf failwith fmt
 
-(* Pattern.new 65521 of rust/test-support, followed by its first [extra]
-   bytes again. *)
+(* Pattern.new 65521 extra of rust/test-support. *)
 let pattern extra =
   let b = Bytes.create (pattern_len + extra) and x = ref 0x9E3779B97F4A7C15L in
   for i = 0 to pattern_len + extra - 1 do
@@ -40,8 +36,7 @@ let verify pat get pos len =
   check (pos + len - 1);
   go ((pos + sample - 1) / sample * sample) 1
 
-(* BENCH_DELAY_US: how long both sides of a ping-pong block before each
-   message. *)
+(* BENCH_DELAY_US: both sides of a ping-pong block before each message. *)
 let delay =
   Option.fold ~none:0. ~some:(fun v -> float_of_string v *. 1e-6) (Sys.getenv_opt "BENCH_DELAY_US")
 let port = Impl.port "bench"

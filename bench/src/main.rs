@@ -24,7 +24,7 @@ const PING_RING: usize = 64 * KIB;
 /// Stream readers check the byte at every multiple of this offset.
 const SAMPLE: u64 = 4096;
 
-/// The stream every writer sends (that of xvbench.c and vbench.ml too).
+/// The stream every writer sends (vbench.ml's too).
 fn pattern(extra: usize) -> Pattern {
     Pattern::new(65521, extra)
 }
@@ -48,19 +48,10 @@ const COLUMNS: [Column; 7] = {
 const TITLES: [&str; 7] =
     ["vchan-rs", "vchan-rs OCaml", "ocaml-vchan", "C libxenvchan", "unix socket", "pipe", "limit"];
 
-impl Column {
-    fn title(self) -> &'static str {
-        TITLES[self as usize]
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Work {
-    /// One-way stream in `chunk`-byte writes into `chunk`-byte reads.
-    Stream {
-        ring: usize,
-        chunk: usize,
-    },
+    /// One-way stream through rings of .0 bytes, in writes and reads of .1.
+    Stream(usize, usize),
     PingPong,
     /// The limit's ping-pong with its counters in one cache line.
     PingPongVchanLayout,
@@ -77,7 +68,7 @@ enum Work {
 impl Work {
     fn unit(self) -> &'static str {
         match self {
-            Work::Stream { .. } | Work::LwtIo | Work::Cat | Work::InMemStream => "GiB/s",
+            Work::Stream(..) | Work::LwtIo | Work::Cat | Work::InMemStream => "GiB/s",
             Work::PingPong | Work::PingPongVchanLayout | Work::Floor | Work::InMemPing => "us",
             Work::Idle => "% of a core",
             Work::Syscalls => "calls",
@@ -86,11 +77,11 @@ impl Work {
 }
 
 const fn stream(ring: usize) -> Work {
-    Work::Stream { ring, chunk: CHUNK }
+    Work::Stream(ring, CHUNK)
 }
 
 const fn sweep(chunk: usize) -> Work {
-    Work::Stream { ring: 64 * KIB, chunk }
+    Work::Stream(64 * KIB, chunk)
 }
 
 /// Sets of columns: a bit per column, in [`COLUMNS`]' order (X: ocaml-vchan).

@@ -11,9 +11,9 @@ use crate::peers::{self, OVchan, Values};
 use crate::report::{fmt, median, RowOut};
 use crate::*;
 
-/// Bytes per run of the Lwt_io, vchan-cat and In_memory streams.
+/// Bytes per run of the Lwt_io, vchan-cat and In_memory streams; of other
+/// streams, from PROBE to MAX_TOTAL.
 const CAT_TOTAL: u64 = 1 << 30;
-/// Stream runs move from this many bytes up to the next.
 const PROBE: u64 = 8 * MIB;
 const MAX_TOTAL: u64 = 16 << 30;
 /// Each stream run of the limit is its best of publishing every ring/N.
@@ -41,9 +41,8 @@ struct Sample {
 /// A column's runs of a row, and how they were measured when that varies.
 type Cell = (Vec<f64>, String);
 
-/// What the two sides of a pair run ([`crate::role`]): MODE COUNT SIZE
-/// through RING-byte rings; the limit publishing every `publish` bytes,
-/// its counters in one cache line if `one_line`.
+/// The peers' MODE COUNT SIZE through RING-byte rings ([`crate::role`]);
+/// the limit publishing every `publish` bytes, its counters in one line?
 #[derive(Clone, Copy)]
 struct Job {
     mode: &'static str,
@@ -64,17 +63,13 @@ impl Job {
     }
 }
 
-/// A stream job of the stream row `work`, `total` bytes.
-fn stream_job(work: Work, total: u64, publish: usize) -> Job {
-    let Work::Stream { ring, chunk } = work else {
-        return job("stream", 64 * KIB, total, CHUNK);
-    };
+/// A stream job of `total` bytes through `ring`-byte rings in `chunk`s.
+fn stream_job((ring, chunk): (usize, usize), total: u64, publish: usize) -> Job {
     Job { publish, ..job("stream", ring, total, chunk) }
 }
 
 impl Bench {
-    /// The bench, the C and ocaml-vchan programs built (or why not, said
-    /// now and in their cells), scratch files in `tmp`.
+    /// The bench, ocaml-vchan's programs built (or why not), files in `tmp`.
     pub fn new(opts: Opts, tmp: &Path) -> Bench {
         let ovchan = OVchan::build();
         if let Err(e) = &ovchan {
@@ -83,13 +78,14 @@ impl Bench {
         Bench { opts, ovchan, tmp: tmp.to_path_buf(), cat_file: OnceCell::new() }
     }
 
-    /// A row of [`ROWS`]: its columns that are selected (--only) and can
-    /// run, a line per cell on stderr; None if none is selected. Failed
-    /// cells go to `errors` too.
+    /// A row of [`ROWS`] in the columns selected (--only) that can run, a
+    /// line per cell on stderr; None if none is. Failures go to `errors`.
     pub fn measure_row(
-        &self, (title, w, most, set): (&'static str, Work, usize, u8), errors: &mut Vec<String>,
+        &self,
+        (title, w, most, set): (&'static str, Work, usize, u8),
+        errors: &mut Vec<String>,
     ) -> Option<RowOut> {
-        let name = |c: Column| format!("{title} / {}", c.title());
+        let name = |c: Column| format!("{title} / {}", TITLES[c as usize]);
         let why_not = |c: Column| match &self.ovchan {
             _ if set & (1 << c as u8) == 0 => Some("n/a".to_owned()),
             _ if self.opts.only.as_ref().is_some_and(|o| !name(c).contains(o)) => {
@@ -105,7 +101,7 @@ impl Bench {
         let (t, mut out) = (Instant::now(), RowOut::empty(title, w));
         out.notes = COLUMNS.map(|c| why_not(c).unwrap_or_default()).to_vec();
         for (&col, r) in cols.iter().zip(self.row(w, &cols, self.opts.runs.min(most))) {
-            let (at, head) = (col as usize, format!("{title:<52} {:<14}", col.title()));
+            let (at, head) = (col as usize, format!("{title:<52} {:<14}", TITLES[col as usize]));
             match r {
                 Ok((runs, note)) => {
                     let (m, list) =
@@ -124,9 +120,8 @@ impl Bench {
         Some(out)
     }
 
-    /// `runs` runs per column, round robin over the columns (run 1 of each,
-    /// then run 2 of each, ...), so that a change in the host's speed falls
-    /// on every column alike.
+    /// `runs` runs per column, round robin (run 1 of each, then run 2 of
+    /// each, ...): a change in the host's speed falls on every column.
     fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
         if work == Work::Syscalls {
             return cols.iter().map(|&c| self.syscalls(c)).collect();
@@ -135,7 +130,7 @@ impl Bench {
             Work::LwtIo | Work::Cat | Work::InMemStream => {
                 Ok(self.opts.fixed_total.unwrap_or(CAT_TOTAL))
             }
-            Work::Stream { ring, .. } => self.calibrate(work, c, ring / 4),
+            Work::Stream(ring, chunk) => self.calibrate(c, (ring, chunk), ring / 4),
             _ => Ok(0),
         };
         let mut totals: Vec<Result<u64, String>> = cols.iter().map(|&c| total(c)).collect();
@@ -152,18 +147,16 @@ impl Bench {
         totals.into_iter().zip(cells).map(|(t, cell)| t.map(|_| cell)).collect()
     }
 
-    /// How many bytes a stream run of `work` on `col` moves: runs of
-    /// growing size until one lasts a tenth of --secs (half that for the
-    /// message-size sweep), then as many as that rate moves in --secs.
-    fn calibrate(&self, work: Work, col: Column, publish: usize) -> Result<u64, String> {
+    /// Bytes per stream run: as many as moved in --secs (half for the
+    /// sweep) at the rate of the first run of growing size to last a tenth.
+    fn calibrate(&self, col: Column, rc: (usize, usize), publish: usize) -> Result<u64, String> {
         if let Some(t) = self.opts.fixed_total {
             return Ok(t);
         }
-        let half = matches!(work, Work::Stream { chunk, .. } if chunk != CHUNK);
-        let secs = self.opts.secs / if half { 2.0 } else { 1.0 };
+        let secs = self.opts.secs / if rc.1 != CHUNK { 2.0 } else { 1.0 };
         let mut total = PROBE;
         let rate = loop {
-            let s = self.run(col, stream_job(work, total, publish))?;
+            let s = self.run(col, stream_job(rc, total, publish))?;
             if s.secs >= secs / 10.0 || total >= MAX_TOTAL {
                 break s.value;
             }
@@ -173,13 +166,12 @@ impl Bench {
         Ok(want.clamp(PROBE, MAX_TOTAL).div_ceil(MIB) * MIB)
     }
 
-    /// One run of the limit on a stream row: a fifth of `total` at each
-    /// granularity; the fastest.
-    fn limit_run(&self, work: Work, ring: usize, total: u64) -> Result<Sample, String> {
+    /// A run of the limit: a fifth of `total` at each granularity; the best.
+    fn limit_run(&self, rc: (usize, usize), total: u64) -> Result<Sample, String> {
         let mut best: Option<Sample> = None;
         for d in LIMIT_DIVISORS {
             let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
-            let s = self.run(Column::Limit, stream_job(work, part, ring / d))?;
+            let s = self.run(Column::Limit, stream_job(rc, part, rc.0 / d))?;
             best = Some(best.filter(|b| b.value >= s.value).unwrap_or(s));
         }
         best.ok_or_else(|| "no granularity".into())
@@ -190,8 +182,8 @@ impl Bench {
         let (rounds, stream) = (self.opts.rounds, job("stream", 64 * KIB, total, CHUNK));
         let ping = job("ping", PING_RING, rounds, MSG);
         match work {
-            Work::Stream { ring, .. } if col == Column::Limit => self.limit_run(work, ring, total),
-            Work::Stream { .. } => self.run(col, stream_job(work, total, 0)),
+            Work::Stream(r, c) if col == Column::Limit => self.limit_run((r, c), total),
+            Work::Stream(r, c) => self.run(col, stream_job((r, c), total, 0)),
             Work::PingPong => self.run(col, ping),
             Work::PingPongVchanLayout => self.run(col, Job { one_line: true, ..ping }),
             Work::Floor => self.run(col, job("bounce", PING_RING, rounds, MSG)),
@@ -210,11 +202,14 @@ impl Bench {
         sample(j, &self.pair(col, j, &[], None)?)
     }
 
-    /// A pair of `col` running `j`, with `env`, the server traced into
-    /// `strace` if given (its own process, inside vchan-xensim if there);
-    /// what they printed.
+    /// A pair of `col` running `j` with `env`, the server traced into
+    /// `strace` if given; what they printed.
     fn pair(
-        &self, col: Column, j: Job, env: &[(&str, &str)], strace: Option<&Path>,
+        &self,
+        col: Column,
+        j: Job,
+        env: &[(&str, &str)],
+        strace: Option<&Path>,
     ) -> Result<Values, String> {
         let dir = self.scratch_dir()?;
         let shm = tempfile::Builder::new().prefix("vchan-bench").tempfile_in("/dev/shm");
@@ -256,11 +251,9 @@ impl Bench {
         peers::pair(server, client, self.opts.pin)
     }
 
-    /// System calls of the echoing side per round of a ping-pong in which
-    /// both sides sleep before each message (so each sleeps every round):
-    /// `strace -c` of two runs of different lengths, differenced, and which
-    /// calls. OCaml runs under `Vchan_rs_lwt_unix.Engine`; its note also
-    /// gives the figure under Lwt's default engine.
+    /// System calls of the echoing side per round trip, both sides sleeping
+    /// before each message: `strace -c` of two runs, differenced, and which.
+    /// OCaml's note also gives them under Lwt's default engine.
     fn syscalls(&self, col: Column) -> Result<Cell, String> {
         let (value, mut note) = self.traced(col, None)?;
         if col == Column::OCaml {
@@ -295,19 +288,16 @@ impl Bench {
 
     /// `vbench.exe inmem ...` of `col`'s library (both ends in one process).
     fn in_memory(&self, col: Column, j: Job) -> Result<Values, String> {
-        let exe = match col {
-            Column::OVchan => built(&self.ovchan)?.vbench.clone(),
-            _ => peers::dune_exe(VBENCH)?,
-        };
+        let ov = col == Column::OVchan;
+        let exe = if ov { built(&self.ovchan)?.vbench.clone() } else { peers::dune_exe(VBENCH)? };
         peers::one(
             peers::rooted(&peers::cmdline(&exe, &j.args("inmem")), &self.tmp, 0),
             self.opts.pin,
         )
     }
 
-    /// vchan-cat end to end, `vchan-cat -l -d` to /dev/null from `vchan-cat
-    /// -N` sending a tmpfs file of `total` bytes: the wall time from the
-    /// client's start to both ends' exit. ocaml-vchan: [`peers::xencat`].
+    /// vchan-cat sending a tmpfs file of `total` bytes to /dev/null, from
+    /// the client's start to both ends' exit (ocaml-vchan: [`peers::xencat`]).
     fn cat(&self, col: Column, total: u64) -> Result<Sample, String> {
         let dir = self.scratch_dir()?;
         if self.cat_file.get().is_none() {
@@ -362,9 +352,8 @@ fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     Ok(f)
 }
 
-/// The sample of one run of `j` from what its measuring side printed: a
-/// stream once its reader checked a byte per 4 KiB, an idle run once it
-/// blocked long enough.
+/// The sample of a run of `j` from what its measuring side printed, once
+/// a stream's reader checked a byte per 4 KiB, or an idle one blocked.
 fn sample(j: Job, v: &Values) -> Result<Sample, String> {
     let get = |key: &str| -> Result<f64, String> {
         let s = v.get(key).ok_or_else(|| format!("no {key}= in the output"))?;
@@ -393,8 +382,7 @@ fn sample(j: Job, v: &Values) -> Result<Sample, String> {
     }
 }
 
-/// The calls of `strace -c` output by system call, without the sleeps the
-/// workload makes on purpose.
+/// The calls in `strace -c`'s output, but the workload's own sleeps.
 fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
     let mut total = BTreeMap::new();
     for f in text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {

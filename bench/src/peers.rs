@@ -108,7 +108,10 @@ fn pin(c: &mut Command, cpu: Option<usize>) {
 /// Start `server` (on CPU `cpus[0]`), then `client` (on `cpus[1]`) once the
 /// server listens; the two and the client's start.
 pub fn start(
-    mut server: Command, mut client: Command, ready: Ready, cpus: Option<[usize; 2]>,
+    mut server: Command,
+    mut client: Command,
+    ready: Ready,
+    cpus: Option<[usize; 2]>,
 ) -> Result<(Child, Child, Instant), String> {
     pin(&mut server, cpus.map(|p| p[0]));
     pin(&mut client, cpus.map(|p| p[1]));
@@ -150,7 +153,9 @@ pub fn start(
 /// Wait for children that must succeed, polling every `poll`; what they
 /// printed, and the seconds from `t0` until the last exited.
 pub fn finish(
-    children: &mut [&mut Child], t0: Instant, poll: Duration,
+    children: &mut [&mut Child],
+    t0: Instant,
+    poll: Duration,
 ) -> Result<(Values, f64), String> {
     let done = wait_all(children, t0, LIMIT, poll)?;
     let mut text = String::new();
@@ -178,7 +183,11 @@ pub fn one(mut cmd: Command, cpus: Option<[usize; 2]>) -> Result<Values, String>
 /// its input is a pipe fed from the file, closed once the receiver wrote
 /// everything out; its output is drained to /dev/null (splice(2)).
 pub fn xencat(
-    ov: &OVchan, file: &Path, total: u64, dir: &Path, pin: Option<[usize; 2]>,
+    ov: &OVchan,
+    file: &Path,
+    total: u64,
+    dir: &Path,
+    pin: Option<[usize; 2]>,
 ) -> Result<f64, String> {
     let xencat = |domid, args: &str, out: Stdio| {
         let argv = [xensim(domid)?, cmdline(&ov.xencat, args)].concat();

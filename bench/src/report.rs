@@ -9,10 +9,8 @@ pub fn median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// `a / b` within one row: the median of the per-run quotients when both
-/// cells have the same runs (run k of every column ran back to back, so a
-/// change in the host's speed falls on both sides), else the quotient of
-/// medians.
+/// `a / b` within one row: the median of the per-run quotients (run k of
+/// every column ran back to back) if both have them, else of the medians.
 pub fn paired(r: &RowOut, a: Column, b: Column) -> f64 {
     let (ra, rb) = (&r.runs[a as usize], &r.runs[b as usize]);
     if ra.is_empty() || ra.len() != rb.len() {
@@ -52,13 +50,7 @@ impl RowOut {
 /// are no longer counted), so that its format holds.
 pub fn csv(rows: &[RowOut]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let v = |x: &f64| {
-        if x.is_finite() {
-            x.to_string()
-        } else {
-            String::new()
-        }
-    };
+    let v = |x: &f64| Some(x).filter(|x| x.is_finite()).map_or(String::new(), f64::to_string);
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
         for (i, c) in TITLES.iter().enumerate() {
@@ -155,9 +147,8 @@ pub fn print(o: &Opts, rows: &[RowOut]) {
 mod tests {
     use super::*;
 
-    /// docs/benchmarks.md's two tables are those of bench/results/bench.csv:
-    /// after a `make bench-results`, copy them from its output (or from this
-    /// test's message).
+    /// docs/benchmarks.md's two tables are those of bench/results/bench.csv
+    /// (after a `make bench-results`, copy them from its output).
     #[test]
     fn docs_tables_are_the_results() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -1,15 +1,11 @@
-//! The Rust peers: this binary as one side of a cell, with the arguments
-//! and output of bench/c/xvbench.c and bench/ocaml/vbench.ml (the modes
-//! are in docs/benchmarks.md):
+//! This binary as one side of a cell, with the arguments and output of
+//! bench/ocaml/vbench.ml (docs/benchmarks.md says what the modes do):
 //!
 //!   vchan-bench --role CHANNEL server|client RING stream|ping|idle|bounce COUNT SIZE
 //!
-//! CHANNEL is `vchan` (the unix backend rooted at VCHAN_UNIX_DIR, the
-//! server domain 0 listening at [`PATH`]), `socket` or `pipe` (in
-//! VCHAN_UNIX_DIR, buffers of the ring's size), or `shm:PUBLISH:LAYOUT`
-//! (the limit, [`crate::shm`], in the file BENCH_SHM). The server prints
-//! `listening` once the client may start; the measuring side, `key=value`
-//! lines.
+//! CHANNEL: `vchan` (the unix backend rooted at VCHAN_UNIX_DIR), `xen`
+//! (Xen's C libxenvchan, under vchan-xensim), `socket`, `pipe`, or
+//! `shm:PUBLISH:LAYOUT` (the limit, [`crate::shm`], in the file BENCH_SHM).
 
 use std::ffi::CStr;
 use std::io::{Read, Write};
@@ -78,14 +74,15 @@ pub fn role(args: &[String]) -> Result<(), String> {
             } else {
                 UnixStream::connect(&path).map_err(|e| format!("connect: {e}"))?
             };
+            let (fd, v, len) = (s.as_raw_fd(), ring as libc::c_int, size_of::<libc::c_int>());
             for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
-                let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
                 // SAFETY: a socket we own, a c_int option of that size.
-                set(&s, "setsockopt", ring, |fd, v| unsafe {
-                    libc::setsockopt(fd, libc::SOL_SOCKET, opt, (&v as *const i32).cast(), len)
-                })?;
+                let rc = unsafe {
+                    libc::setsockopt(fd, libc::SOL_SOCKET, opt, (&v as *const i32).cast(), len as _)
+                };
+                check(rc, "setsockopt")?;
             }
-            work(&mut Duplex(&s, &s), server, mode, count, size)?
+            work(&mut &s, server, mode, count, size)?
         }
         ["pipe"] => {
             // Server to client "down", client to server "up"; each writer
@@ -107,9 +104,8 @@ pub fn role(args: &[String]) -> Result<(), String> {
                 (open(&down, false)?, w)
             };
             // SAFETY: F_SETPIPE_SZ on a pipe we own.
-            set(&w, "F_SETPIPE_SZ", ring, |fd, v| unsafe {
-                libc::fcntl(fd, libc::F_SETPIPE_SZ, v)
-            })?;
+            let rc = unsafe { libc::fcntl(w.as_raw_fd(), libc::F_SETPIPE_SZ, ring as libc::c_int) };
+            check(rc, "F_SETPIPE_SZ")?;
             work(&mut Duplex(&r, &w), server, mode, count, size)?
         }
         ["shm", publish, layout] => {
@@ -118,12 +114,7 @@ pub fn role(args: &[String]) -> Result<(), String> {
             // The server writes ring 0, and is the side of a bounce that measures.
             let tx = usize::from(!server);
             if mode == "bounce" {
-                let median = map.bounce(tx, count)?;
-                if server {
-                    format!("median_ns={median}\n")
-                } else {
-                    String::new()
-                }
+                map.bounce(tx, count)?
             } else {
                 work(&mut map.end(tx, num(publish)?), server, mode, count, size)?
             }
@@ -136,56 +127,43 @@ pub fn role(args: &[String]) -> Result<(), String> {
 
 type Ctrl = *mut libc::c_void;
 
-/// Xen's C libxenvchan (the C column, under vchan-xensim), loaded at run
-/// time and used non-blocking with the waits its blocking mode makes.
+/// Xen's libxenvchan, loaded at run time and used non-blocking with the
+/// waits its blocking mode makes (the same calls).
 struct Xen {
     ctrl: Ctrl,
     read: unsafe extern "C" fn(Ctrl, *mut u8, usize) -> i32,
     write: unsafe extern "C" fn(Ctrl, *const u8, usize) -> i32,
     wait: unsafe extern "C" fn(Ctrl) -> i32,
+    close: unsafe extern "C" fn(Ctrl),
 }
 
 impl Xen {
     /// The server (domain 0, for domain 1) or the client at [`PATH`]; the
     /// server says it listens, then waits for the client.
     fn open(server: bool, ring: usize) -> Result<Xen, String> {
-        let err = |what: &str| format!("{what}: {}", std::io::Error::last_os_error());
-        // SAFETY: loading Xen's library, whose initialisers are its own.
-        let lib = unsafe { libc::dlopen(c"libxenvchan.so".as_ptr(), libc::RTLD_NOW) };
-        let sym = |name: &CStr| {
-            // SAFETY: lib is what dlopen returned, not null.
-            let f = (!lib.is_null()).then(|| unsafe { libc::dlsym(lib, name.as_ptr()) });
-            f.filter(|f| !f.is_null()).ok_or(format!("libxenvchan.so: no {name:?}"))
-        };
-        type Listen = unsafe extern "C" fn(Ctrl, i32, *const i8, usize, usize) -> Ctrl;
-        type Connect = unsafe extern "C" fn(Ctrl, i32, *const i8) -> Ctrl;
+        type Listen = unsafe extern "C" fn(Ctrl, i32, *const libc::c_char, usize, usize) -> Ctrl;
+        type Connect = unsafe extern "C" fn(Ctrl, i32, *const libc::c_char) -> Ctrl;
         type Is = unsafe extern "C" fn(Ctrl) -> i32;
         let path = std::ffi::CString::new(PATH).map_err(|e| e.to_string())?;
         let (path, none) = (path.as_ptr(), std::ptr::null_mut());
-        // SAFETY: each symbol is libxenvchan.h's function of that type.
+        // SAFETY: loading Xen's library (its initialisers are its own); each
+        // symbol is read as libxenvchan.h's function of that name.
         unsafe {
-            use std::mem::transmute as f;
-            let x = Xen {
-                ctrl: match server {
-                    true => {
-                        f::<_, Listen>(sym(c"libxenvchan_server_init")?)(none, 1, path, ring, ring)
-                    }
-                    false => f::<_, Connect>(sym(c"libxenvchan_client_init")?)(none, 0, path),
-                },
-                read: f(sym(c"libxenvchan_read")?),
-                write: f(sym(c"libxenvchan_write")?),
-                wait: f(sym(c"libxenvchan_wait")?),
+            let lib = libc::dlopen(c"libxenvchan.so".as_ptr(), libc::RTLD_NOW);
+            check(if lib.is_null() { -1 } else { 0 }, "dlopen libxenvchan.so")?;
+            let ctrl = match server {
+                true => sym::<Listen>(lib, c"libxenvchan_server_init")?(none, 1, path, ring, ring),
+                false => sym::<Connect>(lib, c"libxenvchan_client_init")?(none, 0, path),
             };
-            if x.ctrl.is_null() {
-                return Err(err("libxenvchan init"));
-            }
+            check(if ctrl.is_null() { -1 } else { 0 }, "libxenvchan init")?;
+            let (read, write) = (sym(lib, c"libxenvchan_read")?, sym(lib, c"libxenvchan_write")?);
+            let (wait, close) = (sym(lib, c"libxenvchan_wait")?, sym(lib, c"libxenvchan_close")?);
+            let x = Xen { ctrl, read, write, wait, close };
             if server {
                 println!("listening");
-                let is_open: Is = f(sym(c"libxenvchan_is_open")?);
+                let is_open = sym::<Is>(lib, c"libxenvchan_is_open")?;
                 while is_open(x.ctrl) == 2 {
-                    if (x.wait)(x.ctrl) != 0 {
-                        return Err(err("libxenvchan_wait"));
-                    }
+                    check((x.wait)(x.ctrl), "libxenvchan_wait")?;
                 }
             }
             Ok(x)
@@ -202,6 +180,24 @@ impl Xen {
                 _ => return Err(std::io::Error::other("libxenvchan failed or closed")),
             }
         }
+    }
+}
+
+/// The function `name` of the library `lib`, as an `F`.
+///
+/// # Safety
+/// `F` is the type of that function (a function pointer, of a pointer's size).
+unsafe fn sym<F: Copy>(lib: *mut libc::c_void, name: &CStr) -> Result<F, String> {
+    // SAFETY: lib is a library dlopen returned.
+    let f = unsafe { libc::dlsym(lib, name.as_ptr()) };
+    // SAFETY: f is that function, of type F (the caller's word).
+    (!f.is_null()).then(|| unsafe { std::mem::transmute_copy(&f) }).ok_or(format!("no {name:?}"))
+}
+
+impl Drop for Xen {
+    fn drop(&mut self) {
+        // SAFETY: ctrl is the open vchan, closed once.
+        unsafe { (self.close)(self.ctrl) }
     }
 }
 
@@ -222,15 +218,9 @@ impl Write for Xen {
     }
 }
 
-/// Set an int option of `fd`'s file to `v`: `call(fd, v)` makes the call.
-fn set(
-    fd: &impl AsRawFd, what: &str, v: usize, call: impl Fn(i32, i32) -> i32,
-) -> Result<(), String> {
-    let v = i32::try_from(v).map_err(|_| format!("{what} {v}"))?;
-    match call(fd.as_raw_fd(), v) {
-        rc if rc < 0 => Err(format!("{what} {v}: {}", std::io::Error::last_os_error())),
-        _ => Ok(()),
-    }
+/// The result `rc` of a system call that sets `what`.
+fn check(rc: i32, what: &str) -> Result<(), String> {
+    (rc >= 0).then_some(()).ok_or_else(|| format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
 /// Reading from one handle, writing to another.
@@ -253,7 +243,11 @@ impl<R, W: Write> Write for Duplex<R, W> {
 
 /// This side's part of `mode`; what it measured, as `key=value` lines.
 fn work(
-    l: &mut (impl Read + Write), server: bool, mode: &str, count: u64, size: usize,
+    l: &mut (impl Read + Write),
+    server: bool,
+    mode: &str,
+    count: u64,
+    size: usize,
 ) -> Result<String, String> {
     let pat = pattern(size);
     let delay = std::env::var("BENCH_DELAY_US").ok().and_then(|v| v.parse().ok());

@@ -48,9 +48,8 @@ impl Mapping {
     }
 
     /// `rounds` round trips of ring 0's `prod` line: side 0 stores an odd
-    /// count, side 1 answers with the next even one. The median round trip
-    /// (side 0; side 1 returns 0).
-    pub fn bounce(&self, side: usize, rounds: u64) -> Result<u64, String> {
+    /// count, side 1 the next even one. Side 0's median round trip line.
+    pub fn bounce(&self, side: usize, rounds: u64) -> Result<String, String> {
         let line = self.ring(0).prod;
         let mut rtt = Vec::with_capacity(if side == 0 { rounds as usize } else { 0 });
         let wait = |v| spin_until(|| (line.load(Ordering::Acquire) == v).then_some(()));
@@ -66,7 +65,7 @@ impl Mapping {
             }
         }
         rtt.sort_unstable();
-        Ok(rtt.get(rtt.len() / 2).copied().unwrap_or(0))
+        Ok(rtt.get(rtt.len() / 2).map_or(String::new(), |m| format!("median_ns={m}\n")))
     }
 
     fn ring(&self, i: usize) -> Ring<'_> {
