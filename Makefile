@@ -16,7 +16,7 @@
 #                 and docs/mirage.md's config.ml through mirage configure
 #   make bench    vchan-rs (Rust, OCaml) vs Xen's C libxenvchan (on xensim), a
 #                 Unix socket, a pipe and the shared-memory limit; prints a
-#                 table, writes target/bench/bench.{csv,svg} (make test runs it
+#                 table, writes target/bench/bench.csv (make test runs it
 #                 on a few MiB). BENCH_ARGS: e.g. --runs 3
 #   make bench-results  make bench into the committed bench/results (the
 #                 figures of docs/benchmarks.md), on purpose only

@@ -1,9 +1,8 @@
 //! **Internal to vchan-rs** (not published): what the tests and the bench
 //! share. [`Rng`] and [`Pattern`]: deterministic pseudo-random numbers and
-//! the byte stream built from them (bench/c/xvbench.c and
-//! bench/ocaml/vbench.ml make the same one); [`wait_all`], [`kill`] and
-//! [`values`]: child processes that must succeed in time, and the
-//! `key=value` lines they print.
+//! the byte stream built from them (bench/ocaml/vbench.ml makes the same
+//! one); [`wait_all`], [`kill`] and [`values`]: child processes that must
+//! succeed in time, and the `key=value` lines they print.
 
 use std::collections::HashMap;
 use std::process::Child;
