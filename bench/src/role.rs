@@ -128,7 +128,8 @@ pub fn role(args: &[String]) -> Result<(), String> {
 type Ctrl = *mut libc::c_void;
 
 /// Xen's libxenvchan, loaded at run time and used non-blocking with the
-/// waits its blocking mode makes (the same calls).
+/// waits of its blocking mode: a read waits while it gets nothing, a write
+/// after each partial send (the same calls in the same order).
 struct Xen {
     ctrl: Ctrl,
     read: unsafe extern "C" fn(Ctrl, *mut u8, usize) -> i32,
@@ -210,8 +211,17 @@ impl Read for Xen {
 
 impl Write for Xen {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // SAFETY: ctrl is the open vchan, buf readable for its length.
-        self.io(|| unsafe { (self.write)(self.ctrl, buf.as_ptr(), buf.len()) })
+        let mut done = 0;
+        while done < buf.len() {
+            let left = &buf[done..];
+            // SAFETY: ctrl is the open vchan, left readable for its length.
+            done += self.io(|| unsafe { (self.write)(self.ctrl, left.as_ptr(), left.len()) })?;
+            // SAFETY: ctrl is the open vchan.
+            if done < buf.len() && unsafe { (self.wait)(self.ctrl) } != 0 {
+                return Err(std::io::Error::other("libxenvchan_wait failed"));
+            }
+        }
+        Ok(done)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
