@@ -61,10 +61,7 @@ pub fn role(args: &[String]) -> Result<(), String> {
             ep.close().map_err(|e| format!("close: {e}"))?;
             out
         }
-        ["xen"] => {
-            let mut x = Xen::open(server, ring)?;
-            work(&mut x, server, mode, count, size)?
-        }
+        ["xen"] => work(&mut Xen::open(server, ring)?, server, mode, count, size)?,
         ["socket"] => {
             let path = dir.join("sock");
             let s = if server {
@@ -327,13 +324,10 @@ fn w(l: &mut impl Write, b: &[u8]) -> Result<(), String> {
 /// Read at least a byte (readers know how much is coming: an end is an
 /// error).
 fn read_some(l: &mut impl Read, buf: &mut [u8]) -> Result<usize, String> {
-    loop {
-        match l.read(buf) {
-            Ok(0) => return Err("early end-of-stream".into()),
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("read: {e}")),
-        }
+    match l.read(buf) {
+        Ok(0) => Err("early end-of-stream".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("read: {e}")),
     }
 }
 
