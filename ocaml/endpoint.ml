@@ -1,7 +1,23 @@
 open Lwt.Infix
 module F = Freestanding
 
-module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
+module type SPIN = sig
+  type t
+
+  val create : unit -> t
+  val spin : t -> (unit -> bool) -> bool
+  val woke : t -> unit
+end
+
+module No_spin = struct
+  type t = unit
+
+  let create () = ()
+  let spin () _ = false
+  let woke () = ()
+end
+
+module Make_with (W : SPIN) (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
   type port = Port.t
   type error = Error.t
   type write_error = Error.t
@@ -29,6 +45,7 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
         (** Length of the last view [read] returned, consumed by the next. *)
     mutable closed : bool;
     mutable read_shut : bool;
+    spin : W.t;  (** The spin phase's state (see {!SPIN}). *)
     domid : int;
     port : Port.t;
   }
@@ -66,6 +83,7 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
       pending = 0;
       closed = false;
       read_shut = false;
+      spin = W.create ();
       domid;
       port;
     }
@@ -280,8 +298,12 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
         let r = F.peek t.st in
         if r > 0 && r land 0xffff_ffff > 0 then view t r else eof
       else if s < 0 then Lwt.return (Error (F.error_of_code s))
+      else if W.spin t.spin (fun () -> F.data_ready t.st <> 0) then next t
       else if F.data_ready_or_arm t.st 1 <> 0 then next t
-      else wait t tok >>= fun () -> next t
+      else
+        wait t tok >>= fun () ->
+        W.woke t.spin;
+        next t
 
   let read t =
     if t.closed || t.read_shut then eof
@@ -306,8 +328,12 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
             notify t r;
             let n = r lsr 1 in
             if n > 0 then go (off + n) (len - n)
+            else if W.spin t.spin (fun () -> F.buffer_space t.st <> 0) then go off len
             else if F.buffer_space_or_arm t.st 1 <> 0 then go off len
-            else wait t tok >>= fun () -> go off len
+            else
+              wait t tok >>= fun () ->
+              W.woke t.spin;
+              go off len
           end
     in
     go buf.off buf.len
@@ -317,3 +343,5 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = struct
     | b :: bs -> (
         write t b >>= function Ok () -> writev t bs | Error _ as e -> Lwt.return e)
 end
+
+module Make = Make_with (No_spin)

@@ -39,6 +39,32 @@
     One Lwt thread may read while another writes; two concurrent readers (or
     writers) of one endpoint are not supported. *)
 
+(** A spin phase: before an operation that found the ring empty (or full)
+    asks the peer for a notification and waits with [E.recv], it may watch
+    the ring for a while (a peer on another core is met without events). *)
+module type SPIN = sig
+  type t
+  (** One endpoint's spin state. *)
+
+  val create : unit -> t
+  (** A fresh state. *)
+
+  val spin : t -> (unit -> bool) -> bool
+  (** [spin t ready] polls [ready] for a bounded while: true once it held,
+      false if the budget ran out (the endpoint then waits). *)
+
+  val woke : t -> unit
+  (** Called when a wait that followed a failed spin ended. *)
+end
+
+(** [Make_with (W) (E) (M) (C)] is [Make (E) (M) (C)] with the spin phase
+    [W]. *)
+module Make_with (W : SPIN) (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) :
+  S.ENDPOINT
+    with type port = Port.t
+     and type error = Error.t
+     and type write_error = Error.t
+
 (** [Make (E) (M) (C)] is an endpoint over event channels [E], shared
     memory [M] and rendezvous store [C]. *)
 module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) :

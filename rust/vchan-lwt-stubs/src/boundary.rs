@@ -199,4 +199,33 @@ pub const EXTERNALS: &[External] = &[
         ret: Ty::Float,
         ..data!("monotonic", &[UNIT])
     },
+    // The plumbing of Endpoint.Make over the backends (src/plumbing.rs).
+    func!("chan_listen", &[Ty::Value("int")], INT_RESULT),
+    func!("chan_connect", &[Ty::Value("int"), Ty::Value("int")], INT_RESULT),
+    func!("chan_port", &[Ty::Value("int")], Ty::Value("int")),
+    func!("chan_fd", &[Ty::Value("int")], Ty::Value("int")),
+    func!("chan_hangup_fd", &[Ty::Value("int")], Ty::Value("int")),
+    data!("chan_notify", &[INT]),
+    data!("chan_drain", &[INT]),
+    func!("chan_free", &[Ty::Value("int")], UNIT),
+    func!("share", &[Ty::Value("int"), Ty::Value("int")], INT_RESULT),
+    func!(
+        "map",
+        &[Ty::Value("int"), Ty::Value("int array"), Ty::Value("bool")],
+        INT_RESULT
+    ),
+    func!("region_refs", &[Ty::Value("int")], Ty::Value("int array")),
+    func!("region_free", &[Ty::Value("int")], UNIT),
+    func!("region_buf", &[Ty::Value("int")], Ty::Value("Cstruct.buffer")),
+    func!(
+        "publish",
+        &[Ty::Value("int"), Ty::Value("string"), Ty::Value("int"), Ty::Value("int")],
+        Ty::Value("(unit, int * string) result")
+    ),
+    func!(
+        "lookup",
+        &[Ty::Value("int"), Ty::Value("string")],
+        Ty::Value("((int * int) option, int * string) result")
+    ),
+    func!("unpublish", &[Ty::Value("int"), Ty::Value("string")], Ty::Value("(unit, int * string) result")),
 ];

@@ -37,6 +37,7 @@ use std::io;
 mod control;
 pub mod data;
 pub mod engine;
+pub mod plumbing;
 pub mod ring;
 
 use vchan::{Endpoint, Error, RetainedMemory};
@@ -189,6 +190,7 @@ mod tests {
     use crate::engine::*;
     use crate::ocaml_boundary::{Call, Ty};
     use crate::ocaml_value::Value;
+    use crate::plumbing::*;
     use crate::ring::*;
     use ocaml::Raw;
 
@@ -259,6 +261,24 @@ mod tests {
             c_fn!(vchan_rs_epoll_wait_byte(value, value, value) -> value),
             c_fn!(vchan_rs_monotonic(value) -> f64),
             c_fn!(vchan_rs_monotonic_byte(value) -> value),
+            c_fn!(vchan_rs_chan_listen(raw) -> raw),
+            c_fn!(vchan_rs_chan_connect(raw, raw) -> raw),
+            c_fn!(vchan_rs_chan_port(raw) -> raw),
+            c_fn!(vchan_rs_chan_fd(raw) -> raw),
+            c_fn!(vchan_rs_chan_hangup_fd(raw) -> raw),
+            c_fn!(vchan_rs_chan_notify(isize) -> isize),
+            c_fn!(vchan_rs_chan_notify_byte(value) -> value),
+            c_fn!(vchan_rs_chan_drain(isize) -> isize),
+            c_fn!(vchan_rs_chan_drain_byte(value) -> value),
+            c_fn!(vchan_rs_chan_free(raw) -> raw),
+            c_fn!(vchan_rs_share(raw, raw) -> raw),
+            c_fn!(vchan_rs_map(raw, raw, raw) -> raw),
+            c_fn!(vchan_rs_region_refs(raw) -> raw),
+            c_fn!(vchan_rs_region_free(raw) -> raw),
+            c_fn!(vchan_rs_region_buf(value) -> value),
+            c_fn!(vchan_rs_publish(raw, raw, raw, raw) -> raw),
+            c_fn!(vchan_rs_lookup(raw, raw) -> raw),
+            c_fn!(vchan_rs_unpublish(raw, raw) -> raw),
         ];
         // The data path's stubs and their twins, as byte_stubs! made them.
         for (symbol, args) in DEFINED {
