@@ -44,6 +44,14 @@ module Spin = struct
     else if waited > idle then t.budget <- min_budget
 end
 
+(* The shared page of the endpoint being set up: the first page a server
+   shares before it listens, the page a client maps before it connects.
+   Its event channel clears the peer's live byte in it when the backend
+   reports the peer gone (the unix backend: its socket's end-of-file), as
+   Xen's unmap notification would: so the functor sees a dead peer as one
+   that closed. *)
+let setting_up : Vchan_rs.S.page option ref = ref None
+
 module Events = struct
   type port = int
 
@@ -69,10 +77,18 @@ module Events = struct
     mutable arrivals : int;  (** Edge wake-ups since the last drain. *)
     mutable gone : bool;
     mutable closed : bool;
+    page : Vchan_rs.S.page option;
+    peer_live : int;  (** Offset of the peer's live byte in [page]. *)
+    mutable hangup : Lwt_engine.event option;
   }
 
-  let make h =
+  let make ~peer_live h =
+    let page = !setting_up in
+    setting_up := None;
     {
+      page;
+      peer_live;
+      hangup = None;
       h;
       fd = (Obj.magic (Stubs.chan_fd h : int) : Unix.file_descr);
       count = 0;
@@ -87,25 +103,31 @@ module Events = struct
 
   let listen domid =
     let h = ok (Stubs.chan_listen domid) in
-    (Stubs.chan_port h, make h)
+    (Stubs.chan_port h, make ~peer_live:20 h)
 
-  let connect domid port = make (ok (Stubs.chan_connect domid port))
+  let connect domid port = make ~peer_live:21 (ok (Stubs.chan_connect domid port))
   let send c = if not c.closed then ignore (Stubs.chan_notify c.h : int)
 
   let drain c =
     c.arrivals <- 0;
     let r = Stubs.chan_drain c.h in
-    if r < 0 || r land 1 = 1 then c.gone <- true
+    if (r < 0 || r land 1 = 1) && not c.gone then begin
+      c.gone <- true;
+      Option.iter Lwt_engine.stop_event c.hangup;
+      Option.iter (fun p -> Bigarray.Array1.set p c.peer_live '\000') c.page
+    end
 
   let stop c =
     Option.iter Lwt_engine.stop_event c.watch;
-    c.watch <- None
+    c.watch <- None;
+    Option.iter Lwt_engine.stop_event c.hangup;
+    c.hangup <- None
 
   (* Level-triggered, every wake-up consumes the events. Edge-triggered
      (under Engine), a wake-up consumes them only every 48 arrivals, or
      before the connection exists (a server accepts its client while
      consuming). *)
-  let woke c =
+  let rec woke c =
     if c.closed then ()
     else if (not c.edge) || c.arrivals >= 48 || Stubs.chan_hangup_fd c.h < 0 then drain c
     else c.arrivals <- c.arrivals + 1;
@@ -117,14 +139,27 @@ module Events = struct
         if c.edge && c.arrivals > 0 then drain c;
         stop c
       end
+      else watch_hangup c
     end
+
+  (* Edge-triggered, the peer's end-of-file may wait unconsumed behind a
+     notification: watch the connection for its hang-up alone. *)
+  and watch_hangup c =
+    if c.edge && c.hangup = None && (not c.gone) && not c.closed then
+      let fd = Stubs.chan_hangup_fd c.h in
+      if fd >= 0 then
+        c.hangup <-
+          Engine.on_hangup (Obj.magic fd : Unix.file_descr) (fun _ ->
+              c.arrivals <- 48;
+              woke c)
 
   let start c =
     if c.watch = None && not c.closed then
       match Engine.on_readable_edge c.fd (fun _ -> woke c) with
       | Some ev ->
           c.watch <- Some ev;
-          c.edge <- true
+          c.edge <- true;
+          watch_hangup c
       | None ->
           c.watch <- Some (Lwt_engine.on_readable c.fd (fun _ -> woke c));
           c.edge <- false
@@ -161,7 +196,9 @@ module Memory = struct
 
   let share ~domid ~npages ~rw:_ =
     let s = ok (Stubs.share domid npages) in
-    { s; sbuf = Stubs.region_buf s; refs = Stubs.region_refs s }
+    let sbuf = Stubs.region_buf s in
+    if !setting_up = None then setting_up := Some sbuf;
+    { s; sbuf; refs = Stubs.region_refs s }
 
   let unshare s =
     Stubs.region_free s.s;
@@ -179,7 +216,10 @@ module Memory = struct
         let m = ok (Stubs.map domid refs rw) in
         { m; mbuf = Stubs.region_buf m }
 
-  let map ~domid ~grant ~rw = mapv ~grants:[ (domid, grant) ] ~rw
+  let map ~domid ~grant ~rw =
+    let m = mapv ~grants:[ (domid, grant) ] ~rw in
+    setting_up := Some m.mbuf;
+    m
   let unmap m = Stubs.region_free m.m
 end
 
