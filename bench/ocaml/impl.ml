@@ -2,13 +2,7 @@
    compiles vbench.ml with bench/ocaml-vchan/impl.ml, which has the same
    items over ocaml-vchan.) *)
 
-module type EP = Vchan_rs.S.ENDPOINT with type port = Vchan_rs.Port.t
-
-(* VBENCH_ENDPOINT=functor: the functor over Lwt Unix plumbing (prototype). *)
-module M =
-  (val match Sys.getenv_opt "VBENCH_ENDPOINT" with
-       | Some "functor" -> (module Vchan_rs_lwt_unix.Functor_endpoint : EP)
-       | _ -> (module Vchan_rs_lwt_unix.M : EP))
+module M = Vchan_rs_lwt_unix.M
 module In_memory = Vchan_rs.In_memory
 
 let port name = Result.get_ok (Vchan_rs.Port.of_string name)

@@ -1,15 +1,23 @@
-(* EVENTS, MEMORY and CONFIGURATION for Lwt on Unix over rust/vchan's
-   backends (Stubs' plumbing: rust/vchan-lwt-stubs/src/plumbing.rs), and a
-   spin phase: what Vchan_rs.Endpoint.Make_with needs to make the Lwt Unix
-   endpoint. *)
-
 open Lwt.Infix
 
-let ok = function Ok x -> x | Error e -> raise (Vchan_rs.Error.Vchan (Stubs.error_of_kind e))
+module type BACKEND = sig
+  val name : string option
+end
+
+let ok = function
+  | Ok x -> x
+  | Error e -> raise (Vchan_rs.Error.Vchan (Stubs.error_of_kind e))
+
+let fd_of_int (fd : int) : Unix.file_descr = Obj.magic fd
+let int_of_fd (fd : Unix.file_descr) : int = Obj.magic fd
+
+let fd_read fd (buf : Cstruct.t) = Stubs.fd_read (int_of_fd fd) buf.buffer buf.off buf.len
+let eagain = -11
 
 (* The adaptive spin of rust/vchan/src/spin.rs: 2-100 us, doubling when it
    pays off, halving when it does not; grown when a wait ended within the
-   longest budget. The clock is read only after 32 looks failed. *)
+   longest budget, reset when it lasted long (the peer is idle). The clock
+   is read only after 32 looks failed. *)
 module Spin = struct
   let min_budget = 2e-6
   let max_budget = 100e-6
@@ -40,216 +48,245 @@ module Spin = struct
 
   let woke t =
     let waited = Stubs.monotonic () -. t.began in
-    if waited < max_budget then t.budget <- Float.max t.budget (Float.min (waited *. 2.) max_budget)
+    if waited < max_budget then
+      t.budget <- Float.max t.budget (Float.min (waited *. 2.) max_budget)
     else if waited > idle then t.budget <- min_budget
 end
 
-(* The shared page of the endpoint being set up: the first page a server
-   shares before it listens, the page a client maps before it connects.
-   Its event channel clears the peer's live byte in it when the backend
-   reports the peer gone (the unix backend: its socket's end-of-file), as
-   Xen's unmap notification would: so the functor sees a dead peer as one
-   that closed. *)
-let setting_up : Vchan_rs.S.page option ref = ref None
+(* Events are watched through Lwt's engine; one watch per channel, while
+   someone waits.
 
-module Events = struct
-  type port = int
+   Level-triggered (Lwt's default engine, or a backend whose events must
+   be consumed at every wake-up: Xen's event channel device masks a port
+   from its first event until its events are consumed), every wake-up
+   consumes the events (one system call).
 
-  let port_of_string s =
-    match int_of_string_opt s with
-    | Some p when p >= 0 -> Ok p
-    | _ -> Error (`Msg ("bad event channel port " ^ s))
+   Edge-triggered (under Engine, once the connection exists: the unix
+   backend's event socket), a wake-up only counts: the notifications pile
+   up in the socket's queue and are consumed every [drain_every] arrivals
+   (one recvmmsg takes up to 64), far below what the queue holds (278 with
+   Linux's default send buffer). An honest peer notifies at most once per
+   arming, and the endpoint arms at most once per wait. The peer's death
+   (end-of-file behind notifications the edge already reported) is seen
+   through the connection's hang-up ([Engine.on_hangup], EPOLLRDHUP, which
+   no notification raises), which consumes at once. Before the connection
+   exists (a server waiting for its client, which it accepts while
+   consuming) every wake-up consumes. When the last waiter is gone, what
+   an edge-triggered watch left queued is consumed before the watch stops
+   (a new watch would else fire at once for it). *)
+let drain_every = 48
 
-  let string_of_port = string_of_int
+module Make (B : BACKEND) = struct
+  module E = struct
+    type port = int
 
-  type event = int
+    let port_of_string s =
+      match int_of_string_opt s with
+      | Some p when p >= 0 -> Ok p
+      | _ -> Error (`Msg ("bad event channel port " ^ s))
 
-  let initial = 0
+    let string_of_port = string_of_int
 
-  type channel = {
-    h : int;
-    fd : Unix.file_descr;
-    mutable count : int;  (** Wake-ups seen: the newest event. *)
-    changed : unit Lwt_condition.t;
-    mutable waiters : int;
-    mutable watch : Lwt_engine.event option;
-    mutable edge : bool;
-    mutable arrivals : int;  (** Edge wake-ups since the last drain. *)
-    mutable gone : bool;
-    mutable closed : bool;
-    page : Vchan_rs.S.page option;
-    peer_live : int;  (** Offset of the peer's live byte in [page]. *)
-    mutable hangup : Lwt_engine.event option;
-  }
+    type event = int
 
-  let make ~peer_live h =
-    let page = !setting_up in
-    setting_up := None;
-    {
-      page;
-      peer_live;
-      hangup = None;
-      h;
-      fd = (Obj.magic (Stubs.chan_fd h : int) : Unix.file_descr);
-      count = 0;
-      changed = Lwt_condition.create ();
-      waiters = 0;
-      watch = None;
-      edge = false;
-      arrivals = 0;
-      gone = false;
-      closed = false;
+    let initial = 0
+
+    type channel = {
+      h : Stubs.chan;
+      fd : Unix.file_descr;
+      mutable count : int;  (** Wake-ups seen: the newest event. *)
+      changed : unit Lwt_condition.t;
+      mutable waiters : int;
+      mutable watch : Lwt_engine.event option;
+      mutable hangup : Lwt_engine.event option;
+      mutable edge : bool;
+      mutable arrivals : int;  (** Edge wake-ups since the last drain. *)
+      mutable gone : bool;
+      mutable closed : bool;
     }
 
-  let listen domid =
-    let h = ok (Stubs.chan_listen domid) in
-    (Stubs.chan_port h, make ~peer_live:20 h)
+    let make h =
+      let c =
+        {
+          h;
+          fd = fd_of_int (Stubs.chan_fd h);
+          count = 0;
+          changed = Lwt_condition.create ();
+          waiters = 0;
+          watch = None;
+          hangup = None;
+          edge = false;
+          arrivals = 0;
+          gone = false;
+          closed = false;
+        }
+      in
+      (* A channel nobody closed is closed when it can no longer be
+         reached (the engine holds it while it watches). *)
+      Gc.finalise (fun c -> if not c.closed then Stubs.chan_free c.h) c;
+      c
 
-  let connect domid port = make ~peer_live:21 (ok (Stubs.chan_connect domid port))
-  let send c = if not c.closed then ignore (Stubs.chan_notify c.h : int)
+    let listen domid =
+      let h = ok (Stubs.chan_listen B.name domid) in
+      (Stubs.chan_port h, make h)
 
-  let drain c =
-    c.arrivals <- 0;
-    let r = Stubs.chan_drain c.h in
-    if (r < 0 || r land 1 = 1) && not c.gone then begin
-      c.gone <- true;
+    let connect domid port =
+      match ok (Stubs.chan_connect B.name domid port) with
+      | 0 -> raise Vchan_rs.Endpoint.Stale
+      | h -> make h
+
+    let send c = if not c.closed then ignore (Stubs.chan_notify c.h : int)
+
+    let stop_hangup c =
       Option.iter Lwt_engine.stop_event c.hangup;
-      Option.iter (fun p -> Bigarray.Array1.set p c.peer_live '\000') c.page
-    end
+      c.hangup <- None
 
-  let stop c =
-    Option.iter Lwt_engine.stop_event c.watch;
-    c.watch <- None;
-    Option.iter Lwt_engine.stop_event c.hangup;
-    c.hangup <- None
-
-  (* Level-triggered, every wake-up consumes the events. Edge-triggered
-     (under Engine), a wake-up consumes them only every 48 arrivals, or
-     before the connection exists (a server accepts its client while
-     consuming). *)
-  let rec woke c =
-    if c.closed then ()
-    else if (not c.edge) || c.arrivals >= 48 || Stubs.chan_hangup_fd c.h < 0 then drain c
-    else c.arrivals <- c.arrivals + 1;
-    if not c.closed then begin
-      c.count <- c.count + 1;
-      (* The waiters run now, and may close the channel. *)
-      Lwt_condition.broadcast c.changed ();
-      if c.waiters = 0 && not c.closed then begin
-        if c.edge && c.arrivals > 0 then drain c;
-        stop c
+    let drain c =
+      c.arrivals <- 0;
+      let r = Stubs.chan_drain c.h in
+      if (r < 0 || r land 1 = 1) && not c.gone then begin
+        c.gone <- true;
+        stop_hangup c
       end
-      else watch_hangup c
-    end
 
-  (* Edge-triggered, the peer's end-of-file may wait unconsumed behind a
-     notification: watch the connection for its hang-up alone. *)
-  and watch_hangup c =
-    if c.edge && c.hangup = None && (not c.gone) && not c.closed then
-      let fd = Stubs.chan_hangup_fd c.h in
-      if fd >= 0 then
-        c.hangup <-
-          Engine.on_hangup (Obj.magic fd : Unix.file_descr) (fun _ ->
-              c.arrivals <- 48;
-              woke c)
+    let stop c =
+      Option.iter Lwt_engine.stop_event c.watch;
+      c.watch <- None;
+      stop_hangup c
 
-  let start c =
-    if c.watch = None && not c.closed then
-      match Engine.on_readable_edge c.fd (fun _ -> woke c) with
-      | Some ev ->
-          c.watch <- Some ev;
-          c.edge <- true;
-          watch_hangup c
-      | None ->
-          c.watch <- Some (Lwt_engine.on_readable c.fd (fun _ -> woke c));
-          c.edge <- false
+    let rec woke c =
+      if not c.closed then begin
+        if (not c.edge) || c.arrivals >= drain_every || Stubs.chan_hangup_fd c.h < 0
+        then drain c
+        else c.arrivals <- c.arrivals + 1;
+        c.count <- c.count + 1;
+        (* The waiters run now, and may close the channel. *)
+        Lwt_condition.broadcast c.changed ();
+        if c.waiters = 0 && not c.closed then begin
+          if c.edge && c.arrivals > 0 then drain c;
+          stop c
+        end
+        else watch_hangup c
+      end
 
-  let recv c ev =
-    if c.count <> ev || c.closed then Lwt.return c.count
-    else begin
-      let w = Lwt_condition.wait c.changed in
-      c.waiters <- c.waiters + 1;
-      Lwt.on_termination w (fun () -> c.waiters <- c.waiters - 1);
-      start c;
-      w >|= fun () -> c.count
-    end
+    and watch_hangup c =
+      if c.edge && c.hangup = None && (not c.gone) && not c.closed then
+        let fd = Stubs.chan_hangup_fd c.h in
+        if fd >= 0 then
+          c.hangup <-
+            Engine.on_hangup (fd_of_int fd) (fun _ ->
+                c.arrivals <- drain_every;
+                woke c)
 
-  let close c =
-    if not c.closed then begin
-      c.closed <- true;
-      stop c;
-      Lwt_condition.broadcast c.changed ();
-      Stubs.chan_free c.h
-    end
+    let start c =
+      if c.watch = None && not c.closed then
+        match Engine.on_readable_edge c.fd (fun _ -> woke c) with
+        | Some ev ->
+            c.watch <- Some ev;
+            c.edge <- true;
+            watch_hangup c
+        | None ->
+            c.watch <- Some (Lwt_engine.on_readable c.fd (fun _ -> woke c));
+            c.edge <- false
+
+    let recv c ev =
+      if c.count <> ev || c.closed then Lwt.return c.count
+      else begin
+        let w = Lwt_condition.wait c.changed in
+        c.waiters <- c.waiters + 1;
+        Lwt.on_termination w (fun () -> c.waiters <- c.waiters - 1);
+        start c;
+        w >|= fun () -> c.count
+      end
+
+    let close c =
+      if not c.closed then begin
+        c.closed <- true;
+        stop c;
+        Lwt_condition.broadcast c.changed ();
+        Stubs.chan_free c.h
+      end
+  end
+
+  (* Memory lives as long as a view of it is reachable (the bigarray
+     [region_buf] returns owns it): unsharing or unmapping is leaving it
+     to the garbage collector, so no view can dangle. *)
+  module M = struct
+    type grant = int32
+
+    let grant_of_int32 g = g
+    let int32_of_grant g = g
+
+    type share = { sbuf : Vchan_rs.S.page; refs : int array }
+
+    let grants_of_share s = Array.to_list (Array.map Int32.of_int s.refs)
+    let buf_of_share s = s.sbuf
+
+    let of_region r =
+      let refs = Stubs.region_refs r in
+      { sbuf = Stubs.region_buf r; refs }
+
+    let share ~domid ~npages ~rw:_ = of_region (ok (Stubs.share B.name domid npages))
+    let unshare _ = Lwt.return_unit
+
+    type mapping = Vchan_rs.S.page
+
+    let buf_of_mapping m = m
+    let ref_int g = Int32.to_int g land 0xffff_ffff
+
+    let mapv ~grants ~rw =
+      match grants with
+      | [] -> invalid_arg "mapv: no grants"
+      | (domid, _) :: _ ->
+          let refs = Array.of_list (List.map (fun (_, g) -> ref_int g) grants) in
+          Stubs.region_buf (ok (Stubs.map B.name domid refs rw))
+
+    let map ~domid ~grant ~rw = mapv ~grants:[ (domid, grant) ] ~rw
+    let unmap _ = ()
+  end
+
+  module C = struct
+    type t = { ring_ref : string; event_channel : string }
+
+    let num what s =
+      match Int64.of_string_opt s with
+      | Some n when n >= -0x8000_0000L && n <= 0xffff_ffffL -> Int64.to_int n land 0xffff_ffff
+      | _ -> raise (Vchan_rs.Error.Vchan (`Invalid_argument (what ^ ": " ^ s)))
+
+    let write ~client_domid ~port t =
+      ok
+        (Stubs.publish B.name client_domid (Vchan_rs.Port.to_string port)
+           (num "ring-ref" t.ring_ref)
+           (num "event-channel" t.event_channel));
+      Lwt.return_unit
+
+    (* Polls the store with a growing pause (1 ms up to 50 ms). *)
+    let read ~server_domid ~port =
+      let rec go pause =
+        match ok (Stubs.lookup B.name server_domid (Vchan_rs.Port.to_string port)) with
+        | Some (r, e) ->
+            Lwt.return
+              { ring_ref = Int32.to_string (Int32.of_int r); event_channel = string_of_int e }
+        | None -> Lwt_unix.sleep pause >>= fun () -> go (Float.min (pause *. 2.) 0.05)
+      in
+      go 0.001
+
+    let delete ~client_domid ~port =
+      ok (Stubs.unpublish B.name client_domid (Vchan_rs.Port.to_string port));
+      Lwt.return_unit
+  end
+
+  let share_page (c : E.channel) ~domid ~own_live =
+    M.of_region (ok (Stubs.share_page B.name c.h domid own_live))
+
+  let map_page (c : E.channel) ~domid ~grant ~own_live =
+    Stubs.region_buf (ok (Stubs.map_page B.name c.h domid (M.ref_int grant) own_live))
+
+  let peer_gone (c : E.channel) = c.gone
+
+  type spin = Spin.t
+
+  let spin = Spin.create
+  let spin_until = Spin.spin
+  let woke = Spin.woke
 end
-
-module Memory = struct
-  type grant = int32
-
-  let grant_of_int32 g = g
-  let int32_of_grant g = g
-
-  type share = { s : int; sbuf : Vchan_rs.S.page; refs : int array }
-
-  let grants_of_share s = Array.to_list (Array.map Int32.of_int s.refs)
-  let buf_of_share s = s.sbuf
-
-  let share ~domid ~npages ~rw:_ =
-    let s = ok (Stubs.share domid npages) in
-    let sbuf = Stubs.region_buf s in
-    if !setting_up = None then setting_up := Some sbuf;
-    { s; sbuf; refs = Stubs.region_refs s }
-
-  let unshare s =
-    Stubs.region_free s.s;
-    Lwt.return_unit
-
-  type mapping = { m : int; mbuf : Vchan_rs.S.page }
-
-  let buf_of_mapping m = m.mbuf
-
-  let mapv ~grants ~rw =
-    match grants with
-    | [] -> invalid_arg "mapv: no grants"
-    | (domid, _) :: _ ->
-        let refs = Array.of_list (List.map (fun (_, g) -> Int32.to_int g land 0xffff_ffff) grants) in
-        let m = ok (Stubs.map domid refs rw) in
-        { m; mbuf = Stubs.region_buf m }
-
-  let map ~domid ~grant ~rw =
-    let m = mapv ~grants:[ (domid, grant) ] ~rw in
-    setting_up := Some m.mbuf;
-    m
-  let unmap m = Stubs.region_free m.m
-end
-
-module Config = struct
-  type t = { ring_ref : string; event_channel : string }
-
-  let num what s =
-    match Int64.of_string_opt s with
-    | Some n -> Int64.to_int n land 0xffff_ffff
-    | None -> raise (Vchan_rs.Error.Vchan (`Invalid_argument (what ^ ": " ^ s)))
-
-  let write ~client_domid ~port t =
-    ok
-      (Stubs.publish client_domid (Vchan_rs.Port.to_string port) (num "ring-ref" t.ring_ref)
-         (num "event-channel" t.event_channel));
-    Lwt.return_unit
-
-  let read ~server_domid ~port =
-    let rec go pause =
-      match ok (Stubs.lookup server_domid (Vchan_rs.Port.to_string port)) with
-      | Some (r, e) ->
-          Lwt.return
-            { ring_ref = Int32.to_string (Int32.of_int r); event_channel = string_of_int e }
-      | None -> Lwt_unix.sleep pause >>= fun () -> go (Float.min (pause *. 2.) 0.05)
-    in
-    go 0.001
-
-  let delete ~client_domid ~port =
-    ok (Stubs.unpublish client_domid (Vchan_rs.Port.to_string port));
-    Lwt.return_unit
-end
-
-module Endpoint = Vchan_rs.Endpoint.Make_with (Spin) (Events) (Memory) (Config)

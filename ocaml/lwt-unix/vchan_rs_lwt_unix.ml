@@ -5,7 +5,6 @@ module Backend = Backend
 module E = Endpoint
 
 module M : Vchan_rs.S.ENDPOINT with type port = Vchan_rs.Port.t = E
-module Functor_endpoint = Plumbing.Endpoint
 
 let raise_error e = Lwt.fail (Vchan_rs.Error.Vchan e)
 

@@ -21,14 +21,6 @@ module M : Vchan_rs.S.ENDPOINT with type port = Vchan_rs.Port.t
 (** The endpoint, with types abstract as in ocaml-vchan ({!Endpoint}
     is the same implementation with its types and extras exposed). *)
 
-module Functor_endpoint :
-  Vchan_rs.S.ENDPOINT
-    with type port = Vchan_rs.Port.t
-     and type error = Vchan_rs.Error.t
-     and type write_error = Vchan_rs.Error.t
-(** PROTOTYPE: [Vchan_rs.Endpoint.Make_with] applied to Lwt Unix events,
-    memory and rendezvous over rust/vchan's backends. *)
-
 val open_client :
   domid:int ->
   port:Vchan_rs.Port.t ->

@@ -222,6 +222,21 @@ externals! {
             Err(_) => E_INVALID,
         }
     }
+    fn vchan_fs_ml_free_span / vchan_fs_ml_free_span_byte (st: STATE) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_free_span(state(st)) }
+    }
+    fn vchan_fs_ml_produce / vchan_fs_ml_produce_byte (st: STATE, n: INT) {
+        match usize::try_from(n) {
+            // SAFETY: the state is a live bigarray (length checked).
+            Ok(n) => unsafe { abi::vchan_fs_produce(state(st), n) },
+            Err(_) => E_INVALID,
+        }
+    }
+    fn vchan_fs_ml_peer_gone / vchan_fs_ml_peer_gone_byte (st: STATE) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_peer_gone(state(st)) }
+    }
     fn vchan_fs_ml_data_ready / vchan_fs_ml_data_ready_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_data_ready(state(st)) }

@@ -4,8 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use vchan_core::layout::LIVE_EXITED;
-use vchan_core::{Channel, Fences, LiveState, RawPage, RawRing, Role, SharedPage};
+use vchan_core::{Channel, Fences, LiveState, RawPage, RawRing, Role};
 
 use super::{Endpoint, State};
 use crate::backend::{poll_fd, Events};
@@ -110,7 +109,6 @@ impl Endpoint {
     /// in the page).
     fn absorb(&mut self, ev: Events) -> Result<()> {
         self.drained_at = coarse_ms();
-        let role = self.role;
         let live = self.live_mut()?;
         // Only a channel that runs the barrier itself is registered to
         // receive the peer's (see `arm_barrier`).
@@ -118,13 +116,8 @@ impl Endpoint {
             live.ch.set_fences(Fences::PeerBarrier);
         }
         if ev.peer_gone {
-            let page = live.ch.page();
-            let offset = role.peer().live_offset();
             // A peer that closed marked itself exited before it went.
-            let vanished =
-                page.load_u8(offset, core::sync::atomic::Ordering::Acquire) != LIVE_EXITED;
-            page.store_u8(offset, LIVE_EXITED, core::sync::atomic::Ordering::Release);
-            self.vanished |= vanished;
+            self.vanished |= live.ch.mark_peer_gone();
             self.peer_gone = true;
         }
         Ok(())
