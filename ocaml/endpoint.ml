@@ -42,6 +42,7 @@ module type PLATFORM = sig
   val spin : unit -> spin
   val spin_until : spin -> (unit -> bool) -> bool
   val woke : spin -> unit
+  val stalled : E.channel -> unit
 end
 
 module Make_with (P : PLATFORM) = struct
@@ -79,6 +80,7 @@ module Make_with (P : PLATFORM) = struct
         (** Length of the last view [read] returned, consumed by the next. *)
     mutable closed : bool;
     mutable read_shut : bool;
+    mutable woken : bool;  (** A wait ended since the last progress. *)
     mutable gone : bool;  (** The platform saw the peer die. *)
     mutable vanished : bool;  (** ... before it closed. *)
     spin : P.spin;
@@ -117,6 +119,7 @@ module Make_with (P : PLATFORM) = struct
       pending = 0;
       closed = false;
       read_shut = false;
+      woken = false;
       gone = false;
       vanished = false;
       spin = P.spin ();
@@ -160,6 +163,7 @@ module Make_with (P : PLATFORM) = struct
           Lwt.on_any (E.recv t.evtchn tok)
             (fun ev ->
               t.token <- ev;
+              t.woken <- true;
               absorb t;
               wake t (Ok ()))
             (fun e -> wake t (Error e));
@@ -168,6 +172,11 @@ module Make_with (P : PLATFORM) = struct
   (* Wait until [ready ()] holds: spin first, then [arm ()] (ask the peer
      for a notification and look again), then wait for an event. *)
   let await t ~ready ~arm =
+    if t.woken then begin
+      t.woken <- false;
+      P.stalled t.evtchn;
+      absorb t
+    end;
     let tok = t.token in
     if P.spin_until t.spin ready || arm () then Lwt.return_unit
     else wait t tok >|= fun () -> P.woke t.spin
@@ -386,7 +395,9 @@ module Make_with (P : PLATFORM) = struct
     if t.closed || t.read_shut then eof
     else
       match attempt () with
-      | Some r -> r
+      | Some r ->
+          t.woken <- false;
+          r
       | None -> (
           absorb t;
           match peer_state t with
@@ -446,7 +457,9 @@ module Make_with (P : PLATFORM) = struct
           writing t ~want attempt
       | Ok Connected -> (
           match attempt () with
-          | Some r -> r
+          | Some r ->
+              t.woken <- false;
+              r
           | None ->
               await t
                 ~ready:(fun () -> F.buffer_space t.st >= want)
@@ -543,4 +556,5 @@ module Make (E : S.EVENTS) (M : S.MEMORY) (C : S.CONFIGURATION) = Make_with (str
   let spin () = ()
   let spin_until () _ = false
   let woke () = ()
+  let stalled _ = ()
 end)

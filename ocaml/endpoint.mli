@@ -162,6 +162,13 @@ module type PLATFORM = sig
 
   val woke : spin -> unit
   (** Called when a wait that followed a failed spin ended. *)
+
+  val stalled : E.channel -> unit
+  (** An operation woke from a wait and must wait again: the wake-up
+      brought it nothing. A platform that lets events pile up unconsumed
+      (to save a system call per wake-up) should consume them now: the
+      peer's death, a new client or a flood of empty notifications may sit
+      behind them. *)
 end
 
 (** [Make_with (P)] is an endpoint over [P]'s event channels, memory and

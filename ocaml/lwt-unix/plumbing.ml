@@ -284,6 +284,11 @@ module Make (B : BACKEND) = struct
 
   let peer_gone (c : E.channel) = c.gone
 
+  (* A wake-up that brought nothing: consume what an edge-triggered watch
+     left queued (a flood of empty notifications is consumed, up to 64 per
+     recvmmsg, once per wake-up). *)
+  let stalled (c : E.channel) = if c.edge && c.arrivals > 0 && not c.closed then E.drain c
+
   type spin = Spin.t
 
   let spin = Spin.create
