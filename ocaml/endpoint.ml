@@ -81,6 +81,7 @@ module Make_with (P : PLATFORM) = struct
     mutable closed : bool;
     mutable read_shut : bool;
     mutable woken : bool;  (** A wait ended since the last progress. *)
+    mutable spun : bool;  (** The current wait followed a failed spin. *)
     mutable gone : bool;  (** The platform saw the peer die. *)
     mutable vanished : bool;  (** ... before it closed. *)
     spin : P.spin;
@@ -120,6 +121,7 @@ module Make_with (P : PLATFORM) = struct
       closed = false;
       read_shut = false;
       woken = false;
+      spun = false;
       gone = false;
       vanished = false;
       spin = P.spin ();
@@ -151,10 +153,6 @@ module Make_with (P : PLATFORM) = struct
   let wait t tok =
     if t.closed || tok != t.token then Lwt.return_unit
     else
-      (* Each waiter may be cancelled (a [Lwt.pick] that lost) without
-         cancelling the others. *)
-      Lwt.protected
-      @@
       match t.wakeup with
       | Some (p, _) -> p
       | None ->
@@ -164,6 +162,10 @@ module Make_with (P : PLATFORM) = struct
             (fun ev ->
               t.token <- ev;
               t.woken <- true;
+              if t.spun then begin
+                t.spun <- false;
+                P.woke t.spin
+              end;
               absorb t;
               wake t (Ok ()))
             (fun e -> wake t (Error e));
@@ -172,14 +174,19 @@ module Make_with (P : PLATFORM) = struct
   (* Wait until [ready ()] holds: spin first, then [arm ()] (ask the peer
      for a notification and look again), then wait for an event. *)
   let await t ~ready ~arm =
+    let gone = t.gone in
     if t.woken then begin
       t.woken <- false;
       P.stalled t.evtchn;
       absorb t
     end;
     let tok = t.token in
-    if P.spin_until t.spin ready || arm () then Lwt.return_unit
-    else wait t tok >|= fun () -> P.woke t.spin
+    (* Consuming the events showed the peer dead: look again. *)
+    if t.gone <> gone || P.spin_until t.spin ready || arm () then Lwt.return_unit
+    else begin
+      t.spun <- true;
+      wait t tok
+    end
 
   let notify t r = if r land 1 = 1 then E.send t.evtchn
 
@@ -266,7 +273,10 @@ module Make_with (P : PLATFORM) = struct
         let tok = t.token in
         absorb t;
         match peer_state t with
-        | Ok Waiting -> wait t tok >>= connected
+        | Ok Waiting ->
+            (* Cancelable (a [Lwt.pick] that lost) without cancelling
+               other waiters. *)
+            Lwt.protected (wait t tok) >>= connected
         | Ok (Connected | Exited) -> Lwt.return_unit
         | Error e -> fail e
     in
@@ -388,123 +398,144 @@ module Make_with (P : PLATFORM) = struct
   let eof = Lwt.return (Ok `Eof)
   let closed = Lwt.return (Error `Closed)
 
-  (* The reading side's loop: [attempt ()] returns [Some result] or [None]
-     (nothing readable now); at the end of the stream, [eof]. Everything
-     the peer wrote before it closed is readable once its state says so. *)
-  let rec reading t ~want attempt =
-    if t.closed || t.read_shut then eof
-    else
-      match attempt () with
-      | Some r ->
-          t.woken <- false;
-          r
-      | None -> (
-          absorb t;
-          match peer_state t with
-          | Error e -> Lwt.return (Error e)
-          | Ok Exited -> ( match attempt () with Some r -> r | None -> eof)
-          | Ok (Waiting | Connected) ->
-              await t
-                ~ready:(fun () -> F.data_ready t.st >= want)
-                ~arm:(fun () -> F.data_ready_or_arm t.st want >= want)
-              >>= fun () -> reading t ~want attempt)
+  (* Nothing to read now: the end of the stream once the peer exited
+     (everything it wrote before is visible then: [again ()] looks once
+     more), else wait for [want] bytes and [again ()]. *)
+  let read_miss t ~want again =
+    absorb t;
+    match peer_state t with
+    | Error e -> Lwt.return (Error e)
+    | Ok Exited -> again ~last:true
+    | Ok (Waiting | Connected) ->
+        await t
+          ~ready:(fun () -> F.data_ready t.st >= want)
+          ~arm:(fun () -> F.data_ready_or_arm t.st want >= want)
+        >>= fun () -> again ~last:false
 
   let view t r =
     let off = r lsr 32 and len = r land 0xffff_ffff in
     t.pending <- len;
+    t.woken <- false;
     Lwt.return (Ok (`Data (Cstruct.of_bigarray ~off:(t.read_off + off) ~len t.read_buf)))
 
-  let after_ack t k =
+  let rec next t ~last =
     if t.closed || t.read_shut then eof
-    else match ack t with Error e -> Lwt.return (Error e) | Ok () -> k ()
+    else
+      let r = F.peek t.st in
+      if r > 0 && r land 0xffff_ffff > 0 then view t r
+      else if r = F.e_closed then eof
+      else if r < 0 then Lwt.return (Error (F.error_of_code r))
+      else if last then eof
+      else read_miss t ~want:1 (next t)
 
   let read t =
-    after_ack t (fun () ->
-        reading t ~want:1 (fun () ->
-            let r = F.peek t.st in
-            if r = F.e_closed then Some eof
-            else if r < 0 then Some (Lwt.return (Error (F.error_of_code r)))
-            else if r land 0xffff_ffff > 0 then Some (view t r)
-            else None))
+    if t.closed || t.read_shut then eof
+    else match ack t with Error e -> Lwt.return (Error e) | Ok () -> next t ~last:false
 
-  (* A copy out of the read ring: [op st buf off len] is F.read or F.recv,
-     which wants [want] bytes. *)
+  (* A copy out of the read ring: [op] is F.read or F.recv, which wants
+     [want] bytes; [k n] the result for [n] bytes. *)
   let copy_out t op ~want (buf : Cstruct.t) k =
-    after_ack t (fun () ->
-        reading t ~want (fun () ->
-            let r = op t.st buf.buffer buf.off buf.len in
-            if r = F.e_closed then Some eof
-            else if r < 0 then Some (Lwt.return (Error (F.error_of_code r)))
-            else begin
-              notify t r;
-              let n = r lsr 1 in
-              if n > 0 || buf.len = 0 then Some (Lwt.return (Ok (`Data (k n)))) else None
-            end))
+    let rec go ~last =
+      if t.closed || t.read_shut then eof
+      else
+        let r = op t.st buf.buffer buf.off buf.len in
+        if r >= 2 || (r >= 0 && buf.len = 0) then begin
+          notify t r;
+          t.woken <- false;
+          Lwt.return (Ok (`Data (k (r lsr 1))))
+        end
+        else if r = F.e_closed then eof
+        else if r < 0 then Lwt.return (Error (F.error_of_code r))
+        else if last then eof
+        else read_miss t ~want go
+    in
+    if t.closed || t.read_shut then eof
+    else match ack t with Error e -> Lwt.return (Error e) | Ok () -> go ~last:false
 
   let read_into t buf = copy_out t F.read ~want:1 buf (fun n -> n)
   let recv t (buf : Cstruct.t) = copy_out t F.recv ~want:(max 1 buf.len) buf (fun _ -> ())
 
-  (* The writing side's loop: [attempt ()] returns [Some result] or [None]
-     (no room for it now, [want] bytes would do). *)
-  let rec writing t ~want attempt =
-    if t.closed then closed
-    else begin
-      absorb t;
-      match peer_state t with
-      | Error e -> Lwt.return (Error e)
-      | Ok Exited -> closed
-      | Ok Waiting -> await t ~ready:(fun () -> false) ~arm:(fun () -> false) >>= fun () ->
-          writing t ~want attempt
-      | Ok Connected -> (
-          match attempt () with
-          | Some r ->
-              t.woken <- false;
-              r
-          | None ->
-              await t
-                ~ready:(fun () -> F.buffer_space t.st >= want)
-                ~arm:(fun () -> F.buffer_space_or_arm t.st want >= want)
-              >>= fun () -> writing t ~want attempt)
-    end
+  (* No room now for [want] bytes: [Error `Closed] once the peer exited,
+     else wait until there is and [again ()]. *)
+  let write_miss t ~want again =
+    absorb t;
+    match peer_state t with
+    | Error e -> Lwt.return (Error e)
+    | Ok Exited -> closed
+    | Ok Waiting ->
+        (* A server's client has not connected yet: wait for it. *)
+        await t ~ready:(fun () -> false) ~arm:(fun () -> false) >>= again
+    | Ok Connected ->
+        await t
+          ~ready:(fun () -> F.buffer_space t.st >= want)
+          ~arm:(fun () -> F.buffer_space_or_arm t.st want >= want)
+        >>= again
 
-  let written t r k =
-    if r = F.e_closed then Some closed
-    else if r < 0 then Some (Lwt.return (Error (F.error_of_code r)))
-    else begin
-      notify t r;
-      k (r lsr 1)
-    end
+  (* A write's result: bytes lsl 1 lor notify, or a code. *)
+  let failed r = if r = F.e_closed then closed else Lwt.return (Error (F.error_of_code r))
 
   let write t (buf : Cstruct.t) =
-    let off = ref buf.off and len = ref buf.len in
-    if !len = 0 then Lwt.return (Ok ())
-    else
-      writing t ~want:1 (fun () ->
-          let r = F.write t.st buf.buffer !off !len in
-          written t r (fun n ->
-              off := !off + n;
-              len := !len - n;
-              if !len = 0 then Some (Lwt.return (Ok ())) else None))
+    let rec go off len =
+      if len = 0 then Lwt.return (Ok ())
+      else if t.closed then closed
+      else
+        (* Writing into a ring the peer exited from is refused. *)
+        let s = F.state t.st in
+        if s <> F.state_connected then write_miss t ~want:1 (fun () -> go off len)
+        else
+          let r = F.write t.st buf.buffer off len in
+          if r < 0 then failed r
+          else begin
+            notify t r;
+            let n = r lsr 1 in
+            if n > 0 then begin
+              t.woken <- false;
+              go (off + n) (len - n)
+            end
+            else write_miss t ~want:1 (fun () -> go off len)
+          end
+    in
+    go buf.off buf.len
 
   (* A packet larger than the ring fails at the first attempt (F.send's
      [e_too_large]). *)
   let send t (buf : Cstruct.t) =
-    writing t ~want:(max 1 buf.len) (fun () ->
+    let rec go () =
+      if t.closed then closed
+      else if F.state t.st <> F.state_connected then write_miss t ~want:(max 1 buf.len) go
+      else
         let r = F.send t.st buf.buffer buf.off buf.len in
-        written t r (fun n -> if n > 0 || buf.len = 0 then Some (Lwt.return (Ok ())) else None))
+        if r < 0 then failed r
+        else if r >= 2 || buf.len = 0 then begin
+          notify t r;
+          t.woken <- false;
+          Lwt.return (Ok ())
+        end
+        else write_miss t ~want:(max 1 buf.len) go
+    in
+    go ()
 
   let fill t f =
     let want = max 1 (t.write_size / 2) in
-    writing t ~want (fun () ->
-        if F.buffer_space t.st < want then None
+    let rec go () =
+      if t.closed then closed
+      else if F.state t.st <> F.state_connected || F.buffer_space t.st < want then
+        write_miss t ~want go
+      else
+        let r = F.free_span t.st in
+        if r < 0 then failed r
         else
-          let r = F.free_span t.st in
-          if r < 0 then Some (Lwt.return (Error (F.error_of_code r)))
-          else
-            let off = r lsr 32 and len = r land 0xffff_ffff in
-            let n = f (Cstruct.of_bigarray ~off:(t.write_off + off) ~len t.write_buf) in
-            let p = F.produce t.st (max 0 (min n len)) in
-            written t (if p < 0 then p else p land 1) (fun _ -> Some (Lwt.return (Ok n))))
+          let off = r lsr 32 and len = r land 0xffff_ffff in
+          let n = f (Cstruct.of_bigarray ~off:(t.write_off + off) ~len t.write_buf) in
+          let p = F.produce t.st (max 0 (min n len)) in
+          if p < 0 then failed p
+          else begin
+            notify t p;
+            t.woken <- false;
+            Lwt.return (Ok n)
+          end
+    in
+    go ()
 
   let linger t =
     let rec go () =
