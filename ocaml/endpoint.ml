@@ -73,9 +73,9 @@ module Make_with (P : PLATFORM) = struct
     write_size : int;
     evtchn : E.channel;
     mutable token : E.event;  (** The newest event seen. *)
-    mutable wakeup : (unit Lwt.t * unit Lwt.u) option;
-        (** While someone waits: resolved by the next event, or by close.
-            One [E.recv] serves every waiter. *)
+    mutable sleepers : (unit Lwt.t * unit Lwt.u) list;
+        (** Who waits for the next event (or close), newest first. *)
+    mutable receiving : bool;  (** An [E.recv] for them is pending. *)
     mutable pending : int;
         (** Length of the last view [read] returned, consumed by the next. *)
     mutable closed : bool;
@@ -116,7 +116,8 @@ module Make_with (P : PLATFORM) = struct
       write_size = 1 lsl write_order;
       evtchn;
       token = E.initial;
-      wakeup = None;
+      sleepers = [];
+      receiving = false;
       pending = 0;
       closed = false;
       read_shut = false;
@@ -138,42 +139,50 @@ module Make_with (P : PLATFORM) = struct
       if F.peer_gone t.st = 1 then t.vanished <- true
     end
 
-  (* Wake every waiter (they retry). *)
+  (* Wake every waiter, in the order they began to wait (they retry). *)
   let wake t outcome =
-    match t.wakeup with
-    | None -> ()
-    | Some (_, u) ->
-        t.wakeup <- None;
-        Lwt.wakeup_later_result u outcome
+    let sleepers = List.rev t.sleepers in
+    t.sleepers <- [];
+    List.iter
+      (fun (p, u) -> if Lwt.state p = Lwt.Sleep then Lwt.wakeup_later_result u outcome)
+      sleepers
 
   (* Wait for an event newer than [tok] (taken before the last look, so
-     that one arriving since is not missed), or for close. Without
-     [Lwt.pick] against a close promise: that registered and removed two
-     callbacks per wait, most of a one-process round trip. *)
+     that one arriving since is not missed), or for close. One [E.recv]
+     serves every waiter; each waiter may be cancelled (a [Lwt.pick] that
+     lost) without disturbing the others. Without [Lwt.pick] against a
+     close promise: that registered and removed two callbacks per wait,
+     most of a one-process round trip. *)
   let wait t tok =
     if t.closed || tok != t.token then Lwt.return_unit
-    else
-      match t.wakeup with
-      | Some (p, _) -> p
-      | None ->
-          let ((p, _) as w) = Lwt.wait () in
-          t.wakeup <- Some w;
-          Lwt.on_any (E.recv t.evtchn tok)
-            (fun ev ->
-              t.token <- ev;
-              t.woken <- true;
-              if t.spun then begin
-                t.spun <- false;
-                P.woke t.spin
-              end;
-              absorb t;
-              wake t (Ok ()))
-            (fun e -> wake t (Error e));
-          p
+    else begin
+      let ((p, _) as w) = Lwt.task () in
+      t.sleepers <- w :: t.sleepers;
+      if not t.receiving then begin
+        t.receiving <- true;
+        Lwt.on_any (E.recv t.evtchn tok)
+          (fun ev ->
+            t.receiving <- false;
+            t.token <- ev;
+            t.woken <- true;
+            if t.spun then begin
+              t.spun <- false;
+              P.woke t.spin
+            end;
+            absorb t;
+            wake t (Ok ()))
+          (fun e ->
+            t.receiving <- false;
+            wake t (Error e))
+      end;
+      p
+    end
 
-  (* Wait until [ready ()] holds: spin first, then [arm ()] (ask the peer
-     for a notification and look again), then wait for an event. *)
-  let await t ~ready ~arm =
+  (* Wait until [arm ()] (ask the peer for a notification and look again)
+     says the operation may progress, or an event comes. A wait that
+     brought nothing lets the platform consume its events first (see
+     [PLATFORM.stalled]); if that shows the peer dead, look again. *)
+  let await t ~arm =
     let gone = t.gone in
     if t.woken then begin
       t.woken <- false;
@@ -181,11 +190,17 @@ module Make_with (P : PLATFORM) = struct
       absorb t
     end;
     let tok = t.token in
-    (* Consuming the events showed the peer dead: look again. *)
-    if t.gone <> gone || P.spin_until t.spin ready || arm () then Lwt.return_unit
+    if t.gone <> gone || arm () then Lwt.return_unit else wait t tok
+
+  (* Spin until [ready ()] or the peer's state changes; not right after a
+     wake-up that brought nothing (a flood of notifications gets no spin). *)
+  let spun t ready =
+    if t.woken then false
+    else if P.spin_until t.spin (fun () -> ready () || F.state t.st <> F.state_connected)
+    then true
     else begin
       t.spun <- true;
-      wait t tok
+      false
     end
 
   let notify t r = if r land 1 = 1 then E.send t.evtchn
@@ -273,10 +288,7 @@ module Make_with (P : PLATFORM) = struct
         let tok = t.token in
         absorb t;
         match peer_state t with
-        | Ok Waiting ->
-            (* Cancelable (a [Lwt.pick] that lost) without cancelling
-               other waiters. *)
-            Lwt.protected (wait t tok) >>= connected
+        | Ok Waiting -> wait t tok >>= connected
         | Ok (Connected | Exited) -> Lwt.return_unit
         | Error e -> fail e
     in
@@ -402,15 +414,17 @@ module Make_with (P : PLATFORM) = struct
      (everything it wrote before is visible then: [again ()] looks once
      more), else wait for [want] bytes and [again ()]. *)
   let read_miss t ~want again =
-    absorb t;
-    match peer_state t with
-    | Error e -> Lwt.return (Error e)
-    | Ok Exited -> again ~last:true
-    | Ok (Waiting | Connected) ->
-        await t
-          ~ready:(fun () -> F.data_ready t.st >= want)
-          ~arm:(fun () -> F.data_ready_or_arm t.st want >= want)
-        >>= fun () -> again ~last:false
+    if spun t (fun () -> F.poll_data t.st want 32 >= want) && F.state t.st = F.state_connected
+    then again ~last:false
+    else begin
+      absorb t;
+      match peer_state t with
+      | Error e -> Lwt.return (Error e)
+      | Ok Exited -> again ~last:true
+      | Ok (Waiting | Connected) ->
+          await t ~arm:(fun () -> F.data_ready_or_arm t.st want >= want) >>= fun () ->
+          again ~last:false
+    end
 
   let view t r =
     let off = r lsr 32 and len = r land 0xffff_ffff in
@@ -464,12 +478,10 @@ module Make_with (P : PLATFORM) = struct
     | Ok Exited -> closed
     | Ok Waiting ->
         (* A server's client has not connected yet: wait for it. *)
-        await t ~ready:(fun () -> false) ~arm:(fun () -> false) >>= again
+        await t ~arm:(fun () -> false) >>= again
     | Ok Connected ->
-        await t
-          ~ready:(fun () -> F.buffer_space t.st >= want)
-          ~arm:(fun () -> F.buffer_space_or_arm t.st want >= want)
-        >>= again
+        if spun t (fun () -> F.poll_space t.st want 32 >= want) then again ()
+        else await t ~arm:(fun () -> F.buffer_space_or_arm t.st want >= want) >>= again
 
   (* A write's result: bytes lsl 1 lor notify, or a code. *)
   let failed r = if r = F.e_closed then closed else Lwt.return (Error (F.error_of_code r))

@@ -156,9 +156,10 @@ module type PLATFORM = sig
   val spin_until : spin -> (unit -> bool) -> bool
   (** [spin_until s ready]: before an operation that found the ring empty
       (or full) asks the peer for a notification and waits with [E.recv],
-      it polls [ready] for a bounded while: true once it held, false when
-      the budget ran out. A platform without a second core to wait for
-      returns [false] at once. *)
+      it calls [ready] for a bounded while (each call looks at the ring 32
+      times, with a spin-loop hint between looks): true once it held,
+      false when the budget ran out. A platform without a second core to
+      wait for returns [false] at once. *)
 
   val woke : spin -> unit
   (** Called when a wait that followed a failed spin ended. *)

@@ -16,8 +16,9 @@ let eagain = -11
 
 (* The adaptive spin of rust/vchan/src/spin.rs: 2-100 us, doubling when it
    pays off, halving when it does not; grown when a wait ended within the
-   longest budget, reset when it lasted long (the peer is idle). The clock
-   is read only after 32 looks failed. *)
+   longest budget, reset when it lasted long (the peer is idle). [ready]
+   looks 32 times (Endpoint's poll_data/poll_space); the clock is read only
+   after they failed. *)
 module Spin = struct
   let min_budget = 2e-6
   let max_budget = 100e-6
@@ -28,9 +29,8 @@ module Spin = struct
   let create () = { budget = 20e-6; began = 0. }
 
   let spin t ready =
-    let rec looks n = n > 0 && (ready () || looks (n - 1)) in
     let rec go start =
-      if looks 32 then begin
+      if ready () then begin
         t.budget <- Float.min (t.budget *. 2.) max_budget;
         true
       end

@@ -98,6 +98,10 @@ intptr_t vchan_fs_data_ready(vchan_fs *st);
 intptr_t vchan_fs_buffer_space(vchan_fs *st);
 intptr_t vchan_fs_data_ready_or_arm(vchan_fs *st, size_t want);
 intptr_t vchan_fs_buffer_space_or_arm(vchan_fs *st, size_t want);
+/* Spin until data_ready/buffer_space reaches want, at most polls looks
+   with a spin-loop hint between them: the last count. */
+intptr_t vchan_fs_poll_data(vchan_fs *st, size_t want, size_t polls);
+intptr_t vchan_fs_poll_space(vchan_fs *st, size_t want, size_t polls);
 intptr_t vchan_fs_state(vchan_fs *st);
 intptr_t vchan_fs_read_size(vchan_fs *st);
 intptr_t vchan_fs_write_size(vchan_fs *st);

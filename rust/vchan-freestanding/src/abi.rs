@@ -503,6 +503,42 @@ pub unsafe extern "C" fn vchan_fs_buffer_space_or_arm(st: *mut u8, want: usize) 
     with_open!(st, |ch| count(ch.buffer_space_or_arm(want)))
 }
 
+/// Spin on [`vchan_fs_data_ready`] until it reaches `want`, for at most
+/// `polls` looks with a spin-loop hint between them (a peer on another core
+/// is met without events, and the hint keeps the looks from hammering the
+/// cache line the peer writes): the last count, or a code.
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_poll_data(st: *mut u8, want: usize, polls: usize) -> isize {
+    with_open!(st, |ch| poll(polls, want, || ch.data_ready()))
+}
+
+/// [`vchan_fs_poll_data`] for [`vchan_fs_buffer_space`].
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_poll_space(st: *mut u8, want: usize, polls: usize) -> isize {
+    with_open!(st, |ch| poll(polls, want, || ch.buffer_space()))
+}
+
+fn poll(polls: usize, want: usize, look: impl Fn() -> Result<usize, Error>) -> isize {
+    let mut n = 0;
+    for _ in 0..polls.max(1) {
+        n = match look() {
+            Ok(n) => n,
+            Err(e) => return code_of(e),
+        };
+        if n >= want {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    n as isize
+}
+
 /// The peer's state from its live byte: 0 waiting, 1 connected, 2 exited;
 /// `VCHAN_FS_E_PROTOCOL` for any other byte.
 ///

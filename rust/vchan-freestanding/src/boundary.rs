@@ -260,6 +260,20 @@ pub const EXTERNALS: &[External] = &[
         ..NOALLOC
     },
     External {
+        name: "poll_data",
+        symbol: "vchan_fs_ml_poll_data",
+        args: &[STATE, INT, INT],
+        doc: "[poll_data state want polls]: spin until [data_ready] reaches [want], at most [polls] looks with a spin-loop hint between them: the last count, or a code.",
+        ..NOALLOC
+    },
+    External {
+        name: "poll_space",
+        symbol: "vchan_fs_ml_poll_space",
+        args: &[STATE, INT, INT],
+        doc: "[poll_space state want polls]: [poll_data] for [buffer_space].",
+        ..NOALLOC
+    },
+    External {
         name: "state",
         symbol: "vchan_fs_ml_state",
         args: &[STATE],

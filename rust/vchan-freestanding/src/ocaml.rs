@@ -253,6 +253,14 @@ externals! {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_buffer_space_or_arm(state(st), want.max(0) as usize) }
     }
+    fn vchan_fs_ml_poll_data / vchan_fs_ml_poll_data_byte (st: STATE, want: INT, polls: INT) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_poll_data(state(st), want.max(0) as usize, polls.max(0) as usize) }
+    }
+    fn vchan_fs_ml_poll_space / vchan_fs_ml_poll_space_byte (st: STATE, want: INT, polls: INT) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_poll_space(state(st), want.max(0) as usize, polls.max(0) as usize) }
+    }
     fn vchan_fs_ml_state / vchan_fs_ml_state_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_state(state(st)) }

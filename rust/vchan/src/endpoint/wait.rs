@@ -45,9 +45,6 @@ impl Endpoint {
     /// [`wait`](Endpoint::wait)): call it when the event descriptor polls
     /// readable, then retry the operations that would have blocked.
     pub fn consume_events(&mut self) -> Result<()> {
-        if let Some(t) = self.blocked_at.take() {
-            self.spin.woke_after(t.elapsed());
-        }
         self.drain()
     }
 
@@ -172,7 +169,7 @@ impl Endpoint {
         arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
     ) -> Result<()> {
         let mut started = None;
-        if !self.nonblocking || self.nonblocking_spin {
+        if !self.nonblocking {
             let Some(live) = &self.live else {
                 return Err(Error::Closed);
             };
@@ -188,9 +185,6 @@ impl Endpoint {
             return Ok(());
         }
         if self.nonblocking {
-            if self.nonblocking_spin {
-                self.blocked_at = Some(started);
-            }
             return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
         }
         self.wait()?;
