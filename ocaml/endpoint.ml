@@ -82,6 +82,7 @@ module Make_with (P : PLATFORM) = struct
     mutable read_shut : bool;
     mutable woken : bool;  (** A wait ended since the last progress. *)
     mutable spun : bool;  (** The current wait followed a failed spin. *)
+    mutable polled : int;  (** What the last look of a spin found, less what it wanted. *)
     mutable gone : bool;  (** The platform saw the peer die. *)
     mutable vanished : bool;  (** ... before it closed. *)
     spin : P.spin;
@@ -123,6 +124,7 @@ module Make_with (P : PLATFORM) = struct
       read_shut = false;
       woken = false;
       spun = false;
+      polled = 0;
       gone = false;
       vanished = false;
       spin = P.spin ();
@@ -192,11 +194,17 @@ module Make_with (P : PLATFORM) = struct
     let tok = t.token in
     if t.gone <> gone || arm () then Lwt.return_unit else wait t tok
 
-  (* Spin until [ready ()] or the peer's state changes; not right after a
-     wake-up that brought nothing (a flood of notifications gets no spin). *)
-  let spun t ready =
+  (* Spin until [poll ()] (bytes found less bytes wanted, left in
+     [t.polled]) is not negative, or the peer's state changes; not right
+     after a wake-up that brought nothing (a flood of notifications gets no
+     spin). *)
+  let spun t poll =
     if t.woken then false
-    else if P.spin_until t.spin (fun () -> ready () || F.state t.st <> F.state_connected)
+    else if
+      P.spin_until t.spin (fun () ->
+          let n = poll () in
+          t.polled <- n;
+          n >= 0 || F.state t.st <> F.state_connected)
     then true
     else begin
       t.spun <- true;
@@ -414,7 +422,7 @@ module Make_with (P : PLATFORM) = struct
      (everything it wrote before is visible then: [again ()] looks once
      more), else wait for [want] bytes and [again ()]. *)
   let read_miss t ~want again =
-    if spun t (fun () -> F.poll_data t.st want 32 >= want) && F.state t.st = F.state_connected
+    if spun t (fun () -> F.poll_data t.st want 32 - want) && t.polled >= 0
     then again ~last:false
     else begin
       absorb t;
@@ -480,7 +488,7 @@ module Make_with (P : PLATFORM) = struct
         (* A server's client has not connected yet: wait for it. *)
         await t ~arm:(fun () -> false) >>= again
     | Ok Connected ->
-        if spun t (fun () -> F.poll_space t.st want 32 >= want) then again ()
+        if spun t (fun () -> F.poll_space t.st want 32 - want) then again ()
         else await t ~arm:(fun () -> F.buffer_space_or_arm t.st want >= want) >>= again
 
   (* A write's result: bytes lsl 1 lor notify, or a code. *)

@@ -5,9 +5,11 @@
     unmap notification of the control page, the peer's death as the
     backend reports it, and a spin phase. *)
 
-(** The backend: [None] for [$VCHAN_BACKEND]'s. *)
+(** The backend. *)
 module type BACKEND = sig
   val name : string option
+  (** Its name ([Some "unix"], [Some "xen"]), or [None] for
+      [$VCHAN_BACKEND]'s. *)
 end
 
 (** The platform over backend [B]. [E.connect] raises
