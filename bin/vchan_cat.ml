@@ -36,10 +36,10 @@ let stdin_done ~quit_after =
   | Some s -> Lwt_unix.sleep s >|= fun () -> `Stdin_eof
 
 (* stdin -> vchan. [sending] is true while bytes read from stdin are not all
-   read by the peer yet. A regular file, pipe or socket is read straight
+   read by the peer yet; [lingering] once all of stdin is in the ring. A regular file, pipe or socket is read straight
    into the write ring (E.write_from_fd: no buffer, no copy); anything else
    (a terminal) through a buffer and Lwt's thread pool. *)
-let upstream t ~chunk ~quit_after ~sent ~sending =
+let upstream t ~chunk ~quit_after ~sent ~sending ~lingering =
   let stdin = lwt_fd ~input:true Unix.stdin in
   let direct =
     match (Unix.fstat Unix.stdin).Unix.st_kind with
@@ -92,6 +92,7 @@ let upstream t ~chunk ~quit_after ~sent ~sending =
            (some peers drop what is unread once they see a close), still
            receiving meanwhile. *)
         sending := true;
+        lingering := true;
         E.linger t >>= function
         | Ok () ->
             sending := false;
@@ -255,12 +256,14 @@ let signalled () =
 let main listen no_stdin quit_after verbose buffer_size backend timeout domid port =
   Sys.set_signal Sys.sigpipe Sys.Signal_ignore;
   let sent = ref 0 and received = ref 0 and sending = ref false in
+  let lingering = ref false in
   let started = ref (Unix.gettimeofday ()) in
   let transfer t =
     started := Unix.gettimeofday ();
     let up =
       if no_stdin then stdin_done ~quit_after
-      else upstream t ~chunk:(max buffer_size (1 lsl 20)) ~quit_after ~sent ~sending
+      else
+        upstream t ~chunk:(max buffer_size (1 lsl 20)) ~quit_after ~sent ~sending ~lingering
     in
     Lwt.pick [ up; downstream t ~received ] >>= function
     | (`Peer_eof | `Peer_gone) when E.peer_vanished t ->
@@ -270,6 +273,13 @@ let main listen no_stdin quit_after verbose buffer_size backend timeout domid po
         warn_cut t ~sent:!sent;
         Lwt.return (`Exit 0)
     | `Peer_eof when not !sending -> Lwt.return (`Exit 0)
+    | `Peer_eof when !lingering -> (
+        (* All of stdin is in the ring: the peer's last reads and its close
+           may come with one wake-up, which can reach our end of stream
+           before the linger: ask it once more. *)
+        E.linger t >>= function
+        | Ok () -> Lwt.return (`Exit 0)
+        | Error _ -> failf "the peer closed the vchan before all of stdin was sent")
     | `Peer_eof | `Peer_gone ->
         failf "the peer closed the vchan before all of stdin was sent"
   in

@@ -1,4 +1,7 @@
-(** Vchan endpoints for Lwt on Unix, over the Rust implementation.
+(** Vchan endpoints for Lwt on Unix: {!Vchan_rs.Endpoint.Make_with}
+    applied to Lwt event channels, memory and rendezvous over the Rust
+    backends (unix, xen), as ocaml-vchan's Unix library is its functor
+    applied to Unix modules.
 
     An endpoint is one end of a vchan: two byte rings in memory shared
     between a {e server} (which allocates the memory) and a {e client}
@@ -10,7 +13,8 @@
     {b Never blocking.} Every operation is non-blocking underneath; when it
     must wait (for data, for room, for the peer), it waits through Lwt's
     engine on the endpoint's event descriptor, so the Lwt scheduler never
-    blocks. Under Lwt's default engine a wake-up consumes the events (one
+    blocks (before waiting it spins on the ring for an adaptive 2-100 us,
+    so a busy peer is met with no event at all). Under Lwt's default engine a wake-up consumes the events (one
     more system call); under {!Engine} ([Vchan_rs_lwt_unix.Engine.install
     ()]) the descriptor of a unix-backend endpoint is watched
     edge-triggered and a wake-up costs the engine's [epoll_wait] alone (see

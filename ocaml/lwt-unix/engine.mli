@@ -92,7 +92,7 @@ val on_hangup :
     reported) when the current engine is one of ours ([None] otherwise):
     [f] is called when the other end of a socket shuts down, closes or
     dies, not when data arrives. {!Endpoint} uses it on the unix backend's
-    connection socket ({!Endpoint}'s [hangup_fd]), so that a peer's death
+    connection socket (plumbing.ml), so that a peer's death
     is seen at once although its edge-triggered wake-ups are not all
     consumed. Stop it with [Lwt_engine.stop_event] before the descriptor
     is closed. While other watchers watch [fd], [f] is called whenever

@@ -1,5 +1,6 @@
 (** Vchan endpoints for Lwt on Unix (library [vchan-rs-unix]), as
-    ocaml-vchan's [Vchan_lwt_unix]: {!Endpoint} over the Rust std crate's
+    ocaml-vchan's [Vchan_lwt_unix]: {!Endpoint} (the functor
+    [Vchan_rs.Endpoint.Make_with] applied to Lwt Unix plumbing) over the Rust std crate's
     unix backend (no hypervisor) or xen backend, and [Lwt_io] channels.
 
     The backend is the one [$VCHAN_BACKEND] names (unix by default; see

@@ -651,6 +651,18 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         LiveState::from_byte(self.page.load_u8(self.role.peer().live_offset(), Acquire))
     }
 
+    /// The platform saw the peer go away (its process or its domain died)
+    /// without a word on the page: mark it exited in its live byte, as
+    /// Xen's unmap notification does when a peer's mapping goes away.
+    /// True when it had not closed first (it vanished).
+    pub fn mark_peer_gone(&self) -> bool {
+        let offset = self.role.peer().live_offset();
+        let vanished = self.page.load_u8(offset, Acquire) != LIVE_EXITED;
+        self.page
+            .store_u8(offset, LIVE_EXITED, Release);
+        vanished
+    }
+
     /// Announce our own state in our live byte.
     pub fn set_state(&self, state: LiveState) {
         self.page

@@ -88,15 +88,28 @@ intptr_t vchan_fs_recv(vchan_fs *st, uint8_t *buf, size_t len);
 /* Zero-copy read: peek, then consume (returns notify, 0 or 1). */
 intptr_t vchan_fs_peek(vchan_fs *st);
 intptr_t vchan_fs_consume(vchan_fs *st, size_t n);
+/* Zero-copy write: free_span (offset in the write ring << 32 | length, as
+   peek's), fill it, then produce (returns notify, 0 or 1). */
+intptr_t vchan_fs_free_span(vchan_fs *st);
+intptr_t vchan_fs_produce(vchan_fs *st, size_t n);
 
 /* Queries. */
 intptr_t vchan_fs_data_ready(vchan_fs *st);
 intptr_t vchan_fs_buffer_space(vchan_fs *st);
 intptr_t vchan_fs_data_ready_or_arm(vchan_fs *st, size_t want);
 intptr_t vchan_fs_buffer_space_or_arm(vchan_fs *st, size_t want);
+/* Spin until data_ready/buffer_space reaches want, at most polls looks
+   with a spin-loop hint between them: the last count. */
+intptr_t vchan_fs_poll_data(vchan_fs *st, size_t want, size_t polls);
+intptr_t vchan_fs_poll_space(vchan_fs *st, size_t want, size_t polls);
 intptr_t vchan_fs_state(vchan_fs *st);
 intptr_t vchan_fs_read_size(vchan_fs *st);
 intptr_t vchan_fs_write_size(vchan_fs *st);
+
+/* Your platform saw the peer die (process or domain): mark it exited in
+   its live byte, as Xen's unmap notification would. 1 if it had not
+   closed first, else 0. */
+intptr_t vchan_fs_peer_gone(vchan_fs *st);
 
 /* Close: 1 (signal the peer) the first time, then 0. */
 intptr_t vchan_fs_close(vchan_fs *st);

@@ -425,6 +425,45 @@ pub unsafe extern "C" fn vchan_fs_consume(st: *mut u8, n: usize) -> isize {
     })
 }
 
+/// Zero-copy write: the contiguous free bytes at our producer index, as
+/// `offset << 32 | length` (offset in the write ring; length may be 0).
+/// Fill them, then publish them with [`vchan_fs_produce`].
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_free_span(st: *mut u8) -> isize {
+    with_open!(st, |ch| match ch.free_span() {
+        // Both are below 2^21.
+        Ok(s) => ((s.offset as isize) << 32) | s.len as isize,
+        Err(e) => code_of(e),
+    })
+}
+
+/// Publish `n` bytes written into the span [`vchan_fs_free_span`] gave:
+/// `notify` (0 or 1), or a code.
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_produce(st: *mut u8, n: usize) -> isize {
+    with_open!(st, |ch| match ch.produce(n) {
+        Ok(t) => isize::from(t.notify),
+        Err(e) => code_of(e),
+    })
+}
+
+/// The caller's platform saw the peer go away (its process or domain
+/// died): mark it exited in its live byte, as Xen's unmap notification
+/// would. 1 when it had not closed first (it vanished), else 0; or a code.
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_peer_gone(st: *mut u8) -> isize {
+    with_open!(st, |ch| isize::from(ch.mark_peer_gone()))
+}
+
 /// Bytes readable now.
 ///
 /// # Safety
@@ -462,6 +501,42 @@ pub unsafe extern "C" fn vchan_fs_data_ready_or_arm(st: *mut u8, want: usize) ->
 #[no_mangle]
 pub unsafe extern "C" fn vchan_fs_buffer_space_or_arm(st: *mut u8, want: usize) -> isize {
     with_open!(st, |ch| count(ch.buffer_space_or_arm(want)))
+}
+
+/// Spin on [`vchan_fs_data_ready`] until it reaches `want`, for at most
+/// `polls` looks with a spin-loop hint between them (a peer on another core
+/// is met without events, and the hint keeps the looks from hammering the
+/// cache line the peer writes): the last count, or a code.
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_poll_data(st: *mut u8, want: usize, polls: usize) -> isize {
+    with_open!(st, |ch| poll(polls, want, || ch.data_ready()))
+}
+
+/// [`vchan_fs_poll_data`] for [`vchan_fs_buffer_space`].
+///
+/// # Safety
+/// `st` is an endpoint's state memory.
+#[no_mangle]
+pub unsafe extern "C" fn vchan_fs_poll_space(st: *mut u8, want: usize, polls: usize) -> isize {
+    with_open!(st, |ch| poll(polls, want, || ch.buffer_space()))
+}
+
+fn poll(polls: usize, want: usize, look: impl Fn() -> Result<usize, Error>) -> isize {
+    let mut n = 0;
+    for _ in 0..polls.max(1) {
+        n = match look() {
+            Ok(n) => n,
+            Err(e) => return code_of(e),
+        };
+        if n >= want {
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    n as isize
 }
 
 /// The peer's state from its live byte: 0 waiting, 1 connected, 2 exited;
@@ -524,6 +599,14 @@ mod tests {
 
     #[repr(C, align(4096))]
     struct Page([u8; 4096]);
+
+    #[test]
+    fn live_offsets_are_the_cores() {
+        use crate::boundary::{CLIENT_LIVE, SERVER_LIVE};
+        use vchan_core::Role;
+        assert_eq!(SERVER_LIVE, Role::Server.live_offset());
+        assert_eq!(CLIENT_LIVE, Role::Client.live_offset());
+    }
 
     #[test]
     fn both_ways_in_page() {

@@ -63,6 +63,12 @@ pub use crate::ocaml_boundary::STATES;
 /// Bytes of caller memory holding one endpoint (8-byte aligned).
 pub const STATE_SIZE: usize = 256;
 
+/// Offset in the shared page of the server's live byte (vchan-core's
+/// `layout::SRV_LIVE`; checked by a test in src/abi.rs).
+pub const SERVER_LIVE: usize = 21;
+/// Offset in the shared page of the client's live byte (`layout::CLI_LIVE`).
+pub const CLIENT_LIVE: usize = 20;
+
 /// Set in a packed order pair for the client role.
 pub const CLIENT_FLAG: isize = 1 << 16;
 
@@ -205,6 +211,27 @@ pub const EXTERNALS: &[External] = &[
         ..NOALLOC
     },
     External {
+        name: "free_span",
+        symbol: "vchan_fs_ml_free_span",
+        args: &[STATE],
+        doc: "[free_span state]: the contiguous free run of the write ring, [offset lsl 32 lor length], or a code.",
+        ..NOALLOC
+    },
+    External {
+        name: "produce",
+        symbol: "vchan_fs_ml_produce",
+        args: &[STATE, INT],
+        doc: "[produce state n]: publish [n] bytes written into the run [free_span] gave: [notify] (0 or 1), or a code.",
+        ..NOALLOC
+    },
+    External {
+        name: "peer_gone",
+        symbol: "vchan_fs_ml_peer_gone",
+        args: &[STATE],
+        doc: "[peer_gone state]: the platform saw the peer die: mark it exited in its live byte (as Xen's unmap notification would). 1 if it had not closed first, else 0; or a code.",
+        ..NOALLOC
+    },
+    External {
         name: "data_ready",
         symbol: "vchan_fs_ml_data_ready",
         args: &[STATE],
@@ -230,6 +257,20 @@ pub const EXTERNALS: &[External] = &[
         symbol: "vchan_fs_ml_buffer_space_or_arm",
         args: &[STATE, INT],
         doc: "[buffer_space_or_arm state want]: [buffer_space]; below [want], ask the peer to signal after it reads and look again.",
+        ..NOALLOC
+    },
+    External {
+        name: "poll_data",
+        symbol: "vchan_fs_ml_poll_data",
+        args: &[STATE, INT, INT],
+        doc: "[poll_data state want polls]: spin until [data_ready] reaches [want], at most [polls] looks with a spin-loop hint between them: the last count, or a code.",
+        ..NOALLOC
+    },
+    External {
+        name: "poll_space",
+        symbol: "vchan_fs_ml_poll_space",
+        args: &[STATE, INT, INT],
+        doc: "[poll_space state want polls]: [poll_data] for [buffer_space].",
         ..NOALLOC
     },
     External {

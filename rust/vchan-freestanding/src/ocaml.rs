@@ -222,6 +222,21 @@ externals! {
             Err(_) => E_INVALID,
         }
     }
+    fn vchan_fs_ml_free_span / vchan_fs_ml_free_span_byte (st: STATE) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_free_span(state(st)) }
+    }
+    fn vchan_fs_ml_produce / vchan_fs_ml_produce_byte (st: STATE, n: INT) {
+        match usize::try_from(n) {
+            // SAFETY: the state is a live bigarray (length checked).
+            Ok(n) => unsafe { abi::vchan_fs_produce(state(st), n) },
+            Err(_) => E_INVALID,
+        }
+    }
+    fn vchan_fs_ml_peer_gone / vchan_fs_ml_peer_gone_byte (st: STATE) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_peer_gone(state(st)) }
+    }
     fn vchan_fs_ml_data_ready / vchan_fs_ml_data_ready_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_data_ready(state(st)) }
@@ -237,6 +252,14 @@ externals! {
     fn vchan_fs_ml_buffer_space_or_arm / vchan_fs_ml_buffer_space_or_arm_byte (st: STATE, want: INT) {
         // SAFETY: the state is a live bigarray (length checked).
         unsafe { abi::vchan_fs_buffer_space_or_arm(state(st), want.max(0) as usize) }
+    }
+    fn vchan_fs_ml_poll_data / vchan_fs_ml_poll_data_byte (st: STATE, want: INT, polls: INT) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_poll_data(state(st), want.max(0) as usize, polls.max(0) as usize) }
+    }
+    fn vchan_fs_ml_poll_space / vchan_fs_ml_poll_space_byte (st: STATE, want: INT, polls: INT) {
+        // SAFETY: the state is a live bigarray (length checked).
+        unsafe { abi::vchan_fs_poll_space(state(st), want.max(0) as usize, polls.max(0) as usize) }
     }
     fn vchan_fs_ml_state / vchan_fs_ml_state_byte (st: STATE) {
         // SAFETY: the state is a live bigarray (length checked).

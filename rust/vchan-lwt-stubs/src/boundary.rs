@@ -1,5 +1,5 @@
 //! The boundary between `vchan-rs-unix` (OCaml) and these stubs, as data:
-//! result codes, error kinds, the epoll engine's values and every
+//! error kinds, the epoll engine's values and every
 //! external, in the typed table of `ocaml_boundary` (shared with
 //! `vchan-freestanding`). The library uses the codes and checks in a unit
 //! test (src/lib.rs) that [`EXTERNALS`] is what it defines;
@@ -8,23 +8,6 @@
 //! file.
 
 use crate::ocaml_boundary::{Call, External, Ty};
-
-/// Would block: wait for the event descriptor to poll readable, then retry.
-pub const E_AGAIN: isize = -1;
-/// End of stream: the peer closed and everything it wrote was read.
-pub const E_EOF: isize = -2;
-/// Closed: by us, or (for writes) by the peer.
-pub const E_CLOSED: isize = -3;
-/// Any other error; `vchan_rs_last_error` tells which.
-pub const E_ERROR: isize = -4;
-
-/// The negative results of data-path stubs: OCaml name (`e_<name>`), value.
-pub const CODES: &[(&str, isize)] = &[
-    ("again", E_AGAIN),
-    ("eof", E_EOF),
-    ("closed", E_CLOSED),
-    ("error", E_ERROR),
-];
 
 /// Error kind: a system call failed.
 pub const KIND_SYSTEM: isize = 0;
@@ -54,8 +37,6 @@ pub const KINDS: &[(i64, &str)] = &[
     (KIND_UNAVAILABLE as i64, "`Unavailable msg"),
     (KIND_PROTOCOL as i64, "`Protocol msg"),
 ];
-
-pub use crate::ocaml_boundary::STATES;
 
 // The epoll engine (src/engine.rs).
 
@@ -88,23 +69,32 @@ pub const ERRNOS: &[(i64, &str)] = &[
     (libc::ELOOP as i64, "Unix.ELOOP"),
 ];
 
-/// The endpoint: the address of its `Box<Handle>` (see the crate
-/// documentation), an untagged `handle` (an int).
-const HANDLE: Ty = Ty::IntAlias("handle");
-/// The same, tagged (a plain OCaml int).
-const TAGGED_HANDLE: Ty = Ty::Value("handle");
+/// An event channel: the address of its `Box` (see src/plumbing.rs).
+const CHAN: Ty = Ty::Value("chan");
+/// A region before `region_buf` owns it: the address of its `Box`.
+const REGION: Ty = Ty::Value("region");
 /// A `Cstruct.buffer`: `(char, int8_unsigned_elt, c_layout) Bigarray.Array1.t`.
 const BUFFER: Ty = Ty::Value("Cstruct.buffer");
+/// An OCaml int.
+const OINT: Ty = Ty::Value("int");
+/// An OCaml string.
+const STRING: Ty = Ty::Value("string");
 /// An untagged int.
 const INT: Ty = Ty::Int;
 /// OCaml's unit.
 const UNIT: Ty = Ty::Value("unit");
 /// A control-path result: an int, or an error as `(kind, message)`.
 const INT_RESULT: Ty = Ty::Value("(int, int * string) result");
+/// The same, for a channel.
+const CHAN_RESULT: Ty = Ty::Value("(chan, int * string) result");
+/// The same, for a region.
+const REGION_RESULT: Ty = Ty::Value("(region, int * string) result");
+/// A result without a value.
+const UNIT_RESULT: Ty = Ty::Value("(unit, int * string) result");
 /// An optional backend name (`None`: `$VCHAN_BACKEND`).
 const BACKEND: Ty = Ty::Value("string option");
 
-/// A control-path external (src/control.rs): an `#[ocaml::func]` over
+/// A control-path external: an `#[ocaml::func]` over
 /// OCaml values, whose symbol is `vchan_rs_<name>`.
 macro_rules! func {
     ($name:literal, $args:expr, $ret:expr) => {
@@ -119,7 +109,7 @@ macro_rules! func {
     };
 }
 
-/// A data-path external (src/data.rs, src/engine.rs): `[@@noalloc]` over
+/// A per-event external (src/plumbing.rs, src/engine.rs): `[@@noalloc]` over
 /// untagged ints and values, returning an untagged int; its symbol is
 /// `vchan_rs_<name>`, its bytecode twin's `vchan_rs_<name>_byte`.
 macro_rules! data {
@@ -137,49 +127,9 @@ macro_rules! data {
 
 /// Every external of the stubs.
 pub const EXTERNALS: &[External] = &[
-    func!(
-        "listen",
-        &[
-            BACKEND,
-            Ty::Value("int"),
-            Ty::Value("string"),
-            Ty::Value("int"),
-            Ty::Value("int")
-        ],
-        INT_RESULT
-    ),
+    // src/control.rs
     func!("own_domid", &[BACKEND], INT_RESULT),
-    func!(
-        "try_connect",
-        &[BACKEND, Ty::Value("int"), Ty::Value("string")],
-        INT_RESULT
-    ),
-    func!(
-        "close",
-        &[Ty::Value("int")],
-        Ty::Value("(unit, int * string) result")
-    ),
-    func!("last_error", &[Ty::Value("int")], Ty::Value("int * string")),
-    func!("is_server", &[Ty::Value("int")], Ty::Value("bool")),
-    func!("unix_dir", &[UNIT], Ty::Value("string")),
-    // src/ring.rs: allocates, may raise.
-    func!("ring", &[TAGGED_HANDLE], Ty::Value("Cstruct.buffer")),
-    data!("write", &[HANDLE, BUFFER, INT, INT]),
-    data!("send", &[HANDLE, BUFFER, INT, INT]),
-    data!("recv", &[HANDLE, BUFFER, INT, INT]),
-    data!("read", &[HANDLE, BUFFER, INT, INT]),
-    data!("peek", &[HANDLE]),
-    data!("consume", &[HANDLE, INT]),
-    data!("write_from_fd", &[HANDLE, INT]),
-    data!("data_ready", &[HANDLE]),
-    data!("buffer_space", &[HANDLE]),
-    data!("state", &[HANDLE]),
-    data!("fd", &[HANDLE]),
-    data!("hangup_fd", &[HANDLE]),
-    data!("linger", &[HANDLE]),
-    data!("peer_vanished", &[HANDLE]),
-    data!("consume_events", &[HANDLE]),
-    data!("set_spin", &[HANDLE, INT]),
+    func!("unix_dir", &[UNIT], STRING),
     // The epoll engine (src/engine.rs): 0 or more, or -errno.
     data!("epoll_create", &[UNIT]),
     data!("epoll_ctl", &[INT, INT, INT, INT]),
@@ -199,4 +149,28 @@ pub const EXTERNALS: &[External] = &[
         ret: Ty::Float,
         ..data!("monotonic", &[UNIT])
     },
+    // The plumbing of Endpoint.Make_with over the backends (src/plumbing.rs).
+    func!("chan_listen", &[BACKEND, OINT], CHAN_RESULT),
+    func!("chan_connect", &[BACKEND, OINT, OINT], CHAN_RESULT),
+    func!("chan_port", &[CHAN], OINT),
+    func!("chan_fd", &[CHAN], OINT),
+    func!("chan_hangup_fd", &[CHAN], OINT),
+    data!("chan_notify", &[Ty::IntAlias("chan")]),
+    data!("chan_drain", &[Ty::IntAlias("chan")]),
+    func!("chan_free", &[CHAN], UNIT),
+    func!("share", &[BACKEND, OINT, OINT], REGION_RESULT),
+    func!("share_page", &[BACKEND, CHAN, OINT, OINT], REGION_RESULT),
+    func!("map", &[BACKEND, OINT, Ty::Value("int array"), Ty::Value("bool")], REGION_RESULT),
+    func!("map_page", &[BACKEND, CHAN, OINT, OINT, OINT], REGION_RESULT),
+    func!("region_refs", &[REGION], Ty::Value("int array")),
+    // src/region.rs: allocates; the bigarray owns the region from then on.
+    func!("region_buf", &[REGION], BUFFER),
+    func!("publish", &[BACKEND, OINT, STRING, OINT, OINT], UNIT_RESULT),
+    func!(
+        "lookup",
+        &[BACKEND, OINT, STRING],
+        Ty::Value("((int * int) option, int * string) result")
+    ),
+    func!("unpublish", &[BACKEND, OINT, STRING], UNIT_RESULT),
+    data!("fd_read", &[INT, BUFFER, INT, INT]),
 ];

@@ -33,7 +33,7 @@ pub use backend::choice::{backend_named, default_backend, ENV_BACKEND};
 pub use backend::unix::UnixBackend;
 pub use backend::xen::XenBackend;
 pub use backend::Backend;
-pub use endpoint::{Endpoint, RetainedMemory, State};
+pub use endpoint::{Endpoint, State};
 pub use error::{Error, Result};
 pub use port::{rendezvous_path, DomId, Port};
 pub use vchan_core;

@@ -11,7 +11,7 @@ mod boundary;
 #[path = "../ocaml_boundary.rs"]
 mod ocaml_boundary;
 
-use boundary::{CLIENT_FLAG, CODES, EXTERNALS, STATES, STATE_SIZE};
+use boundary::{CLIENT_FLAG, CLIENT_LIVE, CODES, EXTERNALS, SERVER_LIVE, STATES, STATE_SIZE};
 use ocaml_boundary::{write_ml, Const, Map, Module};
 
 fn main() {
@@ -25,6 +25,16 @@ fn main() {
             name: "client_flag",
             value: CLIENT_FLAG as i64,
             doc: "Or'ed into packed orders for a client's [attach].",
+        },
+        Const {
+            name: "server_live",
+            value: SERVER_LIVE as i64,
+            doc: "Offset of the server's live byte in the shared page.",
+        },
+        Const {
+            name: "client_live",
+            value: CLIENT_LIVE as i64,
+            doc: "Offset of the client's live byte in the shared page.",
         },
     ];
     let names: Vec<String> = CODES.iter().map(|c| format!("e_{}", c.name)).collect();

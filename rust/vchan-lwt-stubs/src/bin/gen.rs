@@ -13,23 +13,11 @@ mod boundary;
 #[allow(dead_code)]
 mod ocaml_boundary;
 
-use boundary::{CODES, CONSTANTS, ERRNOS, EXTERNALS, KINDS, STATES};
+use boundary::{CONSTANTS, ERRNOS, EXTERNALS, KINDS};
 use ocaml_boundary::{write_ml, Const, Map, Module};
 
 fn main() {
-    let codes: Vec<String> = CODES.iter().map(|(n, _)| format!("e_{n}")).collect();
-    let states: Vec<String> = STATES.iter().map(|(n, _)| format!("state_{n}")).collect();
-    let named = |names: &'static [(&str, isize)], prefixed: &[String]| -> Vec<(String, i64)> {
-        names
-            .iter()
-            .zip(prefixed)
-            .map(|((_, v), n)| (n.clone(), *v as i64))
-            .collect()
-    };
-    let mut values = named(CODES, &codes);
-    values.extend(named(STATES, &states));
-    values.extend(CONSTANTS.iter().map(|(n, v)| (n.to_string(), *v)));
-    let consts: Vec<Const> = values
+    let consts: Vec<Const> = CONSTANTS
         .iter()
         .map(|(name, value)| Const {
             name,
@@ -40,12 +28,12 @@ fn main() {
     let m = Module {
         generator: "vchan-lwt-stubs-gen",
         source: "rust/vchan-lwt-stubs/src/boundary.rs",
-        doc: "The stubs of vchan-rs-unix. A handle is the address of a Rust\n   \
-              Box<Handle>, as an int, owned by the bigarray [ring] returns. Data-path\n   \
-              externals are [@@noalloc] over untagged ints; they never block,\n   \
-              allocate or raise, and return a count or a negative code. The epoll\n   \
-              engine's externals return 0 or more, or -errno.",
-        types: "type handle = int\n",
+        doc: "The stubs of vchan-rs-unix: the plumbing of the endpoint (a [chan]\n   \
+              is the address of a Rust event channel, a [region] that of shared\n   \
+              memory until the bigarray [region_buf] returns owns it) and the epoll\n   \
+              engine's system calls ([@@noalloc] over untagged ints, returning 0\n   \
+              or more, or -errno).",
+        types: "type chan = int\ntype region = int\n",
         consts: &consts,
         maps: &[
             Map {

@@ -9,7 +9,6 @@ mod wait;
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
 
 use vchan_core::{Channel, Fences, RawPage, RawRing, Role};
 
@@ -60,12 +59,6 @@ pub struct Endpoint {
     /// Where a server published its rendezvous.
     path: Option<String>,
     nonblocking: bool,
-    /// Spin before answering `WouldBlock` too (see
-    /// [`set_nonblocking_spin`](Endpoint::set_nonblocking_spin)).
-    nonblocking_spin: bool,
-    /// When a non-blocking operation last answered `WouldBlock` after a
-    /// failed spin (the next `consume_events` tells how long it waited).
-    blocked_at: Option<Instant>,
     spin: Spin,
     /// The peer went away without closing (see
     /// [`peer_vanished`](Endpoint::peer_vanished)).
@@ -138,18 +131,6 @@ impl Endpoint {
     pub fn set_segments(&mut self, write: usize, read: usize) -> Result<()> {
         self.live_mut()?.ch.set_segments(write, read);
         Ok(())
-    }
-
-    /// In non-blocking mode, spin on the peer's index (bounded and
-    /// adaptive, as blocking mode does before sleeping: at most 100 µs,
-    /// 2 µs once the peer has been idle) before answering `WouldBlock`. For
-    /// event loops that can afford that much busy waiting per operation
-    /// (the OCaml binding): a busy peer is then met at shared-memory speed
-    /// with no event at all. How long the caller then waited, measured
-    /// from the `WouldBlock` to the next
-    /// [`consume_events`](Endpoint::consume_events), adapts the budget.
-    pub fn set_nonblocking_spin(&mut self, spin: bool) {
-        self.nonblocking_spin = spin;
     }
 
     /// Is the endpoint in non-blocking mode?
@@ -231,54 +212,21 @@ impl Endpoint {
         result
     }
 
-    /// [`close`](Endpoint::close), except that the shared memory stays
-    /// mapped until the returned [`RetainedMemory`] is dropped: for bindings
-    /// that lend views into the read ring ([`read_ring`](Endpoint::read_ring))
-    /// to a garbage-collected language, where a view may outlive the
-    /// endpoint. The peer sees the close at once, as with `close`. `None`
-    /// if the endpoint was already closed.
-    pub fn close_retaining_memory(&mut self) -> (Option<RetainedMemory>, Result<()>) {
-        let closed = self.close_keeping_memory();
-        self.backend.sweep();
-        closed
-    }
-
-    fn close_keeping_memory(&mut self) -> (Option<RetainedMemory>, Result<()>) {
-        let Some(live) = self.live.take() else {
+    /// The protocol close, handing back the memory for the caller to drop.
+    fn close_keeping_memory(&mut self) -> (Option<Live>, Result<()>) {
+        let Some(mut live) = self.live.take() else {
             return (None, Ok(()));
         };
-        let Live {
-            ch,
-            mut event,
-            _rings,
-            _page,
-        } = live;
-        ch.close();
-        let notified = event.notify();
-        drop(event);
+        live.ch.close();
+        let notified = live.event.notify();
         let unpublished = match self.path.take() {
             Some(p) => self.backend.unpublish(&p),
             None => Ok(()),
         };
-        let memory = RetainedMemory { _rings, _page };
-        (Some(memory), notified.map_err(Error::from).and(unpublished))
+        (Some(live), notified.map_err(Error::from).and(unpublished))
     }
 }
 
-/// The memory of an endpoint closed with
-/// [`Endpoint::close_retaining_memory`]: the shared page and the rings stay
-/// mapped (or shared) until this is dropped.
-pub struct RetainedMemory {
-    // Ring regions are dropped (unmapped/unshared) before the page.
-    _rings: Vec<Box<dyn Region>>,
-    _page: Box<dyn Region>,
-}
-
-impl std::fmt::Debug for RetainedMemory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RetainedMemory").finish_non_exhaustive()
-    }
-}
 
 impl Drop for Endpoint {
     fn drop(&mut self) {

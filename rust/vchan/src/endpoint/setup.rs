@@ -253,8 +253,6 @@ impl Endpoint {
             peer,
             path,
             nonblocking: false,
-            nonblocking_spin: false,
-            blocked_at: None,
             spin: Spin::new(),
             vanished: false,
             peer_gone: false,

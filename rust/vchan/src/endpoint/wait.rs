@@ -4,8 +4,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use vchan_core::layout::LIVE_EXITED;
-use vchan_core::{Channel, Fences, LiveState, RawPage, RawRing, Role, SharedPage};
+use vchan_core::{Channel, Fences, LiveState, RawPage, RawRing, Role};
 
 use super::{Endpoint, State};
 use crate::backend::{poll_fd, Events};
@@ -46,9 +45,6 @@ impl Endpoint {
     /// [`wait`](Endpoint::wait)): call it when the event descriptor polls
     /// readable, then retry the operations that would have blocked.
     pub fn consume_events(&mut self) -> Result<()> {
-        if let Some(t) = self.blocked_at.take() {
-            self.spin.woke_after(t.elapsed());
-        }
         self.drain()
     }
 
@@ -110,7 +106,6 @@ impl Endpoint {
     /// in the page).
     fn absorb(&mut self, ev: Events) -> Result<()> {
         self.drained_at = coarse_ms();
-        let role = self.role;
         let live = self.live_mut()?;
         // Only a channel that runs the barrier itself is registered to
         // receive the peer's (see `arm_barrier`).
@@ -118,13 +113,8 @@ impl Endpoint {
             live.ch.set_fences(Fences::PeerBarrier);
         }
         if ev.peer_gone {
-            let page = live.ch.page();
-            let offset = role.peer().live_offset();
             // A peer that closed marked itself exited before it went.
-            let vanished =
-                page.load_u8(offset, core::sync::atomic::Ordering::Acquire) != LIVE_EXITED;
-            page.store_u8(offset, LIVE_EXITED, core::sync::atomic::Ordering::Release);
-            self.vanished |= vanished;
+            self.vanished |= live.ch.mark_peer_gone();
             self.peer_gone = true;
         }
         Ok(())
@@ -179,7 +169,7 @@ impl Endpoint {
         arm: impl Fn(&Channel<RawPage, RawRing>) -> Result<bool>,
     ) -> Result<()> {
         let mut started = None;
-        if !self.nonblocking || self.nonblocking_spin {
+        if !self.nonblocking {
             let Some(live) = &self.live else {
                 return Err(Error::Closed);
             };
@@ -195,9 +185,6 @@ impl Endpoint {
             return Ok(());
         }
         if self.nonblocking {
-            if self.nonblocking_spin {
-                self.blocked_at = Some(started);
-            }
             return Err(io::Error::from(io::ErrorKind::WouldBlock).into());
         }
         self.wait()?;

@@ -1,4 +1,5 @@
-//! The read ring as an OCaml bigarray that owns its endpoint.
+//! Shared memory (a [`Region`]: pages we share, or pages of the peer we
+//! mapped) as an OCaml bigarray that owns it.
 //!
 //! `Bigarray.Array1.sub` (and `Cstruct.to_bigarray`) share memory with the
 //! original array; for `CAML_BA_EXTERNAL` arrays nothing ties their
@@ -7,7 +8,9 @@
 //! and the `CAML_BA_MAPPED_FILE` flag, exactly the scheme of
 //! `Unix.map_file`: the runtime then shares a reference-counted proxy
 //! between the array and its sub-arrays (which inherit our operations), and
-//! the last one finalised frees the endpoint, unmapping the memory.
+//! the last one finalised frees the region, unsharing or unmapping the
+//! memory. So no view into a ring can dangle: memory stays while any
+//! view of it is reachable, even after the endpoint closed.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void};
@@ -16,8 +19,12 @@ use std::sync::{Mutex, OnceLock};
 use ocaml::sys::custom_operations;
 use ocaml::sys::Value;
 
+use vchan::backend::Region;
+
 use crate::ocaml_value::header;
-use crate::{handle, Handle};
+
+/// A region, as the bigarray that owns it holds it.
+pub(crate) type Mem = Box<dyn Region>;
 
 /// `struct caml_ba_proxy` (ocaml-sys keeps its fields private).
 #[repr(C)]
@@ -59,14 +66,14 @@ static OPS: Ops = Ops(custom_operations {
     fixed_length: std::ptr::null(),
 });
 
-/// Ring address -> owning handle (both as addresses).
+/// Memory address -> the `Box<Mem>` owning it (both as addresses).
 fn owners() -> &'static Mutex<HashMap<usize, usize>> {
     static OWNERS: OnceLock<Mutex<HashMap<usize, usize>>> = OnceLock::new();
     OWNERS.get_or_init(Default::default)
 }
 
 /// Finaliser of the ring and of its sub-arrays: drop a reference; the last
-/// one frees the endpoint (closing it if need be, and unmapping).
+/// one frees the region.
 unsafe extern "C" fn finalize(v: Value) {
     // SAFETY: the runtime calls this with one of our bigarrays.
     let (data, proxy) = unsafe { ((*header(v)).data, (*header(v)).proxy) };
@@ -92,36 +99,33 @@ unsafe extern "C" fn finalize(v: Value) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(&(data as usize));
     if let Some(h) = owner {
-        // SAFETY: the handle was registered by `vchan_rs_ring` and is freed
-        // only here, once: its last array is gone, so no OCaml code can
-        // reach it any more. A panic must not unwind into the runtime.
-        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(h as *mut Handle) }));
+        // SAFETY: the region was registered by `own` and is freed only
+        // here, once: its last array is gone, so no OCaml code can reach
+        // it any more. A panic must not unwind into the runtime.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(h as *mut Mem) }));
     }
 }
 
-/// `ring h`: the read ring as a `(char, int8_unsigned_elt, c_layout)
-/// Bigarray.Array1.t`, which from now on owns handle `h` (see the module
-/// documentation). Called once per handle, right after creating it; a
-/// second call raises `Failure`. Allocates: not a `[@@noalloc]` external.
+/// `region_buf r`: the memory of region `r` (made by a sharing or
+/// mapping stub) as a `(char, int8_unsigned_elt, c_layout)
+/// Bigarray.Array1.t`, which owns the region from now on (see the module
+/// documentation). Called once per region, after its grant refs were read.
+/// Allocates: not a `[@@noalloc]` external.
 ///
 /// # Safety
 ///
-/// `h` is a tagged OCaml int holding a live handle.
+/// `r` is a tagged OCaml int holding the address of a live `Box<Mem>` not
+/// yet owned by a bigarray.
 #[no_mangle]
-pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
-    let addr = h >> 1;
+pub unsafe extern "C" fn vchan_rs_region_buf(r: Value) -> Value {
+    let addr = (r >> 1) as usize;
     // SAFETY: per this function's contract.
-    let hd = unsafe { handle(addr) };
-    let (ring, len) = (hd.ring as usize, hd.ring_len);
-    let fresh = {
-        let mut o = owners().lock().unwrap_or_else(|e| e.into_inner());
-        !o.contains_key(&ring) && o.insert(ring, addr as usize).is_none()
-    };
-    if !fresh {
-        // SAFETY: raising from a plain external: no Rust value with a
-        // destructor is live in this frame.
-        unsafe { ocaml::sys::caml_failwith(c"vchan_rs_ring: called twice".as_ptr()) };
-    }
+    let region = unsafe { &*(addr as *const Mem) };
+    let (data, len) = (region.as_ptr() as usize, region.len());
+    owners()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(data, addr);
     let size = std::mem::size_of::<crate::ocaml_value::BigarrayHeader>();
     // SAFETY: allocating a custom block of `size` bytes with static
     // operations, runtime lock held (we were called from OCaml); `mem`
@@ -131,7 +135,7 @@ pub unsafe extern "C" fn vchan_rs_ring(h: Value) -> Value {
     // of one dimension; it is filled in before any other allocation.
     unsafe {
         let b = header(v);
-        (*b).data = ring as *mut u8;
+        (*b).data = data as *mut u8;
         (*b).num_dims = 1;
         (*b).flags = CAML_BA_UINT8 | CAML_BA_C_LAYOUT | CAML_BA_MAPPED_FILE;
         (*b).proxy = std::ptr::null_mut();
