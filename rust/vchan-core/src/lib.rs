@@ -68,6 +68,7 @@ pub mod mem;
 pub mod name;
 pub mod order;
 pub mod setup;
+pub mod state;
 
 pub use channel::{default_segment, Channel, Fences, LiveState, Span, Transfer};
 pub use error::Error;

@@ -11,9 +11,13 @@
 //! (a data race), e.g. reading a byte before its `prod` is visible, or
 //! overwriting a byte the reader may still be copying out.
 //!
-//! The models have teeth: with the page's full fence removed, or with every
-//! ordering weakened to `Relaxed`, loom finds the lost wake-up or the data
-//! race (see the `weakened_*` tests).
+//! The fast path acknowledges with one read-modify-write of its notify
+//! byte and, on x86-64, no fence (`Channel::take_notify`): the arming
+//! side's own RMW of that byte orders the two. So the models hold without
+//! the page's full fence too, and have teeth: with that RMW split into a
+//! plain look first (the cheap check the fast path had after its fence),
+//! or with every ordering weakened to `Relaxed`, loom finds the lost
+//! wake-up or the data race (see the `weakened_*` tests).
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,6 +41,11 @@ enum Weaken {
     NoFence,
     /// Every access is `Relaxed` (fences kept).
     Relaxed,
+    /// `take_bit_u8` looks with a plain load first and runs the RMW only
+    /// when the bit is set (fences kept).
+    PlainLook,
+    /// `PlainLook`, and `full_fence` does nothing.
+    PlainLookNoFence,
 }
 
 /// The 24-byte header as one loom atomic per field. Fields never overlap
@@ -137,9 +146,17 @@ unsafe impl SharedPage for Page {
         self.byte(off).fetch_and(bits, self.o(o))
     }
     fn full_fence(&self) {
-        if self.weaken != Weaken::NoFence {
+        if !matches!(self.weaken, Weaken::NoFence | Weaken::PlainLookNoFence) {
             fence(Ordering::SeqCst);
         }
+    }
+    fn take_bit_u8(&self, off: usize, bit: u8) -> bool {
+        if matches!(self.weaken, Weaken::PlainLook | Weaken::PlainLookNoFence)
+            && self.load_u8(off, Relaxed) & bit == 0
+        {
+            return false;
+        }
+        self.fetch_and_u8(off, !bit, Ordering::SeqCst) & bit != 0
     }
 }
 
@@ -314,6 +331,53 @@ fn read_in_segments(server_writes: bool, weaken: Weaken, len: usize, seg: usize)
     })
 }
 
+/// Cached indices: the ring is full; the reader reads one byte and then
+/// a second from the `prod` its first read loaded, while the writer tries
+/// two one-byte writes, the second from the `cons` its first loaded, and
+/// arms for one byte of space if both moved nothing. Loom checks
+/// that neither cached index lets a byte be read before it is written or
+/// overwritten before it is read.
+fn cached_indices(server_writes: bool, weaken: Weaken) -> Explored {
+    model(move || {
+        let (server, client) = pair(weaken);
+        let (mut writer, mut reader) = if server_writes {
+            (server, client)
+        } else {
+            (client, server)
+        };
+        let size = writer.write_size();
+        let full: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        assert_eq!(writer.write(&full).unwrap().bytes, size);
+        let r = loom::thread::spawn(move || {
+            let mut notified = false;
+            for expect in [0u8, 1] {
+                let mut b = [0u8];
+                let t = reader.read(&mut b).unwrap();
+                assert_eq!(
+                    (t.bytes, b[0]),
+                    (1, expect),
+                    "read a byte overwritten too early"
+                );
+                notified |= t.notify;
+            }
+            notified
+        });
+        let wrote: usize = (0..2).map(|_| writer.write(&[0xEE]).unwrap().bytes).sum();
+        // Only a writer that moved nothing arms, and sleeps if it sees no room.
+        let space = if wrote > 0 {
+            wrote
+        } else {
+            writer.buffer_space_or_arm(1).unwrap()
+        };
+        let notified = r.join().unwrap();
+        assert!(
+            space >= 1 || notified,
+            "lost wake-up: the writer sleeps and the reader did not signal"
+        );
+        (space >= 1, notified)
+    })
+}
+
 /// The faithful model holds, and explores both ways it can go: the armed
 /// side saw the progress itself, or it was signalled.
 fn holds(e: Explored) {
@@ -366,6 +430,25 @@ fn no_lost_wakeup_read_in_two_segments() {
     }
 }
 
+/// Each side reads and writes one byte at a time from the peer's index it
+/// loaded last.
+#[test]
+fn no_lost_wakeup_with_cached_indices() {
+    for server_writes in [true, false] {
+        holds(cached_indices(server_writes, Weaken::Faithful));
+    }
+}
+
+/// The read-modify-writes of the notify bytes order the protocol by
+/// themselves: without the page's full fence, nothing is lost either.
+#[test]
+fn no_lost_wakeup_without_the_fence() {
+    for server_writes in [true, false] {
+        holds(write_direction(server_writes, Weaken::NoFence));
+        holds(read_direction(server_writes, Weaken::NoFence));
+    }
+}
+
 /// Run a model that must fail; return its panic message.
 fn must_fail(f: impl FnOnce() -> Explored) -> String {
     let err = match catch_unwind(AssertUnwindSafe(f)) {
@@ -381,21 +464,39 @@ fn must_fail(f: impl FnOnce() -> Explored) -> String {
         .unwrap_or_default()
 }
 
-/// Without the full barriers (request, re-check / publish, check bits:
-/// the store-buffering pattern), loom finds the lost wake-up, also in the
-/// segmented models.
+/// Without a barrier between publishing an index and looking at the
+/// notify byte (the fast path's RMW split into a plain look first, and no
+/// fence: the store-buffering pattern), loom finds the lost wake-up, also
+/// in the segmented models.
 #[test]
-fn weakened_without_fences_loses_wakeups() {
+fn weakened_without_barriers_loses_wakeups() {
+    let w = Weaken::PlainLookNoFence;
     for server_writes in [true, false] {
-        let msg = must_fail(|| write_direction(server_writes, Weaken::NoFence));
+        let msg = must_fail(|| write_direction(server_writes, w));
         assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-        let msg = must_fail(|| read_direction(server_writes, Weaken::NoFence));
+        let msg = must_fail(|| read_direction(server_writes, w));
         assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
     }
-    let msg = must_fail(|| write_in_segments(true, Weaken::NoFence, 2, 1));
+    let msg = must_fail(|| write_in_segments(true, w, 2, 1));
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-    let msg = must_fail(|| read_in_segments(true, Weaken::NoFence, 2, 1));
+    let msg = must_fail(|| read_in_segments(true, w, 2, 1));
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+    let msg = must_fail(|| cached_indices(true, w));
+    assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+}
+
+/// On x86-64 the fast path has no fence of its own: its RMW is the
+/// barrier. With that RMW split into a plain look first, loom finds the
+/// lost wake-up even with every fence of the page kept (the arming side's).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn weakened_rmw_loses_wakeups_on_x86_64() {
+    for server_writes in [true, false] {
+        let msg = must_fail(|| write_direction(server_writes, Weaken::PlainLook));
+        assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+        let msg = must_fail(|| read_direction(server_writes, Weaken::PlainLook));
+        assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+    }
 }
 
 /// Without acquire/release on the indices, loom finds the data race on
@@ -410,5 +511,13 @@ fn weakened_to_relaxed_races_on_ring_data() {
                 "unexpected failure: {msg}"
             );
         }
+        // With the indices cached, the lost wake-up may come first.
+        let msg = must_fail(|| cached_indices(server_writes, Weaken::Relaxed));
+        assert!(
+            ["Causality violation", "data race", "lost wake-up"]
+                .iter()
+                .any(|m| msg.contains(m)),
+            "unexpected failure: {msg}"
+        );
     }
 }
