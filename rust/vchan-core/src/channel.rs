@@ -44,15 +44,9 @@ pub struct Span {
 /// and a wake-up is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fences {
-    /// A barrier on both sides, as Xen's libxenvchan has: the fast path
-    /// waits for its index store to reach the peer's cache before it reads
-    /// the request (a cross-core round trip per operation). Ours is the
-    /// atomic read-modify-write that takes the request (on x86-64, with no
-    /// fence: a locked instruction is one); against a peer that arms with
-    /// one too (Xen's C library, ocaml-vchan and vchan-rs do) it is enough
-    /// in the language's model as well: if ours comes first in the notify
-    /// byte's modification order, the peer's reads from it, and our release
-    /// of the index synchronizes with its acquire; otherwise ours sees it.
+    /// A full barrier on both sides, as Xen's libxenvchan does: the fast
+    /// path waits for its index store to reach the peer's cache before it
+    /// reads the request (a cross-core round trip per operation).
     Full,
     /// The peer promised to run a process-wide barrier (Linux's
     /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`, which makes every
@@ -408,28 +402,22 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         self.buffer_space()
     }
 
-    /// Acknowledge progress: clear `bit` in our own notify byte and report
-    /// whether it was set (the peer wants a signal), ordered after the
-    /// index store just made (see [`Fences`]). One RMW rather than a fence
-    /// and a load: the load came after the spinning peer had taken the
-    /// index line back, a second transfer of it per operation.
+    /// Acknowledge progress: after a barrier (see [`Fences`]), clear `bit`
+    /// in our own notify byte and report whether it was set (the peer wants
+    /// a signal).
     #[inline]
     fn take_notify(&self, bit: u8) -> bool {
-        let off = self.role.notify_offset();
         match self.fences {
-            Fences::Full => {
-                #[cfg(not(target_arch = "x86_64"))]
-                self.page.full_fence();
-                self.page.take_bit_u8(off, bit)
-            }
-            Fences::PeerBarrier => {
-                core::sync::atomic::compiler_fence(SeqCst);
-                // The peer's barrier orders this plain look (see
-                // `Fences::PeerBarrier`); the RMW only when it asked.
-                self.page.load_u8(off, Relaxed) & bit != 0
-                    && self.page.fetch_and_u8(off, !bit, SeqCst) & bit != 0
-            }
+            Fences::Full => self.page.full_fence(),
+            Fences::PeerBarrier => core::sync::atomic::compiler_fence(SeqCst),
         }
+        let off = self.role.notify_offset();
+        // Cheap check first: a plain load after the fence sees a request
+        // posted before our index update (the requester fences too).
+        if self.page.load_u8(off, Relaxed) & bit == 0 {
+            return false;
+        }
+        self.page.fetch_and_u8(off, !bit, SeqCst) & bit != 0
     }
 
     /// Stream write: copy as much of `buf` as fits (possibly 0 bytes). The

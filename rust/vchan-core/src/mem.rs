@@ -43,12 +43,6 @@ pub unsafe trait SharedPage {
     fn full_fence(&self) {
         fence(Ordering::SeqCst);
     }
-    /// Clear `bit` (one bit set) in the byte at `offset` and say whether
-    /// it was set: a sequentially consistent atomic read-modify-write of
-    /// that byte (by default `fetch_and_u8`).
-    fn take_bit_u8(&self, offset: usize, bit: u8) -> bool {
-        self.fetch_and_u8(offset, !bit, Ordering::SeqCst) & bit != 0
-    }
 }
 
 /// The bytes of one data ring.
@@ -168,33 +162,6 @@ unsafe impl SharedPage for RawPage {
     #[inline(always)]
     fn fetch_and_u8(&self, offset: usize, bits: u8, order: Ordering) -> u8 {
         self.a8(offset).fetch_and(bits, order)
-    }
-    /// On x86-64 one `lock btr` on the aligned 16-bit word holding the
-    /// byte (a byte-wide RMW that returns the old value is a load and a
-    /// `lock cmpxchg` loop, whose early load fetches the line once more).
-    /// The other byte of the word is written back unchanged in the same
-    /// atomic operation, so a peer's concurrent change to it is not lost.
-    #[cfg(target_arch = "x86_64")]
-    #[inline(always)]
-    fn take_bit_u8(&self, offset: usize, bit: u8) -> bool {
-        debug_assert!(bit.is_power_of_two());
-        let word = self.at(offset & !1, 2);
-        let index = (bit.trailing_zeros() + 8 * (offset as u32 & 1)) as u16;
-        let was_set: u8;
-        // SAFETY: `word` is the 2-aligned, in-bounds (see `at`) 16-bit
-        // word holding the byte; `lock btr` with a bit index below 16
-        // touches only that word, atomically, like the atomics above.
-        unsafe {
-            core::arch::asm!(
-                "lock btr word ptr [{w}], {i:x}",
-                "setc {c}",
-                w = in(reg) word,
-                i = in(reg) index,
-                c = out(reg_byte) was_set,
-                options(nostack),
-            );
-        }
-        was_set != 0
     }
 }
 

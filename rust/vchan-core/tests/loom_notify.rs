@@ -11,13 +11,9 @@
 //! (a data race), e.g. reading a byte before its `prod` is visible, or
 //! overwriting a byte the reader may still be copying out.
 //!
-//! The fast path acknowledges with one read-modify-write of its notify
-//! byte and, on x86-64, no fence (`Channel::take_notify`): the arming
-//! side's own RMW of that byte orders the two. So the models hold without
-//! the page's full fence too, and have teeth: with that RMW split into a
-//! plain look first (the cheap check the fast path had after its fence),
-//! or with every ordering weakened to `Relaxed`, loom finds the lost
-//! wake-up or the data race (see the `weakened_*` tests).
+//! The models have teeth: with the page's full fence removed, or with every
+//! ordering weakened to `Relaxed`, loom finds the lost wake-up or the data
+//! race (see the `weakened_*` tests).
 
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -41,11 +37,6 @@ enum Weaken {
     NoFence,
     /// Every access is `Relaxed` (fences kept).
     Relaxed,
-    /// `take_bit_u8` looks with a plain load first and runs the RMW only
-    /// when the bit is set (fences kept).
-    PlainLook,
-    /// `PlainLook`, and `full_fence` does nothing.
-    PlainLookNoFence,
 }
 
 /// The 24-byte header as one loom atomic per field. Fields never overlap
@@ -146,17 +137,9 @@ unsafe impl SharedPage for Page {
         self.byte(off).fetch_and(bits, self.o(o))
     }
     fn full_fence(&self) {
-        if !matches!(self.weaken, Weaken::NoFence | Weaken::PlainLookNoFence) {
+        if self.weaken != Weaken::NoFence {
             fence(Ordering::SeqCst);
         }
-    }
-    fn take_bit_u8(&self, off: usize, bit: u8) -> bool {
-        if matches!(self.weaken, Weaken::PlainLook | Weaken::PlainLookNoFence)
-            && self.load_u8(off, Relaxed) & bit == 0
-        {
-            return false;
-        }
-        self.fetch_and_u8(off, !bit, Ordering::SeqCst) & bit != 0
     }
 }
 
@@ -439,16 +422,6 @@ fn no_lost_wakeup_with_cached_indices() {
     }
 }
 
-/// The read-modify-writes of the notify bytes order the protocol by
-/// themselves: without the page's full fence, nothing is lost either.
-#[test]
-fn no_lost_wakeup_without_the_fence() {
-    for server_writes in [true, false] {
-        holds(write_direction(server_writes, Weaken::NoFence));
-        holds(read_direction(server_writes, Weaken::NoFence));
-    }
-}
-
 /// Run a model that must fail; return its panic message.
 fn must_fail(f: impl FnOnce() -> Explored) -> String {
     let err = match catch_unwind(AssertUnwindSafe(f)) {
@@ -464,39 +437,23 @@ fn must_fail(f: impl FnOnce() -> Explored) -> String {
         .unwrap_or_default()
 }
 
-/// Without a barrier between publishing an index and looking at the
-/// notify byte (the fast path's RMW split into a plain look first, and no
-/// fence: the store-buffering pattern), loom finds the lost wake-up, also
-/// in the segmented models.
+/// Without the full barriers (request, re-check / publish, check bits:
+/// the store-buffering pattern), loom finds the lost wake-up, also in the
+/// segmented models.
 #[test]
-fn weakened_without_barriers_loses_wakeups() {
-    let w = Weaken::PlainLookNoFence;
+fn weakened_without_fences_loses_wakeups() {
     for server_writes in [true, false] {
-        let msg = must_fail(|| write_direction(server_writes, w));
+        let msg = must_fail(|| write_direction(server_writes, Weaken::NoFence));
         assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-        let msg = must_fail(|| read_direction(server_writes, w));
+        let msg = must_fail(|| read_direction(server_writes, Weaken::NoFence));
         assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
     }
-    let msg = must_fail(|| write_in_segments(true, w, 2, 1));
+    let msg = must_fail(|| write_in_segments(true, Weaken::NoFence, 2, 1));
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-    let msg = must_fail(|| read_in_segments(true, w, 2, 1));
+    let msg = must_fail(|| read_in_segments(true, Weaken::NoFence, 2, 1));
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-    let msg = must_fail(|| cached_indices(true, w));
+    let msg = must_fail(|| cached_indices(true, Weaken::NoFence));
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-}
-
-/// On x86-64 the fast path has no fence of its own: its RMW is the
-/// barrier. With that RMW split into a plain look first, loom finds the
-/// lost wake-up even with every fence of the page kept (the arming side's).
-#[cfg(target_arch = "x86_64")]
-#[test]
-fn weakened_rmw_loses_wakeups_on_x86_64() {
-    for server_writes in [true, false] {
-        let msg = must_fail(|| write_direction(server_writes, Weaken::PlainLook));
-        assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-        let msg = must_fail(|| read_direction(server_writes, Weaken::PlainLook));
-        assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
-    }
 }
 
 /// Without acquire/release on the indices, loom finds the data race on
