@@ -65,7 +65,9 @@ pub enum Fences {
 ///
 /// Our own indices (`cons` of the ring we read, `prod` of the ring we write)
 /// are kept privately and only ever *written* to the page; the peer's
-/// indices are read once per operation and validated. The ring orders are
+/// indices are read at most once per operation and validated (a read or
+/// write whose amount the last validated value covers does not look
+/// again). The ring orders are
 /// fixed at construction. A hostile peer can therefore make an operation
 /// fail with a protocol error, but never make it touch memory outside the
 /// rings, panic, or loop.
