@@ -6,37 +6,7 @@ use crate::error::Error;
 use crate::layout::*;
 use crate::mem::{RingMem, SharedPage};
 use crate::order::Orders;
-
-/// The state of an endpoint as announced by its live byte.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LiveState {
-    /// 0: closed, or died (the unmap-notify cleared the byte).
-    Exited,
-    /// 1: connected.
-    Connected,
-    /// 2: not connected yet.
-    Waiting,
-}
-
-impl LiveState {
-    /// Decode a live byte; other values are a protocol violation.
-    pub const fn from_byte(b: u8) -> Result<LiveState, Error> {
-        match b {
-            LIVE_EXITED => Ok(LiveState::Exited),
-            LIVE_CONNECTED => Ok(LiveState::Connected),
-            LIVE_WAITING => Ok(LiveState::Waiting),
-            other => Err(Error::BadLiveState(other)),
-        }
-    }
-    /// The byte encoding this state.
-    pub const fn to_byte(self) -> u8 {
-        match self {
-            LiveState::Exited => LIVE_EXITED,
-            LiveState::Connected => LIVE_CONNECTED,
-            LiveState::Waiting => LIVE_WAITING,
-        }
-    }
-}
+pub use crate::state::LiveState;
 
 /// The outcome of a successful ring operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +65,9 @@ pub enum Fences {
 ///
 /// Our own indices (`cons` of the ring we read, `prod` of the ring we write)
 /// are kept privately and only ever *written* to the page; the peer's
-/// indices are read once per operation and validated. The ring orders are
+/// indices are read at most once per operation and validated (a read or
+/// write whose amount the last validated value covers does not look
+/// again). The ring orders are
 /// fixed at construction. A hostile peer can therefore make an operation
 /// fail with a protocol error, but never make it touch memory outside the
 /// rings, panic, or loop.
@@ -115,6 +87,10 @@ pub struct Channel<P, R> {
     rd_cons: u32,
     /// Private copy of our producer index on the write ring.
     wr_prod: u32,
+    /// The peer's `prod` (read ring) and `cons` (write ring) as last
+    /// loaded and validated: what they cover needs no new look.
+    rd_prod_seen: u32,
+    wr_cons_seen: u32,
     rd_cons_off: usize,
     rd_prod_off: usize,
     wr_cons_off: usize,
@@ -201,6 +177,9 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
             wr_mask: (wr_size - 1) as u32,
             rd_cons,
             wr_prod,
+            // Nothing known readable nor free: the first look is afresh.
+            rd_prod_seen: rd_cons,
+            wr_cons_seen: wr_prod.wrapping_sub(wr_size as u32),
             rd_cons_off,
             rd_prod_off,
             wr_cons_off,
@@ -295,33 +274,70 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     /// it covers is visible after this).
     #[inline]
     pub fn data_ready(&self) -> Result<usize, Error> {
+        Ok(self.peer_prod()?.wrapping_sub(self.rd_cons) as usize)
+    }
+
+    /// The peer's `prod`, loaded once (acquire) and validated.
+    #[inline(always)]
+    fn peer_prod(&self) -> Result<u32, Error> {
         let prod = self.page.load_u32(self.rd_prod_off, Acquire);
-        let ready = prod.wrapping_sub(self.rd_cons);
-        if ready > self.rd_mask + 1 {
+        if prod.wrapping_sub(self.rd_cons) > self.rd_mask + 1 {
             return Err(Error::ReadIndices {
                 prod,
                 cons: self.rd_cons,
                 size: self.rd_mask + 1,
             });
         }
-        Ok(ready as usize)
+        Ok(prod)
+    }
+
+    /// Bytes readable, at least `want` if there are: from the last `prod`
+    /// loaded if it covers `want` (the page's line, which the peer keeps
+    /// taking back, is not touched), else loaded afresh. Arming looks afresh.
+    #[inline(always)]
+    fn ready_for(&mut self, want: usize) -> Result<usize, Error> {
+        let known = self.rd_prod_seen.wrapping_sub(self.rd_cons) as usize;
+        if known >= want {
+            return Ok(known);
+        }
+        self.rd_prod_seen = self.peer_prod()?;
+        Ok(self.rd_prod_seen.wrapping_sub(self.rd_cons) as usize)
+    }
+
+    /// Bytes writable, at least `want` if that many are: as
+    /// [`ready_for`](Channel::ready_for), from the `cons` loaded last.
+    #[inline(always)]
+    fn space_for(&mut self, want: usize) -> Result<usize, Error> {
+        let size = self.wr_mask + 1;
+        let known = (size - self.wr_prod.wrapping_sub(self.wr_cons_seen)) as usize;
+        if known >= want {
+            return Ok(known);
+        }
+        self.wr_cons_seen = self.peer_cons()?;
+        Ok((size - self.wr_prod.wrapping_sub(self.wr_cons_seen)) as usize)
     }
 
     /// Bytes writable now. Reads the peer's `cons` once (acquire: the
     /// peer's reads of the space it frees are done).
     #[inline]
     pub fn buffer_space(&self) -> Result<usize, Error> {
+        let used = self.wr_prod.wrapping_sub(self.peer_cons()?);
+        Ok((self.wr_mask + 1 - used) as usize)
+    }
+
+    /// The peer's `cons`, loaded once (acquire) and validated.
+    #[inline(always)]
+    fn peer_cons(&self) -> Result<u32, Error> {
         let cons = self.page.load_u32(self.wr_cons_off, Acquire);
-        let used = self.wr_prod.wrapping_sub(cons);
         let size = self.wr_mask + 1;
-        if used > size {
+        if self.wr_prod.wrapping_sub(cons) > size {
             return Err(Error::WriteIndices {
                 prod: self.wr_prod,
                 cons,
                 size,
             });
         }
-        Ok((size - used) as usize)
+        Ok(cons)
     }
 
     /// The peer's consumer index on the ring we write, as the page says
@@ -406,9 +422,8 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         self.page.fetch_and_u8(off, !bit, SeqCst) & bit != 0
     }
 
-    /// Stream write: copy as much of `buf` as fits (possibly 0 bytes).
-    ///
-    /// The copy is pipelined: `prod` is published (a release store) after
+    /// Stream write: copy as much of `buf` as fits (possibly 0 bytes). The
+    /// copy is pipelined: `prod` is published (a release store) after
     /// every segment ([`set_segments`](Channel::set_segments)), so a
     /// spinning reader starts on the first segment at once. Only the last
     /// publication is followed by the full barrier and the notify check of
@@ -419,7 +434,7 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     /// back) would buy nothing.
     #[inline]
     pub fn write(&mut self, buf: &[u8]) -> Result<Transfer, Error> {
-        let space = self.buffer_space()?;
+        let space = self.space_for(buf.len())?;
         let n = space.min(buf.len());
         if n == 0 {
             return Ok(Transfer::NOTHING);
@@ -450,7 +465,7 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
                 ring,
             });
         }
-        if self.buffer_space()? < buf.len() || buf.is_empty() {
+        if self.space_for(buf.len())? < buf.len() || buf.is_empty() {
             return Ok(Transfer::NOTHING);
         }
         self.copy_in(buf);
@@ -458,14 +473,13 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     }
 
     /// Stream read: copy up to `buf.len()` readable bytes (possibly 0).
-    ///
     /// Pipelined like [`write`](Channel::write): `cons` is released (a
     /// release store) after every segment, so a writer waiting for space
     /// refills the ring while we copy the rest; the last release is the
     /// full one of Xen's protocol (barriers, notify check).
     #[inline]
     pub fn read(&mut self, buf: &mut [u8]) -> Result<Transfer, Error> {
-        let ready = self.data_ready()?;
+        let ready = self.ready_for(buf.len())?;
         let n = ready.min(buf.len());
         if n == 0 {
             return Ok(Transfer::NOTHING);
@@ -496,7 +510,7 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
                 ring,
             });
         }
-        if self.data_ready()? < buf.len() || buf.is_empty() {
+        if self.ready_for(buf.len())? < buf.len() || buf.is_empty() {
             return Ok(Transfer::NOTHING);
         }
         self.copy_out(buf);
@@ -521,7 +535,8 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     /// [`peek`](Channel::peek).
     #[inline]
     pub fn consume(&mut self, n: usize) -> Result<Transfer, Error> {
-        let available = self.data_ready()?;
+        self.rd_prod_seen = self.peer_prod()?;
+        let available = self.rd_prod_seen.wrapping_sub(self.rd_cons) as usize;
         if n > available {
             return Err(Error::ConsumeTooMuch {
                 requested: n,
@@ -553,7 +568,10 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     /// span [`free_span`](Channel::free_span) returned (one publication).
     #[inline]
     pub fn produce(&mut self, n: usize) -> Result<Transfer, Error> {
-        let available = self.free_span()?.len;
+        self.wr_cons_seen = self.peer_cons()?;
+        let used = self.wr_prod.wrapping_sub(self.wr_cons_seen) as usize;
+        let contiguous = self.write_size() - (self.wr_prod & self.wr_mask) as usize;
+        let available = (self.write_size() - used).min(contiguous);
         if n > available {
             return Err(Error::ProduceTooMuch {
                 requested: n,

@@ -43,14 +43,19 @@
 //!
 //! # Trust
 //! The peer can change any byte of the shared page at any time. The core
-//! reads every peer-controlled value once per operation, validates it, and
+//! reads every peer-controlled value at most once per operation (a read or
+//! write that the peer's index as last loaded covers does not look again:
+//! an index moved back is only seen at the next look), validates it, and
 //! reports impossible values as [`Error`]s marked
 //! [`is_protocol_violation`](Error::is_protocol_violation). Its own indices
 //! and the ring orders are private copies, never re-read from the page.
 //!
 //! # Memory ordering
 //! As in Xen's `io.c`: the reader loads `prod` with acquire before copying
-//! data out; the writer publishes `prod` with release after copying data in;
+//! data out (or copies out what an earlier acquire load of `prod` covered);
+//! the writer publishes `prod` with release after copying data in (into
+//! space that an acquire load of `cons`, this call's or an earlier one's,
+//! showed free);
 //! the reader publishes `cons` with release after copying data out (Xen's C
 //! library puts a full barrier there; release already orders the reads
 //! before the store). A full barrier separates requesting a notification
@@ -68,6 +73,7 @@ pub mod mem;
 pub mod name;
 pub mod order;
 pub mod setup;
+pub mod state;
 
 pub use channel::{default_segment, Channel, Fences, LiveState, Span, Transfer};
 pub use error::Error;

@@ -314,6 +314,53 @@ fn read_in_segments(server_writes: bool, weaken: Weaken, len: usize, seg: usize)
     })
 }
 
+/// Cached indices: the ring is full; the reader reads one byte and then
+/// a second from the `prod` its first read loaded, while the writer tries
+/// two one-byte writes, the second from the `cons` its first loaded, and
+/// arms for one byte of space if both moved nothing. Loom checks
+/// that neither cached index lets a byte be read before it is written or
+/// overwritten before it is read.
+fn cached_indices(server_writes: bool, weaken: Weaken) -> Explored {
+    model(move || {
+        let (server, client) = pair(weaken);
+        let (mut writer, mut reader) = if server_writes {
+            (server, client)
+        } else {
+            (client, server)
+        };
+        let size = writer.write_size();
+        let full: Vec<u8> = (0..size).map(|i| i as u8).collect();
+        assert_eq!(writer.write(&full).unwrap().bytes, size);
+        let r = loom::thread::spawn(move || {
+            let mut notified = false;
+            for expect in [0u8, 1] {
+                let mut b = [0u8];
+                let t = reader.read(&mut b).unwrap();
+                assert_eq!(
+                    (t.bytes, b[0]),
+                    (1, expect),
+                    "read a byte overwritten too early"
+                );
+                notified |= t.notify;
+            }
+            notified
+        });
+        let wrote: usize = (0..2).map(|_| writer.write(&[0xEE]).unwrap().bytes).sum();
+        // Only a writer that moved nothing arms, and sleeps if it sees no room.
+        let space = if wrote > 0 {
+            wrote
+        } else {
+            writer.buffer_space_or_arm(1).unwrap()
+        };
+        let notified = r.join().unwrap();
+        assert!(
+            space >= 1 || notified,
+            "lost wake-up: the writer sleeps and the reader did not signal"
+        );
+        (space >= 1, notified)
+    })
+}
+
 /// The faithful model holds, and explores both ways it can go: the armed
 /// side saw the progress itself, or it was signalled.
 fn holds(e: Explored) {
@@ -366,6 +413,15 @@ fn no_lost_wakeup_read_in_two_segments() {
     }
 }
 
+/// Each side reads and writes one byte at a time from the peer's index it
+/// loaded last.
+#[test]
+fn no_lost_wakeup_with_cached_indices() {
+    for server_writes in [true, false] {
+        holds(cached_indices(server_writes, Weaken::Faithful));
+    }
+}
+
 /// Run a model that must fail; return its panic message.
 fn must_fail(f: impl FnOnce() -> Explored) -> String {
     let err = match catch_unwind(AssertUnwindSafe(f)) {
@@ -396,6 +452,8 @@ fn weakened_without_fences_loses_wakeups() {
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
     let msg = must_fail(|| read_in_segments(true, Weaken::NoFence, 2, 1));
     assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
+    let msg = must_fail(|| cached_indices(true, Weaken::NoFence));
+    assert!(msg.contains("lost wake-up"), "unexpected failure: {msg}");
 }
 
 /// Without acquire/release on the indices, loom finds the data race on
@@ -410,5 +468,13 @@ fn weakened_to_relaxed_races_on_ring_data() {
                 "unexpected failure: {msg}"
             );
         }
+        // With the indices cached, the lost wake-up may come first.
+        let msg = must_fail(|| cached_indices(server_writes, Weaken::Relaxed));
+        assert!(
+            ["Causality violation", "data race", "lost wake-up"]
+                .iter()
+                .any(|m| msg.contains(m)),
+            "unexpected failure: {msg}"
+        );
     }
 }
