@@ -31,7 +31,9 @@ pub fn parse(args: &[String]) -> Result<Opts, String> {
         sys_rounds: [200, 4000],
         fixed_total: None,
         only: None,
-        pin: std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2).then_some([0, 1]),
+        pin: std::thread::available_parallelism()
+            .is_ok_and(|n| n.get() >= 2)
+            .then_some([0, 1]),
         out: peers::project("target/bench"),
     };
     let mut args = args.iter();

@@ -45,8 +45,15 @@ const COLUMNS: [Column; 7] = {
     use Column::*;
     [VchanRs, OCaml, OVchan, C, Socket, Pipe, Limit]
 };
-const TITLES: [&str; 7] =
-    ["vchan-rs", "vchan-rs OCaml", "ocaml-vchan", "C libxenvchan", "unix socket", "pipe", "limit"];
+const TITLES: [&str; 7] = [
+    "vchan-rs",
+    "vchan-rs OCaml",
+    "ocaml-vchan",
+    "C libxenvchan",
+    "unix socket",
+    "pipe",
+    "limit",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Work {
@@ -181,12 +188,16 @@ fn main() {
     }
     let opts = cli::parse(&args).unwrap_or_else(|e| fail(e, 2));
     let started = Instant::now();
-    let tmp = tempfile::Builder::new().prefix("vchan-bench").tempdir_in("/tmp");
+    let tmp = tempfile::Builder::new()
+        .prefix("vchan-bench")
+        .tempdir_in("/tmp");
     let tmp = tmp.unwrap_or_else(|e| fail(format!("temporary directory in /tmp: {e}"), 1));
     let bench = measure::Bench::new(opts, tmp.path());
     let mut errors = Vec::new();
-    let rows: Vec<report::RowOut> =
-        ROWS.iter().filter_map(|&row| bench.measure_row(row, &mut errors)).collect();
+    let rows: Vec<report::RowOut> = ROWS
+        .iter()
+        .filter_map(|&row| bench.measure_row(row, &mut errors))
+        .collect();
     report::print(&bench.opts, &rows);
     let (out, csv) = (&bench.opts.out, bench.opts.out.join("bench.csv"));
     match std::fs::create_dir_all(out).and_then(|_| std::fs::write(&csv, report::csv(&rows))) {

@@ -54,18 +54,31 @@ struct Job {
 }
 
 const fn job(mode: &'static str, ring: usize, count: u64, size: usize) -> Job {
-    Job { mode, ring, count, size, publish: size, one_line: false }
+    Job {
+        mode,
+        ring,
+        count,
+        size,
+        publish: size,
+        one_line: false,
+    }
 }
 
 impl Job {
     fn args(&self, side: &str) -> String {
-        format!("{side} {} {} {} {}", self.ring, self.mode, self.count, self.size)
+        format!(
+            "{side} {} {} {} {}",
+            self.ring, self.mode, self.count, self.size
+        )
     }
 }
 
 /// A stream job of `total` bytes through `ring`-byte rings in `chunk`s.
 fn stream_job((ring, chunk): (usize, usize), total: u64, publish: usize) -> Job {
-    Job { publish, ..job("stream", ring, total, chunk) }
+    Job {
+        publish,
+        ..job("stream", ring, total, chunk)
+    }
 }
 
 impl Bench {
@@ -75,7 +88,12 @@ impl Bench {
         if let Err(e) = &ovchan {
             eprintln!("vchan-bench: ocaml-vchan column: {e}");
         }
-        Bench { opts, ovchan, tmp: tmp.to_path_buf(), cat_file: OnceCell::new() }
+        Bench {
+            opts,
+            ovchan,
+            tmp: tmp.to_path_buf(),
+            cat_file: OnceCell::new(),
+        }
     }
 
     /// A row of [`ROWS`] in the columns selected (--only) that can run, a
@@ -88,25 +106,45 @@ impl Bench {
         let name = |c: Column| format!("{title} / {}", TITLES[c as usize]);
         let why_not = |c: Column| match &self.ovchan {
             _ if set & (1 << c as u8) == 0 => Some("n/a".to_owned()),
-            _ if self.opts.only.as_ref().is_some_and(|o| !name(c).contains(o)) => {
+            _ if self
+                .opts
+                .only
+                .as_ref()
+                .is_some_and(|o| !name(c).contains(o)) =>
+            {
                 Some("not run (--only)".into())
             }
             Err(why) if c == Column::OVchan => Some(why.clone()),
             _ => None,
         };
-        let cols: Vec<Column> = COLUMNS.into_iter().filter(|&c| why_not(c).is_none()).collect();
+        let cols: Vec<Column> = COLUMNS
+            .into_iter()
+            .filter(|&c| why_not(c).is_none())
+            .collect();
         if cols.is_empty() {
             return None;
         }
         let (t, mut out) = (Instant::now(), RowOut::empty(title, w));
         out.notes = COLUMNS.map(|c| why_not(c).unwrap_or_default()).to_vec();
-        for (&col, r) in cols.iter().zip(self.row(w, &cols, self.opts.runs.min(most))) {
-            let (at, head) = (col as usize, format!("{title:<52} {:<14}", TITLES[col as usize]));
+        for (&col, r) in cols
+            .iter()
+            .zip(self.row(w, &cols, self.opts.runs.min(most)))
+        {
+            let (at, head) = (
+                col as usize,
+                format!("{title:<52} {:<14}", TITLES[col as usize]),
+            );
             match r {
                 Ok((runs, note)) => {
-                    let (m, list) =
-                        (median(&runs), runs.iter().map(|&v| fmt(v)).collect::<Vec<_>>());
-                    eprintln!("{head} median {:>8}  runs [{}]  {note}", fmt(m), list.join(", "));
+                    let (m, list) = (
+                        median(&runs),
+                        runs.iter().map(|&v| fmt(v)).collect::<Vec<_>>(),
+                    );
+                    eprintln!(
+                        "{head} median {:>8}  runs [{}]  {note}",
+                        fmt(m),
+                        list.join(", ")
+                    );
                     (out.median[at], out.runs[at], out.notes[at]) = (m, runs, note);
                 }
                 Err(e) => {
@@ -144,7 +182,11 @@ impl Bench {
                 }
             }
         }
-        totals.into_iter().zip(cells).map(|(t, cell)| t.map(|_| cell)).collect()
+        totals
+            .into_iter()
+            .zip(cells)
+            .map(|(t, cell)| t.map(|_| cell))
+            .collect()
     }
 
     /// Bytes per stream run: as many as moved in --secs (half for the
@@ -185,10 +227,22 @@ impl Bench {
             Work::Stream(r, c) if col == Column::Limit => self.limit_run((r, c), total),
             Work::Stream(r, c) => self.run(col, stream_job((r, c), total, 0)),
             Work::PingPong => self.run(col, ping),
-            Work::PingPongVchanLayout => self.run(col, Job { one_line: true, ..ping }),
+            Work::PingPongVchanLayout => self.run(
+                col,
+                Job {
+                    one_line: true,
+                    ..ping
+                },
+            ),
             Work::Floor => self.run(col, job("bounce", PING_RING, rounds, MSG)),
             Work::LwtIo | Work::Cat if col == Column::VchanRs => self.run(col, stream),
-            Work::LwtIo => self.run(col, Job { mode: "lwtio", ..stream }),
+            Work::LwtIo => self.run(
+                col,
+                Job {
+                    mode: "lwtio",
+                    ..stream
+                },
+            ),
             Work::Cat => self.cat(col, total),
             Work::Idle => self.run(col, job("idle", PING_RING, self.opts.idle_ms, 1)),
             Work::Syscalls => Err("measured by syscalls".into()),
@@ -212,14 +266,20 @@ impl Bench {
         strace: Option<&Path>,
     ) -> Result<Values, String> {
         let dir = self.scratch_dir()?;
-        let shm = tempfile::Builder::new().prefix("vchan-bench").tempfile_in("/dev/shm");
+        let shm = tempfile::Builder::new()
+            .prefix("vchan-bench")
+            .tempfile_in("/dev/shm");
         let shm = shm.map_err(|e| format!("tmpfs file: {e}"))?;
         let channel = match col {
             Column::C => "xen".into(),
             Column::Socket => "socket".into(),
             Column::Pipe => "pipe".into(),
             Column::Limit => {
-                format!("shm:{}:{}", j.publish, ["separate", "vchan"][j.one_line as usize])
+                format!(
+                    "shm:{}:{}",
+                    j.publish,
+                    ["separate", "vchan"][j.one_line as usize]
+                )
             }
             _ => "vchan".to_owned(),
         };
@@ -265,7 +325,10 @@ impl Bench {
 
     /// [`syscalls`](Bench::syscalls) with `more` in the environment.
     fn traced(&self, col: Column, more: Option<(&str, &str)>) -> Result<(f64, String), String> {
-        let env: Vec<_> = [("BENCH_DELAY_US", SYS_DELAY_US)].into_iter().chain(more).collect();
+        let env: Vec<_> = [("BENCH_DELAY_US", SYS_DELAY_US)]
+            .into_iter()
+            .chain(more)
+            .collect();
         let mut counts = [BTreeMap::new(), BTreeMap::new()];
         for (i, &rounds) in self.opts.sys_rounds.iter().enumerate() {
             let out = self.tmp.join(format!("strace-{i}"));
@@ -289,7 +352,11 @@ impl Bench {
     /// `vbench.exe inmem ...` of `col`'s library (both ends in one process).
     fn in_memory(&self, col: Column, j: Job) -> Result<Values, String> {
         let ov = col == Column::OVchan;
-        let exe = if ov { built(&self.ovchan)?.vbench.clone() } else { peers::dune_exe(VBENCH)? };
+        let exe = if ov {
+            built(&self.ovchan)?.vbench.clone()
+        } else {
+            peers::dune_exe(VBENCH)?
+        };
         peers::one(
             peers::rooted(&peers::cmdline(&exe, &j.args("inmem")), &self.tmp, 0),
             self.opts.pin,
@@ -322,13 +389,19 @@ impl Bench {
     /// A fresh private directory (short: it holds sockets).
     fn scratch_dir(&self) -> Result<tempfile::TempDir, String> {
         let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
-        let d = tempfile::Builder::new().permissions(private).prefix("vb").tempdir_in(&self.tmp);
+        let d = tempfile::Builder::new()
+            .permissions(private)
+            .prefix("vb")
+            .tempdir_in(&self.tmp);
         d.map_err(|e| format!("temp dir: {e}"))
     }
 }
 
 fn gib_s(bytes: u64, secs: f64) -> Sample {
-    Sample { value: bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64, secs }
+    Sample {
+        value: bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64,
+        secs,
+    }
 }
 
 /// A program the bench built, or why it did not.
@@ -340,7 +413,9 @@ fn built<T>(r: &Result<T, String>) -> Result<&T, String> {
 fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     use std::io::Write;
     let err = |e: std::io::Error| format!("tmpfs file: {e}");
-    let f = tempfile::Builder::new().prefix("vchan-bench").tempfile_in("/dev/shm");
+    let f = tempfile::Builder::new()
+        .prefix("vchan-bench")
+        .tempfile_in("/dev/shm");
     let mut f = f.map_err(err)?;
     let pattern = pattern(CHUNK);
     for pos in (0..len).step_by(CHUNK) {
@@ -356,7 +431,9 @@ fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
 /// a stream's reader checked a byte per 4 KiB, or an idle one blocked.
 fn sample(j: Job, v: &Values) -> Result<Sample, String> {
     let get = |key: &str| -> Result<f64, String> {
-        let s = v.get(key).ok_or_else(|| format!("no {key}= in the output"))?;
+        let s = v
+            .get(key)
+            .ok_or_else(|| format!("no {key}= in the output"))?;
         s.parse().map_err(|_| format!("bad {key}= in the output"))
     };
     match j.mode {
@@ -373,11 +450,17 @@ fn sample(j: Job, v: &Values) -> Result<Sample, String> {
             if wall < j.count as f64 / 1000.0 * 0.9 {
                 return Err(format!("blocked only {wall:.3} s of {} ms", j.count));
             }
-            Ok(Sample { value: 100.0 * cpu / wall.max(1e-9), secs: wall })
+            Ok(Sample {
+                value: 100.0 * cpu / wall.max(1e-9),
+                secs: wall,
+            })
         }
         _ => {
             let ns = get("median_ns")?;
-            Ok(Sample { value: ns / 1000.0, secs: ns * 1e-9 })
+            Ok(Sample {
+                value: ns / 1000.0,
+                secs: ns * 1e-9,
+            })
         }
     }
 }
@@ -385,7 +468,10 @@ fn sample(j: Job, v: &Values) -> Result<Sample, String> {
 /// The calls in `strace -c`'s output, but the workload's own sleeps.
 fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
     let mut total = BTreeMap::new();
-    for f in text.lines().map(|l| l.split_whitespace().collect::<Vec<_>>()) {
+    for f in text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    {
         // % time, seconds, usecs/call, calls, [errors,] syscall
         let name = f.last().copied().unwrap_or_default();
         if f.len() < 5
@@ -395,7 +481,12 @@ fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
         {
             continue;
         }
-        total.insert(name.to_owned(), f[3].parse().map_err(|_| format!("strace: {f:?}"))?);
+        total.insert(
+            name.to_owned(),
+            f[3].parse().map_err(|_| format!("strace: {f:?}"))?,
+        );
     }
-    Some(total).filter(|t| !t.is_empty()).ok_or_else(|| "no system calls in strace's output".into())
+    Some(total)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "no system calls in strace's output".into())
 }

@@ -31,7 +31,9 @@ pub fn project(path: &str) -> PathBuf {
 /// A program of the project's dune build.
 pub fn dune_exe(path: &str) -> Result<PathBuf, String> {
     let exe = project("_build/default").join(path);
-    exe.exists().then_some(exe).ok_or(format!("{path} not built (dune build)"))
+    exe.exists()
+        .then_some(exe)
+        .ok_or(format!("{path} not built (dune build)"))
 }
 
 pub fn own_exe() -> Result<PathBuf, String> {
@@ -41,14 +43,19 @@ pub fn own_exe() -> Result<PathBuf, String> {
 /// The command line `argv` rooted at `dir` in domain `domid`.
 pub fn rooted(argv: &[OsString], dir: &Path, domid: u32) -> Command {
     let mut c = Command::new(&argv[0]);
-    c.args(&argv[1..]).env("VCHAN_UNIX_DIR", dir).env("VCHAN_DOMID", domid.to_string());
+    c.args(&argv[1..])
+        .env("VCHAN_UNIX_DIR", dir)
+        .env("VCHAN_DOMID", domid.to_string());
     c.env_remove("VCHAN_BACKEND");
     c
 }
 
 /// `exe` and the words of `args`.
 pub fn cmdline(exe: &Path, args: &str) -> Vec<OsString> {
-    [exe.into()].into_iter().chain(args.split(' ').map(OsString::from)).collect()
+    [exe.into()]
+        .into_iter()
+        .chain(args.split(' ').map(OsString::from))
+        .collect()
 }
 
 /// The start of a command line run over xensim in domain `domid`.
@@ -71,17 +78,24 @@ impl OVchan {
     /// Build them from the pinned sources (scripts/ocaml-vchan.sh), or say
     /// why not ("not built: ...").
     pub fn build() -> Result<OVchan, String> {
-        let out = Command::new("bash").arg(project("scripts/ocaml-vchan.sh")).output();
+        let out = Command::new("bash")
+            .arg(project("scripts/ocaml-vchan.sh"))
+            .output();
         let out = out.map_err(|e| format!("not built: cannot run scripts/ocaml-vchan.sh: {e}"))?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let Some((xencat, vbench)) = text.trim().split_once('\n') else {
-            return Err(format!("not built: scripts/ocaml-vchan.sh printed {text:?}"));
+            return Err(format!(
+                "not built: scripts/ocaml-vchan.sh printed {text:?}"
+            ));
         };
         xensim(0).map_err(|e| format!("not run: {e}"))?;
-        Ok(OVchan { xencat: xencat.into(), vbench: vbench.into() })
+        Ok(OVchan {
+            xencat: xencat.into(),
+            vbench: vbench.into(),
+        })
     }
 }
 
@@ -119,7 +133,9 @@ pub fn start(
         server.stdout(Stdio::piped());
         client.stdout(Stdio::piped());
     }
-    let mut srv = server.spawn().map_err(|e| format!("spawn the server: {e}"))?;
+    let mut srv = server
+        .spawn()
+        .map_err(|e| format!("spawn the server: {e}"))?;
     let listens = match ready {
         // Nothing follows the line before the client runs.
         Ready::Says => srv.stdout.take().is_some_and(|out| {
@@ -131,7 +147,10 @@ pub fn start(
             line.trim() == "listening"
         }),
         Ready::Publishes(dir) => {
-            let published = dir.join("store").join(&crate::role::PATH[1..]).join("event-channel");
+            let published = dir
+                .join("store")
+                .join(&crate::role::PATH[1..])
+                .join("event-channel");
             let deadline = Instant::now() + LIMIT;
             while !published.exists()
                 && Instant::now() < deadline
@@ -160,7 +179,8 @@ pub fn finish(
     let done = wait_all(children, t0, LIMIT, poll)?;
     let mut text = String::new();
     for out in children.iter_mut().filter_map(|c| c.stdout.as_mut()) {
-        out.read_to_string(&mut text).map_err(|e| format!("output: {e}"))?;
+        out.read_to_string(&mut text)
+            .map_err(|e| format!("output: {e}"))?;
     }
     Ok((values(&text), done.into_iter().fold(0.0, f64::max)))
 }
@@ -173,7 +193,10 @@ pub fn pair(server: Command, client: Command, pin: Option<[usize; 2]>) -> Result
 /// One process (on CPU `cpus[0]`) that must succeed; what it printed.
 pub fn one(mut cmd: Command, cpus: Option<[usize; 2]>) -> Result<Values, String> {
     pin(&mut cmd, cpus.map(|p| p[0]));
-    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| format!("spawn: {e}"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
     Ok(finish(&mut [&mut child], Instant::now(), Duration::from_millis(5))?.0)
 }
 
@@ -195,8 +218,10 @@ pub fn xencat(
         c.stdin(Stdio::piped()).stdout(out);
         Ok::<_, String>(c)
     };
-    let (server, client) =
-        (xencat(0, "-l 1 bench", Stdio::piped())?, xencat(1, "0 bench", Stdio::null())?);
+    let (server, client) = (
+        xencat(0, "-l 1 bench", Stdio::piped())?,
+        xencat(1, "0 bench", Stdio::null())?,
+    );
     let src = std::fs::File::open(file).map_err(|e| format!("open: {e}"))?;
     let (mut s, mut c, t0) = start(server, client, Ready::Publishes(dir), pin)?;
     let (held, fed, drained) = (s.stdin.take(), c.stdin.take(), s.stdout.take());
@@ -205,7 +230,9 @@ pub fn xencat(
         let n = std::io::copy(&mut src.take(total), &mut fed.ok_or("no pipe")?);
         let n = n.map_err(|e| format!("feeding xencat: {e}"))?;
         let _ = wait_all_out.recv(); // until the receiver wrote everything (or gave up)
-        (n == total).then_some(()).ok_or("the file ended early".to_owned())
+        (n == total)
+            .then_some(())
+            .ok_or("the file ended early".to_owned())
     });
     let drainer = std::thread::spawn(move || {
         let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
@@ -227,5 +254,7 @@ pub fn xencat(
     let got = drainer.join().map_err(|_| "the drainer panicked")??;
     feeder.join().map_err(|_| "the feeder panicked")??;
     let secs = res?.1;
-    (got == total).then_some(secs).ok_or(format!("xencat -l wrote {got} of {total} bytes"))
+    (got == total)
+        .then_some(secs)
+        .ok_or(format!("xencat -l wrote {got} of {total} bytes"))
 }

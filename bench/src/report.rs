@@ -42,7 +42,13 @@ pub struct RowOut {
 impl RowOut {
     pub fn empty(title: &'static str, work: Work) -> RowOut {
         let (median, runs, notes) = (vec![f64::NAN; 7], vec![vec![]; 7], vec![String::new(); 7]);
-        RowOut { title, work, median, runs, notes }
+        RowOut {
+            title,
+            work,
+            median,
+            runs,
+            notes,
+        }
     }
 }
 
@@ -50,7 +56,11 @@ impl RowOut {
 /// are no longer counted), so that its format holds.
 pub fn csv(rows: &[RowOut]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let v = |x: &f64| Some(x).filter(|x| x.is_finite()).map_or(String::new(), f64::to_string);
+    let v = |x: &f64| {
+        Some(x)
+            .filter(|x| x.is_finite())
+            .map_or(String::new(), f64::to_string)
+    };
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
         for (i, c) in TITLES.iter().enumerate() {
@@ -76,7 +86,9 @@ pub fn targets_table(rows: &[RowOut]) -> String {
         // "<= 2 (+0.05)": at most 2.05.
         let mut words = goal.split(' ');
         let op = words.next().unwrap_or_default();
-        let g: f64 = words.flat_map(|w| w.trim_matches(['(', '+', ')']).parse::<f64>()).sum();
+        let g: f64 = words
+            .flat_map(|w| w.trim_matches(['(', '+', ')']).parse::<f64>())
+            .sum();
         let holds = match op {
             _ if !v.is_finite() => "not measured",
             ">=" if v >= g => "yes",
@@ -103,8 +115,11 @@ const RATIOS: [(&str, Column, Column); 5] = {
 
 /// The medians and within-row ratios, in Markdown.
 pub fn results_table(rows: &[RowOut]) -> String {
-    let head: Vec<&str> =
-        ["workload"].into_iter().chain(TITLES).chain(RATIOS.map(|r| r.0)).collect();
+    let head: Vec<&str> = ["workload"]
+        .into_iter()
+        .chain(TITLES)
+        .chain(RATIOS.map(|r| r.0))
+        .collect();
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {
         let ratios = RATIOS.iter().map(|&(_, a, b)| match paired(r, a, b) {
@@ -121,10 +136,13 @@ pub fn results_table(rows: &[RowOut]) -> String {
 pub fn print(o: &Opts, rows: &[RowOut]) {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
-    let cpu =
-        cpuinfo.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == "model name"));
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == "model name"));
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let notes = rows.iter().flat_map(|r| TITLES.iter().zip(&r.notes).map(move |(c, n)| (r, c, n)));
+    let notes = rows
+        .iter()
+        .flat_map(|r| TITLES.iter().zip(&r.notes).map(move |(c, n)| (r, c, n)));
     let notes: String = notes
         .filter(|(_, _, n)| !n.is_empty() && *n != "n/a")
         .map(|(r, c, n)| format!("- {} / {c}: {n}\n", r.title))
@@ -133,7 +151,11 @@ pub fn print(o: &Opts, rows: &[RowOut]) {
         "\n## vchan-bench: two processes per cell{}, medians of up to {} runs\n\n\
          - {nproc} CPUs: {}\n- kernel {}- load average {}\n\n{}\nTargets (this run):\n\n{}\n\
          Notes:\n{notes}",
-        if o.pin.is_some() { " pinned to CPUs 0 and 1" } else { "" },
+        if o.pin.is_some() {
+            " pinned to CPUs 0 and 1"
+        } else {
+            ""
+        },
         o.runs,
         cpu.map_or("unknown", |(_, m)| m.trim()),
         read("/proc/sys/kernel/osrelease"),
@@ -155,10 +177,17 @@ mod tests {
         let csv = std::fs::read_to_string(dir.join("results/bench.csv")).unwrap();
         let mut rows: Vec<RowOut> = Vec::new();
         // "workload","unit","column",median,"runs",...: split at quotes.
-        for f in csv.lines().skip(1).map(|l| l.split('"').collect::<Vec<_>>()) {
+        for f in csv
+            .lines()
+            .skip(1)
+            .map(|l| l.split('"').collect::<Vec<_>>())
+        {
             let num = |s: &str| s.trim_matches(',').parse::<f64>().unwrap_or(f64::NAN);
             let (title, work, ..) = *ROWS.iter().find(|r| r.0 == f[1]).expect("a known row");
-            let at = TITLES.iter().position(|&c| c == f[5]).expect("a known column");
+            let at = TITLES
+                .iter()
+                .position(|&c| c == f[5])
+                .expect("a known column");
             if rows.last().is_none_or(|r| r.work != work) {
                 rows.push(RowOut::empty(title, work));
             }
@@ -166,10 +195,15 @@ mod tests {
             (r.median[at], r.runs[at]) = (num(f[6]), f[7].split_whitespace().map(num).collect());
         }
         let doc = std::fs::read_to_string(dir.join("../docs/benchmarks.md")).unwrap();
-        for (what, table) in [("results", results_table(&rows)), ("targets", targets_table(&rows))]
-        {
+        for (what, table) in [
+            ("results", results_table(&rows)),
+            ("targets", targets_table(&rows)),
+        ] {
             let msg = "docs/benchmarks.md lacks this table of bench/results/bench.csv";
-            assert!(doc.contains(&format!("\n{table}\n")), "{msg} ({what}):\n{table}");
+            assert!(
+                doc.contains(&format!("\n{table}\n")),
+                "{msg} ({what}):\n{table}"
+            );
         }
     }
 }

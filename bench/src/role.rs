@@ -33,7 +33,11 @@ pub fn role(args: &[String]) -> Result<(), String> {
     };
     let (server, mode) = (side == "server", mode.as_str());
     let (ring, count, size): (usize, u64, usize) = (num(ring)?, num(count)?, num(size)?);
-    let env = |k: &str| std::env::var_os(k).map(PathBuf::from).ok_or(format!("{k} is not set"));
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .map(PathBuf::from)
+            .ok_or(format!("{k} is not set"))
+    };
     let dir = env("VCHAN_UNIX_DIR")?;
     let listening = || println!("listening");
     let out = match channel.split(':').collect::<Vec<_>>()[..] {
@@ -55,7 +59,8 @@ pub fn role(args: &[String]) -> Result<(), String> {
             ep.set_nonblocking(false);
             if let Some(n) = std::env::var_os("BENCH_SEGMENT") {
                 let n = num(n.to_str().unwrap_or("?"))?;
-                ep.set_segments(n, n).map_err(|e| format!("segments: {e}"))?;
+                ep.set_segments(n, n)
+                    .map_err(|e| format!("segments: {e}"))?;
             }
             let out = work(&mut ep, server, mode, count, size)?;
             ep.close().map_err(|e| format!("close: {e}"))?;
@@ -75,7 +80,13 @@ pub fn role(args: &[String]) -> Result<(), String> {
             for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
                 // SAFETY: a socket we own, a c_int option of that size.
                 let rc = unsafe {
-                    libc::setsockopt(fd, libc::SOL_SOCKET, opt, (&v as *const i32).cast(), len as _)
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        opt,
+                        (&v as *const i32).cast(),
+                        len as _,
+                    )
                 };
                 check(rc, "setsockopt")?;
             }
@@ -86,7 +97,10 @@ pub fn role(args: &[String]) -> Result<(), String> {
             // sizes its pipe.
             let (up, down) = (dir.join("up"), dir.join("down"));
             let open = |p: &PathBuf, write: bool| {
-                let f = std::fs::OpenOptions::new().read(!write).write(write).open(p);
+                let f = std::fs::OpenOptions::new()
+                    .read(!write)
+                    .write(write)
+                    .open(p);
                 f.map_err(|e| format!("open {}: {e}", p.display()))
             };
             let (r, w) = if server {
@@ -154,9 +168,21 @@ impl Xen {
                 false => sym::<Connect>(lib, c"libxenvchan_client_init")?(none, 0, path),
             };
             check(if ctrl.is_null() { -1 } else { 0 }, "libxenvchan init")?;
-            let (read, write) = (sym(lib, c"libxenvchan_read")?, sym(lib, c"libxenvchan_write")?);
-            let (wait, close) = (sym(lib, c"libxenvchan_wait")?, sym(lib, c"libxenvchan_close")?);
-            let x = Xen { ctrl, read, write, wait, close };
+            let (read, write) = (
+                sym(lib, c"libxenvchan_read")?,
+                sym(lib, c"libxenvchan_write")?,
+            );
+            let (wait, close) = (
+                sym(lib, c"libxenvchan_wait")?,
+                sym(lib, c"libxenvchan_close")?,
+            );
+            let x = Xen {
+                ctrl,
+                read,
+                write,
+                wait,
+                close,
+            };
             if server {
                 println!("listening");
                 let is_open = sym::<Is>(lib, c"libxenvchan_is_open")?;
@@ -189,7 +215,9 @@ unsafe fn sym<F: Copy>(lib: *mut libc::c_void, name: &CStr) -> Result<F, String>
     // SAFETY: lib is a library dlopen returned.
     let f = unsafe { libc::dlsym(lib, name.as_ptr()) };
     // SAFETY: f is that function, of type F (the caller's word).
-    (!f.is_null()).then(|| unsafe { std::mem::transmute_copy(&f) }).ok_or(format!("no {name:?}"))
+    (!f.is_null())
+        .then(|| unsafe { std::mem::transmute_copy(&f) })
+        .ok_or(format!("no {name:?}"))
 }
 
 impl Drop for Xen {
@@ -227,7 +255,9 @@ impl Write for Xen {
 
 /// The result `rc` of a system call that sets `what`.
 fn check(rc: i32, what: &str) -> Result<(), String> {
-    (rc >= 0).then_some(()).ok_or_else(|| format!("{what}: {}", std::io::Error::last_os_error()))
+    (rc >= 0)
+        .then_some(())
+        .ok_or_else(|| format!("{what}: {}", std::io::Error::last_os_error()))
 }
 
 /// Reading from one handle, writing to another.
@@ -257,7 +287,9 @@ fn work(
     size: usize,
 ) -> Result<String, String> {
     let pat = pattern(size);
-    let delay = std::env::var("BENCH_DELAY_US").ok().and_then(|v| v.parse().ok());
+    let delay = std::env::var("BENCH_DELAY_US")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let pause = || delay.map(|us| std::thread::sleep(Duration::from_micros(us)));
     let mut buf = vec![0u8; size];
     match (mode, server) {
@@ -272,7 +304,9 @@ fn work(
                 pos += n as u64;
             }
             let (secs, bytes) = (t0.elapsed().as_secs_f64(), pos - start);
-            return Ok(format!("bytes={bytes}\nsecs={secs:.9}\nsamples={samples}\n"));
+            return Ok(format!(
+                "bytes={bytes}\nsecs={secs:.9}\nsamples={samples}\n"
+            ));
         }
         ("stream", false) => {
             for pos in (0..count).step_by(size) {
@@ -300,7 +334,10 @@ fn work(
                 }
             }
             rtt.sort_unstable();
-            return Ok(format!("median_ns={}\n", rtt.get(rtt.len() / 2).ok_or("no rounds")?));
+            return Ok(format!(
+                "median_ns={}\n",
+                rtt.get(rtt.len() / 2).ok_or("no rounds")?
+            ));
         }
         ("idle", true) => {
             let (c0, t0) = (cpu_secs(), Instant::now());

@@ -27,7 +27,10 @@ impl Mapping {
     /// Map two rings of `size` bytes (a power of two) from the file `path`.
     pub fn open(path: &Path, size: usize, one_line: bool) -> Result<Mapping, String> {
         let len = HEADER_SPACE + 2 * size;
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(path);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path);
         let f = f.and_then(|f| f.set_len(len as u64).map(|()| f));
         let f = f.map_err(|e| format!("{}: {e}", path.display()))?;
         if !size.is_power_of_two() {
@@ -39,12 +42,21 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(format!("mmap: {}", Error::last_os_error()));
         }
-        Ok(Mapping { base: p.cast(), len, size, one_line })
+        Ok(Mapping {
+            base: p.cast(),
+            len,
+            size,
+            one_line,
+        })
     }
 
     /// This process's end: writes ring `tx`, reads the other one.
     pub fn end(&self, tx: usize, publish: usize) -> ShmLink<'_> {
-        ShmLink { tx: self.ring(tx), rx: self.ring(1 - tx), publish: publish.max(1) }
+        ShmLink {
+            tx: self.ring(tx),
+            rx: self.ring(1 - tx),
+            publish: publish.max(1),
+        }
     }
 
     /// `rounds` round trips of ring 0's `prod` line: side 0 stores an odd
@@ -65,11 +77,17 @@ impl Mapping {
             }
         }
         rtt.sort_unstable();
-        Ok(rtt.get(rtt.len() / 2).map_or(String::new(), |m| format!("median_ns={m}\n")))
+        Ok(rtt
+            .get(rtt.len() / 2)
+            .map_or(String::new(), |m| format!("median_ns={m}\n")))
     }
 
     fn ring(&self, i: usize) -> Ring<'_> {
-        let step = if self.one_line { std::mem::size_of::<AtomicU64>() } else { 128 };
+        let step = if self.one_line {
+            std::mem::size_of::<AtomicU64>()
+        } else {
+            128
+        };
         // SAFETY: the counters lie in the header page, naturally aligned (the
         // mapping is page aligned, the offsets multiples of 8), live as long
         // as the mapping the ring borrows, and an atomic may be shared with
