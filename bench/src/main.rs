@@ -1,6 +1,4 @@
-//! **Internal to vchan-rs** (not published): `make bench`, the tables below
-//! run by [`measure`] and printed by [`report`]; docs/benchmarks.md says what
-//! each row measures and how.
+//! **Internal to vchan-rs**: `make bench`'s tables (docs/benchmarks.md says how).
 
 mod cli;
 mod measure;
@@ -83,55 +81,37 @@ impl Work {
     }
 }
 
-const fn stream(ring: usize) -> Work {
-    Work::Stream(ring, CHUNK)
-}
+/// A letter per column, in [`COLUMNS`]' order (X: ocaml-vchan): a row's columns.
+const LETTERS: &str = "ROXCSPL";
 
-const fn sweep(chunk: usize) -> Work {
-    Work::Stream(64 * KIB, chunk)
-}
-
-/// Sets of columns: a bit per column, in [`COLUMNS`]' order (X: ocaml-vchan).
-const R: u8 = 1;
-const O: u8 = 2;
-const X: u8 = 4;
-const C: u8 = 8;
-const S: u8 = 16;
-const P: u8 = 32;
-const L: u8 = 64;
-
-/// The rows, in order: title, workload, most runs per cell (`--runs` caps
-/// them), the columns that run it. The Lwt_io and vchan-cat rows' vchan-rs
-/// cell is the Rust 64 KiB stream of the same bytes, in the same round robin.
+/// The rows: title, workload, most runs per cell (`--runs` caps them), columns.
 #[rustfmt::skip]
-const ROWS: [(&str, Work, usize, u8); 17] = {
+const ROWS: [(&str, Work, usize, &str); 17] = {
+    use Work::*;
     const ALL: usize = usize::MAX;
     [
-        ("stream, 4 KiB rings (GiB/s)", stream(4 * KIB), ALL, R | O | C | S | P | L),
-        ("stream, 64 KiB rings (GiB/s)", stream(64 * KIB), ALL, R | O | X | C | S | P | L),
-        ("stream, 1 MiB rings (GiB/s)", stream(1024 * KIB), ALL, R | O | C | S | P | L),
-        ("stream, 64 KiB rings, OCaml Lwt_io channels (GiB/s)", Work::LwtIo, ALL, R | O),
-        ("vchan-cat, tmpfs file to /dev/null, 64 KiB rings (GiB/s)", Work::Cat, ALL, R | O | X),
-        ("OCaml In_memory, one process, stream, 64 KiB rings (GiB/s)", Work::InMemStream, ALL,
-            O | X),
-        ("ping-pong 64 B (µs round trip)", Work::PingPong, ALL, R | O | X | C | S | P | L),
+        ("stream, 4 KiB rings (GiB/s)", Stream(4 * KIB, CHUNK), ALL, "ROCSPL"),
+        ("stream, 64 KiB rings (GiB/s)", Stream(64 * KIB, CHUNK), ALL, "ROXCSPL"),
+        ("stream, 1 MiB rings (GiB/s)", Stream(1024 * KIB, CHUNK), ALL, "ROCSPL"),
+        ("stream, 64 KiB rings, OCaml Lwt_io channels (GiB/s)", LwtIo, ALL, "RO"),
+        ("vchan-cat, tmpfs file to /dev/null, 64 KiB rings (GiB/s)", Cat, ALL, "ROX"),
+        ("OCaml In_memory, one process, stream, 64 KiB rings (GiB/s)", InMemStream, ALL, "OX"),
+        ("ping-pong 64 B (µs round trip)", PingPong, ALL, "ROXCSPL"),
         ("ping-pong 64 B, indices in one cache line as in vchan (µs round trip)",
-            Work::PingPongVchanLayout, ALL, L),
-        ("cache-line ping-pong (µs round trip)", Work::Floor, ALL, L),
-        ("OCaml In_memory, one process, ping-pong 64 B (µs round trip)", Work::InMemPing, ALL,
-            O | X),
-        ("stream, 64 KiB rings, 64 B writes (GiB/s)", sweep(64), 3, R | C | S | P | L),
-        ("stream, 64 KiB rings, 1 KiB writes (GiB/s)", sweep(KIB), 3, R | C | S | P | L),
-        ("stream, 64 KiB rings, 16 KiB writes (GiB/s)", sweep(16 * KIB), 3, R | C | S | P | L),
-        ("stream, 64 KiB rings, 256 KiB writes (GiB/s)", sweep(256 * KIB), 3, R | C | S | P | L),
-        ("stream, 64 KiB rings, 1 MiB writes (GiB/s)", sweep(1024 * KIB), 3, R | C | S | P | L),
-        ("idle, blocked on a silent peer (% of a core)", Work::Idle, 1, R | C | S | P),
-        ("system calls per round trip, one side, both sleeping", Work::Syscalls, 1, R | O | X | C),
+            PingPongVchanLayout, ALL, "L"),
+        ("cache-line ping-pong (µs round trip)", Floor, ALL, "L"),
+        ("OCaml In_memory, one process, ping-pong 64 B (µs round trip)", InMemPing, ALL, "OX"),
+        ("stream, 64 KiB rings, 64 B writes (GiB/s)", Stream(64 * KIB, 64), 3, "RCSPL"),
+        ("stream, 64 KiB rings, 1 KiB writes (GiB/s)", Stream(64 * KIB, KIB), 3, "RCSPL"),
+        ("stream, 64 KiB rings, 16 KiB writes (GiB/s)", Stream(64 * KIB, 16 * KIB), 3, "RCSPL"),
+        ("stream, 64 KiB rings, 256 KiB writes (GiB/s)", Stream(64 * KIB, 256 * KIB), 3, "RCSPL"),
+        ("stream, 64 KiB rings, 1 MiB writes (GiB/s)", Stream(64 * KIB, 1024 * KIB), 3, "RCSPL"),
+        ("idle, blocked on a silent peer (% of a core)", Idle, 1, "RCSP"),
+        ("system calls per round trip, one side, both sleeping", Syscalls, 1, "ROXC"),
     ]
 };
 
-/// What a target reads: a within-row ratio of two columns
-/// ([`report::paired`]), one cell, or a quotient of two rows' medians.
+/// What a target reads: a within-row ratio, a cell, or two rows' quotient.
 #[derive(Clone, Copy)]
 enum Of {
     Within(Work, Column, Column),
@@ -145,9 +125,9 @@ const TARGETS: [(&str, Of, &str); 19] = {
     use Column::{Limit, OCaml, OVchan, Socket, VchanRs, C};
     use Of::{Across, Cell, Within};
     use Work::*;
-    const S4: Work = stream(4 * KIB);
-    const S64: Work = stream(64 * KIB);
-    const S1M: Work = stream(1024 * KIB);
+    const S4: Work = Stream(4 * KIB, CHUNK);
+    const S64: Work = Stream(64 * KIB, CHUNK);
+    const S1M: Work = Stream(1024 * KIB, CHUNK);
     [
         ("stream, 4 KiB rings (GiB/s): vchan-rs / limit", Within(S4, VchanRs, Limit), ">= 0.9"),
         ("stream, 64 KiB rings (GiB/s): vchan-rs / limit", Within(S64, VchanRs, Limit), ">= 0.9"),

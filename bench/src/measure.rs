@@ -11,8 +11,7 @@ use crate::peers::{self, OVchan, Values};
 use crate::report::{fmt, median, RowOut};
 use crate::*;
 
-/// Bytes per run of the Lwt_io, vchan-cat and In_memory streams; of other
-/// streams, from PROBE to MAX_TOTAL.
+/// Bytes per run of the Lwt_io, vchan-cat and In_memory streams; else bounds.
 const CAT_TOTAL: u64 = 1 << 30;
 const PROBE: u64 = 8 * MIB;
 const MAX_TOTAL: u64 = 16 << 30;
@@ -26,23 +25,18 @@ pub struct Bench {
     pub opts: Opts,
     ovchan: Result<OVchan, String>,
     tmp: PathBuf,
-    /// The vchan-cat row's tmpfs file, made and read once: the first read
-    /// of a fresh tmpfs file costs the kernel ~40 ms per GiB more.
+    /// The vchan-cat row's tmpfs file, made and read once.
     cat_file: OnceCell<tempfile::NamedTempFile>,
 }
 
 /// One run: its value (GiB/s, µs, % of a core, calls) and seconds.
 #[derive(Clone, Copy)]
-struct Sample {
-    value: f64,
-    secs: f64,
-}
+struct Sample(f64, f64);
 
 /// A column's runs of a row, and how they were measured when that varies.
 type Cell = (Vec<f64>, String);
 
-/// The peers' MODE COUNT SIZE through RING-byte rings ([`crate::role`]);
-/// the limit publishing every `publish` bytes, its counters in one line?
+/// The peers' MODE COUNT SIZE through RING-byte rings ([`crate::role`]).
 #[derive(Clone, Copy)]
 struct Job {
     mode: &'static str,
@@ -54,31 +48,29 @@ struct Job {
 }
 
 const fn job(mode: &'static str, ring: usize, count: u64, size: usize) -> Job {
+    let (publish, one_line) = (size, false);
     Job {
         mode,
         ring,
         count,
         size,
-        publish: size,
-        one_line: false,
+        publish,
+        one_line,
     }
 }
 
 impl Job {
     fn args(&self, side: &str) -> String {
-        format!(
-            "{side} {} {} {} {}",
-            self.ring, self.mode, self.count, self.size
-        )
+        let j = self;
+        format!("{side} {} {} {} {}", j.ring, j.mode, j.count, j.size)
     }
 }
 
 /// A stream job of `total` bytes through `ring`-byte rings in `chunk`s.
 fn stream_job((ring, chunk): (usize, usize), total: u64, publish: usize) -> Job {
-    Job {
-        publish,
-        ..job("stream", ring, total, chunk)
-    }
+    let mut j = job("stream", ring, total, chunk);
+    j.publish = publish;
+    j
 }
 
 impl Bench {
@@ -96,24 +88,17 @@ impl Bench {
         }
     }
 
-    /// A row of [`ROWS`] in the columns selected (--only) that can run, a
-    /// line per cell on stderr; None if none is. Failures go to `errors`.
+    /// A row of [`ROWS`] in the columns that run (None if none); failures to `errors`.
     pub fn measure_row(
         &self,
-        (title, w, most, set): (&'static str, Work, usize, u8),
+        (title, w, most, set): (&'static str, Work, usize, &str),
         errors: &mut Vec<String>,
     ) -> Option<RowOut> {
         let name = |c: Column| format!("{title} / {}", TITLES[c as usize]);
+        let only = |c: Column| self.opts.only.as_ref().is_none_or(|o| name(c).contains(o));
         let why_not = |c: Column| match &self.ovchan {
-            _ if set & (1 << c as u8) == 0 => Some("n/a".to_owned()),
-            _ if self
-                .opts
-                .only
-                .as_ref()
-                .is_some_and(|o| !name(c).contains(o)) =>
-            {
-                Some("not run (--only)".into())
-            }
+            _ if !set.contains(&LETTERS[c as usize..][..1]) => Some("n/a".to_owned()),
+            _ if !only(c) => Some("not run (--only)".into()),
             Err(why) if c == Column::OVchan => Some(why.clone()),
             _ => None,
         };
@@ -126,25 +111,16 @@ impl Bench {
         }
         let (t, mut out) = (Instant::now(), RowOut::empty(title, w));
         out.notes = COLUMNS.map(|c| why_not(c).unwrap_or_default()).to_vec();
-        for (&col, r) in cols
-            .iter()
-            .zip(self.row(w, &cols, self.opts.runs.min(most)))
-        {
-            let (at, head) = (
-                col as usize,
-                format!("{title:<52} {:<14}", TITLES[col as usize]),
-            );
+        let results = self.row(w, &cols, self.opts.runs.min(most));
+        for (&col, r) in cols.iter().zip(results) {
+            let at = col as usize;
+            let head = format!("{title:<52} {:<14}", TITLES[at]);
             match r {
                 Ok((runs, note)) => {
-                    let (m, list) = (
-                        median(&runs),
-                        runs.iter().map(|&v| fmt(v)).collect::<Vec<_>>(),
-                    );
-                    eprintln!(
-                        "{head} median {:>8}  runs [{}]  {note}",
-                        fmt(m),
-                        list.join(", ")
-                    );
+                    let m = median(&runs);
+                    let list: Vec<String> = runs.iter().map(|&v| fmt(v)).collect();
+                    let (fm, list) = (fmt(m), list.join(", "));
+                    eprintln!("{head} median {fm:>8}  runs [{list}]  {note}");
                     (out.median[at], out.runs[at], out.notes[at]) = (m, runs, note);
                 }
                 Err(e) => {
@@ -158,8 +134,7 @@ impl Bench {
         Some(out)
     }
 
-    /// `runs` runs per column, round robin (run 1 of each, then run 2 of
-    /// each, ...): a change in the host's speed falls on every column.
+    /// `runs` runs per column, round robin (run 1 of each, then run 2, ...).
     fn row(&self, work: Work, cols: &[Column], runs: usize) -> Vec<Result<Cell, String>> {
         if work == Work::Syscalls {
             return cols.iter().map(|&c| self.syscalls(c)).collect();
@@ -177,20 +152,16 @@ impl Bench {
             for (i, &col) in cols.iter().enumerate() {
                 let Ok(total) = totals[i] else { continue };
                 match self.measure(work, col, total) {
-                    Ok(s) => cells[i].0.push(s.value),
+                    Ok(s) => cells[i].0.push(s.0),
                     Err(e) => totals[i] = Err(e),
                 }
             }
         }
-        totals
-            .into_iter()
-            .zip(cells)
-            .map(|(t, cell)| t.map(|_| cell))
-            .collect()
+        let out = totals.into_iter().zip(cells);
+        out.map(|(t, cell)| t.map(|_| cell)).collect()
     }
 
-    /// Bytes per stream run: as many as moved in --secs (half for the
-    /// sweep) at the rate of the first run of growing size to last a tenth.
+    /// Bytes per stream run: as many as move in --secs (half for the sweep).
     fn calibrate(&self, col: Column, rc: (usize, usize), publish: usize) -> Result<u64, String> {
         if let Some(t) = self.opts.fixed_total {
             return Ok(t);
@@ -199,8 +170,8 @@ impl Bench {
         let mut total = PROBE;
         let rate = loop {
             let s = self.run(col, stream_job(rc, total, publish))?;
-            if s.secs >= secs / 10.0 || total >= MAX_TOTAL {
-                break s.value;
+            if s.1 >= secs / 10.0 || total >= MAX_TOTAL {
+                break s.0;
             }
             total = (total * 8).min(MAX_TOTAL);
         };
@@ -214,35 +185,26 @@ impl Bench {
         for d in LIMIT_DIVISORS {
             let part = (total / LIMIT_DIVISORS.len() as u64).max(MIB);
             let s = self.run(Column::Limit, stream_job(rc, part, rc.0 / d))?;
-            best = Some(best.filter(|b| b.value >= s.value).unwrap_or(s));
+            best = Some(best.filter(|b| b.0 >= s.0).unwrap_or(s));
         }
         best.ok_or_else(|| "no granularity".into())
     }
 
     /// One measured run (`total` from [`calibrate`](Bench::calibrate)).
     fn measure(&self, work: Work, col: Column, total: u64) -> Result<Sample, String> {
-        let (rounds, stream) = (self.opts.rounds, job("stream", 64 * KIB, total, CHUNK));
-        let ping = job("ping", PING_RING, rounds, MSG);
+        let (rounds, mut stream) = (self.opts.rounds, job("stream", 64 * KIB, total, CHUNK));
+        let mut ping = job("ping", PING_RING, rounds, MSG);
+        ping.one_line = work == Work::PingPongVchanLayout;
+        if work == Work::LwtIo && col != Column::VchanRs {
+            stream.mode = "lwtio";
+        }
         match work {
             Work::Stream(r, c) if col == Column::Limit => self.limit_run((r, c), total),
             Work::Stream(r, c) => self.run(col, stream_job((r, c), total, 0)),
-            Work::PingPong => self.run(col, ping),
-            Work::PingPongVchanLayout => self.run(
-                col,
-                Job {
-                    one_line: true,
-                    ..ping
-                },
-            ),
+            Work::PingPong | Work::PingPongVchanLayout => self.run(col, ping),
             Work::Floor => self.run(col, job("bounce", PING_RING, rounds, MSG)),
-            Work::LwtIo | Work::Cat if col == Column::VchanRs => self.run(col, stream),
-            Work::LwtIo => self.run(
-                col,
-                Job {
-                    mode: "lwtio",
-                    ..stream
-                },
-            ),
+            Work::LwtIo => self.run(col, stream),
+            Work::Cat if col == Column::VchanRs => self.run(col, stream),
             Work::Cat => self.cat(col, total),
             Work::Idle => self.run(col, job("idle", PING_RING, self.opts.idle_ms, 1)),
             Work::Syscalls => Err("measured by syscalls".into()),
@@ -256,8 +218,7 @@ impl Bench {
         sample(j, &self.pair(col, j, &[], None)?)
     }
 
-    /// A pair of `col` running `j` with `env`, the server traced into
-    /// `strace` if given; what they printed.
+    /// A pair of `col` running `j` with `env`, the server under `strace` if given.
     fn pair(
         &self,
         col: Column,
@@ -265,22 +226,12 @@ impl Bench {
         env: &[(&str, &str)],
         strace: Option<&Path>,
     ) -> Result<Values, String> {
-        let dir = self.scratch_dir()?;
-        let shm = tempfile::Builder::new()
-            .prefix("vchan-bench")
-            .tempfile_in("/dev/shm");
-        let shm = shm.map_err(|e| format!("tmpfs file: {e}"))?;
+        let (dir, shm) = (self.scratch_dir()?, shm_file()?);
+        let layout = ["separate", "vchan"][j.one_line as usize];
         let channel = match col {
             Column::C => "xen".into(),
-            Column::Socket => "socket".into(),
-            Column::Pipe => "pipe".into(),
-            Column::Limit => {
-                format!(
-                    "shm:{}:{}",
-                    j.publish,
-                    ["separate", "vchan"][j.one_line as usize]
-                )
-            }
+            Column::Socket | Column::Pipe => TITLES[col as usize].replace("unix ", ""),
+            Column::Limit => format!("shm:{}:{layout}", j.publish),
             _ => "vchan".to_owned(),
         };
         // strace goes on the server's own process (inside vchan-xensim).
@@ -311,9 +262,7 @@ impl Bench {
         peers::pair(server, client, self.opts.pin)
     }
 
-    /// System calls of the echoing side per round trip, both sides sleeping
-    /// before each message: `strace -c` of two runs, differenced, and which.
-    /// OCaml's note also gives them under Lwt's default engine.
+    /// System calls of the echoing side per round trip, and which.
     fn syscalls(&self, col: Column) -> Result<Cell, String> {
         let (value, mut note) = self.traced(col, None)?;
         if col == Column::OCaml {
@@ -351,20 +300,15 @@ impl Bench {
 
     /// `vbench.exe inmem ...` of `col`'s library (both ends in one process).
     fn in_memory(&self, col: Column, j: Job) -> Result<Values, String> {
-        let ov = col == Column::OVchan;
-        let exe = if ov {
-            built(&self.ovchan)?.vbench.clone()
-        } else {
-            peers::dune_exe(VBENCH)?
+        let exe = match col {
+            Column::OVchan => built(&self.ovchan)?.vbench.clone(),
+            _ => peers::dune_exe(VBENCH)?,
         };
-        peers::one(
-            peers::rooted(&peers::cmdline(&exe, &j.args("inmem")), &self.tmp, 0),
-            self.opts.pin,
-        )
+        let argv = peers::cmdline(&exe, &j.args("inmem"));
+        peers::one(peers::rooted(&argv, &self.tmp, 0), self.opts.pin)
     }
 
-    /// vchan-cat sending a tmpfs file of `total` bytes to /dev/null, from
-    /// the client's start to both ends' exit (ocaml-vchan: [`peers::xencat`]).
+    /// vchan-cat sending a tmpfs file of `total` bytes to /dev/null.
     fn cat(&self, col: Column, total: u64) -> Result<Sample, String> {
         let dir = self.scratch_dir()?;
         if self.cat_file.get().is_none() {
@@ -398,10 +342,15 @@ impl Bench {
 }
 
 fn gib_s(bytes: u64, secs: f64) -> Sample {
-    Sample {
-        value: bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64,
-        secs,
-    }
+    Sample(bytes as f64 / secs.max(1e-9) / (1u64 << 30) as f64, secs)
+}
+
+/// A fresh file in tmpfs (/dev/shm).
+fn shm_file() -> Result<tempfile::NamedTempFile, String> {
+    let f = tempfile::Builder::new()
+        .prefix("vchan-bench")
+        .tempfile_in("/dev/shm");
+    f.map_err(|e| format!("tmpfs file: {e}"))
 }
 
 /// A program the bench built, or why it did not.
@@ -413,10 +362,7 @@ fn built<T>(r: &Result<T, String>) -> Result<&T, String> {
 fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     use std::io::Write;
     let err = |e: std::io::Error| format!("tmpfs file: {e}");
-    let f = tempfile::Builder::new()
-        .prefix("vchan-bench")
-        .tempfile_in("/dev/shm");
-    let mut f = f.map_err(err)?;
+    let mut f = shm_file()?;
     let pattern = pattern(CHUNK);
     for pos in (0..len).step_by(CHUNK) {
         let n = (len - pos).min(CHUNK as u64) as usize;
@@ -427,13 +373,10 @@ fn tmpfs_file(len: u64) -> Result<tempfile::NamedTempFile, String> {
     Ok(f)
 }
 
-/// The sample of a run of `j` from what its measuring side printed, once
-/// a stream's reader checked a byte per 4 KiB, or an idle one blocked.
+/// The sample of a run of `j` from what its measuring side printed, checked.
 fn sample(j: Job, v: &Values) -> Result<Sample, String> {
     let get = |key: &str| -> Result<f64, String> {
-        let s = v
-            .get(key)
-            .ok_or_else(|| format!("no {key}= in the output"))?;
+        let s = v.get(key).ok_or(format!("no {key}= in the output"))?;
         s.parse().map_err(|_| format!("bad {key}= in the output"))
     };
     match j.mode {
@@ -450,18 +393,9 @@ fn sample(j: Job, v: &Values) -> Result<Sample, String> {
             if wall < j.count as f64 / 1000.0 * 0.9 {
                 return Err(format!("blocked only {wall:.3} s of {} ms", j.count));
             }
-            Ok(Sample {
-                value: 100.0 * cpu / wall.max(1e-9),
-                secs: wall,
-            })
+            Ok(Sample(100.0 * cpu / wall.max(1e-9), wall))
         }
-        _ => {
-            let ns = get("median_ns")?;
-            Ok(Sample {
-                value: ns / 1000.0,
-                secs: ns * 1e-9,
-            })
-        }
+        _ => get("median_ns").map(|ns| Sample(ns / 1000.0, ns * 1e-9)),
     }
 }
 
@@ -474,17 +408,16 @@ fn strace_calls(text: &str) -> Result<BTreeMap<String, u64>, String> {
     {
         // % time, seconds, usecs/call, calls, [errors,] syscall
         let name = f.last().copied().unwrap_or_default();
-        if f.len() < 5
-            || f[0].parse::<f64>().is_err()
-            || name == "total"
-            || name.contains("nanosleep")
+        if f.len() >= 5
+            && f[0].parse::<f64>().is_ok()
+            && name != "total"
+            && !name.contains("nanosleep")
         {
-            continue;
+            total.insert(
+                name.to_owned(),
+                f[3].parse().map_err(|_| format!("strace: {f:?}"))?,
+            );
         }
-        total.insert(
-            name.to_owned(),
-            f[3].parse().map_err(|_| format!("strace: {f:?}"))?,
-        );
     }
     Some(total)
         .filter(|t| !t.is_empty())

@@ -1,5 +1,4 @@
-//! The programs of a cell and running them: a server, then its client once
-//! the server listens, each pinned to a CPU of its own.
+//! The programs of a cell: a server, then its client once the server listens.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -16,8 +15,7 @@ pub type Values = HashMap<String, String>;
 /// Any run that takes longer is killed.
 const LIMIT: Duration = Duration::from_secs(60);
 
-/// How a server shows that it listens: it prints `listening`, or (vchan-cat
-/// and xencat) its rendezvous appears under the directory given.
+/// How a server shows that it listens: it says so, or its rendezvous appears.
 pub enum Ready<'a> {
     Says,
     Publishes(&'a Path),
@@ -75,8 +73,7 @@ pub struct OVchan {
 }
 
 impl OVchan {
-    /// Build them from the pinned sources (scripts/ocaml-vchan.sh), or say
-    /// why not ("not built: ...").
+    /// Build them from the pinned sources (scripts/ocaml-vchan.sh), or say why not.
     pub fn build() -> Result<OVchan, String> {
         let out = Command::new("bash")
             .arg(project("scripts/ocaml-vchan.sh"))
@@ -86,11 +83,8 @@ impl OVchan {
             return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
         }
         let text = String::from_utf8_lossy(&out.stdout);
-        let Some((xencat, vbench)) = text.trim().split_once('\n') else {
-            return Err(format!(
-                "not built: scripts/ocaml-vchan.sh printed {text:?}"
-            ));
-        };
+        let bad = || format!("not built: scripts/ocaml-vchan.sh printed {text:?}");
+        let (xencat, vbench) = text.trim().split_once('\n').ok_or_else(bad)?;
         xensim(0).map_err(|e| format!("not run: {e}"))?;
         Ok(OVchan {
             xencat: xencat.into(),
@@ -119,8 +113,7 @@ fn pin(c: &mut Command, cpu: Option<usize>) {
     }
 }
 
-/// Start `server` (on CPU `cpus[0]`), then `client` (on `cpus[1]`) once the
-/// server listens; the two and the client's start.
+/// Start `server`, then `client` once the server listens; the two and when.
 pub fn start(
     mut server: Command,
     mut client: Command,
@@ -169,8 +162,7 @@ pub fn start(
     client.inspect_err(|_| kill(&mut srv)).map(|c| (srv, c, t0))
 }
 
-/// Wait for children that must succeed, polling every `poll`; what they
-/// printed, and the seconds from `t0` until the last exited.
+/// Wait for children that must succeed; what they printed, and seconds from `t0`.
 pub fn finish(
     children: &mut [&mut Child],
     t0: Instant,
@@ -200,11 +192,8 @@ pub fn one(mut cmd: Command, cpus: Option<[usize; 2]>) -> Result<Values, String>
     Ok(finish(&mut [&mut child], Instant::now(), Duration::from_millis(5))?.0)
 }
 
-/// ocaml-vchan's xencat sending `file` of `total` bytes end to end; the
-/// seconds from the client's start until both exited. xencat closes its
-/// vchan as soon as its input ends, before its last write is through: so
-/// its input is a pipe fed from the file, closed once the receiver wrote
-/// everything out; its output is drained to /dev/null (splice(2)).
+/// ocaml-vchan's xencat sending `file`'s `total` bytes: its input is held
+/// open until the receiver wrote them all (xencat closes when input ends).
 pub fn xencat(
     ov: &OVchan,
     file: &Path,

@@ -9,8 +9,7 @@ pub fn median(v: &[f64]) -> f64 {
     s.get(s.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// `a / b` within one row: the median of the per-run quotients (run k of
-/// every column ran back to back) if both have them, else of the medians.
+/// `a / b` within one row: the median of the per-run quotients if any.
 pub fn paired(r: &RowOut, a: Column, b: Column) -> f64 {
     let (ra, rb) = (&r.runs[a as usize], &r.runs[b as usize]);
     if ra.is_empty() || ra.len() != rb.len() {
@@ -29,8 +28,7 @@ pub fn fmt(v: f64) -> String {
     }
 }
 
-/// One finished row: per column the median (NaN if none), the runs, and a
-/// note (why there is no value, or how it was measured).
+/// One finished row: per column the median (NaN if none), the runs, a note.
 pub struct RowOut {
     pub title: &'static str,
     pub work: Work,
@@ -52,14 +50,12 @@ impl RowOut {
     }
 }
 
-/// The CSV of `rows`: a line per cell. Its sleeps field stays, empty (sleeps
-/// are no longer counted), so that its format holds.
+/// The CSV of `rows`: a line per cell (its sleeps field empty).
 pub fn csv(rows: &[RowOut]) -> String {
     let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let v = |x: &f64| {
-        Some(x)
-            .filter(|x| x.is_finite())
-            .map_or(String::new(), f64::to_string)
+    let v = |x: &f64| match x.is_finite() {
+        true => x.to_string(),
+        false => String::new(),
     };
     let mut out = String::from("workload,unit,column,median,runs,sleeps,note\n");
     for r in rows {
@@ -122,10 +118,11 @@ pub fn results_table(rows: &[RowOut]) -> String {
         .collect();
     let mut out = format!("| {} |\n|{}\n", head.join(" | "), "---|".repeat(head.len()));
     for r in rows {
-        let ratios = RATIOS.iter().map(|&(_, a, b)| match paired(r, a, b) {
-            v if v.is_finite() => format!("{v:.2}"),
+        let ratio = |v: f64| match v {
+            _ if v.is_finite() => format!("{v:.2}"),
             _ => "n/a".into(),
-        });
+        };
+        let ratios = RATIOS.iter().map(|&(_, a, b)| ratio(paired(r, a, b)));
         let cells: Vec<String> = r.median.iter().map(|&v| fmt(v)).chain(ratios).collect();
         out += &format!("| {} | {} |\n", r.title, cells.join(" | "));
     }
@@ -135,7 +132,7 @@ pub fn results_table(rows: &[RowOut]) -> String {
 /// The report on standard output: the machine, the tables and the notes.
 pub fn print(o: &Opts, rows: &[RowOut]) {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-    let cpuinfo = read("/proc/cpuinfo");
+    let (cpuinfo, pinned) = (read("/proc/cpuinfo"), ["", " pinned to CPUs 0 and 1"]);
     let cpu = cpuinfo
         .lines()
         .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == "model name"));
@@ -151,11 +148,7 @@ pub fn print(o: &Opts, rows: &[RowOut]) {
         "\n## vchan-bench: two processes per cell{}, medians of up to {} runs\n\n\
          - {nproc} CPUs: {}\n- kernel {}- load average {}\n\n{}\nTargets (this run):\n\n{}\n\
          Notes:\n{notes}",
-        if o.pin.is_some() {
-            " pinned to CPUs 0 and 1"
-        } else {
-            ""
-        },
+        pinned[o.pin.is_some() as usize],
         o.runs,
         cpu.map_or("unknown", |(_, m)| m.trim()),
         read("/proc/sys/kernel/osrelease"),
@@ -169,8 +162,7 @@ pub fn print(o: &Opts, rows: &[RowOut]) {
 mod tests {
     use super::*;
 
-    /// docs/benchmarks.md's two tables are those of bench/results/bench.csv
-    /// (after a `make bench-results`, copy them from its output).
+    /// docs/benchmarks.md's two tables are those of bench/results/bench.csv.
     #[test]
     fn docs_tables_are_the_results() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -195,15 +187,9 @@ mod tests {
             (r.median[at], r.runs[at]) = (num(f[6]), f[7].split_whitespace().map(num).collect());
         }
         let doc = std::fs::read_to_string(dir.join("../docs/benchmarks.md")).unwrap();
-        for (what, table) in [
-            ("results", results_table(&rows)),
-            ("targets", targets_table(&rows)),
-        ] {
+        for table in [results_table(&rows), targets_table(&rows)] {
             let msg = "docs/benchmarks.md lacks this table of bench/results/bench.csv";
-            assert!(
-                doc.contains(&format!("\n{table}\n")),
-                "{msg} ({what}):\n{table}"
-            );
+            assert!(doc.contains(&format!("\n{table}\n")), "{msg}:\n{table}");
         }
     }
 }

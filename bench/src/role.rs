@@ -1,11 +1,5 @@
-//! This binary as one side of a cell, with the arguments and output of
-//! bench/ocaml/vbench.ml (docs/benchmarks.md says what the modes do):
-//!
-//!   vchan-bench --role CHANNEL server|client RING stream|ping|idle|bounce COUNT SIZE
-//!
-//! CHANNEL: `vchan` (the unix backend rooted at VCHAN_UNIX_DIR), `xen`
-//! (Xen's C libxenvchan, under vchan-xensim), `socket`, `pipe`, or
-//! `shm:PUBLISH:LAYOUT` (the limit, [`crate::shm`], in the file BENCH_SHM).
+//! One side of a cell (as vbench.ml): `--role CHANNEL SIDE RING MODE COUNT SIZE`,
+//! CHANNEL `vchan`, `xen`, `socket`, `pipe` or `shm:PUBLISH:LAYOUT` ([`crate::shm`]).
 
 use std::ffi::CStr;
 use std::io::{Read, Write};
@@ -36,7 +30,7 @@ pub fn role(args: &[String]) -> Result<(), String> {
     let env = |k: &str| {
         std::env::var_os(k)
             .map(PathBuf::from)
-            .ok_or(format!("{k} is not set"))
+            .ok_or(format!("{k} unset"))
     };
     let dir = env("VCHAN_UNIX_DIR")?;
     let listening = || println!("listening");
@@ -53,8 +47,8 @@ pub fn role(args: &[String]) -> Result<(), String> {
                 ep.accept(T).map_err(|e| format!("accept: {e}"))?;
                 ep
             } else {
-                Endpoint::connect_at(backend, dom(0)?, PATH, T)
-                    .map_err(|e| format!("connect: {e}"))?
+                let ep = Endpoint::connect_at(backend, dom(0)?, PATH, T);
+                ep.map_err(|e| format!("connect: {e}"))?
             };
             ep.set_nonblocking(false);
             if let Some(n) = std::env::var_os("BENCH_SEGMENT") {
@@ -138,9 +132,7 @@ pub fn role(args: &[String]) -> Result<(), String> {
 
 type Ctrl = *mut libc::c_void;
 
-/// Xen's libxenvchan, loaded at run time and used non-blocking with the
-/// waits of its blocking mode: a read waits while it gets nothing, a write
-/// after each partial send (the same calls in the same order).
+/// Xen's libxenvchan, loaded at run time, making its blocking mode's calls.
 struct Xen {
     ctrl: Ctrl,
     read: unsafe extern "C" fn(Ctrl, *mut u8, usize) -> i32,
@@ -150,8 +142,7 @@ struct Xen {
 }
 
 impl Xen {
-    /// The server (domain 0, for domain 1) or the client at [`PATH`]; the
-    /// server says it listens, then waits for the client.
+    /// The server (domain 0, for domain 1) or the client at [`PATH`].
     fn open(server: bool, ring: usize) -> Result<Xen, String> {
         type Listen = unsafe extern "C" fn(Ctrl, i32, *const libc::c_char, usize, usize) -> Ctrl;
         type Connect = unsafe extern "C" fn(Ctrl, i32, *const libc::c_char) -> Ctrl;
@@ -168,20 +159,12 @@ impl Xen {
                 false => sym::<Connect>(lib, c"libxenvchan_client_init")?(none, 0, path),
             };
             check(if ctrl.is_null() { -1 } else { 0 }, "libxenvchan init")?;
-            let (read, write) = (
-                sym(lib, c"libxenvchan_read")?,
-                sym(lib, c"libxenvchan_write")?,
-            );
-            let (wait, close) = (
-                sym(lib, c"libxenvchan_wait")?,
-                sym(lib, c"libxenvchan_close")?,
-            );
             let x = Xen {
                 ctrl,
-                read,
-                write,
-                wait,
-                close,
+                read: sym(lib, c"libxenvchan_read")?,
+                write: sym(lib, c"libxenvchan_write")?,
+                wait: sym(lib, c"libxenvchan_wait")?,
+                close: sym(lib, c"libxenvchan_close")?,
             };
             if server {
                 println!("listening");
@@ -255,9 +238,8 @@ impl Write for Xen {
 
 /// The result `rc` of a system call that sets `what`.
 fn check(rc: i32, what: &str) -> Result<(), String> {
-    (rc >= 0)
-        .then_some(())
-        .ok_or_else(|| format!("{what}: {}", std::io::Error::last_os_error()))
+    let e = || format!("{what}: {}", std::io::Error::last_os_error());
+    (rc >= 0).then_some(()).ok_or_else(e)
 }
 
 /// Reading from one handle, writing to another.
@@ -334,10 +316,8 @@ fn work(
                 }
             }
             rtt.sort_unstable();
-            return Ok(format!(
-                "median_ns={}\n",
-                rtt.get(rtt.len() / 2).ok_or("no rounds")?
-            ));
+            let median = rtt.get(rtt.len() / 2).ok_or("no rounds")?;
+            return Ok(format!("median_ns={median}\n"));
         }
         ("idle", true) => {
             let (c0, t0) = (cpu_secs(), Instant::now());
@@ -358,8 +338,7 @@ fn w(l: &mut impl Write, b: &[u8]) -> Result<(), String> {
     l.write_all(b).map_err(|e| format!("write: {e}"))
 }
 
-/// Read at least a byte (readers know how much is coming: an end is an
-/// error).
+/// Read at least a byte (readers know how much is coming: an end is an error).
 fn read_some(l: &mut impl Read, buf: &mut [u8]) -> Result<usize, String> {
     match l.read(buf) {
         Ok(0) => Err("early end-of-stream".into()),

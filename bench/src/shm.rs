@@ -1,7 +1,4 @@
-//! The limit: spinning single-producer/single-consumer byte rings in one
-//! tmpfs file both processes map, with no notifications. Each side
-//! publishes its index after every `publish` bytes it copies;
-//! [`Mapping::bounce`] moves one cache line back and forth.
+//! The limit: spinning SPSC byte rings in a shared tmpfs file, no notifications.
 
 use std::io::{Error, Read, Write};
 use std::os::fd::AsRawFd;
@@ -18,8 +15,7 @@ pub struct Mapping {
     base: *mut u8,
     len: usize,
     size: usize,
-    /// The four counters in one cache line as in the vchan page (ring 0's
-    /// cons and prod, then ring 1's), else 128 bytes apart.
+    /// The four counters in one cache line as in the vchan page, else 128 B apart.
     one_line: bool,
 }
 
@@ -59,8 +55,7 @@ impl Mapping {
         }
     }
 
-    /// `rounds` round trips of ring 0's `prod` line: side 0 stores an odd
-    /// count, side 1 the next even one. Side 0's median round trip line.
+    /// `rounds` round trips of ring 0's `prod` line; side 0's median.
     pub fn bounce(&self, side: usize, rounds: u64) -> Result<String, String> {
         let line = self.ring(0).prod;
         let mut rtt = Vec::with_capacity(if side == 0 { rounds as usize } else { 0 });
@@ -83,11 +78,7 @@ impl Mapping {
     }
 
     fn ring(&self, i: usize) -> Ring<'_> {
-        let step = if self.one_line {
-            std::mem::size_of::<AtomicU64>()
-        } else {
-            128
-        };
+        let step = [128, size_of::<AtomicU64>()][self.one_line as usize];
         // SAFETY: the counters lie in the header page, naturally aligned (the
         // mapping is page aligned, the offsets multiples of 8), live as long
         // as the mapping the ring borrows, and an atomic may be shared with
