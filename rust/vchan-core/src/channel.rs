@@ -658,8 +658,7 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
     pub fn mark_peer_gone(&self) -> bool {
         let offset = self.role.peer().live_offset();
         let vanished = self.page.load_u8(offset, Acquire) != LIVE_EXITED;
-        self.page
-            .store_u8(offset, LIVE_EXITED, Release);
+        self.page.store_u8(offset, LIVE_EXITED, Release);
         vanished
     }
 

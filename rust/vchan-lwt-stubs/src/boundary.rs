@@ -160,8 +160,16 @@ pub const EXTERNALS: &[External] = &[
     func!("chan_free", &[CHAN], UNIT),
     func!("share", &[BACKEND, OINT, OINT], REGION_RESULT),
     func!("share_page", &[BACKEND, CHAN, OINT, OINT], REGION_RESULT),
-    func!("map", &[BACKEND, OINT, Ty::Value("int array"), Ty::Value("bool")], REGION_RESULT),
-    func!("map_page", &[BACKEND, CHAN, OINT, OINT, OINT], REGION_RESULT),
+    func!(
+        "map",
+        &[BACKEND, OINT, Ty::Value("int array"), Ty::Value("bool")],
+        REGION_RESULT
+    ),
+    func!(
+        "map_page",
+        &[BACKEND, CHAN, OINT, OINT, OINT],
+        REGION_RESULT
+    ),
     func!("region_refs", &[REGION], Ty::Value("int array")),
     // src/region.rs: allocates; the bigarray owns the region from then on.
     func!("region_buf", &[REGION], BUFFER),

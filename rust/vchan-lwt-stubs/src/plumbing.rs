@@ -41,7 +41,10 @@ fn boxed<T>(x: T) -> Result<ocaml::Int, CamlErr> {
     if p >> 62 != 0 {
         // SAFETY: `p` came from Box::into_raw just above and was not shared.
         drop(unsafe { Box::from_raw(p as *mut T) });
-        return Err((Kind::System as isize, "address does not fit an OCaml int".into()));
+        return Err((
+            Kind::System as isize,
+            "address does not fit an OCaml int".into(),
+        ));
     }
     Ok(p as ocaml::Int)
 }
@@ -64,7 +67,10 @@ unsafe fn get<'a, T>(h: isize) -> &'a mut T {
 /// `chan_listen backend remote`: an event channel port that domain
 /// `remote` may connect to.
 #[ocaml::func]
-pub fn vchan_rs_chan_listen(name: Option<String>, remote: ocaml::Int) -> Result<ocaml::Int, CamlErr> {
+pub fn vchan_rs_chan_listen(
+    name: Option<String>,
+    remote: ocaml::Int,
+) -> Result<ocaml::Int, CamlErr> {
     let c = (|| {
         let backend = backend(name)?;
         let ev = backend.bind_unbound(domid(remote)?)?;
@@ -181,9 +187,14 @@ pub fn vchan_rs_chan_free(c: ocaml::Int) {
 /// `share backend remote pages`: `pages` fresh zeroed pages shared with
 /// `remote`; the region, for `region_refs` then `region_buf`.
 #[ocaml::func]
-pub fn vchan_rs_share(name: Option<String>, remote: ocaml::Int, pages: ocaml::Int) -> Result<ocaml::Int, CamlErr> {
+pub fn vchan_rs_share(
+    name: Option<String>,
+    remote: ocaml::Int,
+    pages: ocaml::Int,
+) -> Result<ocaml::Int, CamlErr> {
     let pages = u32_arg("page count", pages)? as usize;
-    let r: Mem = (|| backend(name)?.share(domid(remote)?, pages, None))().map_err(|e| caml_err(&e))?;
+    let r: Mem =
+        (|| backend(name)?.share(domid(remote)?, pages, None))().map_err(|e| caml_err(&e))?;
     boxed(r)
 }
 
@@ -234,11 +245,21 @@ pub fn vchan_rs_map_page(
     grant: ocaml::Int,
     own_live: ocaml::Int,
 ) -> Result<ocaml::Int, CamlErr> {
-    let (grant, offset) = (u32_arg("grant ref", grant)?, u32_arg("live byte offset", own_live)?);
+    let (grant, offset) = (
+        u32_arg("grant ref", grant)?,
+        u32_arg("live byte offset", own_live)?,
+    );
     // SAFETY: a live channel (see `get`).
     let chan = unsafe { get::<Chan>(c) };
-    let r: Mem = (|| backend(name)?.map(domid(remote)?, &[grant], true, Some((offset, &mut *chan.ev))))()
-        .map_err(|e| caml_err(&e))?;
+    let r: Mem = (|| {
+        backend(name)?.map(
+            domid(remote)?,
+            &[grant],
+            true,
+            Some((offset, &mut *chan.ev)),
+        )
+    })()
+    .map_err(|e| caml_err(&e))?;
     boxed(r)
 }
 
@@ -246,7 +267,11 @@ pub fn vchan_rs_map_page(
 #[ocaml::func]
 pub fn vchan_rs_region_refs(r: ocaml::Int) -> Vec<ocaml::Int> {
     // SAFETY: a live region (see `get`).
-    unsafe { get::<Mem>(r) }.refs().iter().map(|&x| x as ocaml::Int).collect()
+    unsafe { get::<Mem>(r) }
+        .refs()
+        .iter()
+        .map(|&x| x as ocaml::Int)
+        .collect()
 }
 
 /// `publish backend client port ring_ref event_channel`.
@@ -258,7 +283,10 @@ pub fn vchan_rs_publish(
     ring_ref: ocaml::Int,
     evtchn: ocaml::Int,
 ) -> Result<(), CamlErr> {
-    let (ring_ref, event_channel) = (u32_arg("ring-ref", ring_ref)?, u32_arg("event-channel", evtchn)?);
+    let (ring_ref, event_channel) = (
+        u32_arg("ring-ref", ring_ref)?,
+        u32_arg("event-channel", evtchn)?,
+    );
     (|| {
         let b = backend(name)?;
         let client = domid(client)?;
@@ -291,7 +319,11 @@ pub fn vchan_rs_lookup(
 
 /// `unpublish backend client port`.
 #[ocaml::func]
-pub fn vchan_rs_unpublish(name: Option<String>, client: ocaml::Int, port: String) -> Result<(), CamlErr> {
+pub fn vchan_rs_unpublish(
+    name: Option<String>,
+    client: ocaml::Int,
+    port: String,
+) -> Result<(), CamlErr> {
     (|| {
         let b = backend(name)?;
         let path = rendezvous_path(b.own_domid()?, domid(client)?, &Port::new(&port)?);
@@ -324,7 +356,9 @@ pub unsafe extern "C" fn vchan_rs_fd_read(fd: isize, buf: Value, off: isize, len
         if r >= 0 {
             return r as isize;
         }
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let e = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         if e != libc::EINTR {
             return -(e as isize);
         }
@@ -337,7 +371,12 @@ pub unsafe extern "C" fn vchan_rs_fd_read(fd: isize, buf: Value, off: isize, len
 ///
 /// As for the native stub.
 #[no_mangle]
-pub unsafe extern "C" fn vchan_rs_fd_read_byte(fd: Value, buf: Value, off: Value, len: Value) -> Value {
+pub unsafe extern "C" fn vchan_rs_fd_read_byte(
+    fd: Value,
+    buf: Value,
+    off: Value,
+    len: Value,
+) -> Value {
     // SAFETY: the same contract, tagged.
     tag(unsafe { vchan_rs_fd_read(untag(fd), buf, untag(off), untag(len)) })
 }

@@ -227,7 +227,6 @@ impl Endpoint {
     }
 }
 
-
 impl Drop for Endpoint {
     fn drop(&mut self) {
         let _ = self.close();
