@@ -669,10 +669,8 @@ impl<P: SharedPage, R: RingMem> Channel<P, R> {
         LiveState::from_byte(self.page.load_u8(self.role.peer().live_offset(), Acquire))
     }
 
-    /// The platform saw the peer go away (its process or its domain died)
-    /// without a word on the page: mark it exited in its live byte, as
-    /// Xen's unmap notification does when a peer's mapping goes away.
-    /// True when it had not closed first (it vanished).
+    /// The peer died (the platform saw it): mark it exited, as Xen's unmap
+    /// notification does. True when it had not closed first (it vanished).
     pub fn mark_peer_gone(&self) -> bool {
         let offset = self.role.peer().live_offset();
         let vanished = self.page.load_u8(offset, Acquire) != LIVE_EXITED;
