@@ -308,6 +308,14 @@ module Make_with (P : PLATFORM) = struct
     | Error (`Msg m), _ -> fail (`Invalid_argument ("vchan event channel: " ^ m))
     | _, None -> fail (`Invalid_argument ("vchan ring-ref: " ^ ring_ref))
     | Ok eport, Some gref -> (
+        (* A rendezvous whose server exited (a killed server's, not yet
+           replaced) is refused before anything is bound: its event channel
+           port may already be a new server's, which binding it would take. *)
+        let grant = M.grant_of_int32 gref in
+        let probe = M.map ~domid ~grant ~rw:false in
+        let exited = Bigarray.Array1.get (M.buf_of_mapping probe) F.server_live = '\000' in
+        M.unmap probe;
+        if exited then raise Stale;
         let evtchn = E.connect domid eport in
         let maps = ref [] in
         let give_back () =
@@ -316,7 +324,7 @@ module Make_with (P : PLATFORM) = struct
         in
         match
           let page_map =
-            P.map_page evtchn ~domid ~grant:(M.grant_of_int32 gref) ~own_live:F.client_live
+            P.map_page evtchn ~domid ~grant ~own_live:F.client_live
           in
           maps := [ page_map ];
           let page = M.buf_of_mapping page_map in

@@ -25,7 +25,9 @@
       channel, maps the page and validates it (orders and grant refs are
       read once), maps the left ring writable and the right ring
       read-only, and announces itself. A rendezvous whose server exited
-      (one a killed server left behind) fails with {!Stale};
+      (one a killed server left behind) fails with {!Stale}, found by a
+      look at the page before the event channel is bound (a new server
+      may already own that port number);
     - {b read} returns a view into the read ring itself, never across the
       ring's end, valid until the next read, which acknowledges it. Copy
       what you keep. [`Eof] comes once the peer closed and every byte it
