@@ -31,7 +31,7 @@
     - {b read} returns a view into the read ring itself, never across the
       ring's end, valid until the next read, which acknowledges it. Copy
       what you keep. [`Eof] comes once the peer closed and every byte it
-      wrote before closing was read; after {!S.FLOW.close} or
+      wrote before closing was read; after [close] or
       [shutdown `read], reads give [`Eof];
     - {b write} copies all of the buffer, waiting for room; [Error `Closed]
       once we or the peer closed;
@@ -45,7 +45,7 @@
     One Lwt thread may read while another writes; two concurrent readers (or
     writers) of one endpoint are not supported. *)
 
-(** The peer's state, as {!S.state} reports it. *)
+(** The peer's state, as [state] reports it. *)
 type state =
   | Waiting  (** The client has not connected yet (server only). *)
   | Connected  (** Both ends are connected. *)
