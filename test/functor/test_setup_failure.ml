@@ -3,7 +3,9 @@
    is live and fail on demand, and In_memory_events (which counts open
    channels). Each case makes one step fail and checks that the server's
    promise fails (not a synchronous exception) and that nothing stays
-   shared, published or open. *)
+   shared, published or open. And a client of a killed server's
+   rendezvous (its page says the server exited) binds no event channel:
+   under Xen a restarted server may already own that port number. *)
 
 open Lwt.Infix
 
@@ -52,7 +54,10 @@ module Memory = struct
   type mapping = Vchan_rs.S.page
 
   let buf_of_mapping m = m
-  let map ~domid:_ ~grant:_ ~rw:_ = failwith "no client in these cases"
+
+  (* The only page a client maps here: a killed server's (all zero: its
+     live byte says exited). *)
+  let map ~domid:_ ~grant:_ ~rw:_ = Bigarray.(Array1.init char c_layout 4096 (fun _ -> '\000'))
   let mapv ~grants:_ ~rw:_ = failwith "no client in these cases"
   let unmap _ = ()
 end
@@ -65,6 +70,12 @@ module Events = struct
   let listen domid =
     incr listened;
     if !fail_listen then raise (Injected "listen") else listen domid
+
+  let connected = ref 0
+
+  let connect domid port =
+    incr connected;
+    connect domid port
 end
 
 module Config = struct
@@ -81,7 +92,8 @@ module Config = struct
       Lwt.return_unit
     end
 
-  let read ~server_domid:_ ~port:_ = Lwt.fail (Injected "no client in these cases")
+  (* A killed server's rendezvous (see [Memory.map]). *)
+  let read ~server_domid:_ ~port:_ = Lwt.return { ring_ref = "8"; event_channel = "5" }
 
   let delete ~client_domid:_ ~port:_ =
     if !published > 0 then decr published;
@@ -129,6 +141,16 @@ let case ~step () =
     | `Listen -> !Events.listened = 1 && !Memory.made = 0
     | `Write -> !Memory.made = 3)
 
+let stale_client () =
+  Events.connected := 0;
+  (match Lwt_main.run (Lwt.catch (fun () -> V.client ~domid:0 ~port () >|= fun _ -> Ok ())
+                         (fun e -> Lwt.return (Error e))) with
+  | Error Vchan_rs.Endpoint.Stale -> ()
+  | Ok () -> Alcotest.fail "connected to a dead server"
+  | Error e -> Alcotest.failf "failed with %s" (Printexc.to_string e));
+  Alcotest.(check int) "event channels bound" 0 !Events.connected;
+  Vchan_rs.In_memory_events.assert_cleaned_up ()
+
 (* A client that breaks the protocol is not simulated here: that the
    same path (a failed [connected]) releases is covered by [`Write], whose
    failure also comes after the channel and pages exist. *)
@@ -142,4 +164,5 @@ let () =
           ("the event channel fails", case ~step:`Listen);
           ("the rendezvous write fails", case ~step:`Write);
         ] );
+      ("client", [ ("a killed server's rendezvous binds nothing", stale_client) ]);
     ]
