@@ -576,7 +576,9 @@ module Make_with (P : PLATFORM) = struct
         else begin
           absorb t;
           match peer_state t with
-          | Ok Exited | Error _ -> closed
+          | Ok Exited | Error _ ->
+              (* It may have read the rest, then closed, since we looked. *)
+              if F.buffer_space t.st = t.write_size then Lwt.return (Ok ()) else closed
           | Ok (Waiting | Connected) -> wait t tok >>= go
         end
     in
