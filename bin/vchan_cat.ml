@@ -39,6 +39,14 @@ let stdin_done ~quit_after =
    read by the peer yet; [lingering] once all of stdin is in the ring. A regular file, pipe or socket is read straight
    into the write ring (E.write_from_fd: no buffer, no copy); anything else
    (a terminal) through a buffer and Lwt's thread pool. *)
+(* Is stdin at its end now? Only asked of a regular file, pipe or socket
+   (never blocking: a pipe or socket is non-blocking, see [lwt_fd]). *)
+let stdin_at_end () =
+  match (Unix.fstat Unix.stdin).Unix.st_kind with
+  | Unix.S_REG | Unix.S_FIFO | Unix.S_SOCK -> (
+      try Unix.read Unix.stdin (Bytes.create 1) 0 1 = 0 with Unix.Unix_error _ -> false)
+  | _ | (exception Unix.Unix_error _) -> false
+
 let upstream t ~chunk ~quit_after ~sent ~sending ~lingering =
   let stdin = lwt_fd ~input:true Unix.stdin in
   let direct =
@@ -273,14 +281,15 @@ let main listen no_stdin quit_after verbose buffer_size backend timeout domid po
         warn_cut t ~sent:!sent;
         Lwt.return (`Exit 0)
     | `Peer_eof when not !sending -> Lwt.return (`Exit 0)
-    | `Peer_eof when !lingering -> (
-        (* All of stdin is in the ring: the peer's last reads and its close
-           may come with one wake-up, which can reach our end of stream
-           before the linger: ask it once more. *)
+    | `Peer_eof -> (
+        (* The peer's last reads and its close may come with one wake-up,
+           which can reach our end of stream before our sending side saw
+           them: everything we wrote was read ([linger] says so), and
+           stdin is all in the ring, or at its end now. *)
         E.linger t >>= function
-        | Ok () -> Lwt.return (`Exit 0)
-        | Error _ -> failf "the peer closed the vchan before all of stdin was sent")
-    | `Peer_eof | `Peer_gone ->
+        | Ok () when !lingering || stdin_at_end () -> Lwt.return (`Exit 0)
+        | _ -> failf "the peer closed the vchan before all of stdin was sent")
+    | `Peer_gone ->
         failf "the peer closed the vchan before all of stdin was sent"
   in
   (* Whatever ends the job (its end, a failure, a signal, which cancels what
