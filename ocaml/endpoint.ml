@@ -192,7 +192,12 @@ module Make_with (P : PLATFORM) = struct
       absorb t
     end;
     let tok = t.token in
-    if t.gone <> gone || arm () then Lwt.return_unit else wait t tok
+    if t.gone <> gone || arm () then begin
+      (* No wait after all: a later wake-up must not time a spin from here. *)
+      t.spun <- false;
+      Lwt.return_unit
+    end
+    else wait t tok
 
   (* Spin until [poll ()] (bytes found less bytes wanted, left in
      [t.polled]) is not negative, or the peer's state changes; not right
