@@ -10,6 +10,15 @@
 //! request it posts: see [`vchan_core::Fences::PeerBarrier`]). End-of-file
 //! on the socket means the peer closed or died.
 //!
+//! A port's file holds its owner's unmap-notify request too (the bytes of
+//! its `U` message), and a client reads its server's when it binds. A
+//! server sends the message only once it has accepted the connection,
+//! which it does the next time it consumes events or notifies; a server
+//! that dies first (possibly after it saw its client connected in the
+//! shared page, idle since) would otherwise die unseen by a client that
+//! carries out the request itself (xensim, on its C side's behalf). Under
+//! Xen the request holds from the moment the page is shared.
+//!
 //! The descriptor users poll is an epoll instance holding the listening
 //! socket, then the connection; it stops polling readable once the peer is
 //! gone and that was reported.
@@ -40,6 +49,20 @@ pub struct UnmapNotify {
     pub gref: u32,
     /// Byte to clear.
     pub offset: u32,
+}
+
+/// An unmap-notify request (`U`, then owner, grant ref and offset, each
+/// little-endian), as a message or a port's file holds it.
+fn parse_unmap(msg: &[u8]) -> Option<UnmapNotify> {
+    if msg.len() != UNMAP_LEN || msg[0] != MSG_UNMAP {
+        return None;
+    }
+    let w = |i: usize| u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]]);
+    Some(UnmapNotify {
+        owner: w(1),
+        gref: w(5),
+        offset: w(9),
+    })
 }
 
 /// Directory of domain `domid`'s ports.
@@ -210,7 +233,8 @@ pub struct UnixEvent {
     peer_unmap: Option<UnmapNotify>,
     // Dropped last: the port stays ours until the sockets are closed.
     _slot: Option<Owned>,
-    _lock: Owned,
+    /// The port's file (holding our unmap-notify request, once set).
+    lock: Owned,
 }
 
 impl UnixEvent {
@@ -254,7 +278,7 @@ impl UnixEvent {
             my_unmap: None,
             peer_unmap: None,
             _slot: None,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -319,6 +343,12 @@ impl UnixEvent {
             ));
         }
         set_blocking(&fd)?;
+        // The server's unmap-notify request, written before it published
+        // (see the module's documentation); optional, as is its message.
+        let peer_unmap = fsobj::read_small_at(rfd.as_raw_fd(), &remote_port.to_string(), MSG_MAX)
+            .ok()
+            .flatten()
+            .and_then(|v| parse_unmap(&v));
         let (port, lock) = alloc_port(&dom_dir(root, own))?;
         let epoll = epoll_with(fd.as_raw_fd())?;
         Ok(UnixEvent {
@@ -329,9 +359,9 @@ impl UnixEvent {
             gone: false,
             gone_reported: false,
             my_unmap: None,
-            peer_unmap: None,
+            peer_unmap,
             _slot: Some(slot),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -435,16 +465,13 @@ impl UnixEvent {
         match msg[0] {
             MSG_NOTIFY => ev.notifies = ev.notifies.saturating_add(1),
             MSG_BARRIER => ev.peer_barrier = true,
-            MSG_UNMAP if msg.len() == UNMAP_LEN => {
-                let w = |i: usize| u32::from_le_bytes([msg[i], msg[i + 1], msg[i + 2], msg[i + 3]]);
-                self.peer_unmap = Some(UnmapNotify {
-                    owner: w(1),
-                    gref: w(5),
-                    offset: w(9),
-                });
+            // Unknown and malformed messages are ignored (forward
+            // compatibility).
+            _ => {
+                if let Some(u) = parse_unmap(msg) {
+                    self.peer_unmap = Some(u);
+                }
             }
-            // Unknown messages are ignored (forward compatibility).
-            _ => {}
         }
     }
 
@@ -526,6 +553,7 @@ impl EventChannel for UnixEvent {
         msg[1..5].copy_from_slice(&owner.get().to_le_bytes());
         msg[5..9].copy_from_slice(&gref.to_le_bytes());
         msg[9..13].copy_from_slice(&offset.to_le_bytes());
+        self.lock.set_content(&msg)?;
         self.my_unmap = Some(msg);
         if let Some(c) = &self.conn {
             send(c, &msg)?;

@@ -36,6 +36,16 @@ pub(crate) struct Owned {
     file: File,
 }
 
+impl Owned {
+    /// Replace the file's content (a reader that opens it after this
+    /// returned reads all of it).
+    pub(crate) fn set_content(&self, content: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(content, 0)?;
+        self.file.set_len(content.len() as u64)
+    }
+}
+
 impl Drop for Owned {
     fn drop(&mut self) {
         let _ = unlink_at(self.dir.as_raw_fd(), &self.name, 0);
