@@ -211,3 +211,35 @@ fn a_rendezvous_directory_longer_than_a_socket_address_works() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A client that connected before the server looked: `accept` returns
+/// Connected at once, with the connection's hang-up descriptor ready (the
+/// unix backend's event channel accepted the client's connection then,
+/// not at some later wake-up; a blocking `accept` consumed events first
+/// anyway, and missed only a client connecting in between).
+#[test]
+fn accept_of_a_client_already_connected_has_its_hangup_fd() {
+    let dir = common::private_tempdir();
+    let (sb, cb) = backends(dir.path());
+    let path = "/local/domain/0/data/vchan/1/early";
+    let mut server = Endpoint::listen_at(sb, DomId::new(1).unwrap(), path, 4096, 4096).unwrap();
+    assert!(
+        server.hangup_fd().is_none(),
+        "a hang-up descriptor before any client"
+    );
+    let client = Endpoint::connect_at(
+        cb,
+        DomId::new(0).unwrap(),
+        path,
+        Some(Duration::from_secs(5)),
+    )
+    .unwrap();
+    // (Non-blocking: `state` does not consume events then.)
+    server.set_nonblocking(true);
+    assert_eq!(server.accept(None).unwrap(), State::Connected);
+    assert!(
+        server.hangup_fd().is_some(),
+        "accept returned with no hang-up descriptor"
+    );
+    drop(client);
+}

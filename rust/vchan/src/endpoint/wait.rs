@@ -147,6 +147,12 @@ impl Endpoint {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let st = self.state()?;
+            if st == State::Connected {
+                // The client connected its event channel before it wrote
+                // the page: accept that connection now (the unix backend),
+                // so that `hangup_fd` is there from the start.
+                self.drain()?;
+            }
             if st != State::Waiting {
                 return Ok(st);
             }
