@@ -5,45 +5,8 @@ type state = Waiting | Connected | Exited
 
 exception Stale
 
-module type S = sig
-  include
-    S.ENDPOINT
-      with type port = Port.t
-       and type error = Error.t
-       and type write_error = Error.t
-
-  val listen :
-    domid:int -> port:port -> ?read_size:int -> ?write_size:int -> unit -> t Lwt.t
-
-  val accept : t -> unit Lwt.t
-  val is_server : t -> bool
-  val state : t -> state
-  val peer_vanished : t -> bool
-  val data_ready : t -> int
-  val buffer_space : t -> int
-  val read_into : t -> Cstruct.t -> (int S.or_eof, error) result Lwt.t
-  val send : t -> Cstruct.t -> (unit, write_error) result Lwt.t
-  val recv : t -> Cstruct.t -> (unit S.or_eof, error) result Lwt.t
-  val fill : t -> (Cstruct.t -> int) -> (int, write_error) result Lwt.t
-  val linger : t -> (unit, write_error) result Lwt.t
-end
-
-module type PLATFORM = sig
-  module E : S.EVENTS
-  module M : S.MEMORY
-  module C : S.CONFIGURATION
-
-  val share_page : E.channel -> domid:int -> own_live:int -> M.share
-  val map_page : E.channel -> domid:int -> grant:M.grant -> own_live:int -> M.mapping
-  val peer_gone : E.channel -> bool
-
-  type spin
-
-  val spin : unit -> spin
-  val spin_until : spin -> (unit -> bool) -> bool
-  val woke : spin -> unit
-  val stalled : E.channel -> unit
-end
+module type S = Endpoint_intf.S with type state := state
+module type PLATFORM = Endpoint_intf.PLATFORM
 
 module Make_with (P : PLATFORM) = struct
   module E = P.E
