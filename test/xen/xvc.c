@@ -14,11 +14,31 @@
  * libxenvchan_server_init rounds them; it prints them on stderr.
  * Exit status 0 only when everything was moved (and checked). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <libxenvchan.h>
+
+/* On SIGTERM (a case's `timeout`), the shared page's state on stderr
+ * before exiting: which side a hang left waiting, and for what. */
+static struct libxenvchan *dumped;
+
+static void dump_and_exit(int sig)
+{
+    char b[256];
+    struct vchan_interface *r = dumped ? dumped->ring : NULL;
+    int n = r ? snprintf(b, sizeof b,
+                         "xvc: signal %d: left prod %u cons %u, right prod %u cons %u, "
+                         "cli_live %u srv_live %u cli_notify %#x srv_notify %#x\n",
+                         sig, r->left.prod, r->left.cons, r->right.prod, r->right.cons,
+                         r->cli_live, r->srv_live, r->cli_notify, r->srv_notify)
+              : snprintf(b, sizeof b, "xvc: signal %d before the vchan was up\n", sig);
+    if (n > 0 && write(2, b, (size_t)n) < 0)
+        _exit(125);
+    _exit(124);
+}
 
 static size_t packet_size(unsigned i) { return 1 + (i * 37u) % 1000u; }
 static unsigned char pattern(size_t k) { return (unsigned char)((k * 131u) >> 3); }
@@ -79,6 +99,7 @@ static int api(struct libxenvchan *v, unsigned n, size_t m)
 
 int main(int argc, char **argv)
 {
+    signal(SIGTERM, dump_and_exit);
     if (argc < 5)
         return fail("usage: xvc server|client DOMID PATH [-r N] [-w N] send|recv|api N M");
     int server = !strcmp(argv[1], "server");
@@ -114,6 +135,7 @@ int main(int argc, char **argv)
     if (!v)
         return fail(server ? "libxenvchan_server_init failed" : "libxenvchan_client_init failed");
     v->blocking = 1;
+    dumped = v;
     if (server)
         fprintf(stderr, "xvc: server rings: read %d, write %d\n",
                 1 << v->read.order, 1 << v->write.order);
